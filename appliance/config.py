@@ -1,0 +1,106 @@
+"""Settings: every knob is an ``APPLIANCE_*`` environment variable.
+
+Nothing reads the environment at import time; ``Settings()`` is built once by
+the composition root (``runtime.py``) or the CLI and passed down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="APPLIANCE_", extra="ignore")
+
+    home: Path = Field(default=Path("./data"), description="Everything that persists.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    console_port: int = Field(default=8501, ge=0, le=65535)
+    api_url: str | None = Field(
+        default=None, description="The API the CLI and console talk to (default from host/port)."
+    )
+    admin_password: SecretStr | None = Field(
+        default=None, description="Creates user `admin` on first start."
+    )
+    inbox_poll_seconds: float = Field(default=2.0, gt=0)
+    inbox_min_age_seconds: float = Field(
+        default=2.0, ge=0, description="A file without a rename or .done marker must be this old."
+    )
+    jobs_dir: Path | None = None
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1", "testserver"],
+        description="Host header allowlist (DNS-rebinding guard); '*' allows any.",
+    )
+    max_file_bytes: int = Field(default=2 * 1024**3, gt=0, description="Largest inbox file.")
+    max_uncompressed_bytes: int = Field(
+        default=4 * 1024**3, gt=0, description="Cap on a decompressed .gz stream."
+    )
+    parse_timeout_seconds: float = Field(default=600.0, gt=0)
+    parse_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a parser.")
+    min_free_disk_mb: int = Field(default=256, ge=0)
+    session_ttl_hours: float = Field(default=12.0, gt=0)
+    checkpoint_minutes: float = Field(default=10.0, gt=0)
+    log_level: str = "info"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "appliance.duckdb"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / "appliance.lock"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def claimed_dir(self) -> Path:
+        return self.home / "claimed"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def resolved_jobs_dir(self) -> Path:
+        return self.jobs_dir if self.jobs_dir is not None else self.home / "jobs"
+
+    @property
+    def resolved_api_url(self) -> str:
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    def ensure_dirs(self) -> None:
+        for d in (
+            self.home,
+            self.inbox_dir,
+            self.claimed_dir,
+            self.staging_dir,
+            self.archive_dir,
+            self.quarantine_dir,
+            self.datasets_dir,
+            self.artifacts_dir,
+        ):
+            d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Pure domain: dataclasses, enums and maths. No DB, HTTP or UI imports."""

@@ -1,0 +1,79 @@
+"""The audit hash chain: pure maths over event fields.
+
+Each event's hash covers its own fields and the previous event's hash, so
+editing any row breaks its own hash, and deleting one breaks the next row's
+``prev_hash`` link (and the sequence numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def event_hash(
+    *,
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    target: str,
+    before: Any,
+    after: Any,
+    prev_hash: str,
+) -> str:
+    body = canonical(
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "before": before,
+            "after": after,
+            "prev": prev_hash,
+        }
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    problem: str
+
+
+def verify_chain(events: list[dict[str, Any]]) -> list[ChainProblem]:
+    """Check events (ordered by seq) and return every break found; empty means intact."""
+    problems: list[ChainProblem] = []
+    prev = GENESIS
+    expected_seq = 1
+    for e in events:
+        seq = int(e["seq"])
+        if seq != expected_seq:
+            problems.append(ChainProblem(seq, f"sequence gap: expected {expected_seq}"))
+        if e["prev_hash"] != prev:
+            problems.append(ChainProblem(seq, "prev_hash does not match the previous event"))
+        recomputed = event_hash(
+            seq=seq,
+            at=e["at"],
+            actor=e["actor"],
+            action=e["action"],
+            target=e["target"],
+            before=e["before"],
+            after=e["after"],
+            prev_hash=e["prev_hash"],
+        )
+        if recomputed != e["hash"]:
+            problems.append(ChainProblem(seq, "hash does not match the event's contents"))
+        prev = e["hash"]
+        expected_seq = seq + 1
+    return problems

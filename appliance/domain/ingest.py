@@ -1,0 +1,34 @@
+"""Ingestion vocabulary: version statuses, outcomes and rejection reason codes."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class VersionStatus(str, Enum):
+    accepted = "accepted"  # passed its contract; usable for training
+    rejected = "rejected"  # failed its contract; kept for inspection, never trained on
+
+
+class IngestOutcome(str, Enum):
+    accepted = "accepted"
+    rejected = "rejected"        # became a rejected version (contract failed)
+    quarantined = "quarantined"  # no version at all: unreadable, duplicate, unsafe, too big
+    recovered = "recovered"      # finished after a restart (already recorded before a crash)
+
+
+class Reason(str, Enum):
+    """Stable machine codes written to ``<file>.reason.json``."""
+
+    unsupported_format = "unsupported_format"
+    not_regular_file = "not_regular_file"   # symlink, FIFO, device, directory, hardlink
+    invalid_name = "invalid_name"
+    too_big = "too_big"                     # file or decompressed stream past its cap
+    empty = "empty"                         # zero bytes or header only
+    encoding = "encoding"                   # not UTF-8 (Latin-1, UTF-16 BOM, ...)
+    malformed = "malformed"                 # ragged rows, unclosed quote, bad value for type
+    contract_failed = "contract_failed"
+    duplicate = "duplicate"                 # the same bytes are already a version
+    parser_crashed = "parser_crashed"       # the child died: memory cap, signal
+    timeout = "timeout"
+    internal = "internal"

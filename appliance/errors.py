@@ -1,0 +1,111 @@
+"""One error tree for the whole appliance.
+
+Errors carry data, never HTTP status codes; ``appliance.api.errors`` maps
+classes to statuses in one place and the CLI maps them to exit codes::
+
+    ApplianceError
+    ├── InvalidInput            a request, name, file or setting is malformed
+    │   ├── InvalidName         a user string failed its name pattern
+    │   └── ContractInvalid     a contract document cannot be read as a schema
+    ├── NotFound                the named thing does not exist
+    ├── Conflict                the request clashes with current state
+    ├── Unauthenticated         no or bad credentials
+    ├── PermissionDenied        credentials are fine, the role is too small
+    ├── IngestRejected          a file was refused (carries a reason code)
+    ├── StoreLocked             another process owns the store (carries its PID)
+    ├── StoreUnavailable        the store cannot be opened or is degraded
+    ├── InsufficientDisk        the free-disk guard refused the work
+    └── RemoteError             the HTTP API answered with an error shape
+
+Errors raised by libraries underneath are translated at the boundary
+(``raise X from exc``) so callers only ever catch these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApplianceError(Exception):
+    """Base class: a message for humans plus structured ``detail`` for machines."""
+
+    kind = "appliance_error"
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, "message": self.message, "detail": self.detail}
+
+
+class InvalidInput(ApplianceError):
+    kind = "invalid_input"
+
+
+class InvalidName(InvalidInput):
+    kind = "invalid_name"
+
+
+class ContractInvalid(InvalidInput):
+    kind = "contract_invalid"
+
+
+class NotFound(ApplianceError):
+    kind = "not_found"
+
+
+class Conflict(ApplianceError):
+    kind = "conflict"
+
+
+class Unauthenticated(ApplianceError):
+    kind = "unauthenticated"
+
+
+class PermissionDenied(ApplianceError):
+    kind = "permission_denied"
+
+
+class IngestRejected(ApplianceError):
+    """A file was refused. ``reason`` is a stable machine code (see ``domain.ingest``)."""
+
+    kind = "ingest_rejected"
+
+    def __init__(self, reason: str, message: str, *, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["reason"] = self.reason
+        return out
+
+
+class StoreLocked(ApplianceError):
+    kind = "store_locked"
+
+    def __init__(self, pid: int | None, path: str) -> None:
+        who = f"PID {pid}" if pid else "another process"
+        super().__init__(f"store is locked by {who} ({path})", detail={"pid": pid, "path": path})
+        self.pid = pid
+
+
+class StoreUnavailable(ApplianceError):
+    kind = "store_unavailable"
+
+
+class InsufficientDisk(ApplianceError):
+    kind = "insufficient_disk"
+
+
+class RemoteError(ApplianceError):
+    """An error shape answered by the HTTP API, re-raised on the client side."""
+
+    kind = "remote_error"
+
+    def __init__(self, status: int, kind: str, message: str, *, detail: Any = None) -> None:
+        super().__init__(message, detail=detail)
+        self.status = status
+        self.remote_kind = kind
