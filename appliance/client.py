@@ -1,0 +1,166 @@
+"""Typed HTTP client for the appliance API.
+
+Used by the console (``ui/``), the CLI in remote mode, tests and notebooks.
+It never imports the store: everything goes over HTTP, and error shapes come
+back as :class:`appliance.errors.RemoteError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from appliance.errors import RemoteError, Unauthenticated
+
+API = "/api/v1"
+
+
+class ApplianceClient:
+    """A thin client over ``/api/v1``.
+
+    >>> c = ApplianceClient("http://127.0.0.1:8000")
+    >>> c.login("admin", "secret")           # doctest: +SKIP
+    >>> c.get("/datasets")                    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    # -- plumbing ---------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApplianceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = path if path.startswith("/healthz") or path.startswith("/metrics") else API + path
+        headers = {**self._headers(), **kwargs.pop("headers", {})}
+        try:
+            resp = self._http.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RemoteError(0, "connection_error", f"cannot reach {self.base_url}: {exc}") from exc
+        return _decode(resp)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def put(self, path: str, json: Any = None) -> Any:
+        return self.request("PUT", path, json=json)
+
+    def patch(self, path: str, json: Any = None) -> Any:
+        return self.request("PATCH", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    # -- auth ---------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.post("/auth/token", json={"username": username, "password": password})
+        self.token = out["access_token"]
+        return out
+
+    def me(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.get("/auth/me")
+        return out
+
+    # -- resources ------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.request("GET", "/healthz")
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.get("/summary")
+        return out
+
+    def datasets(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.get("/datasets")
+        return out
+
+    def dataset(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(f"/datasets/{name}")
+        return out
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.get(f"/datasets/{name}/versions")
+        return out
+
+    def version(self, name: str, number: int) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(f"/datasets/{name}/versions/{number}")
+        return out
+
+    def contract(self, name: str, version: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(f"/datasets/{name}/contract", version=version)
+        return out
+
+    def set_contract(self, name: str, yaml_text: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.put(f"/datasets/{name}/contract", json={"yaml": yaml_text})
+        return out
+
+    def revalidate(self, name: str, number: int) -> dict[str, Any]:
+        out: dict[str, Any] = self.post(f"/datasets/{name}/versions/{number}/validate")
+        return out
+
+    def upload(self, path: Path, dataset: str) -> dict[str, Any]:
+        with path.open("rb") as fh:
+            out: dict[str, Any] = self.request(
+                "POST",
+                f"/datasets/{dataset}/files",
+                files={"file": (path.name, fh, "application/octet-stream")},
+            )
+        return out
+
+    def ingests(self, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.get("/ingests", dataset=dataset, limit=limit)
+        return out
+
+    def lineage(self, node: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(f"/lineage/{node}")
+        return out
+
+    def audit(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.get("/audit", limit=limit, offset=offset)
+        return out
+
+    def audit_verify(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.get("/audit/verify")
+        return out
+
+
+def _decode(resp: httpx.Response) -> Any:
+    if resp.status_code < 400:
+        if not resp.content:
+            return None
+        ctype = resp.headers.get("content-type", "")
+        return resp.json() if "json" in ctype else resp.text
+    try:
+        err = resp.json()["error"]
+        kind, message, detail = err["type"], err["message"], err.get("detail")
+    except (ValueError, KeyError, TypeError):
+        kind, message, detail = "http_error", resp.text[:500] or resp.reason_phrase, None
+    if resp.status_code == 401:
+        raise Unauthenticated(message, detail=detail)
+    raise RemoteError(resp.status_code, kind, message, detail=detail)
