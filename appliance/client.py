@@ -7,6 +7,7 @@ back as :class:`appliance.errors.RemoteError`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +125,26 @@ class ApplianceClient:
         out: dict[str, Any] = self.post(f"/datasets/{name}/versions/{number}/validate")
         return out
 
-    def upload(self, path: Path, dataset: str) -> dict[str, Any]:
-        with path.open("rb") as fh:
-            out: dict[str, Any] = self.request(
-                "POST",
-                f"/datasets/{dataset}/files",
-                files={"file": (path.name, fh, "application/octet-stream")},
-            )
+    def upload(
+        self, path: Path, dataset: str, *, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """Stream a file as the raw request body (no multipart spooling on either side)."""
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    if progress:
+                        progress(len(chunk))
+                    yield chunk
+
+        out: dict[str, Any] = self.request(
+            "POST",
+            f"/datasets/{dataset}/files",
+            params={"filename": path.name},
+            content=chunks(),
+            headers={"Content-Type": "application/octet-stream",
+                     "Content-Length": str(path.stat().st_size)},
+        )
         return out
 
     def ingests(self, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -1,0 +1,45 @@
+"""Request dependencies: the appliance, the caller, and role checks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from appliance.auth.service import require
+from appliance.domain.principal import Principal
+from appliance.domain.roles import Role
+from appliance.runtime import Appliance
+
+_bearer = HTTPBearer(auto_error=False, description="A session or API token")
+
+
+def get_appliance(request: Request) -> Appliance:
+    app: Appliance = request.app.state.appliance
+    return app
+
+
+App = Annotated[Appliance, Depends(get_appliance)]
+
+
+def current_principal(
+    app: App,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    return app.auth.authenticate(creds.credentials if creds else None)
+
+
+def _needs(role: Role):  # type: ignore[no-untyped-def]
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        require(principal, role)
+        return principal
+
+    check.__name__ = f"needs_{role.value}"
+    return check
+
+
+Viewer = Annotated[Principal, Depends(_needs(Role.viewer))]
+Operator = Annotated[Principal, Depends(_needs(Role.operator))]
+Approver = Annotated[Principal, Depends(_needs(Role.approver))]
+Admin = Annotated[Principal, Depends(_needs(Role.admin))]

@@ -1,0 +1,75 @@
+"""Users, tokens and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from appliance.api.deps import Admin, App, Approver
+from appliance.domain.roles import Role
+
+router = APIRouter(prefix="/api/v1")
+
+
+class UserCreate(BaseModel):
+    username: str
+    password: str
+    role: Role = Role.viewer
+
+
+class UserUpdate(BaseModel):
+    role: Role | None = None
+    password: str | None = None
+    disabled: bool | None = None
+
+
+class TokenCreate(BaseModel):
+    username: str
+    name: str
+    expires_days: float | None = None
+
+
+@router.get("/audit", tags=["audit"])
+def list_audit(
+    app: App, _: Approver, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
+) -> list[dict[str, Any]]:
+    return app.auditor.list(limit=limit, offset=offset)
+
+
+@router.get("/audit/verify", tags=["audit"])
+def verify_audit(app: App, _: Admin) -> dict[str, Any]:
+    return app.auditor.verify()
+
+
+@router.get("/users", tags=["users"])
+def list_users(app: App, _: Admin) -> list[dict[str, Any]]:
+    return app.auth.list_users()
+
+
+@router.post("/users", tags=["users"], status_code=201)
+def create_user(app: App, who: Admin, body: UserCreate) -> dict[str, Any]:
+    return app.auth.add_user(body.username, body.password, body.role, by=who)
+
+
+@router.patch("/users/{username}", tags=["users"])
+def update_user(app: App, who: Admin, username: str, body: UserUpdate) -> dict[str, Any]:
+    return app.auth.update_user(
+        username, by=who, role=body.role, password=body.password, disabled=body.disabled
+    )
+
+
+@router.get("/tokens", tags=["tokens"])
+def list_tokens(app: App, _: Admin) -> list[dict[str, Any]]:
+    return app.auth.list_tokens()
+
+
+@router.post("/tokens", tags=["tokens"], status_code=201)
+def create_token(app: App, who: Admin, body: TokenCreate) -> dict[str, Any]:
+    return app.auth.create_token(body.username, body.name, by=who, expires_days=body.expires_days)
+
+
+@router.delete("/tokens/{token_id}", tags=["tokens"])
+def revoke_token(app: App, who: Admin, token_id: str) -> dict[str, Any]:
+    return app.auth.revoke_token(token_id, by=who)

@@ -1,0 +1,77 @@
+"""Health, metrics, who-am-I, login and the console's home summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from appliance import __version__
+from appliance.api.deps import App, Viewer
+from appliance.errors import InvalidInput
+
+router = APIRouter()
+
+
+class LoginBody(BaseModel):
+    username: str
+    password: str
+
+
+def health_of(app: App) -> dict[str, Any]:
+    degraded = app.store.degraded_reason
+    return {
+        "status": "degraded" if degraded else "ok",
+        "version": __version__,
+        "degraded_reason": degraded,
+        "watcher": app.watcher.heartbeat,
+    }
+
+
+@router.get("/healthz", tags=["system"])
+def healthz(app: App) -> dict[str, Any]:
+    """Liveness and store health; the only route that needs no credentials."""
+    return health_of(app)
+
+
+@router.get("/metrics", tags=["system"])
+def metrics(app: App, _: Viewer) -> Response:
+    app.metrics.inbox_polls.set(app.watcher.heartbeat["polls"])
+    return Response(app.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.post("/api/v1/auth/token", tags=["auth"])
+async def login(app: App, request: Request) -> dict[str, Any]:
+    """Exchange a username and password (JSON or form) for a bearer token."""
+    ctype = request.headers.get("content-type", "")
+    if "form" in ctype:
+        form = await request.form()
+        raw: dict[str, Any] = {k: form.get(k) for k in ("username", "password")}
+    else:
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise InvalidInput("send {\"username\", \"password\"} as JSON or a form") from None
+    try:
+        body = LoginBody.model_validate(raw)
+    except ValueError:
+        raise InvalidInput("send {\"username\", \"password\"} as JSON or a form") from None
+    from starlette.concurrency import run_in_threadpool
+
+    out: dict[str, Any] = await run_in_threadpool(app.auth.login, body.username, body.password)
+    return out
+
+
+@router.get("/api/v1/auth/me", tags=["auth"])
+def me(who: Viewer) -> dict[str, Any]:
+    return {"username": who.username, "role": who.role.value}
+
+
+@router.get("/api/v1/summary", tags=["system"])
+def summary(app: App, _: Viewer) -> dict[str, Any]:
+    return {
+        "counts": app.datasets.counts(),
+        "recent_ingests": app.datasets.ingests(limit=20),
+        "health": health_of(app),
+    }

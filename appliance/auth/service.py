@@ -1,0 +1,292 @@
+"""Users, passwords, tokens and authentication.
+
+Passwords are hashed with argon2 (argon2-cffi). Tokens are 256-bit random
+secrets, so a fast sha256 digest is enough to store them; the plain secret is
+shown once and never stored. Sessions (from ``POST /auth/token``) and API
+tokens are the same kind of row, with a different ``kind`` and lifetime.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from appliance.auth.audit import Auditor
+from appliance.domain.names import check_username
+from appliance.domain.principal import Principal
+from appliance.domain.roles import Role
+from appliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from appliance.store import users as q
+from appliance.store.db import Store
+from appliance.store.tables import TokenRow, UserRow
+
+TOKEN_PREFIX = "apl_"
+_CACHE_SECONDS = 30.0
+_MIN_PASSWORD = 8
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class AuthService:
+    def __init__(self, store: Store, auditor: Auditor, *, session_ttl_hours: float) -> None:
+        self.store = store
+        self.auditor = auditor
+        self.session_ttl = dt.timedelta(hours=session_ttl_hours)
+        self._hasher = PasswordHasher()
+        # token hash -> (principal, valid-until monotonic); cleared on any user/token change
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._cache_lock = threading.Lock()
+        # a dummy hash so a wrong username costs as much as a wrong password
+        self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
+
+    # -- bootstrap ------------------------------------------------------------
+
+    def bootstrap(self, admin_password: str | None) -> str | None:
+        """Create the first admin, or return a one-time bootstrap token to print.
+
+        No default password and no open signup: with no users and no
+        ``APPLIANCE_ADMIN_PASSWORD``, an admin-scoped token valid for 24 hours
+        is minted; it is revoked as soon as the first user exists.
+        """
+        with self.store.read() as s:
+            if q.count_users(s) > 0:
+                return None
+        if admin_password:
+            self.add_user("admin", admin_password, Role.admin, by="system")
+            return None
+        secret = new_secret()
+        with self.store.write() as s:
+            now = dt.datetime.now(dt.UTC)
+            q.revoke_tokens_of_kind(s, "bootstrap", now)
+            row = q.add_token(
+                s,
+                TokenRow(
+                    name="bootstrap", kind="bootstrap", token_hash=hash_token(secret),
+                    role=Role.admin.value, expires_at=now + dt.timedelta(hours=24),
+                ),
+            )
+            self.auditor.record(s, "system", "auth.bootstrap_token", f"token:{row.id}")
+        return secret
+
+    # -- users ----------------------------------------------------------------
+
+    def add_user(self, username: str, password: str, role: Role | str, *, by: Principal | str) -> dict[str, Any]:
+        check_username(username)
+        role = _role(role)
+        _check_password(password)
+        with self.store.write() as s:
+            if q.get_user(s, username) is not None:
+                raise Conflict(f"user {username!r} already exists")
+            row = q.add_user(
+                s, UserRow(username=username, password_hash=self._hasher.hash(password), role=role.value)
+            )
+            self.auditor.record(s, by, "user.create", f"user:{username}", after=user_public(row))
+            q.revoke_tokens_of_kind(s, "bootstrap", dt.datetime.now(dt.UTC))
+        self._clear_cache()
+        return user_public(row)
+
+    def update_user(
+        self,
+        username: str,
+        *,
+        by: Principal,
+        role: Role | str | None = None,
+        password: str | None = None,
+        disabled: bool | None = None,
+    ) -> dict[str, Any]:
+        with self.store.write() as s:
+            row = q.get_user(s, username)
+            if row is None:
+                raise NotFound(f"user {username!r} does not exist")
+            before = user_public(row)
+            if role is not None:
+                row.role = _role(role).value
+            if password is not None:
+                _check_password(password)
+                row.password_hash = self._hasher.hash(password)
+            if disabled is not None:
+                if disabled and username == by.username:
+                    raise Conflict("you cannot disable yourself")
+                row.disabled = disabled
+            s.add(row)
+            after = user_public(row)
+            changes = {"password_changed": password is not None}
+            self.auditor.record(s, by, "user.update", f"user:{username}", before=before, after={**after, **changes})
+        self._clear_cache()
+        return after
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            return [user_public(u) for u in q.list_users(s)]
+
+    # -- tokens ---------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        with self.store.read() as s:
+            user = q.get_user(s, username) if isinstance(username, str) else None
+        hashed = user.password_hash if user and user.password_hash else self._dummy_hash
+        try:
+            self._hasher.verify(hashed, password)
+            ok = user is not None and not user.disabled
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            ok = False
+        if not ok or user is None:
+            raise Unauthenticated("wrong username or password")
+        secret = new_secret()
+        expires = dt.datetime.now(dt.UTC) + self.session_ttl
+        with self.store.write() as s:
+            q.add_token(
+                s,
+                TokenRow(user_id=user.id, name="session", kind="session",
+                         token_hash=hash_token(secret), expires_at=expires),
+            )
+        return {
+            "access_token": secret,
+            "token_type": "bearer",
+            "expires_at": expires.isoformat(),
+            "username": user.username,
+            "role": user.role,
+        }
+
+    def create_token(
+        self, username: str, name: str, *, by: Principal | str, expires_days: float | None = None
+    ) -> dict[str, Any]:
+        if not name or len(name) > 64:
+            raise InvalidInput("a token needs a name of 1-64 characters")
+        secret = new_secret()
+        expires = (
+            dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days) if expires_days else None
+        )
+        with self.store.write() as s:
+            user = q.get_user(s, username)
+            if user is None:
+                raise NotFound(f"user {username!r} does not exist")
+            row = q.add_token(
+                s,
+                TokenRow(user_id=user.id, name=name, kind="api",
+                         token_hash=hash_token(secret), expires_at=expires),
+            )
+            out = token_public(row, username)
+            self.auditor.record(s, by, "token.create", f"token:{row.id}", after=out)
+        return {**out, "token": secret}
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            names = {u.id: u.username for u in q.list_users(s)}
+            return [token_public(t, names.get(t.user_id)) for t in q.list_tokens(s)]
+
+    def revoke_token(self, token_id: str, *, by: Principal) -> dict[str, Any]:
+        try:
+            tid = uuid.UUID(token_id)
+        except ValueError:
+            raise NotFound(f"token {token_id!r} does not exist") from None
+        with self.store.write() as s:
+            row = q.get_token(s, tid)
+            if row is None:
+                raise NotFound(f"token {token_id!r} does not exist")
+            user = q.get_user_by_id(s, row.user_id) if row.user_id else None
+            before = token_public(row, user.username if user else None)
+            if row.revoked_at is None:
+                row.revoked_at = dt.datetime.now(dt.UTC)
+                s.add(row)
+            after = token_public(row, user.username if user else None)
+            self.auditor.record(s, by, "token.revoke", f"token:{row.id}", before=before, after=after)
+        self._clear_cache()
+        return after
+
+    # -- authentication ---------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthenticated("missing bearer token")
+        digest = hash_token(token)
+        now_mono = time.monotonic()
+        with self._cache_lock:
+            hit = self._cache.get(digest)
+        if hit and hit[1] > now_mono:
+            return hit[0]
+        now = dt.datetime.now(dt.UTC)
+        with self.store.read() as s:
+            row = q.get_token_by_hash(s, digest)
+            if row is None or row.revoked_at is not None:
+                raise Unauthenticated("invalid or revoked token")
+            if row.expires_at is not None and row.expires_at <= now:
+                raise Unauthenticated("token expired")
+            if row.kind == "bootstrap":
+                principal = Principal("bootstrap", Role(row.role or "viewer"), str(row.id), row.kind)
+            else:
+                user = q.get_user_by_id(s, row.user_id) if row.user_id else None
+                if user is None or user.disabled:
+                    raise Unauthenticated("the token's user is disabled or gone")
+                principal = Principal(user.username, Role(user.role), str(row.id), row.kind)
+        valid_for = _CACHE_SECONDS
+        if row.expires_at is not None:
+            valid_for = min(valid_for, (row.expires_at - now).total_seconds())
+        with self._cache_lock:
+            self._cache[digest] = (principal, now_mono + valid_for)
+        return principal
+
+    def _clear_cache(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
+
+
+def require(principal: Principal, role: Role) -> None:
+    if not principal.role.allows(role):
+        raise PermissionDenied(
+            f"this needs the {role.value} role; {principal.username} is {principal.role.value}",
+            detail={"needed": role.value, "have": principal.role.value},
+        )
+
+
+def user_public(u: UserRow) -> dict[str, Any]:
+    return {
+        "username": u.username,
+        "role": u.role,
+        "created_at": u.created_at.isoformat(),
+        "disabled": u.disabled,
+    }
+
+
+def token_public(t: TokenRow, username: str | None) -> dict[str, Any]:
+    def iso(v: dt.datetime | None) -> str | None:
+        return v.isoformat() if v else None
+
+    return {
+        "id": str(t.id),
+        "username": username,
+        "name": t.name,
+        "kind": t.kind,
+        "created_at": iso(t.created_at),
+        "expires_at": iso(t.expires_at),
+        "revoked_at": iso(t.revoked_at),
+        "last_used_at": iso(t.last_used_at),
+    }
+
+
+def _role(role: Role | str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}"
+        ) from None
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or len(password) < _MIN_PASSWORD:
+        raise InvalidInput(f"a password needs at least {_MIN_PASSWORD} characters")

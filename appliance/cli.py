@@ -1,0 +1,233 @@
+"""The ``appliance`` command line: thin adapters over services or the HTTP API."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from appliance.config import Settings
+from appliance.errors import ApplianceError
+
+app = typer.Typer(
+    help="The appliance: file-drop ingestion, data contracts, lineage and audit on one host.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="Datasets, versions and contracts.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
+
+Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
+
+
+def _settings(home: Path | None = None, **overrides: Any) -> Settings:
+    if home is not None:
+        overrides["home"] = home
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _print(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _fail(exc: ApplianceError) -> None:
+    typer.secho(f"error: {exc.message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (APPLIANCE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (APPLIANCE_PORT).")] = None,
+    home: Home = None,
+) -> None:
+    """Run the API, inbox watcher and scheduler: the one process that owns the store."""
+    from appliance.server import serve as run
+
+    raise typer.Exit(run(_settings(home, host=host, port=port)))
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Seed demo data and keep new demo files flowing.")] = False,
+    home: Home = None,
+) -> None:
+    """Run serve and the console as supervised children (the container's entrypoint)."""
+    from appliance.supervisor import run_up
+
+    raise typer.Exit(run_up(_settings(home), demo=demo))
+
+
+@app.command()
+def console(
+    api_url: Annotated[str | None, typer.Option(help="API base URL (APPLIANCE_API_URL).")] = None,
+    port: Annotated[int | None, typer.Option(help="Console port (APPLIANCE_CONSOLE_PORT).")] = None,
+) -> None:
+    """Run the Streamlit console alone against an API URL."""
+    from appliance.supervisor import console_command
+
+    settings = _settings(api_url=api_url, console_port=port)
+    cmd, env = console_command(settings)
+    os.execvpe(cmd[0], cmd, env)  # noqa: S606 - replaces this process on purpose
+
+
+@app.command()
+def init(
+    demo: Annotated[bool, typer.Option(help="Copy the example jobs and drop the sample data.")] = False,
+    home: Home = None,
+) -> None:
+    """Create the home folders (and, with --demo, seed example jobs and data)."""
+    from appliance.demo import seed_home
+
+    settings = _settings(home)
+    settings.ensure_dirs()
+    for line in seed_home(settings, demo=demo):
+        typer.echo(line)
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")],
+    home: Home = None,
+) -> None:
+    """Ingest FILE into DATASET through the same path as the inbox."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend, Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), transient=True,
+        ) as bar:
+            task = bar.add_task(f"ingesting {file.name}", total=file.stat().st_size)
+            out = backend.ingest(file, dataset, lambda n: bar.advance(task, n))
+    except ApplianceError as exc:
+        _fail(exc)
+    _print(out)
+    if out.get("outcome") not in ("accepted", "recovered"):
+        raise typer.Exit(1)
+
+
+@datasets_app.command("list")
+def datasets_list(home: Home = None) -> None:
+    """List datasets with their newest and current (accepted) versions."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend:
+            rows = backend.datasets()
+    except ApplianceError as exc:
+        _fail(exc)
+    table = Table("name", "versions", "current", "latest", "contract", "rows")
+    for r in rows:
+        table.add_row(r["name"], str(r["versions"]), str(r["current_version"]),
+                      str(r["latest_version"]), str(r["contract_version"]), str(r["rows"]))
+    Console().print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(name: str, home: Home = None) -> None:
+    """Show a dataset and its versions."""
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend:
+            out = {**backend.dataset(name), "version_list": backend.versions(name)}
+    except ApplianceError as exc:
+        _fail(exc)
+    _print(out)
+
+
+@datasets_app.command("contract")
+def datasets_contract(
+    name: str,
+    set_file: Annotated[Path | None, typer.Option("--set", exists=True, dir_okay=False,
+                                                  help="Store this YAML as a new contract version.")] = None,
+    home: Home = None,
+) -> None:
+    """Print the current contract (YAML), or store a new version with --set FILE."""
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend:
+            if set_file is not None:
+                out = backend.set_contract(name, set_file.read_text())
+                typer.echo(f"contract v{out['version']} stored for {name}")
+                return
+            typer.echo(backend.contract(name)["yaml"])
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="viewer, operator, approver or admin.")] = "viewer",
+    password: Annotated[str | None, typer.Option(help="Prompted for when left out.")] = None,
+    home: Home = None,
+) -> None:
+    """Create a user."""
+    from appliance.cli_backend import open_backend
+
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        with open_backend(_settings(home)) as backend:
+            _print(backend.add_user(username, password, role))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@users_app.command("token")
+def users_token(
+    username: str,
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    expires_days: Annotated[float | None, typer.Option(help="Lifetime in days.")] = None,
+    home: Home = None,
+) -> None:
+    """Mint an API token for a user; the secret is printed once."""
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend:
+            _print(backend.create_token(username, name, expires_days))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@audit_app.command("verify")
+def audit_verify(home: Home = None) -> None:
+    """Check the audit hash chain; exits 1 when any event was edited or deleted."""
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend:
+            out = backend.audit_verify()
+    except ApplianceError as exc:
+        _fail(exc)
+    _print(out)
+    if not out["ok"]:
+        typer.secho("audit chain is BROKEN", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.secho(f"audit chain intact ({out['events']} events)", fg="green", err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except ApplianceError as exc:  # anything a command did not translate itself
+        typer.secho(f"error: {exc.message}", fg="red", err=True)
+        sys.exit(2)

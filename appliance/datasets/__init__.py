@@ -1,0 +1,1 @@
+"""Datasets: reading versions, contracts and lineage; editing contracts."""

@@ -1,0 +1,226 @@
+"""Read models and contract edits for datasets (ingestion itself is ``appliance.ingest``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appliance.auth.audit import Auditor
+from appliance.domain.ingest import VersionStatus
+from appliance.domain.names import check_dataset_name
+from appliance.domain.principal import Principal
+from appliance.domain.reports import ValidationReport
+from appliance.errors import InvalidInput, NotFound
+from appliance.store import datasets as dq
+from appliance.store import ingests as iq
+from appliance.store import lineage as lq
+from appliance.store import users as uq
+from appliance.store.db import Store
+from appliance.store.tables import ContractRow, DatasetRow, DatasetVersionRow
+
+_MAX_CONTRACT_BYTES = 1_000_000
+
+
+class DatasetService:
+    def __init__(self, store: Store, auditor: Auditor, *, home: Path) -> None:
+        self.store = store
+        self.auditor = auditor
+        self.home = home
+
+    # -- reads ----------------------------------------------------------------
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            stats = dq.version_stats(s)
+            out = []
+            for ds in dq.list_datasets(s):
+                contract = dq.current_contract(s, ds.id)
+                out.append(_dataset_public(ds, stats.get(ds.id, {}), contract))
+            return out
+
+    def show(self, name: str) -> dict[str, Any]:
+        with self.store.read() as s:
+            ds = self._dataset(s, name)
+            stats = dq.version_stats(s).get(ds.id, {})
+            return _dataset_public(ds, stats, dq.current_contract(s, ds.id))
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            ds = self._dataset(s, name)
+            return [version_public(name, v) for v in dq.list_versions(s, ds.id)]
+
+    def version(self, name: str, number: int) -> dict[str, Any]:
+        with self.store.read() as s:
+            ds = self._dataset(s, name)
+            v = self._version(s, ds, number)
+            return version_detail(name, v)
+
+    def contract(self, name: str, version: int | None = None) -> dict[str, Any]:
+        with self.store.read() as s:
+            ds = self._dataset(s, name)
+            row = (
+                dq.get_contract(s, ds.id, version) if version is not None
+                else dq.current_contract(s, ds.id)
+            )
+            if row is None:
+                which = f"version {version}" if version is not None else "any version"
+                raise NotFound(f"dataset {name!r} has no contract {which}")
+            return contract_public(name, row)
+
+    def contracts(self, name: str) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            ds = self._dataset(s, name)
+            return [contract_public(name, c) for c in dq.list_contracts(s, ds.id)]
+
+    def ingests(self, *, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        from appliance.ingest.service import ingest_public
+
+        limit = max(1, min(limit, 1000))
+        with self.store.read() as s:
+            return [ingest_public(r) for r in iq.list_ingests(s, dataset=dataset, limit=limit)]
+
+    def lineage(self, node: str) -> dict[str, Any]:
+        if not node or len(node) > 200:
+            raise InvalidInput("a lineage node is a name like dataset:customers@3 or file:<sha256>")
+        with self.store.read() as s:
+            edges = lq.edges_touching(s, node)
+        if not edges:
+            raise NotFound(f"no lineage for {node!r}")
+        pub = [
+            {"src": e.src, "dst": e.dst, "relation": e.relation, "at": e.created_at.isoformat()}
+            for e in edges
+        ]
+        return {
+            "node": node,
+            "upstream": [e for e in pub if e["dst"] == node],
+            "downstream": [e for e in pub if e["src"] == node],
+        }
+
+    def counts(self) -> dict[str, int]:
+        with self.store.read() as s:
+            by_status = dq.count_versions_by_status(s)
+            by_outcome = iq.count_by_outcome(s)
+            return {
+                "datasets": len(dq.list_datasets(s)),
+                "versions": sum(by_status.values()),
+                "accepted": by_status.get(VersionStatus.accepted.value, 0),
+                "rejected": by_status.get(VersionStatus.rejected.value, 0),
+                "quarantined": by_outcome.get("quarantined", 0),
+                "users": uq.count_users(s),
+            }
+
+    # -- writes ---------------------------------------------------------------
+
+    def set_contract(self, name: str, yaml_text: str, *, by: Principal) -> dict[str, Any]:
+        from appliance.validate.contracts import load_contract
+
+        check_dataset_name(name)
+        if not isinstance(yaml_text, str) or len(yaml_text.encode()) > _MAX_CONTRACT_BYTES:
+            raise InvalidInput("a contract is YAML text of at most 1 MB")
+        load_contract(yaml_text)  # raises ContractInvalid with a readable message
+        with self.store.write() as s:
+            ds = self._dataset(s, name)
+            before = dq.current_contract(s, ds.id)
+            row = dq.add_contract(s, ds.id, yaml=yaml_text, inferred=False, created_by=by.actor)
+            self.auditor.record(
+                s, by, "contract.update", f"dataset:{name}",
+                before={"version": before.version} if before else None,
+                after={"version": row.version},
+            )
+        return contract_public(name, row)
+
+    def revalidate(self, name: str, number: int, *, by: Principal) -> dict[str, Any]:
+        """Check a stored version against the current contract; it may change status."""
+        import polars as pl
+
+        from appliance.validate.contracts import validate_frame
+
+        with self.store.read() as s:
+            ds = self._dataset(s, name)
+            v = self._version(s, ds, number)
+            contract = dq.current_contract(s, ds.id)
+        if contract is None:
+            raise NotFound(f"dataset {name!r} has no contract")
+        frame = pl.read_parquet(self.home / v.parquet_path)
+        report = validate_frame(frame, contract.yaml, contract_version=contract.version)
+        status = VersionStatus.accepted if report.passed else VersionStatus.rejected
+        with self.store.write() as s:
+            row = s.get(DatasetVersionRow, v.id)
+            assert row is not None
+            before = {"status": row.status, "contract_version": row.contract_version}
+            row.status = status.value
+            row.report = report.to_dict()
+            row.contract_version = contract.version
+            s.add(row)
+            self.auditor.record(
+                s, by, "dataset.version.validate", f"dataset:{name}@{number}",
+                before=before, after={"status": status.value, "contract_version": contract.version},
+            )
+        return version_detail(name, row)
+
+    # -- helpers --------------------------------------------------------------
+
+    def _dataset(self, s: Any, name: str) -> DatasetRow:
+        check_dataset_name(name)
+        ds = dq.get_dataset(s, name)
+        if ds is None:
+            raise NotFound(f"dataset {name!r} does not exist")
+        return ds
+
+    def _version(self, s: Any, ds: DatasetRow, number: int) -> DatasetVersionRow:
+        v = dq.get_version(s, ds.id, number)
+        if v is None:
+            raise NotFound(f"dataset {ds.name!r} has no version {number}")
+        return v
+
+
+def _dataset_public(
+    ds: DatasetRow, stats: dict[str, int | None], contract: ContractRow | None
+) -> dict[str, Any]:
+    return {
+        "name": ds.name,
+        "created_at": ds.created_at.isoformat(),
+        "versions": stats.get("versions") or 0,
+        "latest_version": stats.get("latest"),
+        "current_version": stats.get("current"),
+        "contract_version": contract.version if contract else None,
+        "rows": stats.get("rows"),
+    }
+
+
+def version_public(dataset: str, v: DatasetVersionRow) -> dict[str, Any]:
+    report = v.report or {}
+    return {
+        "id": str(v.id),
+        "dataset": dataset,
+        "number": v.number,
+        "status": v.status,
+        "sha256": v.sha256,
+        "size_bytes": v.size_bytes,
+        "rows": v.rows,
+        "columns": v.columns or [],
+        "source_file": v.source_file,
+        "contract_version": v.contract_version,
+        "created_at": v.created_at.isoformat(),
+        "report_headline": ValidationReport.from_dict(report).headline() if report else None,
+    }
+
+
+def version_detail(dataset: str, v: DatasetVersionRow) -> dict[str, Any]:
+    return {
+        **version_public(dataset, v),
+        "report": v.report,
+        "summary": v.summary or [],
+        "lineage_node": f"dataset:{dataset}@{v.number}",
+    }
+
+
+def contract_public(dataset: str, c: ContractRow) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "version": c.version,
+        "yaml": c.yaml,
+        "created_at": c.created_at.isoformat(),
+        "created_by": c.created_by,
+        "inferred": c.inferred,
+    }

@@ -1,0 +1,430 @@
+"""Ingesting one claimed file: hash, dedupe, parse in a child, record, file away.
+
+The order is what makes ``kill -9`` safe at any moment:
+
+1. the file is claimed (atomic rename into ``claimed/``): from here on it is
+   either still in ``claimed/`` or fully recorded;
+2. the bytes are hashed; the same bytes as an existing version are a
+   duplicate, unless that version was recorded by this very claim (a crash
+   after commit), in which case only the filing away is redone;
+3. a child process parses, validates and writes a staging Parquet file;
+4. the Parquet file is renamed to its final, content-addressed place;
+5. one transaction records the version, its contract, its ingest row, its
+   lineage edges and its audit event: nothing is visible before this commit;
+6. the claimed file is moved to ``archive/`` (or ``quarantine/``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from appliance.auth.audit import Auditor
+from appliance.config import Settings
+from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
+from appliance.domain.names import check_dataset_name, check_file_name
+from appliance.domain.principal import INBOX, Principal
+from appliance.domain.reports import ValidationReport
+from appliance.errors import IngestRejected, InsufficientDisk, InvalidInput
+from appliance.ingest import inbox
+from appliance.ingest.formats import detect_format
+from appliance.ingest.parse import ParseLimits, ParseResult
+from appliance.ingest.worker import ParserPool
+from appliance.store import datasets as dq
+from appliance.store import ingests as iq
+from appliance.store import lineage as lq
+from appliance.store.db import Store
+from appliance.store.tables import DatasetVersionRow, IngestRow
+
+log = logging.getLogger(__name__)
+_CHUNK = 4 * 1024 * 1024
+
+OutcomeHook = Callable[[str, float], None]
+
+
+def file_node(sha256: str) -> str:
+    return f"file:{sha256}"
+
+
+def version_node(dataset: str, number: int) -> str:
+    return f"dataset:{dataset}@{number}"
+
+
+def dataset_node(dataset: str) -> str:
+    return f"dataset:{dataset}"
+
+
+class IngestService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        auditor: Auditor,
+        *,
+        on_outcome: OutcomeHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.auditor = auditor
+        self.on_outcome = on_outcome
+        self.pool = ParserPool(
+            ParseLimits(
+                max_bytes=settings.max_file_bytes,
+                max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                timeout_s=settings.parse_timeout_seconds,
+                memory_mb=settings.parse_memory_mb,
+            )
+        )
+        self._lock = threading.Lock()  # one file at a time: the parser child is single
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # -- entry points -------------------------------------------------------
+
+    def ingest_claim(self, claim: inbox.Claim, *, who: Principal = INBOX) -> dict[str, Any]:
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                out = self._ingest(claim, who, started)
+            except InsufficientDisk:
+                raise  # leave the claim where it is: it is retried later
+            except IngestRejected as exc:
+                out = self._quarantine(claim, who, exc.reason, exc.message, started,
+                                       detail=exc.detail)
+            if self.on_outcome:
+                self.on_outcome(out["outcome"], (time.perf_counter() - started))
+            return out
+
+    def open_upload(self, *, file_name: str, dataset: str) -> UploadSink:
+        """Start an upload (API body or a local file): checked names, capped size."""
+        base = os.path.basename(file_name)
+        check_dataset_name(dataset)
+        check_file_name(base)
+        detect_format(base)
+        self._check_disk(0)
+        return UploadSink(self.settings.claimed_dir, dataset, base, self.settings.max_file_bytes)
+
+    def ingest_stream(
+        self,
+        stream: IO[bytes],
+        *,
+        file_name: str,
+        dataset: str,
+        who: Principal,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Copy a local file into the claimed area, then ingest it: the inbox's path."""
+        sink = self.open_upload(file_name=file_name, dataset=dataset)
+        try:
+            while chunk := stream.read(_CHUNK):
+                sink.write(chunk)
+                if progress:
+                    progress(len(chunk))
+            claim = sink.commit()
+        finally:
+            sink.discard()
+        return self.ingest_claim(claim, who=who)
+
+    def quarantine_entry(self, entry: inbox.Hostile) -> dict[str, Any]:
+        """A hostile inbox entry: moved aside unopened, recorded, never parsed."""
+        started = time.perf_counter()
+        claim_id = uuid.uuid4().hex
+        inbox.quarantine(
+            entry.path, quarantine_dir=self.settings.quarantine_dir, dataset=entry.dataset,
+            name=entry.path.name, reason=entry.reason, message=entry.message, claim_id=claim_id,
+        )
+        out = self._record_ingest(
+            claim_id, dataset=entry.dataset or inbox.INVALID_DATASET_FOLDER,
+            file_name=entry.path.name, who=INBOX, outcome=IngestOutcome.quarantined,
+            reason=entry.reason.value, message=entry.message, started=started,
+        )
+        if self.on_outcome:
+            self.on_outcome(out["outcome"], time.perf_counter() - started)
+        return out
+
+    def recover(self) -> list[dict[str, Any]]:
+        """Finish every claim a crash left behind, and drop stale staging files."""
+        if self.settings.staging_dir.exists():
+            for leftover in self.settings.staging_dir.iterdir():
+                leftover.unlink(missing_ok=True)
+        results = []
+        for claim in inbox.pending_claims(self.settings.claimed_dir):
+            try:
+                results.append(self.ingest_claim(claim))
+            except InsufficientDisk:
+                log.warning("not enough disk to recover %s yet", claim.path)
+        return results
+
+    # -- the pipeline -------------------------------------------------------
+
+    def _ingest(self, claim: inbox.Claim, who: Principal, started: float) -> dict[str, Any]:
+        st = os.stat(claim.path, follow_symlinks=False)
+        problem = inbox.entry_problem(st)
+        if problem:
+            raise IngestRejected(Reason.not_regular_file, f"{claim.name!r} is {problem}")
+        if st.st_size > self.settings.max_file_bytes:
+            raise IngestRejected(
+                Reason.too_big,
+                f"{claim.name!r} is {st.st_size} bytes; the limit is {self.settings.max_file_bytes}",
+            )
+        fmt = detect_format(claim.name)
+        self._check_disk(st.st_size)
+        sha = sha256_file(claim.path)
+
+        with self.store.read() as s:
+            ds = dq.get_dataset(s, claim.dataset)
+            existing = dq.find_version_by_sha(s, ds.id, sha) if ds else None
+            already = s.get(IngestRow, uuid.UUID(claim.id))
+            contract = dq.current_contract(s, ds.id) if ds else None
+        if already is not None:
+            return self._finish_recovered(claim, already, existing)
+        if existing is not None:
+            raise IngestRejected(
+                Reason.duplicate,
+                f"the same bytes are already {claim.dataset} version {existing.number}",
+                detail={"version": existing.number, "sha256": sha},
+            )
+
+        staging = self.settings.staging_dir / f"{claim.id}.parquet"
+        result = self.pool.parse(
+            claim.path, staging, fmt=fmt, dataset=claim.dataset,
+            contract_yaml=contract.yaml if contract else None,
+            contract_version=contract.version if contract else None,
+        )
+        if not result.ok:
+            staging.unlink(missing_ok=True)
+            raise IngestRejected(Reason(result.reason or Reason.internal), result.message)
+        return self._record_version(claim, who, sha, st.st_size, staging, result, started)
+
+    def _record_version(
+        self,
+        claim: inbox.Claim,
+        who: Principal,
+        sha: str,
+        size: int,
+        staging: Path,
+        result: ParseResult,
+        started: float,
+    ) -> dict[str, Any]:
+        rel = Path("datasets") / claim.dataset / f"{sha}.parquet"
+        final = self.settings.home / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, final)
+        report = result.report or {"passed": False, "failures": []}
+        passed = bool(report.get("passed"))
+        status = VersionStatus.accepted if passed else VersionStatus.rejected
+        outcome = IngestOutcome.accepted if passed else IngestOutcome.rejected
+        duration_ms = (time.perf_counter() - started) * 1000
+        with self.store.write() as s:
+            ds = dq.get_or_create_dataset(s, claim.dataset)
+            contract = dq.current_contract(s, ds.id)
+            if contract is None:
+                if not result.contract_yaml:
+                    raise IngestRejected(Reason.internal, "no contract was inferred")
+                contract = dq.add_contract(s, ds.id, yaml=result.contract_yaml,
+                                           inferred=True, created_by=who.actor)
+                self.auditor.record(s, who, "contract.create", f"dataset:{claim.dataset}",
+                                    after={"version": contract.version, "inferred": True})
+            number = dq.next_version_number(s, ds.id)
+            report = {**report, "contract_version": contract.version}
+            row = DatasetVersionRow(
+                dataset_id=ds.id, number=number, status=status.value, sha256=sha,
+                size_bytes=size, rows=result.rows, columns=result.columns,
+                parquet_path=str(rel), source_file=claim.name, claim_id=claim.id,
+                contract_version=contract.version, report=report, summary=result.summary,
+            )
+            s.add(row)
+            message = (
+                "accepted" if passed
+                else "contract failed: " + ValidationReport.from_dict(report).headline()
+            )
+            s.add(IngestRow(
+                id=uuid.UUID(claim.id), dataset=claim.dataset, file_name=claim.name,
+                sha256=sha, size_bytes=size, outcome=outcome.value,
+                reason=None if passed else Reason.contract_failed.value, message=message,
+                version_number=number, actor=who.actor, duration_ms=duration_ms,
+            ))
+            vnode = version_node(claim.dataset, number)
+            lq.add_edge(s, src=file_node(sha), dst=vnode, relation="ingested_as")
+            lq.add_edge(s, src=vnode, dst=dataset_node(claim.dataset), relation="version_of")
+            self.auditor.record(
+                s, who, "dataset.version.create", vnode,
+                after={"status": status.value, "sha256": sha, "rows": result.rows,
+                       "file": claim.name},
+            )
+        if passed:
+            inbox.archive(claim, self.settings.archive_dir)
+        else:
+            inbox.quarantine(
+                claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,
+                name=claim.name, reason=Reason.contract_failed, message=message,
+                claim_id=claim.id, detail={"version": number, "report": report},
+            )
+        return {
+            "id": claim.id, "dataset": claim.dataset, "file_name": claim.name, "sha256": sha,
+            "size_bytes": size, "outcome": outcome.value,
+            "reason": None if passed else Reason.contract_failed.value,
+            "message": message, "version": number, "duration_ms": duration_ms,
+            "at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+
+    def _finish_recovered(
+        self, claim: inbox.Claim, row: IngestRow, version: DatasetVersionRow | None
+    ) -> dict[str, Any]:
+        """The crash came after commit: only the filing away is left to do."""
+        if row.outcome == IngestOutcome.accepted.value:
+            inbox.archive(claim, self.settings.archive_dir)
+        else:
+            inbox.quarantine(
+                claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,
+                name=claim.name, reason=row.reason or Reason.internal, message=row.message,
+                claim_id=claim.id,
+            )
+        out = ingest_public(row)
+        out["outcome"] = IngestOutcome.recovered.value
+        return out
+
+    def _quarantine(
+        self,
+        claim: inbox.Claim,
+        who: Principal,
+        reason: str,
+        message: str,
+        started: float,
+        *,
+        detail: Any = None,
+    ) -> dict[str, Any]:
+        size = None
+        try:
+            size = os.stat(claim.path, follow_symlinks=False).st_size
+        except OSError:
+            pass
+        inbox.quarantine(
+            claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,
+            name=claim.name, reason=reason, message=message, claim_id=claim.id, detail=detail,
+        )
+        return self._record_ingest(
+            claim.id, dataset=claim.dataset, file_name=claim.name, who=who,
+            outcome=IngestOutcome.quarantined, reason=reason, message=message,
+            started=started, size=size,
+        )
+
+    def _record_ingest(
+        self,
+        claim_id: str,
+        *,
+        dataset: str,
+        file_name: str,
+        who: Principal,
+        outcome: IngestOutcome,
+        reason: str | None,
+        message: str,
+        started: float,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        row = IngestRow(
+            id=uuid.UUID(claim_id), dataset=dataset, file_name=file_name, size_bytes=size,
+            outcome=outcome.value, reason=reason, message=message, actor=who.actor,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        with self.store.write() as s:
+            iq.add_ingest(s, row)
+        return ingest_public(row)
+
+    def _check_disk(self, incoming: int) -> None:
+        free = shutil.disk_usage(self.settings.home).free
+        need = self.settings.min_free_disk_mb * 1024 * 1024 + 2 * incoming
+        if free < need:
+            raise InsufficientDisk(
+                f"only {free // 2**20} MiB free; ingesting needs {need // 2**20} MiB",
+                detail={"free_bytes": free, "needed_bytes": need},
+            )
+
+
+class UploadSink:
+    """Writes an incoming file to ``claimed/<dataset>/.<id>.part``; ``commit`` claims it.
+
+    The size cap is enforced while writing, so a 2 GB upload is refused as
+    soon as it passes the limit instead of after it has filled the disk.
+    """
+
+    def __init__(self, claimed_dir: Path, dataset: str, name: str, max_bytes: int) -> None:
+        self.claim_id = uuid.uuid4().hex
+        self.dataset = dataset
+        self.name = name
+        self.max_bytes = max_bytes
+        folder = claimed_dir / dataset
+        folder.mkdir(parents=True, exist_ok=True)
+        self.target = folder / f"{self.claim_id}__{name}"
+        self.tmp = folder / f".{self.claim_id}.part"
+        self._fh: IO[bytes] | None = self.tmp.open("wb")
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        assert self._fh is not None
+        self.written += len(chunk)
+        if self.written > self.max_bytes:
+            self.discard()
+            raise InvalidInput(
+                f"the file is larger than the {self.max_bytes} byte limit",
+                detail={"reason": Reason.too_big.value, "limit_bytes": self.max_bytes},
+            )
+        self._fh.write(chunk)
+
+    def commit(self) -> inbox.Claim:
+        assert self._fh is not None
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._fh = None
+        os.rename(self.tmp, self.target)
+        return inbox.Claim(id=self.claim_id, dataset=self.dataset, name=self.name,
+                           path=self.target)
+
+    def discard(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IngestRejected(Reason.not_regular_file, f"{path.name!r} is not a regular file")
+        h = hashlib.sha256()
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def ingest_public(row: IngestRow) -> dict[str, Any]:
+    return {
+        "id": str(row.id).replace("-", ""),
+        "dataset": row.dataset,
+        "file_name": row.file_name,
+        "sha256": row.sha256,
+        "size_bytes": row.size_bytes,
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "message": row.message,
+        "version": row.version_number,
+        "at": row.created_at.isoformat(),
+        "duration_ms": row.duration_ms,
+    }
+

@@ -1,0 +1,93 @@
+"""The composition root: builds the whole appliance from one ``Settings``.
+
+Nothing here runs at import time. ``build`` wires services together;
+``Appliance.start`` starts the background parts that only the serve process
+runs (inbox watcher, scheduler); ``close`` stops everything in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from appliance.auth.audit import Auditor
+from appliance.auth.service import AuthService
+from appliance.config import Settings
+from appliance.datasets.service import DatasetService
+from appliance.ingest.service import IngestService
+from appliance.ingest.watcher import InboxWatcher
+from appliance.metrics import Metrics
+from appliance.scheduler import Scheduler
+from appliance.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Appliance:
+    settings: Settings
+    store: Store
+    auditor: Auditor
+    auth: AuthService
+    datasets: DatasetService
+    ingest: IngestService
+    metrics: Metrics
+    scheduler: Scheduler
+    watcher: InboxWatcher
+    bootstrap_token: str | None = None
+    started: bool = field(default=False)
+
+    def start(self) -> None:
+        """Recover unfinished claims, then start the watcher and the scheduler."""
+        if self.store.degraded:
+            log.error("STORE DEGRADED: %s", self.store.degraded_reason)
+        else:
+            recovered = self.ingest.recover()
+            if recovered:
+                log.info("finished %d claim(s) left by a previous run", len(recovered))
+            self.watcher.start()
+        self.scheduler.start()
+        self.started = True
+
+    def close(self) -> None:
+        if self.started:
+            self.scheduler.stop()
+            self.watcher.stop()
+        self.ingest.close()
+        self.store.close()
+        self.started = False
+
+
+def build(settings: Settings) -> Appliance:
+    """Open the store (taking the one-writer lock) and wire every service."""
+    settings.ensure_dirs()
+    store = Store(settings.db_path, lock_path=settings.lock_path).open()
+    try:
+        metrics = Metrics()
+        metrics.store_degraded.set(1 if store.degraded else 0)
+        auditor = Auditor(store, settings.home / "audit.head")
+        auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours)
+        datasets = DatasetService(store, auditor, home=settings.home)
+        ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
+        watcher = InboxWatcher(
+            ingest,
+            inbox_dir=settings.inbox_dir,
+            claimed_dir=settings.claimed_dir,
+            poll_seconds=settings.inbox_poll_seconds,
+            min_age_seconds=settings.inbox_min_age_seconds,
+        )
+        scheduler = Scheduler()
+        scheduler.add_interval("housekeeping.checkpoint", store.checkpoint,
+                               minutes=settings.checkpoint_minutes)
+        bootstrap = None
+        if not store.degraded:
+            password = settings.admin_password.get_secret_value() if settings.admin_password else None
+            bootstrap = auth.bootstrap(password)
+    except BaseException:
+        store.close()
+        raise
+    return Appliance(
+        settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
+        ingest=ingest, metrics=metrics, scheduler=scheduler, watcher=watcher,
+        bootstrap_token=bootstrap,
+    )

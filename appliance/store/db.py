@@ -1,0 +1,218 @@
+"""Opening the one DuckDB file: process lock, engine, migrations, recovery.
+
+``Store`` is the single write path. The server process owns it; writes are
+serialised through ``Store.write()`` (DuckDB allows one writer and has no
+SAVEPOINT, so one transaction at a time keeps it simple and honest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, create_engine
+
+from appliance.errors import StoreLocked, StoreUnavailable
+
+_PID_IN_LOCK_ERROR = re.compile(r"PID (\d+)")
+
+
+class ProcessLock:
+    """An advisory ``flock`` on ``appliance.lock`` holding the owner's PID.
+
+    DuckDB takes its own lock too; ours comes first so the message can name
+    the PID and so nothing is opened before we know we are the only writer.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raw = fh.read().strip()
+            fh.close()
+            raise StoreLocked(int(raw) if raw.isdigit() else None, str(self.path)) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.seek(0)
+                self._fh.truncate()
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    @staticmethod
+    def holder(path: Path) -> int | None:
+        """The PID holding the lock, or None when nobody does."""
+        if not path.exists():
+            return None
+        with path.open("a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                raw = fh.read().strip()
+                return int(raw) if raw.isdigit() else -1
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return None
+
+
+class Store:
+    """The metadata store: one DuckDB file, one writer.
+
+    ``degraded`` is set when the write-ahead log could not be replayed: the
+    WAL is copied aside, the database opens read-only and every write raises
+    :class:`StoreUnavailable` until an operator has looked at it.
+    """
+
+    def __init__(self, db_path: Path, *, lock_path: Path | None = None) -> None:
+        self.db_path = db_path
+        self.lock = ProcessLock(lock_path or db_path.with_suffix(".lock"))
+        self.engine: Engine | None = None
+        self.degraded_reason: str | None = None
+        self._write_lock = threading.RLock()
+
+    # -- lifecycle -------------------------------------------------------
+
+    def open(self, *, migrate: bool = True) -> Store:
+        self.lock.acquire()
+        try:
+            self.engine = self._connect(read_only=False)
+        except StoreUnavailable:
+            self.engine = self._recover_wal()
+        except BaseException:
+            self.lock.release()
+            raise
+        if migrate and not self.degraded:
+            from appliance.store.migrations import apply_migrations
+
+            apply_migrations(self)
+        return self
+
+    def close(self) -> None:
+        if self.engine is not None:
+            if not self.degraded:
+                with contextlib.suppress(Exception), self.engine.begin() as conn:
+                    conn.execute(text("CHECKPOINT"))
+            self.engine.dispose()
+            self.engine = None
+        self.lock.release()
+
+    def __enter__(self) -> Store:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def degraded(self) -> bool:
+        return self.degraded_reason is not None
+
+    def _connect(self, *, read_only: bool) -> Engine:
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            f"duckdb:///{self.db_path}",
+            connect_args={"read_only": read_only},  # no ICU offline: TIMESTAMPTZ is UTC
+        )
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            engine.dispose()
+            raise _translate(exc, self.db_path) from exc
+        return engine
+
+    def _recover_wal(self) -> Engine:
+        wal = Path(str(self.db_path) + ".wal")
+        if not wal.exists():
+            raise StoreUnavailable(f"cannot open {self.db_path}", detail={"path": str(self.db_path)})
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = wal.with_name(f"{wal.name}.unreplayable-{stamp}")
+        shutil.copy2(wal, aside)
+        wal.unlink()
+        self.degraded_reason = (
+            f"the write-ahead log could not be replayed; it was copied to {aside.name} and the "
+            "store opened read-only at its last checkpoint. Nothing was deleted."
+        )
+        return self._connect(read_only=True)
+
+    # -- sessions ----------------------------------------------------------
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise StoreUnavailable("the store is not open")
+        return self.engine
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self._engine(), expire_on_commit=False) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One serialised read-write transaction; commits on success, rolls back on error."""
+        if self.degraded:
+            raise StoreUnavailable(f"the store is read-only: {self.degraded_reason}")
+        with self._write_lock, Session(self._engine(), expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            for callback in session.info.pop("after_commit", []):
+                callback()
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Raw SQL for maintenance (CHECKPOINT) and tests; never for request paths."""
+        with self._write_lock, self._engine().begin() as conn:
+            res = conn.execute(text(sql), params or {})
+            return list(res.fetchall()) if res.returns_rows else []
+
+    def checkpoint(self) -> None:
+        if not self.degraded:
+            self.execute("CHECKPOINT")
+
+
+def _translate(exc: DBAPIError, path: Path) -> Exception:
+    orig = exc.orig
+    msg = str(orig)
+    if isinstance(orig, duckdb.IOException) and "lock" in msg.lower():
+        m = _PID_IN_LOCK_ERROR.search(msg)
+        return StoreLocked(int(m.group(1)) if m else None, str(path))
+    return StoreUnavailable(f"cannot open {path}: {msg}", detail={"path": str(path)})
+
+
+def migration_files() -> list[tuple[int, str, str]]:
+    """(number, name, sql) for every numbered migration shipped in the package."""
+    out = []
+    for entry in resources.files("appliance.store.migrations").iterdir():
+        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), entry.read_text()))
+    return sorted(out)
