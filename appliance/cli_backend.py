@@ -87,7 +87,7 @@ class LocalBackend:
         self.where = f"store {appliance.settings.db_path} (no server running)"
 
     def datasets(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = self.app.datasets.list()
+        out: list[dict[str, Any]] = self.app.datasets.list_datasets()
         return out
 
     def dataset(self, name: str) -> dict[str, Any]:

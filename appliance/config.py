@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     def resolved_api_url(self) -> str:
         if self.api_url:
             return self.api_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
 
     def ensure_dirs(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from appliance.auth.audit import Auditor
+from appliance.audit import Auditor
 from appliance.auth.service import AuthService
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService

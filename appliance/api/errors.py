@@ -28,9 +28,9 @@ STATUS: list[tuple[type[e.ApplianceError], int]] = [
 
 
 def status_for(exc: e.ApplianceError) -> int:
-    if isinstance(exc, e.InvalidInput) and isinstance(exc.detail, dict):
-        if exc.detail.get("reason") == "too_big":
-            return 413
+    too_big = isinstance(exc.detail, dict) and exc.detail.get("reason") == "too_big"
+    if isinstance(exc, e.InvalidInput) and too_big:
+        return 413
     for cls, status in STATUS:
         if isinstance(exc, cls):
             return status

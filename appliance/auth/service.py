@@ -19,7 +19,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from appliance.auth.audit import Auditor
+from appliance.audit import Auditor
 from appliance.domain.names import check_username
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
@@ -28,7 +28,7 @@ from appliance.store import users as q
 from appliance.store.db import Store
 from appliance.store.tables import TokenRow, UserRow
 
-TOKEN_PREFIX = "apl_"
+TOKEN_PREFIX = "apl_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 30.0
 _MIN_PASSWORD = 8
 
@@ -84,7 +84,9 @@ class AuthService:
 
     # -- users ----------------------------------------------------------------
 
-    def add_user(self, username: str, password: str, role: Role | str, *, by: Principal | str) -> dict[str, Any]:
+    def add_user(
+        self, username: str, password: str, role: Role | str, *, by: Principal | str
+    ) -> dict[str, Any]:
         check_username(username)
         role = _role(role)
         _check_password(password)
@@ -125,7 +127,9 @@ class AuthService:
             s.add(row)
             after = user_public(row)
             changes = {"password_changed": password is not None}
-            self.auditor.record(s, by, "user.update", f"user:{username}", before=before, after={**after, **changes})
+            self.auditor.record(
+                s, by, "user.update", f"user:{username}", before=before, after={**after, **changes}
+            )
         self._clear_cache()
         return after
 
@@ -186,7 +190,7 @@ class AuthService:
 
     def list_tokens(self) -> list[dict[str, Any]]:
         with self.store.read() as s:
-            names = {u.id: u.username for u in q.list_users(s)}
+            names: dict[uuid.UUID | None, str] = {u.id: u.username for u in q.list_users(s)}
             return [token_public(t, names.get(t.user_id)) for t in q.list_tokens(s)]
 
     def revoke_token(self, token_id: str, *, by: Principal) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from appliance.auth.audit import Auditor
+from appliance.audit import Auditor
 from appliance.domain.ingest import VersionStatus
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
@@ -29,7 +29,7 @@ class DatasetService:
 
     # -- reads ----------------------------------------------------------------
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_datasets(self) -> list[dict[str, Any]]:
         with self.store.read() as s:
             stats = dq.version_stats(s)
             out = []
@@ -71,13 +71,6 @@ class DatasetService:
         with self.store.read() as s:
             ds = self._dataset(s, name)
             return [contract_public(name, c) for c in dq.list_contracts(s, ds.id)]
-
-    def ingests(self, *, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        from appliance.ingest.service import ingest_public
-
-        limit = max(1, min(limit, 1000))
-        with self.store.read() as s:
-            return [ingest_public(r) for r in iq.list_ingests(s, dataset=dataset, limit=limit)]
 
     def lineage(self, node: str) -> dict[str, Any]:
         if not node or len(node) > 200:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class VersionStatus(str, Enum):
+class VersionStatus(StrEnum):
     accepted = "accepted"  # passed its contract; usable for training
     rejected = "rejected"  # failed its contract; kept for inspection, never trained on
 
 
-class IngestOutcome(str, Enum):
+class IngestOutcome(StrEnum):
     accepted = "accepted"
     rejected = "rejected"        # became a rejected version (contract failed)
     quarantined = "quarantined"  # no version at all: unreadable, duplicate, unsafe, too big
     recovered = "recovered"      # finished after a restart (already recorded before a crash)
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Stable machine codes written to ``<file>.reason.json``."""
 
     unsupported_format = "unsupported_format"

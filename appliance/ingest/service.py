@@ -16,6 +16,7 @@ The order is what makes ``kill -9`` safe at any moment:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from appliance.auth.audit import Auditor
+from appliance.audit import Auditor
 from appliance.config import Settings
 from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
 from appliance.domain.names import check_dataset_name, check_file_name
@@ -165,6 +166,12 @@ class IngestService:
             except InsufficientDisk:
                 log.warning("not enough disk to recover %s yet", claim.path)
         return results
+
+    def recent(self, *, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The ingest ledger, newest first."""
+        limit = max(1, min(limit, 1000))
+        with self.store.read() as s:
+            return [ingest_public(r) for r in iq.list_ingests(s, dataset=dataset, limit=limit)]
 
     # -- the pipeline -------------------------------------------------------
 
@@ -306,10 +313,8 @@ class IngestService:
         detail: Any = None,
     ) -> dict[str, Any]:
         size = None
-        try:
+        with contextlib.suppress(OSError):
             size = os.stat(claim.path, follow_symlinks=False).st_size
-        except OSError:
-            pass
         inbox.quarantine(
             claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,
             name=claim.name, reason=reason, message=message, claim_id=claim.id, detail=detail,

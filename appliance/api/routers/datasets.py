@@ -20,7 +20,7 @@ class ContractBody(BaseModel):
 
 @router.get("/datasets")
 def list_datasets(app: App, _: Viewer) -> list[dict[str, Any]]:
-    return app.datasets.list()
+    return app.datasets.list_datasets()
 
 
 @router.get("/datasets/{name}")
@@ -99,7 +99,7 @@ def set_contract(app: App, who: Operator, name: str, body: ContractBody) -> dict
 def list_ingests(
     app: App, _: Viewer, dataset: str | None = None, limit: int = Query(50, ge=1, le=1000)
 ) -> list[dict[str, Any]]:
-    return app.datasets.ingests(dataset=dataset, limit=limit)
+    return app.ingest.recent(dataset=dataset, limit=limit)
 
 
 @router.get("/lineage/{node}", tags=["lineage"])

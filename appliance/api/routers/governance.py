@@ -35,7 +35,7 @@ class TokenCreate(BaseModel):
 def list_audit(
     app: App, _: Approver, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)
 ) -> list[dict[str, Any]]:
-    return app.auditor.list(limit=limit, offset=offset)
+    return app.auditor.recent(limit=limit, offset=offset)
 
 
 @router.get("/audit/verify", tags=["audit"])

@@ -72,6 +72,6 @@ def me(who: Viewer) -> dict[str, Any]:
 def summary(app: App, _: Viewer) -> dict[str, Any]:
     return {
         "counts": app.datasets.counts(),
-        "recent_ingests": app.datasets.ingests(limit=20),
+        "recent_ingests": app.ingest.recent(limit=20),
         "health": health_of(app),
     }

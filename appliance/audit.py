@@ -61,7 +61,7 @@ class Auditor:
         tmp.write_text(json.dumps({"seq": seq, "hash": digest}))
         os.replace(tmp, self.head_path)
 
-    def list(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    def recent(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         with self.store.read() as s:
             return [event_public(e) for e in q.list_events(s, limit=limit, offset=offset)]
 
