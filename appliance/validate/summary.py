@@ -1,0 +1,156 @@
+"""Per-column summaries for the console: counts, ranges, histograms, top values.
+
+Two ``select`` passes over the frame, however many columns: the first gathers
+every scalar statistic and the top values, the second the numeric histograms
+(which need the first pass's min and max for their edges).
+
+Conventions:
+
+* ``count`` is the number of non-null values, ``nulls`` the number of nulls.
+* ``n_unique`` counts distinct non-null values. It is exact up to
+  100,000 rows; above that, numeric and temporal columns get polars'
+  HyperLogLog estimate (exact distinct counts of 16 float columns of 1M rows
+  cost more than the whole summary budget). Nested and object columns get None.
+* Numeric columns (integers, floats, decimals): ``min``, ``max``, ``mean``,
+  ``std`` and a 20-bin histogram ``{"edges": [21 floats], "counts": [20
+  ints]}`` with equal-width bins ``[e_i, e_i+1)``, the last one closed, as
+  numpy's. For float columns these use finite values only: NaN and +/-inf are
+  left out. A constant column gets the bins of ``[v - 0.5, v + 0.5]``.
+* Strings, categoricals, enums and booleans: the 10 most frequent non-null
+  values as ``[{"value": v, "count": n}]``, ties broken by value.
+* Dates, datetimes and times: ``min`` and ``max`` as ISO strings.
+* Every value is a plain JSON-safe python value: NaN/inf become None.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from appliance.domain.reports import ColumnSummary
+from appliance.validate._values import json_safe
+
+HISTOGRAM_BINS = 20
+TOP_VALUES = 10
+EXACT_UNIQUE_MAX_ROWS = 100_000
+
+
+def summarize(df: pl.DataFrame) -> list[ColumnSummary]:
+    """One :class:`ColumnSummary` per column of ``df``, in column order."""
+    kinds = {name: _kind(dtype) for name, dtype in df.schema.items()}
+    exact = df.height <= EXACT_UNIQUE_MAX_ROWS
+    exprs: list[pl.Expr] = []
+    for i, (name, dtype) in enumerate(df.schema.items()):
+        exprs += _column_exprs(f"{i}\x00", pl.col(name), dtype, kinds[name], exact)
+    stats = _by_column(df.select(exprs).row(0, named=True) if exprs else {})
+
+    # NaN/inf poison the mean (and inf the range): redo those float columns on finite values.
+    redo: list[pl.Expr] = []
+    for i, (name, dtype) in enumerate(df.schema.items()):
+        if dtype.is_float() and not _finite(stats[i].get("mean"), stats[i].get("min"), stats[i].get("max")):
+            col = pl.col(name)
+            redo += _numeric_exprs(f"{i}\x00", col.filter(col.is_finite()))
+    if redo:
+        for i, values in _by_column(df.select(redo).row(0, named=True)).items():
+            stats[i].update(values)
+
+    return [
+        _summary(name, dtype, kinds[name], stats[i], df.height)
+        for i, (name, dtype) in enumerate(df.schema.items())
+    ]
+
+
+def _kind(dtype: pl.DataType) -> str:
+    if dtype.is_integer() or dtype.is_float() or dtype.is_decimal():
+        return "numeric"
+    if dtype == pl.String or dtype == pl.Categorical or dtype == pl.Boolean or isinstance(dtype, pl.Enum):
+        return "categorical"
+    if dtype == pl.Date or dtype == pl.Time or isinstance(dtype, pl.Datetime):
+        return "temporal"
+    if dtype == pl.Null:
+        return "null"
+    if isinstance(dtype, pl.Duration) or dtype == pl.Binary:
+        return "plain"
+    return "nested"
+
+
+def _column_exprs(prefix: str, col: pl.Expr, dtype: pl.DataType, kind: str, exact: bool) -> list[pl.Expr]:
+    exprs = [col.null_count().alias(prefix + "nulls")]
+    if kind == "nested":
+        return exprs
+    approximate = not exact and kind in ("numeric", "temporal")
+    exprs.append((col.approx_n_unique() if approximate else col.n_unique()).alias(prefix + "n_unique"))
+    if kind == "numeric":
+        exprs += _numeric_exprs(prefix, col.cast(pl.Float64) if dtype.is_decimal() else col)
+    elif kind == "temporal":
+        exprs += [col.min().alias(prefix + "min"), col.max().alias(prefix + "max")]
+    elif kind == "categorical":
+        counts = col.drop_nulls().value_counts(name="count")
+        value, count = counts.struct.field(col.meta.output_name()), counts.struct.field("count")
+        top = counts.sort_by([count, value], descending=[True, False]).head(TOP_VALUES)
+        exprs.append(top.implode().alias(prefix + "top"))
+    return exprs
+
+
+def _numeric_exprs(prefix: str, x: pl.Expr) -> list[pl.Expr]:
+    """Moments and polars' own histogram (its bin edges are ``linspace(min, max, 21)``)."""
+    return [
+        x.min().alias(prefix + "min"),
+        x.max().alias(prefix + "max"),
+        x.mean().alias(prefix + "mean"),
+        x.std().alias(prefix + "std"),
+        x.hist(bin_count=HISTOGRAM_BINS, include_breakpoint=True).implode().alias(prefix + "bins"),
+    ]
+
+
+def _finite(*values: Any) -> bool:
+    return all(v is None or math.isfinite(v) for v in values)
+
+
+def _by_column(row: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for key, value in row.items():
+        index, _, stat = key.partition("\x00")
+        out.setdefault(int(index), {})[stat] = value
+    return out
+
+
+def _histogram(stats: dict[str, Any]) -> dict[str, list[float]] | None:
+    lo, hi, bins = stats.get("min"), stats.get("max"), stats.get("bins") or []
+    if lo is None or hi is None or len(bins) != HISTOGRAM_BINS:
+        return None
+    lower = float(lo) - 0.5 if lo == hi else float(lo)  # polars widens a constant column too
+    edges = [lower] + [float(b["breakpoint"]) for b in bins]
+    if not _finite(*edges):
+        return None
+    return {"edges": edges, "counts": [int(b["count"]) for b in bins]}
+
+
+def _summary(
+    name: str, dtype: pl.DataType, kind: str, stats: dict[str, Any],
+    rows: int,
+) -> ColumnSummary:
+    nulls = int(stats.get("nulls") or 0)
+    n_unique = stats.get("n_unique")
+    if n_unique is not None:
+        n_unique = max(int(n_unique) - (1 if nulls else 0), 0)  # polars counts null as a value
+    elif kind == "null":
+        n_unique = 0
+    summary: dict[str, Any] = {}
+    if kind in ("numeric", "temporal"):
+        summary["min"] = json_safe(stats.get("min"))
+        summary["max"] = json_safe(stats.get("max"))
+    if kind == "numeric":
+        summary["mean"] = json_safe(stats.get("mean"))
+        summary["std"] = json_safe(stats.get("std"))
+        summary["histogram"] = _histogram(stats)
+    if kind == "categorical":
+        summary["top_values"] = [
+            {"value": json_safe(entry[name]), "count": int(entry["count"])}
+            for entry in stats.get("top") or []
+        ]
+    return ColumnSummary(
+        name=name, dtype=str(dtype), count=rows - nulls, nulls=nulls, n_unique=n_unique, **summary
+    )
