@@ -1,0 +1,345 @@
+"""Ingestion benchmark: our file-drop path against raw DuckDB and pandas + pandera.
+
+Not a test. Install the peers, then run it once:
+
+    scripts/install-wheel.sh .venv test,bench
+    .venv/bin/python bench/ingest.py            # --rows 200000 for a quick look
+
+It writes a CSV of ROWS x 20 columns (16 float, 3 categorical, 1 integer
+label; about 160 MB at 1,000,000 rows) to a temporary folder and times, each
+REPEATS times on the same data:
+
+(a) DuckDB: ``COPY (SELECT * FROM read_csv(f)) TO parquet``, the floor for
+    CSV-to-Parquet on this machine;
+(b) pandas ``read_csv`` + a pandera (pandas) schema check (dtypes,
+    nullability, ranges, isin) + ``to_parquet``: what users write by hand;
+(c) ours: a real ``appliance serve`` process; the file is written as
+    ``inbox/benchN/.f.csv.part`` and the clock starts at the ``os.rename`` to
+    ``inbox/benchN/f.csv``, and stops when ``GET /datasets/benchN/versions``
+    (polled every 20 ms) shows version 1 ``accepted``. That includes the
+    watcher's poll latency, contract inference, validation, Parquet and the
+    store. The server's own ``duration_ms`` for the ingest is shown too.
+
+It prints the medians and the ratios ours/duckdb (target <= 1.5) and
+pandas/ours (target >= 2.7). ``--strict`` exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+TARGET_VS_DUCKDB = 1.5  # ours / duckdb must be at most this
+TARGET_VS_PANDAS = 2.7  # pandas / ours must be at least this
+N_FLOAT = 16
+CATEGORIES = {
+    "cat_a": ["red", "green", "blue", "yellow"],
+    "cat_b": ["small", "medium", "large"],
+    "cat_c": [f"k{i:02d}" for i in range(12)],
+}
+FLOAT_LIMIT = 10.0  # floats are N(0, 1) clipped to +/- this, so range checks hold
+PASSWORD = "bench-password-123"
+
+console = Console()
+app = typer.Typer(add_completion=False)
+
+
+def make_csv(path: Path, rows: int, *, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, Any] = {
+        f"f{i:02d}": np.round(np.clip(rng.standard_normal(rows), -FLOAT_LIMIT, FLOAT_LIMIT), 6)
+        for i in range(N_FLOAT)
+    }
+    for name, values in CATEGORIES.items():
+        cols[name] = np.array(values)[rng.integers(0, len(values), rows)]
+    cols["label"] = rng.integers(0, 2, rows)
+    pl.DataFrame(cols).write_csv(path)
+
+
+def with_distinct_last_row(src: Path, dst: Path, tag: int) -> None:
+    """A copy of ``src`` plus one row, so each dataset gets bytes it has not seen."""
+    shutil.copyfile(src, dst)
+    row = [f"{tag / 1000:.6f}"] * N_FLOAT + [v[0] for v in CATEGORIES.values()] + ["1"]
+    with dst.open("a") as fh:
+        fh.write(",".join(row) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# -- (a) DuckDB -----------------------------------------------------------------
+
+
+def run_duckdb(csv: Path, out: Path) -> float:
+    import duckdb
+
+    out.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        t0 = time.perf_counter()
+        con.execute(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{out}' (FORMAT parquet)")
+        return time.perf_counter() - t0
+    finally:
+        con.close()
+
+
+# -- (b) pandas + pandera ----------------------------------------------------------
+
+
+def pandera_schema() -> Any:
+    try:
+        import pandera.pandas as pa
+    except ImportError:  # pandera < 0.24 exposes the pandas API at the top level
+        import pandera as pa
+
+    columns: dict[str, Any] = {
+        f"f{i:02d}": pa.Column(
+            float, pa.Check.in_range(-FLOAT_LIMIT, FLOAT_LIMIT), nullable=False
+        )
+        for i in range(N_FLOAT)
+    }
+    for name, values in CATEGORIES.items():
+        columns[name] = pa.Column(str, pa.Check.isin(values), nullable=False)
+    columns["label"] = pa.Column(int, pa.Check.isin([0, 1]), nullable=False)
+    return pa.DataFrameSchema(columns, strict=True)
+
+
+def run_pandas(csv: Path, out: Path, schema: Any) -> float:
+    import pandas as pd
+
+    out.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    df = pd.read_csv(csv)
+    schema.validate(df, lazy=True)
+    df.to_parquet(out)
+    return time.perf_counter() - t0
+
+
+# -- (c) ours -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def appliance_command() -> list[str]:
+    script = Path(sys.executable).with_name("appliance")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("appliance")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "appliance"]
+
+
+@contextmanager
+def running_server(home: Path, poll_s: float) -> Iterator[Any]:
+    from appliance.client import ApplianceClient
+    from appliance.errors import ApplianceError
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "APPLIANCE_HOME": str(home),
+        "APPLIANCE_HOST": "127.0.0.1",
+        "APPLIANCE_PORT": str(port),
+        "APPLIANCE_ADMIN_PASSWORD": PASSWORD,
+        "APPLIANCE_INBOX_POLL_SECONDS": str(poll_s),
+    }
+    log_path = home.parent / "serve.log"
+    console.print(f"  starting appliance serve on port {port} (log: {log_path})")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*appliance_command(), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    client = ApplianceClient(f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"appliance serve exited ({proc.returncode}):\n{log_path.read_text()}"
+                )
+            try:
+                if client.health().get("status") == "ok":
+                    break
+            except ApplianceError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"appliance serve not healthy in 120 s:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        client.login("admin", PASSWORD)
+        yield client
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def drop_and_wait(
+    client: Any, inbox: Path, dataset: str, src: Path, timeout_s: float
+) -> tuple[float, float | None]:
+    """Seconds from the rename to version 1 accepted, and the server's duration_ms."""
+    folder = inbox / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / ".f.csv.part"
+    shutil.copyfile(src, part)
+    with part.open("rb") as fh:
+        os.fsync(fh.fileno())
+    t0 = time.perf_counter()
+    os.rename(part, folder / "f.csv")
+    deadline = t0 + timeout_s
+    while True:
+        versions = _versions(client, dataset)
+        v1 = next((v for v in versions if v.get("number") == 1), None)
+        if v1 is not None and v1.get("status") == "accepted":
+            elapsed = time.perf_counter() - t0
+            break
+        if v1 is not None:
+            raise RuntimeError(f"{dataset} v1 is {v1.get('status')}: {v1.get('report_headline')}")
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{dataset}: no accepted version after {timeout_s} s; "
+                               f"ingests: {client.ingests(dataset=dataset)}")
+        time.sleep(0.02)
+    ingests = client.ingests(dataset=dataset, limit=5)
+    server_ms = next((i.get("duration_ms") for i in ingests if i.get("version") == 1), None)
+    return elapsed, server_ms
+
+
+def _versions(client: Any, dataset: str) -> list[dict[str, Any]]:
+    from appliance.errors import RemoteError
+
+    try:
+        out: list[dict[str, Any]] = client.versions(dataset)
+    except RemoteError as exc:
+        if exc.status == 404:  # the dataset appears with its first ingest
+            return []
+        raise
+    return out
+
+
+# -- reporting -------------------------------------------------------------------
+
+
+def timed(label: str, repeats: int, fn: Callable[[int], float]) -> list[float]:
+    times: list[float] = []
+    with console.status(f"{label}...") as status:
+        for i in range(repeats):
+            status.update(f"{label}: run {i + 1}/{repeats}")
+            times.append(fn(i))
+    console.print(f"  {label}: " + ", ".join(f"{t:.3f} s" for t in times))
+    return times
+
+
+def _fmt(times: list[float]) -> str:
+    return ", ".join(f"{t:.3f}" for t in times)
+
+
+@app.command()
+def main(
+    rows: Annotated[int, typer.Option(help="Rows in the CSV.")] = 1_000_000,
+    repeats: Annotated[int, typer.Option(help="Timings per contender.")] = 3,
+    poll: Annotated[float, typer.Option(help="APPLIANCE_INBOX_POLL_SECONDS for ours.")] = 0.2,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for one ingest.")] = 600.0,
+    skip_ours: Annotated[bool, typer.Option(help="Time only the references.")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when a target is missed.")] = False,
+    keep: Annotated[bool, typer.Option(help="Keep the temporary folder.")] = False,
+) -> None:
+    """Time CSV ingestion: ours vs raw DuckDB vs pandas + pandera."""
+    tmp = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
+    try:
+        csv = tmp / "f.csv"
+        with console.status(f"writing {rows:,} x 20 CSV"):
+            make_csv(csv, rows)
+        console.print(f"[bold]data[/]: {rows:,} rows x 20 columns, "
+                      f"{csv.stat().st_size / 1e6:.0f} MB at {csv}")
+
+        duck = timed("duckdb COPY", repeats, lambda i: run_duckdb(csv, tmp / "duck.parquet"))
+        schema = pandera_schema()
+        pandas = timed(
+            "pandas + pandera", repeats, lambda i: run_pandas(csv, tmp / "pandas.parquet", schema)
+        )
+        ours: list[float] = []
+        server: list[float | None] = []
+        if not skip_ours:
+            home = tmp / "home"
+            with running_server(home, poll) as client:
+                # Warm-up: first imports, child-process start-up, the store's first writes.
+                small = tmp / "warmup.csv"
+                make_csv(small, 1000, seed=1)
+                with console.status("ours: warm-up file"):
+                    drop_and_wait(client, home / "inbox", "warmup", small, timeout)
+                for i in range(repeats):
+                    variant = tmp / f"f{i + 1}.csv"
+                    with_distinct_last_row(csv, variant, i + 1)
+                    with console.status(f"ours: bench{i + 1}"):
+                        elapsed, ms = drop_and_wait(
+                            client, home / "inbox", f"bench{i + 1}", variant, timeout
+                        )
+                    variant.unlink()
+                    ours.append(elapsed)
+                    server.append(ms)
+            console.print("  ours (rename -> accepted): " + _fmt(ours))
+    finally:
+        if keep:
+            console.print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    report(duck, pandas, ours, server, strict)
+
+
+def report(
+    duck: list[float], pandas: list[float], ours: list[float],
+    server: list[float | None], strict: bool,
+) -> None:
+    table = Table(title="CSV ingestion (seconds; median of runs)")
+    table.add_column("contender")
+    table.add_column("median", justify="right")
+    table.add_column("runs")
+    table.add_row("duckdb COPY to parquet", f"{statistics.median(duck):.3f}", _fmt(duck))
+    table.add_row("pandas + pandera + to_parquet", f"{statistics.median(pandas):.3f}", _fmt(pandas))
+    if ours:
+        table.add_row("ours: rename -> accepted", f"{statistics.median(ours):.3f}", _fmt(ours))
+        ms = [m / 1000 for m in server if m is not None]
+        if ms:
+            table.add_row("ours: server duration_ms", f"{statistics.median(ms):.3f}", _fmt(ms))
+    console.print(table)
+    if not ours:
+        return
+    vs_duck = statistics.median(ours) / statistics.median(duck)
+    vs_pandas = statistics.median(pandas) / statistics.median(ours)
+    ok_duck = vs_duck <= TARGET_VS_DUCKDB
+    ok_pandas = vs_pandas >= TARGET_VS_PANDAS
+    missed = not (ok_duck and ok_pandas)
+    console.print(f"ours / duckdb  = {vs_duck:.2f}x  (target <= {TARGET_VS_DUCKDB}x)  "
+                  + ("[green]met[/]" if ok_duck else "[red]missed[/]"))
+    console.print(f"pandas / ours  = {vs_pandas:.2f}x  (target >= {TARGET_VS_PANDAS}x)  "
+                  + ("[green]met[/]" if ok_pandas else "[red]missed[/]"))
+    if strict and missed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
