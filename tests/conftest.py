@@ -183,3 +183,15 @@ def api(appliance_app: Any) -> Iterator[Any]:
                        json={"username": "admin", "password": ADMIN_PASSWORD}).json()
         c.headers["Authorization"] = f"Bearer {token['access_token']}"
         yield c
+
+
+@pytest.fixture
+def settings_for() -> Any:
+    """Build test Settings for a home folder (the same knobs the servers get)."""
+    return make_settings
+
+
+@pytest.fixture
+def drop() -> Any:
+    """Drop a file into an inbox the way the protocol asks (write .part, rename)."""
+    return drop_file

@@ -11,11 +11,11 @@ from appliance.domain.principal import SYSTEM
 from appliance.domain.roles import Role
 from appliance.errors import Conflict, InvalidInput, InvalidName, Unauthenticated
 from appliance.runtime import build
-from tests.conftest import ADMIN_PASSWORD, make_settings
 
 
 def test_login_admin_created_from_the_environment(appliance_app: Any) -> None:
-    out = appliance_app.auth.login("admin", ADMIN_PASSWORD)
+    password = appliance_app.settings.admin_password.get_secret_value()
+    out = appliance_app.auth.login("admin", password)
     assert out["token_type"] == "bearer" and out["role"] == "admin"
     assert appliance_app.auth.authenticate(out["access_token"]).role is Role.admin
 
@@ -32,7 +32,8 @@ def test_passwords_and_tokens_are_stored_only_as_hashes(appliance_app: Any) -> N
     dump = str(appliance_app.store.execute("SELECT * FROM users")) + str(
         appliance_app.store.execute("SELECT * FROM tokens")
     )
-    assert ADMIN_PASSWORD not in dump and token not in dump
+    password = appliance_app.settings.admin_password.get_secret_value()
+    assert password not in dump and token not in dump
     assert "$argon2" in dump
 
 
@@ -69,8 +70,10 @@ def test_disabled_user_cannot_use_old_tokens(appliance_app: Any) -> None:
         appliance_app.auth.authenticate(token)
 
 
-def test_first_start_without_password_mints_a_one_time_bootstrap_token(tmp_path: Path) -> None:
-    app = build(make_settings(tmp_path / "home", admin_password=None))
+def test_first_start_without_password_mints_a_one_time_bootstrap_token(
+    tmp_path: Path, settings_for: Any
+) -> None:
+    app = build(settings_for(tmp_path / "home", admin_password=None))
     try:
         token = app.bootstrap_token
         assert token and app.auth.authenticate(token).role is Role.admin

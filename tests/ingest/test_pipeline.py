@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,9 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-
-from tests.conftest import drop_file
 
 GOOD = b"customer_id,age,plan,churned\n" + b"".join(
     f"{i},{20 + i % 50},{['basic', 'plus', 'pro'][i % 3]},{i % 2}\n".encode() for i in range(200)
@@ -53,7 +53,7 @@ def test_same_bytes_twice_make_one_version_and_new_bytes_a_new_one(server_factor
     dup = server.drop("customers", "a.csv", GOOD)
     assert dup["outcome"] == "quarantined" and dup["reason"] == "duplicate"
     assert _reason(server.home, "customers", "a.csv")["reason"] == "duplicate"
-    newer = server.drop("customers", "a.csv", GOOD + b"999,33,pro,1\n")
+    newer = server.drop("customers", "a.csv", GOOD + b"150,33,pro,1\n")
     assert newer["outcome"] == "accepted" and newer["version"] == 2
     with server.client() as c:
         assert [v["number"] for v in c.versions("customers")] == [2, 1]
@@ -110,44 +110,40 @@ def test_hostile_file_is_quarantined_with_a_reason(
 
 
 @pytest.mark.parametrize(
-    ("label", "make", "reason", "dataset"),
+    ("name", "make", "reason"),
     [
-        ("symlink-passwd", lambda d: os.symlink("/etc/passwd", d / "passwd.csv"),
-         "not_regular_file", "hostile"),
-        ("symlink-store", lambda d: os.symlink(d.parent.parent / "appliance.duckdb",
-                                               d / "store.csv"), "not_regular_file", "hostile"),
-        ("fifo", lambda d: os.mkfifo(d / "fifo.csv"), "not_regular_file", "hostile"),
-        ("hardlink", lambda d: os.link(d.parent.parent / "audit.head", d / "hard.csv"),
-         "not_regular_file", "hostile"),
-        ("directory", lambda d: (d / "dir.csv").mkdir(), "not_regular_file", "hostile"),
-        ("backslashes", lambda d: (d / "a\\..\\b.csv").write_bytes(GOOD), "invalid_name", "hostile"),
-        ("dotdot", lambda d: (d / "x..y.csv").write_bytes(GOOD), "invalid_name", "hostile"),
+        ("passwd.csv", lambda p: os.symlink("/etc/passwd", p), "not_regular_file"),
+        ("store.csv", lambda p: os.symlink(p.parent.parent.parent / "appliance.duckdb", p),
+         "not_regular_file"),
+        ("fifo.csv", os.mkfifo, "not_regular_file"),
+        ("hard.csv", lambda p: os.link(p.parent.parent.parent / "audit.head", p), "not_regular_file"),
+        ("dir.csv", lambda p: p.mkdir(), "not_regular_file"),
+        ("a\\..\\b.csv", lambda p: p.write_bytes(GOOD), "invalid_name"),
+        ("x..y.csv", lambda p: p.write_bytes(GOOD), "invalid_name"),
     ],
-    ids=["symlink-passwd", "symlink-store", "fifo", "hardlink", "directory", "backslashes",
-         "dotdot"],
+    ids=["symlink-passwd", "symlink-store", "fifo", "hardlink", "directory", "backslashes", "dotdot"],
 )
 def test_hostile_inbox_entry_is_quarantined_unopened(
-    server_factory: Any, label: str, make: Any, reason: str, dataset: str
+    server_factory: Any, name: str, make: Any, reason: str
 ) -> None:
     server = server_factory()
-    folder = server.home / "inbox" / dataset
+    folder = server.home / "inbox" / "hostile"
     folder.mkdir(parents=True, exist_ok=True)
     known = {r["id"] for r in server.ingests()}
-    before = set(os.listdir(folder))
-    make(folder)
-    name = (set(os.listdir(folder)) - before).pop()
+    make(folder / name)
     row = server.wait_for_ingest(name, known=known)
     assert row["outcome"] == "quarantined" and row["reason"] == reason, row
     assert not (folder / name).exists() and not (folder / name).is_symlink()
+    assert _reason(server.home, "hostile", name)["reason"] == reason
     assert Path("/etc/passwd").exists() and (server.home / "appliance.duckdb").exists()
     with server.client() as c:
         assert c.health()["status"] == "ok"
 
 
-def test_a_badly_named_dataset_folder_is_quarantined(server_factory: Any) -> None:
+def test_a_badly_named_dataset_folder_is_quarantined(server_factory: Any, drop: Any) -> None:
     server = server_factory()
     known = {r["id"] for r in server.ingests()}
-    drop_file(server.home / "inbox", "Not A Dataset", "a.csv", GOOD)
+    drop(server.home / "inbox", "Not A Dataset", "a.csv", GOOD)
     row = server.wait_for_ingest("a.csv", known=known)
     assert row["reason"] == "invalid_name"
     assert _reason(server.home, None, "a.csv")["reason"] == "invalid_name"
@@ -187,23 +183,28 @@ def test_upload_and_local_cli_ingest_take_the_same_path(server_factory: Any, tmp
 
 def test_an_oversized_upload_is_refused_before_it_fills_the_disk(server_factory: Any) -> None:
     server = server_factory(env={"APPLIANCE_MAX_FILE_BYTES": str(1024 * 1024)})
-    sent = 0
+    token = server.client().token
 
-    def body() -> Any:
-        nonlocal sent
-        for _ in range(3000):  # would be 3 GB if the server kept reading
-            sent += 1024 * 1024
+    def body() -> Any:  # 200 MB of chunked body with no declared length
+        for _ in range(200):
             yield b"0" * (1024 * 1024)
 
-    import httpx
-
-    with server.client() as c:
-        resp = httpx.post(f"{server.url}/api/v1/datasets/big/files", params={"filename": "big.csv"},
-                          content=body(), headers={"Authorization": f"Bearer {c.token}"},
-                          timeout=60)
+    resp = httpx.post(f"{server.url}/api/v1/datasets/big/files", params={"filename": "big.csv"},
+                      content=body(), headers={"Authorization": f"Bearer {token}"}, timeout=60)
     assert resp.status_code == 413 and resp.json()["error"]["detail"]["reason"] == "too_big"
-    assert sent < 3000 * 1024 * 1024
-    assert not list((server.home / "claimed").rglob("*.part"))
+    assert not [p for p in (server.home / "claimed").rglob("*") if p.is_file()]
+
+    # A declared 2 GB body is refused from its headers alone, before a byte is read.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/v1/datasets/big/files?filename=big.csv HTTP/1.1\r\n"
+            b"Host: 127.0.0.1\r\nAuthorization: Bearer " + token.encode() + b"\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: 2147483648\r\n\r\n"
+        )
+        head = sock.recv(4096).decode(errors="replace")
+    assert head.startswith("HTTP/1.1 413"), head
+    with server.client() as c:
+        assert c.health()["status"] == "ok"
 
 
 @pytest.mark.slow
@@ -238,9 +239,11 @@ def test_kill_9_during_ingestion_loses_nothing_and_duplicates_nothing(server_fac
     assert (home / "archive" / "big" / "big.csv").exists()
 
 
-def test_concurrent_drops_into_two_datasets_each_become_a_version(server_factory: Any) -> None:
+def test_concurrent_drops_into_two_datasets_each_become_a_version(
+    server_factory: Any, drop: Any
+) -> None:
     server = server_factory()
-    threads = [threading.Thread(target=drop_file, args=(server.home / "inbox", ds, "f.csv", GOOD))
+    threads = [threading.Thread(target=drop, args=(server.home / "inbox", ds, "f.csv", GOOD))
                for ds in ("one", "two")]
     for t in threads:
         t.start()
