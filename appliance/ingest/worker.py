@@ -1,0 +1,349 @@
+"""A warm parser child with limits, and the pool the server talks to it through.
+
+Untrusted bytes are parsed in a separate process (``python -m
+appliance.ingest.worker``): a crash, a memory blow-up or a hang costs that
+process, never the server. The child imports polars, pandera and the validate
+modules once at start, so a file pays only for its own parsing.
+
+Child -> parent is a trust boundary: the only thing that crosses it is one line
+of JSON per message, read with a size cap and rebuilt field by field
+(:meth:`ParseResult.from_json`); never pickle. The protocol, over the child's
+stdin/stdout::
+
+    child  -> {"ready": true, "pid": N}                 once imports are done
+    parent -> {"op": "ping"}            child -> {"pong": true}
+    parent -> {"op": "parse", ...}      child -> ParseResult as JSON
+
+Limits: ``RLIMIT_AS`` (``memory_mb``) and no core files are set by the child
+on itself; the parent kills it after ``timeout_s`` per file and starts a fresh
+one on the next call. The child exits when its stdin closes or its parent
+changes (checked every second, busy or not). We do not use
+``PR_SET_PDEATHSIG``: it fires when the *thread* that spawned the child exits,
+and the server's request threads come and go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from appliance.domain.ingest import Reason
+from appliance.ingest.parse import ParseLimits, ParseResult, parse_file, scratch_paths
+
+MAX_REPLY_BYTES = 64 << 20      # a summary is kilobytes; anything near this is hostile
+STARTUP_TIMEOUT_S = 120.0       # imports on a cold, busy host
+_PING_TIMEOUT_S = 5.0
+
+
+class _ChildGone(Exception):
+    """The child closed its stdout (it died) before a full reply line."""
+
+
+class _ReplyTooBig(_ChildGone):
+    """The child sent more than MAX_REPLY_BYTES without a newline."""
+
+
+class _ReplyTimeout(Exception):
+    pass
+
+
+class ParserPool:
+    """One warm parser child; ``parse`` calls are serialised by a lock.
+
+    Usable as a context manager. ``start`` is optional: the first ``parse``
+    starts the child, and a dead or killed child is replaced on the next call.
+    """
+
+    def __init__(self, limits: ParseLimits, *, python: str | None = None,
+                 startup_timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        self.limits = limits
+        self._python = python or sys.executable
+        self._startup_timeout_s = startup_timeout_s
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._buf = bytearray()
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The child's PID while one is running (for operators and tests)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def start(self) -> None:
+        with self._lock:
+            self._ensure_child()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._stop_child(graceful=True)
+
+    def __enter__(self) -> ParserPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- parsing ----------------------------------------------------------------------
+
+    def parse(self, src: Path, dst: Path, *, fmt: str, dataset: str,
+              contract_yaml: str | None, contract_version: int | None) -> ParseResult:
+        """Parse ``src`` into ``dst`` in the child. Never raises for a bad file."""
+        request = {
+            "op": "parse", "src": os.fspath(src), "dst": os.fspath(dst), "fmt": fmt,
+            "dataset": dataset, "contract_yaml": contract_yaml,
+            "contract_version": contract_version, "limits": self.limits.to_dict(),
+        }
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the parser pool is closed")
+            self._ensure_child()
+            try:
+                self._send(request)
+                line = self._read_line(time.monotonic() + self.limits.timeout_s)
+            except _ReplyTimeout:
+                self._stop_child(graceful=False)
+                self._clean(Path(dst))
+                return ParseResult.failed(
+                    Reason.timeout, f"parsing took longer than {self.limits.timeout_s:g} s; "
+                                    "the parser was stopped")
+            except _ReplyTooBig:
+                self._stop_child(graceful=False)
+                self._clean(Path(dst))
+                return ParseResult.failed(Reason.parser_crashed, "the parser sent a reply over "
+                                          f"{MAX_REPLY_BYTES >> 20} MB; it was stopped")
+            except (_ChildGone, OSError) as exc:
+                status = self._stop_child(graceful=False)
+                self._clean(Path(dst))
+                return ParseResult.failed(Reason.parser_crashed, _death_message(
+                    status, self.limits, str(exc)))
+            try:
+                result = ParseResult.from_json(line)
+            except ValueError as exc:
+                self._stop_child(graceful=False)
+                self._clean(Path(dst))
+                return ParseResult.failed(Reason.internal, f"the parser sent a bad reply: {exc}")
+            if result.reason == Reason.parser_crashed.value:
+                self._stop_child(graceful=False)   # out of memory: start afresh next time
+            if result.parquet_written and not Path(dst).is_file():
+                return ParseResult.failed(Reason.internal, "the parser reported a Parquet file "
+                                                           "that is not there")
+            return result
+
+    # -- the child --------------------------------------------------------------------
+
+    def _ensure_child(self) -> None:
+        if self._proc is not None and self._proc.poll() is None and self._ping():
+            return
+        self._stop_child(graceful=False)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        proc = subprocess.Popen(
+            [self._python, "-m", "appliance.ingest.worker",
+             "--memory-mb", str(self.limits.memory_mb), "--parent-pid", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            env=_child_env())
+        self._proc, self._buf = proc, bytearray()
+        try:
+            ready = json.loads(self._read_line(time.monotonic() + self._startup_timeout_s))
+        except (_ChildGone, _ReplyTimeout, ValueError) as exc:
+            status = self._stop_child(graceful=False)
+            raise RuntimeError(f"the parser process did not start (exit status {status}): "
+                               f"{type(exc).__name__}") from exc
+        if not (isinstance(ready, dict) and ready.get("ready") is True):
+            self._stop_child(graceful=False)
+            raise RuntimeError("the parser process sent an unexpected greeting")
+
+    def _ping(self) -> bool:
+        try:
+            self._send({"op": "ping"})
+            reply = json.loads(self._read_line(time.monotonic() + _PING_TIMEOUT_S))
+        except (_ChildGone, _ReplyTimeout, BrokenPipeError, ValueError):
+            return False
+        return isinstance(reply, dict) and reply.get("pong") is True
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(message).encode() + b"\n")
+        self._proc.stdin.flush()
+
+    def _read_line(self, deadline: float) -> bytes:
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        buf = self._buf
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            scanned = 0
+            while (end := buf.find(b"\n", scanned)) < 0:
+                scanned = len(buf)
+                if scanned > MAX_REPLY_BYTES:
+                    raise _ReplyTooBig
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _ReplyTimeout
+                if not sel.select(remaining):
+                    continue
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise _ChildGone("the parser process exited")
+                buf += chunk
+        line = bytes(buf[:end])
+        del buf[: end + 1]
+        return line
+
+    def _stop_child(self, *, graceful: bool) -> int | None:
+        proc, self._proc, self._buf = self._proc, None, bytearray()
+        if proc is None:
+            return None
+        if graceful and proc.poll() is None and proc.stdin is not None:
+            try:
+                proc.stdin.close()   # the child leaves its loop on EOF
+                return proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if proc.poll() is None:
+            proc.kill()
+        status = proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        return status
+
+    @staticmethod
+    def _clean(dst: Path) -> None:
+        for leftover in scratch_paths(dst):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # glibc's per-thread malloc arenas reserve address space that RLIMIT_AS counts:
+    # two arenas let a 160 MB CSV parse under a 1.5 GB cap instead of 2.5 GB.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    # the child must import this very package, wherever the server was started from
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _death_message(status: int | None, limits: ParseLimits, detail: str) -> str:
+    if status is not None and status < 0:
+        try:
+            how = f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            how = f"was killed by signal {-status}"
+    else:
+        how = f"exited with status {status}"
+    return (f"the parser process {how} while reading this file ({detail}); its memory cap is "
+            f"{limits.memory_mb} MB")
+
+
+# -- the child side ------------------------------------------------------------------------
+
+
+def _limit_self(memory_mb: int) -> None:
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _watch_parent(parent_pid: int) -> None:
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _warm_up() -> None:
+    """Import and exercise the whole path once so the first real file pays nothing extra."""
+    import tempfile
+
+    import duckdb  # noqa: F401
+    import pandera.polars  # noqa: F401
+    import polars  # noqa: F401
+
+    import appliance.validate.contracts
+    import appliance.validate.summary  # noqa: F401
+
+    with tempfile.TemporaryDirectory(prefix="appliance-parser-") as tmp:
+        src = Path(tmp) / "warm.csv"
+        src.write_text("x,y,z\n" + "".join(f"{i},{i * 0.5},c{i % 3}\n" for i in range(60)))
+        limits = ParseLimits(1 << 20, 1 << 20, 60.0, 0)
+        first = parse_file(src, Path(tmp) / "warm.parquet", fmt="csv", dataset="warm",
+                           contract_yaml=None, contract_version=None, limits=limits)
+        if first.contract_yaml:
+            parse_file(src, Path(tmp) / "warm2.parquet", fmt="csv", dataset="warm",
+                       contract_yaml=first.contract_yaml, contract_version=1, limits=limits)
+
+
+def _serve(channel: IO[bytes]) -> int:
+    def reply(payload: str) -> None:
+        channel.write(payload.encode() + b"\n")
+        channel.flush()
+
+    stdin = sys.stdin.buffer
+    while line := stdin.readline():
+        try:
+            request = json.loads(line)
+            if request.get("op") == "ping":
+                reply('{"pong":true}')
+                continue
+            result = parse_file(
+                Path(request["src"]), Path(request["dst"]), fmt=str(request["fmt"]),
+                dataset=str(request["dataset"]), contract_yaml=request.get("contract_yaml"),
+                contract_version=request.get("contract_version"),
+                limits=ParseLimits.from_dict(request["limits"]))
+        except MemoryError:
+            result = ParseResult.failed(Reason.parser_crashed, "the parser ran out of memory")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a bad request or a library panic: answer, keep serving
+            result = ParseResult.failed(Reason.internal, f"{type(exc).__name__}: {exc}"[:2000])
+        reply(result.to_json())
+        if result.reason == Reason.parser_crashed.value:
+            return 70   # after a MemoryError the parent starts a clean child
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m appliance.ingest.worker")
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    args = parser.parse_args(argv)
+    if os.getppid() != args.parent_pid:
+        return 0
+    _watch_parent(args.parent_pid)
+    _limit_self(args.memory_mb)
+    # Keep the protocol on a private copy of stdout; stray prints from libraries go to stderr.
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    _warm_up()
+    channel.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
+    channel.flush()
+    return _serve(channel)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
