@@ -87,6 +87,18 @@ class ServerProcess:
             time.sleep(0.1)
         raise AssertionError(f"{name} was not ingested within {timeout}s\n{self.log()[-3000:]}")
 
+    def wait_for_summaries(self, dataset: str, timeout: float = 60) -> None:
+        """Column summaries follow a version by a moment: wait until all are ready."""
+        deadline = time.monotonic() + timeout
+        with self.client() as c:
+            while time.monotonic() < deadline:
+                pending = [v["number"] for v in c.versions(dataset)
+                           if c.version(dataset, v["number"])["summary_status"] != "ready"]
+                if not pending:
+                    return
+                time.sleep(0.05)
+        raise AssertionError(f"{dataset} versions {pending} have no summary after {timeout}s")
+
     def drop(self, dataset: str, name: str, content: bytes, timeout: float = 60) -> dict[str, Any]:
         known = {r["id"] for r in self.ingests()}
         drop_file(self.home / "inbox", dataset, name, content)

@@ -204,6 +204,7 @@ def version_detail(dataset: str, v: DatasetVersionRow) -> dict[str, Any]:
         **version_public(dataset, v),
         "report": v.report,
         "summary": v.summary or [],
+        "summary_status": "pending" if v.summary is None else "ready",
         "lineage_node": f"dataset:{dataset}@{v.number}",
     }
 

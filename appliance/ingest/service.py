@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,8 +88,11 @@ class IngestService:
             )
         )
         self._lock = threading.Lock()  # one file at a time: the parser child is single
+        # Column summaries are made after a version is recorded, one at a time.
+        self._summaries = ThreadPoolExecutor(1, thread_name_prefix="ingest-summary")
 
     def close(self) -> None:
+        self._summaries.shutdown(wait=True, cancel_futures=True)
         self.pool.close()
 
     # -- entry points -------------------------------------------------------
@@ -154,6 +158,28 @@ class IngestService:
             self.on_outcome(out["outcome"], time.perf_counter() - started)
         return out
 
+    def summarize_later(self, version_id: uuid.UUID, parquet: Path) -> Future[None]:
+        """Queue the column summary of a recorded version (the console's charts).
+
+        A version is accepted once validated and durable; its summary follows
+        a moment later, so it is not on the acceptance path. Until then the
+        version's ``summary_status`` is ``pending``; after a crash, ``recover``
+        queues every version still without one.
+        """
+        return self._summaries.submit(self._summarize, version_id, parquet)
+
+    def _summarize(self, version_id: uuid.UUID, parquet: Path) -> None:
+        try:
+            summary = self.pool.summarize(parquet)
+        except RuntimeError:
+            log.exception("summary of %s failed; it stays pending", parquet)
+            return
+        with self.store.write() as s:
+            row = s.get(DatasetVersionRow, version_id)
+            if row is not None:
+                row.summary = summary
+                s.add(row)
+
     def recover(self) -> list[dict[str, Any]]:
         """Finish every claim a crash left behind, and drop stale staging files."""
         if self.settings.staging_dir.exists():
@@ -165,6 +191,10 @@ class IngestService:
                 results.append(self.ingest_claim(claim))
             except InsufficientDisk:
                 log.warning("not enough disk to recover %s yet", claim.path)
+        with self.store.read() as s:
+            pending = [(v.id, v.parquet_path) for v in dq.versions_without_summary(s)]
+        for version_id, rel in pending:
+            self.summarize_later(version_id, self.settings.home / rel)
         return results
 
     def recent(self, *, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -187,32 +217,38 @@ class IngestService:
             )
         fmt = detect_format(claim.name)
         self._check_disk(st.st_size)
-        sha = sha256_file(claim.path)
-
         with self.store.read() as s:
-            ds = dq.get_dataset(s, claim.dataset)
-            existing = dq.find_version_by_sha(s, ds.id, sha) if ds else None
             already = s.get(IngestRow, uuid.UUID(claim.id))
+            ds = dq.get_dataset(s, claim.dataset)
             contract = dq.current_contract(s, ds.id) if ds else None
         if already is not None:
-            return self._finish_recovered(claim, already, existing)
+            return self._finish_recovered(claim, already)
+
+        # Hash in this thread while the child parses: hashlib releases the GIL,
+        # so the two overlap and the duplicate check costs no extra pass.
+        staging = self.settings.staging_dir / f"{claim.id}.parquet"
+        with ThreadPoolExecutor(1, thread_name_prefix="ingest-parse") as ex:
+            parsing = ex.submit(
+                self.pool.parse, claim.path, staging, fmt=fmt, dataset=claim.dataset,
+                contract_yaml=contract.yaml if contract else None,
+                contract_version=contract.version if contract else None,
+            )
+            sha = sha256_file(claim.path)
+            result = parsing.result()
+        with self.store.read() as s:
+            existing = dq.find_version_by_sha(s, ds.id, sha) if ds else None
         if existing is not None:
+            staging.unlink(missing_ok=True)
             raise IngestRejected(
                 Reason.duplicate,
                 f"the same bytes are already {claim.dataset} version {existing.number}",
                 detail={"version": existing.number, "sha256": sha},
             )
-
-        staging = self.settings.staging_dir / f"{claim.id}.parquet"
-        result = self.pool.parse(
-            claim.path, staging, fmt=fmt, dataset=claim.dataset,
-            contract_yaml=contract.yaml if contract else None,
-            contract_version=contract.version if contract else None,
-        )
         if not result.ok:
             staging.unlink(missing_ok=True)
             raise IngestRejected(Reason(result.reason or Reason.internal), result.message)
-        return self._record_version(claim, who, sha, st.st_size, staging, result, started)
+        return self._record_version(claim, who, sha, st.st_size, staging, result, started,
+                                    checked_against=contract.version if contract else None)
 
     def _record_version(
         self,
@@ -223,6 +259,8 @@ class IngestService:
         staging: Path,
         result: ParseResult,
         started: float,
+        *,
+        checked_against: int | None,
     ) -> dict[str, Any]:
         rel = Path("datasets") / claim.dataset / f"{sha}.parquet"
         final = self.settings.home / rel
@@ -235,21 +273,25 @@ class IngestService:
         duration_ms = (time.perf_counter() - started) * 1000
         with self.store.write() as s:
             ds = dq.get_or_create_dataset(s, claim.dataset)
-            contract = dq.current_contract(s, ds.id)
-            if contract is None:
-                if not result.contract_yaml:
-                    raise IngestRejected(Reason.internal, "no contract was inferred")
-                contract = dq.add_contract(s, ds.id, yaml=result.contract_yaml,
-                                           inferred=True, created_by=who.actor)
-                self.auditor.record(s, who, "contract.create", f"dataset:{claim.dataset}",
-                                    after={"version": contract.version, "inferred": True})
+            contract_version = checked_against
+            if contract_version is None:
+                # The dataset's first file: the contract inferred from it becomes v1.
+                contract = dq.current_contract(s, ds.id)
+                if contract is None:
+                    if not result.contract_yaml:
+                        raise IngestRejected(Reason.internal, "no contract was inferred")
+                    contract = dq.add_contract(s, ds.id, yaml=result.contract_yaml,
+                                               inferred=True, created_by=who.actor)
+                    self.auditor.record(s, who, "contract.create", f"dataset:{claim.dataset}",
+                                        after={"version": contract.version, "inferred": True})
+                contract_version = contract.version
             number = dq.next_version_number(s, ds.id)
-            report = {**report, "contract_version": contract.version}
+            report = {**report, "contract_version": contract_version}
             row = DatasetVersionRow(
                 dataset_id=ds.id, number=number, status=status.value, sha256=sha,
                 size_bytes=size, rows=result.rows, columns=result.columns,
                 parquet_path=str(rel), source_file=claim.name, claim_id=claim.id,
-                contract_version=contract.version, report=report, summary=result.summary,
+                contract_version=contract_version, report=report,
             )
             s.add(row)
             message = (
@@ -270,6 +312,7 @@ class IngestService:
                 after={"status": status.value, "sha256": sha, "rows": result.rows,
                        "file": claim.name},
             )
+        self.summarize_later(row.id, final)
         if passed:
             inbox.archive(claim, self.settings.archive_dir)
         else:
@@ -286,9 +329,7 @@ class IngestService:
             "at": dt.datetime.now(dt.UTC).isoformat(),
         }
 
-    def _finish_recovered(
-        self, claim: inbox.Claim, row: IngestRow, version: DatasetVersionRow | None
-    ) -> dict[str, Any]:
+    def _finish_recovered(self, claim: inbox.Claim, row: IngestRow) -> dict[str, Any]:
         """The crash came after commit: only the filing away is left to do."""
         if row.outcome == IngestOutcome.accepted.value:
             inbox.archive(claim, self.settings.archive_dir)

@@ -13,6 +13,7 @@ stdin/stdout::
     child  -> {"ready": true, "pid": N}                 once imports are done
     parent -> {"op": "ping"}            child -> {"pong": true}
     parent -> {"op": "parse", ...}      child -> ParseResult as JSON
+    parent -> {"op": "summarize", "path"}  child -> {"summary": [...]} or {"error": "..."}
 
 Limits: ``RLIMIT_AS`` (``memory_mb``) and no core files are set by the child
 on itself; the parent kills it after ``timeout_s`` per file and starts a fresh
@@ -40,7 +41,13 @@ from types import TracebackType
 from typing import IO, Any
 
 from appliance.domain.ingest import Reason
-from appliance.ingest.parse import ParseLimits, ParseResult, parse_file, scratch_paths
+from appliance.ingest.parse import (
+    ParseLimits,
+    ParseResult,
+    parse_file,
+    scratch_paths,
+    summarize_parquet,
+)
 
 MAX_REPLY_BYTES = 64 << 20      # a summary is kilobytes; anything near this is hostile
 STARTUP_TIMEOUT_S = 120.0       # imports on a cold, busy host
@@ -145,6 +152,29 @@ class ParserPool:
                 return ParseResult.failed(Reason.internal, "the parser reported a Parquet file "
                                                            "that is not there")
             return result
+
+    def summarize(self, parquet: Path) -> list[dict[str, Any]]:
+        """Column summary of a recorded version's Parquet file, computed in the child.
+
+        Raises RuntimeError when the child fails or answers badly; the caller
+        leaves the summary pending and may retry.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the parser pool is closed")
+            self._ensure_child()
+            try:
+                self._send({"op": "summarize", "path": os.fspath(parquet)})
+                line = self._read_line(time.monotonic() + self.limits.timeout_s)
+                reply = json.loads(line)
+            except (_ReplyTimeout, _ChildGone, OSError, ValueError) as exc:
+                self._stop_child(graceful=False)
+                raise RuntimeError(f"the summary of {parquet.name} failed: {exc!r}") from exc
+        summary = reply.get("summary") if isinstance(reply, dict) else None
+        if not isinstance(summary, list) or not all(isinstance(x, dict) for x in summary):
+            error = reply.get("error") if isinstance(reply, dict) else None
+            raise RuntimeError(f"the summary of {parquet.name} failed: {error or 'bad reply'}")
+        return summary
 
     # -- the child --------------------------------------------------------------------
 
@@ -296,6 +326,7 @@ def _warm_up() -> None:
         if first.contract_yaml:
             parse_file(src, Path(tmp) / "warm2.parquet", fmt="csv", dataset="warm",
                        contract_yaml=first.contract_yaml, contract_version=1, limits=limits)
+            summarize_parquet(Path(tmp) / "warm2.parquet")
 
 
 def _serve(channel: IO[bytes]) -> int:
@@ -309,6 +340,9 @@ def _serve(channel: IO[bytes]) -> int:
             request = json.loads(line)
             if request.get("op") == "ping":
                 reply('{"pong":true}')
+                continue
+            if request.get("op") == "summarize":
+                reply(_summarize(Path(request["path"])))
                 continue
             result = parse_file(
                 Path(request["src"]), Path(request["dst"]), fmt=str(request["fmt"]),
@@ -325,6 +359,15 @@ def _serve(channel: IO[bytes]) -> int:
         if result.reason == Reason.parser_crashed.value:
             return 70   # after a MemoryError the parent starts a clean child
     return 0
+
+
+def _summarize(path: Path) -> str:
+    try:
+        return json.dumps({"summary": summarize_parquet(path)}, default=str)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        return json.dumps({"error": f"{type(exc).__name__}: {exc}"[:2000]})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,11 @@ def list_versions(s: Session, dataset_id: uuid.UUID) -> list[DatasetVersionRow]:
     return list(s.exec(q).all())
 
 
+def versions_without_summary(s: Session) -> list[DatasetVersionRow]:
+    q = select(DatasetVersionRow).where(col(DatasetVersionRow.summary).is_(None))
+    return list(s.exec(q.order_by(col(DatasetVersionRow.created_at))).all())
+
+
 def version_stats(s: Session) -> dict[uuid.UUID, dict[str, int | None]]:
     """Per dataset: version count, newest number, newest accepted number and its rows."""
     out: dict[uuid.UUID, dict[str, int | None]] = {}

@@ -39,6 +39,7 @@ which holds the fast path and the translation of pandera errors into
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -179,13 +180,7 @@ def load_contract(yaml_text: str) -> pa.DataFrameSchema:
         raise ContractInvalid(
             "a contract must be YAML text", detail={"type": type(yaml_text).__name__}
         )
-    try:
-        document = yaml.safe_load(yaml_text)
-    except yaml.YAMLError as exc:
-        raise ContractInvalid(
-            f"the contract is not valid YAML: {_yaml_problem(exc)}", detail=str(exc)
-        ) from exc
-    _check_shape(document)
+    document = _parse_yaml(yaml_text)
     from pandera.io.polars_io import deserialize_schema
 
     try:
@@ -199,6 +194,22 @@ def load_contract(yaml_text: str) -> pa.DataFrameSchema:
             f"the contract is not a valid pandera schema: {where}{reason}",
             detail={"column": column, "error": f"{type(exc).__name__}: {exc}"},
         ) from exc
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_yaml(yaml_text: str) -> Any:
+    """Safe-load and shape-check once per contract text: every file of a dataset reuses it.
+
+    The cached document is never handed out: ``load_contract`` deep-copies it.
+    """
+    try:
+        document = yaml.safe_load(yaml_text)
+    except yaml.YAMLError as exc:
+        raise ContractInvalid(
+            f"the contract is not valid YAML: {_yaml_problem(exc)}", detail=str(exc)
+        ) from exc
+    _check_shape(document)
+    return document
 
 
 def contract_columns(contract_yaml: str) -> dict[str, str]:

@@ -8,9 +8,11 @@ Conventions:
 
 * ``count`` is the number of non-null values, ``nulls`` the number of nulls.
 * ``n_unique`` counts distinct non-null values. It is exact up to
-  100,000 rows; above that, numeric and temporal columns get polars'
-  HyperLogLog estimate (exact distinct counts of 16 float columns of 1M rows
-  cost more than the whole summary budget). Nested and object columns get None.
+  100,000 rows; above that, integer and temporal columns get polars'
+  HyperLogLog estimate, and float columns get None: a continuous column's
+  distinct count is about its row count and tells a reader nothing, while even
+  estimating it for 16 float columns of 1M rows costs a third of the summary.
+  Nested and object columns get None.
 * Numeric columns (integers, floats, decimals): ``min``, ``max``, ``mean``,
   ``std`` and a 20-bin histogram ``{"edges": [21 floats], "counts": [20
   ints]}`` with equal-width bins ``[e_i, e_i+1)``, the last one closed, as
@@ -80,6 +82,8 @@ def _column_exprs(prefix: str, col: pl.Expr, dtype: pl.DataType, kind: str, exac
     exprs = [col.null_count().alias(prefix + "nulls")]
     if kind == "nested":
         return exprs
+    if not exact and dtype.is_float():
+        return exprs + _numeric_exprs(prefix, col)  # distinct floats past 100k rows say nothing
     approximate = not exact and kind in ("numeric", "temporal")
     exprs.append((col.approx_n_unique() if approximate else col.n_unique()).alias(prefix + "n_unique"))
     if kind == "numeric":

@@ -40,6 +40,8 @@ def test_drop_becomes_a_version_within_two_polls(server_factory: Any) -> None:
         v = c.version("customers", 1)
         assert v["rows"] == 200 and v["status"] == "accepted"
         assert {col["name"] for col in v["columns"]} == {"customer_id", "age", "plan", "churned"}
+        server.wait_for_summaries("customers")
+        v = c.version("customers", 1)
         assert {s["name"] for s in v["summary"]} == {"customer_id", "age", "plan", "churned"}
         assert c.contract("customers")["version"] == 1
         lineage = c.lineage("dataset:customers@1")

@@ -251,3 +251,21 @@ def test_parse_past_memory_cap_is_parser_crashed_and_child_restarts(
         assert (result.ok, result.reason) == (False, "parser_crashed"), result.message
         assert "1200 MB" in result.message
         assert_good_parse(pool, write_good, tmp_path)
+
+
+def test_summarize_recorded_parquet_in_child_returns_json_summary(
+    pool: ParserPool, write_good: Callable[[str], Path], tmp_path: Path
+) -> None:
+    dst = tmp_path / "v.parquet"
+    assert parse(pool, write_good("csv"), dst).ok
+    summary = pool.summarize(dst)
+    assert [s["name"] for s in summary] == ["x", "n", "color"]
+    assert summary[0]["histogram"] and len(summary[0]["histogram"]["counts"]) == 20
+
+
+def test_summarize_missing_file_raises_and_worker_stays_usable(
+    pool: ParserPool, write_good: Callable[[str], Path], tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match=r"summary of nope\.parquet failed"):
+        pool.summarize(tmp_path / "nope.parquet")
+    assert_good_parse(pool, write_good, tmp_path)

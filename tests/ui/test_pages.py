@@ -45,6 +45,7 @@ def people(live_server: Any) -> dict[str, Any]:
     }
     outcomes = {k: v["outcome"] for k, v in ingests.items()}
     assert outcomes == {"good": "accepted", "bad": "rejected", "duplicate": "quarantined"}, ingests
+    live_server.wait_for_summaries(DATASET)
     return ingests
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
 import pandera.polars as pa
 import polars as pl
+import pytest
 import yaml
 
 from appliance.validate.contracts import (
@@ -116,3 +118,36 @@ def test_infer_contract_handles_dates_booleans_and_empty_frames():
     contract = infer_contract(df, dataset="d")
     assert contract_columns(contract) == {"d": "Date", "b": "Boolean"}
     assert validate_frame(df, contract).passed
+
+
+def _awkward_frame(seed: int) -> pl.DataFrame:
+    """Edge cases inference must survive: NaN/inf, all-null, constant, huge ints, one row."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    floats = rng.normal(0, 10 ** int(rng.integers(-3, 9)), n)
+    if seed % 3 == 0:
+        floats[rng.integers(0, n)] = np.nan
+    if seed % 4 == 0:
+        floats[rng.integers(0, n)] = np.inf
+    return pl.DataFrame(
+        {
+            "f": floats,
+            "i": rng.integers(-(2**62), 2**62, n),
+            "neg": -rng.integers(0, 1000, n),
+            "const": [7] * n,
+            "allnull": pl.Series([None] * n, dtype=pl.Float64),
+            "cat": rng.choice(["a", "b", "c"], n),
+            "many": [f"id-{i}" for i in range(n)],
+            "maybe": [None if i % 5 == 0 else float(i) for i in range(n)],
+            "flag": rng.random(n) > 0.5,
+            "day": [dt.date(2020, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 9999, n)],
+        }
+    )
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_infer_contract_always_accepts_the_frame_it_was_inferred_from(seed):
+    """The ingest path skips re-validating a first file against its own inferred contract."""
+    frame = _awkward_frame(seed)
+    report = validate_frame(frame, infer_contract(frame, dataset="awkward"))
+    assert report.passed, report.headline()

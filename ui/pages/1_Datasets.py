@@ -77,9 +77,10 @@ def show_schema(detail: dict[str, Any]) -> None:
     views.table(views.frame(detail.get("columns", []), ["name", "dtype"]))
 
 
-def show_summary(summary: list[dict[str, Any]]) -> None:
+def show_summary(summary: list[dict[str, Any]], status: str = "ready") -> None:
     if not summary:
-        st.info("No column summary for this version.")
+        st.info("The column summary is being computed; reload in a moment."
+                if status == "pending" else "No column summary for this version.")
         return
     df = views.frame(summary, SUMMARY_COLUMNS)
     df[["min", "max"]] = df[["min", "max"]].astype("string")  # numbers or text, per column
@@ -172,7 +173,7 @@ def show_version(client: ApplianceClient, name: str, number: int) -> None:
     with tabs[1]:
         show_schema(detail)
     with tabs[2]:
-        show_summary(detail.get("summary") or [])
+        show_summary(detail.get("summary") or [], detail.get("summary_status", "ready"))
     with tabs[3]:
         show_contract(client, name)
     with tabs[4]:
