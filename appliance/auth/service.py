@@ -49,6 +49,7 @@ class AuthService:
         self._hasher = PasswordHasher()
         # token hash -> (principal, valid-until monotonic); cleared on any user/token change
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._degraded_sessions: dict[str, tuple[Principal, dt.datetime]] = {}
         self._cache_lock = threading.Lock()
         # a dummy hash so a wrong username costs as much as a wrong password
         self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
@@ -152,12 +153,19 @@ class AuthService:
             raise Unauthenticated("wrong username or password")
         secret = new_secret()
         expires = dt.datetime.now(dt.UTC) + self.session_ttl
-        with self.store.write() as s:
-            q.add_token(
-                s,
-                TokenRow(user_id=user.id, name="session", kind="session",
-                         token_hash=hash_token(secret), expires_at=expires),
-            )
+        if self.store.degraded:
+            # A read-only store cannot record a session: keep it in memory so people
+            # can still log in and read what happened while the operator repairs it.
+            principal = Principal(user.username, Role(user.role), None, "session")
+            with self._cache_lock:
+                self._degraded_sessions[hash_token(secret)] = (principal, expires)
+        else:
+            with self.store.write() as s:
+                q.add_token(
+                    s,
+                    TokenRow(user_id=user.id, name="session", kind="session",
+                             token_hash=hash_token(secret), expires_at=expires),
+                )
         return {
             "access_token": secret,
             "token_type": "bearer",
@@ -219,11 +227,14 @@ class AuthService:
             raise Unauthenticated("missing bearer token")
         digest = hash_token(token)
         now_mono = time.monotonic()
+        now = dt.datetime.now(dt.UTC)
         with self._cache_lock:
             hit = self._cache.get(digest)
+            in_memory = self._degraded_sessions.get(digest)
         if hit and hit[1] > now_mono:
             return hit[0]
-        now = dt.datetime.now(dt.UTC)
+        if in_memory and in_memory[1] > now:
+            return in_memory[0]
         with self.store.read() as s:
             row = q.get_token_by_hash(s, digest)
             if row is None or row.revoked_at is not None:

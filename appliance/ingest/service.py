@@ -37,7 +37,7 @@ from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
 from appliance.domain.names import check_dataset_name, check_file_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
-from appliance.errors import IngestRejected, InsufficientDisk, InvalidInput
+from appliance.errors import IngestRejected, InsufficientDisk, InvalidInput, StoreUnavailable
 from appliance.ingest import inbox
 from appliance.ingest.formats import detect_format
 from appliance.ingest.parse import ParseLimits, ParseResult
@@ -113,6 +113,8 @@ class IngestService:
 
     def open_upload(self, *, file_name: str, dataset: str) -> UploadSink:
         """Start an upload (API body or a local file): checked names, capped size."""
+        if self.store.degraded:
+            raise StoreUnavailable(f"the store is read-only: {self.store.degraded_reason}")
         base = os.path.basename(file_name)
         check_dataset_name(dataset)
         check_file_name(base)

@@ -12,7 +12,6 @@ import datetime as dt
 import fcntl
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from importlib import resources
@@ -102,9 +101,12 @@ class Store:
     def open(self, *, migrate: bool = True) -> Store:
         self.lock.acquire()
         try:
-            self.engine = self._connect(read_only=False)
-        except StoreUnavailable:
-            self.engine = self._recover_wal()
+            try:
+                self.engine = self._connect(read_only=False)
+            except StoreUnavailable as exc:
+                if "WAL" not in exc.message:
+                    raise
+                self.engine = self._recover_wal(exc.message)
         except BaseException:
             self.lock.release()
             raise
@@ -147,17 +149,17 @@ class Store:
             raise _translate(exc, self.db_path) from exc
         return engine
 
-    def _recover_wal(self) -> Engine:
+    def _recover_wal(self, error: str) -> Engine:
         wal = Path(str(self.db_path) + ".wal")
         if not wal.exists():
-            raise StoreUnavailable(f"cannot open {self.db_path}", detail={"path": str(self.db_path)})
+            raise StoreUnavailable(error, detail={"path": str(self.db_path)})
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         aside = wal.with_name(f"{wal.name}.unreplayable-{stamp}")
-        shutil.copy2(wal, aside)
-        wal.unlink()
+        os.replace(wal, aside)
         self.degraded_reason = (
-            f"the write-ahead log could not be replayed; it was copied to {aside.name} and the "
-            "store opened read-only at its last checkpoint. Nothing was deleted."
+            f"the write-ahead log could not be replayed ({error.splitlines()[0][:200]}); it was "
+            f"moved to {aside.name} and the store opened read-only at its last checkpoint. "
+            "Nothing was deleted: restore from a backup, or ask for help before writing again."
         )
         return self._connect(read_only=True)
 
