@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
 from appliance.auth.service import AuthService
 from appliance.config import Settings
@@ -32,6 +33,7 @@ class Appliance:
     datasets: DatasetService
     ingest: IngestService
     metrics: Metrics
+    artifacts: ArtifactStore
     scheduler: Scheduler
     watcher: InboxWatcher
     bootstrap_token: str | None = None
@@ -88,6 +90,7 @@ def build(settings: Settings) -> Appliance:
         raise
     return Appliance(
         settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
-        ingest=ingest, metrics=metrics, scheduler=scheduler, watcher=watcher,
+        ingest=ingest, metrics=metrics, artifacts=ArtifactStore(settings.artifacts_dir),
+        scheduler=scheduler, watcher=watcher,
         bootstrap_token=bootstrap,
     )

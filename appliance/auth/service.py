@@ -161,11 +161,13 @@ class AuthService:
                 self._degraded_sessions[hash_token(secret)] = (principal, expires)
         else:
             with self.store.write() as s:
-                q.add_token(
+                row = q.add_token(
                     s,
                     TokenRow(user_id=user.id, name="session", kind="session",
                              token_hash=hash_token(secret), expires_at=expires),
                 )
+                self.auditor.record(s, user.username, "auth.login", f"token:{row.id}",
+                                    after={"kind": "session", "expires_at": expires.isoformat()})
         return {
             "access_token": secret,
             "token_type": "bearer",

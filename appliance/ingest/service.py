@@ -388,6 +388,8 @@ class IngestService:
         )
         with self.store.write() as s:
             iq.add_ingest(s, row)
+            self.auditor.record(s, who, "ingest.quarantine", f"file:{dataset}/{file_name}",
+                                after={"reason": reason, "message": message})
         return ingest_public(row)
 
     def _check_disk(self, incoming: int) -> None:

@@ -209,7 +209,6 @@ def test_an_oversized_upload_is_refused_before_it_fills_the_disk(server_factory:
         assert c.health()["status"] == "ok"
 
 
-@pytest.mark.slow
 def test_kill_9_during_ingestion_loses_nothing_and_duplicates_nothing(server_factory: Any,
                                                                      tmp_path: Path) -> None:
     rows = 1_500_000

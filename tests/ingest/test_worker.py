@@ -218,7 +218,6 @@ def test_parse_with_hostile_child_reply_is_not_trusted(
     assert (result.ok, result.reason) == (False, reason), result.message
 
 
-@pytest.mark.slow
 def test_parse_bad_value_on_last_row_of_million_rows_in_child_is_malformed(
     write_good: Callable[[str], Path], tmp_path: Path
 ) -> None:
@@ -238,7 +237,6 @@ def test_parse_bad_value_on_last_row_of_million_rows_in_child_is_malformed(
         assert_good_parse(pool, write_good, tmp_path)
 
 
-@pytest.mark.slow
 def test_parse_past_memory_cap_is_parser_crashed_and_child_restarts(
     write_good: Callable[[str], Path], tmp_path: Path
 ) -> None:
