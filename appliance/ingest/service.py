@@ -183,20 +183,29 @@ class IngestService:
                 s.add(row)
 
     def recover(self) -> list[dict[str, Any]]:
-        """Finish every claim a crash left behind, and drop stale staging files."""
+        """At start: drop stale staging files and cut-off uploads, finish every claim a
+        crash left behind, and queue the summaries still pending."""
         if self.settings.staging_dir.exists():
             for leftover in self.settings.staging_dir.iterdir():
                 leftover.unlink(missing_ok=True)
+        for partial in self.settings.claimed_dir.glob("*/.*.part"):
+            partial.unlink(missing_ok=True)  # its uploader never got an answer: nothing lost
+        results = self.finish_claims()
+        with self.store.read() as s:
+            pending = [(v.id, v.parquet_path) for v in dq.versions_without_summary(s)]
+        for version_id, rel in pending:
+            self.summarize_later(version_id, self.settings.home / rel)
+        return results
+
+    def finish_claims(self) -> list[dict[str, Any]]:
+        """Ingest every file still in ``claimed/`` (after a crash, or once disk is free)."""
         results = []
         for claim in inbox.pending_claims(self.settings.claimed_dir):
             try:
                 results.append(self.ingest_claim(claim))
             except InsufficientDisk:
-                log.warning("not enough disk to recover %s yet", claim.path)
-        with self.store.read() as s:
-            pending = [(v.id, v.parquet_path) for v in dq.versions_without_summary(s)]
-        for version_id, rel in pending:
-            self.summarize_later(version_id, self.settings.home / rel)
+                log.warning("not enough disk to ingest %s yet", claim.path)
+                break
         return results
 
     def recent(self, *, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ class InboxWatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._held_back = False
         self.heartbeat: dict[str, Any] = {"last_poll": None, "polls": 0, "errors": 0,
                                           "last_error": None, "inotify": False}
 
@@ -84,6 +85,10 @@ class InboxWatcher:
 
     def run_once(self) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
+        if self._held_back:  # claims the disk guard refused: try again each poll
+            self._held_back = False
+            results.extend(self.service.finish_claims())
+            self._held_back = bool(inbox.pending_claims(self.claimed_dir))
         scan = self.scanner.poll()
         for entry in scan.hostile:
             if self._stop.is_set():
@@ -99,6 +104,7 @@ class InboxWatcher:
             try:
                 results.append(self.service.ingest_claim(claim))
             except InsufficientDisk as exc:
+                self._held_back = True
                 log.warning("%s: left in claimed/ until there is room", exc.message)
         self.heartbeat["last_poll"] = time.time()
         self.heartbeat["polls"] += 1

@@ -82,3 +82,35 @@ def _wait_summary(app: Any, timeout: float = 30) -> dict[str, Any]:
             return detail
         time.sleep(0.05)
     raise AssertionError("the summary never arrived")
+
+
+def test_a_claim_held_back_by_the_disk_guard_is_taken_once_there_is_room(
+    tmp_path: Path, settings_for: Any
+) -> None:
+    from appliance.ingest.watcher import InboxWatcher
+
+    app = build(settings_for(tmp_path / "home", min_free_disk_mb=10**9))
+    try:
+        watcher = InboxWatcher(app.ingest, inbox_dir=app.settings.inbox_dir,
+                               claimed_dir=app.settings.claimed_dir, poll_seconds=0.1,
+                               min_age_seconds=0)
+        folder = app.settings.inbox_dir / "d"
+        folder.mkdir(parents=True)
+        (folder / "a.csv").write_bytes(CSV)
+        (folder / "a.csv.done").touch()
+        assert watcher.run_once() == []  # claimed, then refused by the guard
+        assert len(inbox.pending_claims(app.settings.claimed_dir)) == 1
+        app.settings.min_free_disk_mb = 0  # room again
+        [result] = watcher.run_once()
+        assert result["outcome"] == "accepted"
+        assert inbox.pending_claims(app.settings.claimed_dir) == []
+    finally:
+        app.close()
+
+
+def test_recover_drops_uploads_cut_off_by_a_crash(appliance_app: Any) -> None:
+    sink = appliance_app.ingest.open_upload(file_name="a.csv", dataset="d")
+    sink.write(b"id\n1\n")  # the server dies here: the uploader never got an answer
+    assert sink.tmp.exists()
+    appliance_app.ingest.recover()
+    assert not sink.tmp.exists()
