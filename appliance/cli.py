@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -29,16 +29,35 @@ Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (defau
 
 
 def _settings(home: Path | None = None, **overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
     if home is not None:
         overrides["home"] = home
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        bad = "; ".join(
+            f"APPLIANCE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        typer.secho(f"error: bad setting: {bad}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _dataset(name: str) -> str:
+    """Check a dataset name before it reaches a path or a URL (exit 2 when it is bad)."""
+    from appliance.domain.names import check_dataset_name
+
+    try:
+        return check_dataset_name(name)
+    except ApplianceError as exc:
+        _fail(exc)
 
 
 def _print(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _fail(exc: ApplianceError) -> None:
+def _fail(exc: ApplianceError) -> NoReturn:
     typer.secho(f"error: {exc.message}", fg="red", err=True)
     raise typer.Exit(2)
 
@@ -100,14 +119,17 @@ def ingest(
     home: Home = None,
 ) -> None:
     """Ingest FILE into DATASET through the same path as the inbox."""
+    from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     from appliance.cli_backend import open_backend
 
+    _dataset(dataset)
     try:
+        # The bar goes to stderr: stdout carries only the JSON answer, for scripts.
         with open_backend(_settings(home)) as backend, Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), transient=True,
+            TransferSpeedColumn(), transient=True, console=Console(stderr=True),
         ) as bar:
             task = bar.add_task(f"ingesting {file.name}", total=file.stat().st_size)
             out = backend.ingest(file, dataset, lambda n: bar.advance(task, n))
@@ -143,6 +165,7 @@ def datasets_show(name: str, home: Home = None) -> None:
     """Show a dataset and its versions."""
     from appliance.cli_backend import open_backend
 
+    _dataset(name)
     try:
         with open_backend(_settings(home)) as backend:
             out = {**backend.dataset(name), "version_list": backend.versions(name)}
@@ -161,6 +184,7 @@ def datasets_contract(
     """Print the current contract (YAML), or store a new version with --set FILE."""
     from appliance.cli_backend import open_backend
 
+    _dataset(name)
     try:
         with open_backend(_settings(home)) as backend:
             if set_file is not None:
@@ -231,3 +255,6 @@ def main() -> None:
     except ApplianceError as exc:  # anything a command did not translate itself
         typer.secho(f"error: {exc.message}", fg="red", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", fg="red", err=True)
+        sys.exit(130)

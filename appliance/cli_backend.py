@@ -19,7 +19,7 @@ from appliance.client import ApplianceClient
 from appliance.config import Settings
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
-from appliance.errors import Unauthenticated
+from appliance.errors import RemoteError, StoreUnavailable, Unauthenticated
 from appliance.store.db import ProcessLock
 
 Progress = Callable[[int], None]
@@ -139,6 +139,16 @@ def open_backend(settings: Settings) -> Iterator[Backend]:
                 "(POST /api/v1/auth/token, or `appliance users token`) to talk to it"
             )
         with ApplianceClient(settings.resolved_api_url, token=token, timeout=3600) as client:
+            try:
+                client.health()
+            except RemoteError as exc:
+                if exc.status != 0:  # it answered, just not with 200: let the command say why
+                    raise
+                raise StoreUnavailable(
+                    f"a server (PID {pid}) holds the store but does not answer at "
+                    f"{settings.resolved_api_url} ({exc.message}); set APPLIANCE_PORT or "
+                    "APPLIANCE_API_URL to where it listens"
+                ) from exc
             yield RemoteBackend(client, pid)
         return
     from appliance.runtime import build

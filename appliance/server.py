@@ -8,6 +8,7 @@ home fails fast with "store is locked by PID n" and the first keeps serving.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from appliance.config import Settings
@@ -16,7 +17,40 @@ from appliance.errors import StoreLocked
 log = logging.getLogger("appliance")
 
 
+class _Stopped(BaseException):
+    """Raised by the SIGTERM/SIGINT handler to unwind ``serve`` into a clean close."""
+
+
+def _stop_on_signals() -> None:
+    """Make SIGTERM/SIGINT unwind ``serve`` through its ``finally`` (store closed, lock freed).
+
+    uvicorn catches both while it serves and, once shut down, raises the signal
+    again with the handler it found; with the default SIGTERM action that killed
+    the process before the appliance was closed (no CHECKPOINT, a stale PID in
+    the lock file). Before uvicorn starts (recovery can take a while) the handler
+    stops start-up the same way. A second signal while closing takes the default
+    action: force quit.
+    """
+
+    def handler(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise _Stopped(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 def serve(settings: Settings) -> int:
+    """Run until stopped; 0 after a clean stop by SIGTERM/SIGINT."""
+    _stop_on_signals()
+    try:
+        return _serve(settings)
+    except _Stopped:
+        return 0
+
+
+def _serve(settings: Settings) -> int:
     import uvicorn
 
     from appliance.api.app import create_app

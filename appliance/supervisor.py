@@ -1,8 +1,12 @@
 """``appliance up``: serve and the console as supervised children.
 
-Signals (SIGTERM, SIGINT) are forwarded to both children; when either child
-exits, the other is stopped too and ``up`` exits with the first one's code,
-so a container restarts cleanly instead of running half an appliance.
+Signals (SIGTERM, SIGINT) are forwarded to both children, as SIGTERM and once
+each; the children run in their own process group, so a terminal's Ctrl-C
+reaches only ``up``. When either child exits, the other is stopped too and
+``up`` exits with the first one's code (0 for a stop by SIGTERM/SIGINT,
+128 + n for a child killed by signal n), so a container restarts cleanly
+instead of running half an appliance. A signal that arrives before the
+console started stops serve, and the console is never started.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -45,77 +50,131 @@ def console_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
     return cmd, env
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bool:
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], stop_requested: Callable[[], bool]) -> bool:
+    """Wait until serve answers ``/healthz``; False once it exits or a stop is requested.
+
+    No deadline: serve finishes unfinished claims before it listens, which can
+    take a while after a crash; a serve that dies is noticed at once.
+    """
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
+    started = time.monotonic()
+    noted = False
+    while proc.poll() is None and not stop_requested():
         try:
             if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass
+        if not noted and time.monotonic() - started > 30:
+            print(f"appliance up: still waiting for serve at {url}/healthz", file=sys.stderr, flush=True)
+            noted = True
         time.sleep(0.2)
     return False
 
 
+class _Children:
+    """The supervised children; each is sent at most one stop signal by ``up``.
+
+    A second SIGTERM/SIGINT makes serve give up its clean shutdown (uvicorn
+    and ``appliance serve`` treat it as "force quit"), so a child that was
+    already sent a stop signal is left to finish, then killed after the grace.
+    """
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.stop_signal: int | None = None
+        self._signalled: set[int] = set()
+
+    def spawn(self, cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        # Own process group: a terminal's Ctrl-C reaches only `up`, which forwards it once.
+        child = subprocess.Popen(cmd, env=env, process_group=0)
+        self.procs.append(child)
+        if self.stop_signal is not None:  # the signal came while the child was starting
+            self._send(child, signal.SIGTERM)
+        return child
+
+    def forward(self, signum: int, _frame: FrameType | None = None) -> None:
+        """The SIGTERM/SIGINT handler: remember the stop and pass it on as SIGTERM.
+
+        Always SIGTERM: a SIGINT that reaches a child still initialising Python
+        makes it die with "Fatal Python error" and status 1, where SIGTERM just
+        ends it (and both serve and streamlit take SIGTERM as a clean stop).
+        """
+        if self.stop_signal is None:
+            self.stop_signal = signum
+        for child in self.procs:
+            self._send(child, signal.SIGTERM)
+
+    def _send(self, child: subprocess.Popen[bytes], signum: int) -> None:
+        if child.pid not in self._signalled and child.poll() is None:
+            self._signalled.add(child.pid)
+            child.send_signal(signum)
+
+    def wait_first(self) -> int:
+        """Block until any child exits; return its code."""
+        while True:
+            for child in self.procs:
+                code = child.poll()
+                if code is not None:
+                    return code
+            time.sleep(0.3)
+
+    def stop_all(self) -> None:
+        for child in self.procs:
+            self._send(child, signal.SIGTERM)
+        deadline = time.monotonic() + _GRACE_SECONDS
+        for child in self.procs:
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
 def run_up(settings: Settings, *, demo: bool) -> int:
     env = {**os.environ, "APPLIANCE_HOME": str(settings.home)}
-    if demo:
-        from appliance.demo import seed_home
-
-        settings.ensure_dirs()
-        for line in seed_home(settings, demo=True):
-            print(line, flush=True)
-    serve = subprocess.Popen([sys.executable, "-m", "appliance", "serve"], env=env)
-    children: list[subprocess.Popen[bytes]] = [serve]
-    stopping = False
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-
+    children = _Children()
+    previous = {sig: signal.signal(sig, children.forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     feeder = None
-    if _wait_healthy(settings.resolved_api_url, serve):
-        cmd, cenv = console_command(settings)
-        children.append(subprocess.Popen(cmd, env=cenv))
-        print(f"appliance is up: API {settings.resolved_api_url}  "
-              f"console http://{settings.host}:{settings.console_port}", flush=True)
+    try:
         if demo:
-            from appliance.demo import DemoFeeder
+            from appliance.demo import seed_home
 
-            feeder = DemoFeeder(settings.inbox_dir)
-            feeder.start()
-    code = _supervise(children, lambda: stopping)
-    if feeder is not None:
-        feeder.stop()
-    return code
+            settings.ensure_dirs()
+            for line in seed_home(settings, demo=True):
+                print(line, flush=True)
+        if children.stop_signal is not None:
+            return 0
+        serve = children.spawn([sys.executable, "-m", "appliance", "serve"], env)
+
+        def stopping() -> bool:
+            return children.stop_signal is not None
+
+        if _wait_healthy(settings.resolved_api_url, serve, stopping) and not stopping():
+            cmd, cenv = console_command(settings)
+            children.spawn(cmd, cenv)
+            print(f"appliance is up: API {settings.resolved_api_url}  "
+                  f"console http://{settings.host}:{settings.console_port}", flush=True)
+            if demo:
+                from appliance.demo import DemoFeeder
+
+                feeder = DemoFeeder(settings.inbox_dir)
+                feeder.start()
+        return _supervise(children)
+    finally:
+        if feeder is not None:
+            feeder.stop()
+        children.stop_all()  # a no-op after _supervise; stops serve if anything above raised
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-def _supervise(children: list[subprocess.Popen[bytes]], stopping: object) -> int:
-    first_code: int | None = None
-    while first_code is None:
-        for child in children:
-            code = child.poll()
-            if code is not None:
-                first_code = code
-                break
-        else:
-            time.sleep(0.3)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + _GRACE_SECONDS
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    return 0 if first_code in (0, -signal.SIGTERM, -signal.SIGINT) else int(first_code)
+def _supervise(children: _Children) -> int:
+    """Wait for the first child to exit, stop the others, and return the exit status for `up`."""
+    first_code = children.wait_first()
+    children.stop_all()
+    if first_code in (0, -signal.SIGTERM, -signal.SIGINT):
+        return 0
+    # A child killed by signal n reads -n; report it the way a shell does (128 + n).
+    return 128 - first_code if first_code < 0 else first_code

@@ -1,0 +1,329 @@
+"""The ``appliance`` command line, in local mode (no server) and against a real server.
+
+Local mode runs in-process through typer's CliRunner on a real DuckDB file in
+tmp_path; wherever a server holds the store the CLI runs as a real
+``python -m appliance`` subprocess, the way a user's shell runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from appliance_test_support import ADMIN_PASSWORD, ServerProcess, free_port
+from typer.testing import CliRunner, Result
+
+from appliance.cli import app
+
+VERBS = ("up", "serve", "console", "init", "ingest", "datasets", "users", "audit")
+HEAVY_MODULES = ("polars", "duckdb", "streamlit", "pandera")
+
+GOOD_CSV = (
+    "customer_id,age,plan,churned\n"
+    + "".join(f"{1000 + i},{20 + i % 50},{('basic', 'plus', 'pro')[i % 3]},{i % 2}\n" for i in range(60))
+)
+MALFORMED_CSV = "customer_id,age\n1,2,3\n\"unterminated\n"
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _cli_env(home: Path, **extra: str | None) -> dict[str, str | None]:
+    """Env for CliRunner: no APPLIANCE_* from the outer shell, then the home and ``extra``."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("APPLIANCE_")}
+    env.update({"APPLIANCE_HOME": str(home), "APPLIANCE_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    env.update(extra)
+    return env
+
+
+def invoke(home: Path, *args: str, **extra: str | None) -> Result:
+    return CliRunner().invoke(app, list(args), env=_cli_env(home, **extra))
+
+
+def run_cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m appliance ARGS`` as a real process (for talking to a running server)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env.update({"APPLIANCE_HOME": str(home), **extra})
+    return subprocess.run([sys.executable, "-m", "appliance", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def assert_one_line_error(stderr: str, *, mentions: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and mentions in lines[0], stderr
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ingested_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A home where `appliance ingest` has stored one version of `customers` (local mode)."""
+    home = tmp_path_factory.mktemp("cli") / "home"
+    src = write(home.parent / "customers.csv", GOOD_CSV)
+    result = invoke(home, "ingest", str(src), "--dataset", "customers")
+    assert result.exit_code == 0, result.output
+    yield home
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- help and import cost ----------------------------------------------------------
+
+
+def test_show_help_lists_every_verb_quickly() -> None:
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "appliance", "--help"], capture_output=True, text=True,
+                         timeout=60, check=True)
+    elapsed = time.monotonic() - started
+    for verb in VERBS:
+        assert re.search(rf"^\W*{verb}\s", out.stdout, re.MULTILINE), (verb, out.stdout)
+    assert elapsed < 5, f"`appliance --help` took {elapsed:.1f}s"
+
+
+def test_import_cli_loads_no_heavy_modules() -> None:
+    code = ("import appliance.cli, sys; "
+            f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# -- local mode -------------------------------------------------------------------
+
+
+def test_init_demo_seeds_jobs_and_inbox_file(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = invoke(home, "init", "--demo")
+    assert result.exit_code == 0, result.output
+    assert list((home / "jobs").glob("*.yaml"))
+    assert (home / "inbox" / "customers" / "customers-initial.csv").stat().st_size > 0
+    assert (home / "samples" / "customers.csv").exists()
+    assert "demo data: dropped" in result.stdout
+
+
+def test_ingest_file_prints_accepted_ingest_json(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    src = write(tmp_path / "customers.csv", GOOD_CSV)
+    result = invoke(home, "ingest", str(src), "--dataset", "customers")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)  # stdout is the JSON alone; the progress bar goes to stderr
+    assert out["outcome"] == "accepted"
+    assert out["dataset"] == "customers" and out["version"] == 1
+    assert out["file_name"] == "customers.csv"
+
+
+def test_ingest_malformed_file_exits_1_and_quarantines_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    src = write(tmp_path / "broken.csv", MALFORMED_CSV)
+    result = invoke(home, "ingest", str(src), "--dataset", "customers")
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["outcome"] == "quarantined"
+    quarantined = home / "quarantine" / "customers"
+    assert (quarantined / "broken.csv").exists()
+    reason = json.loads((quarantined / "broken.csv.reason.json").read_text())
+    assert reason["reason"] == "malformed"
+    assert src.exists(), "ingesting a file must not move the user's own copy"
+
+
+def test_list_datasets_shows_ingested_dataset(ingested_home: Path) -> None:
+    result = invoke(ingested_home, "datasets", "list")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "customers" in line)
+    assert "60" in row  # rows
+
+
+def test_show_dataset_prints_its_versions(ingested_home: Path) -> None:
+    result = invoke(ingested_home, "datasets", "show", "customers")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["name"] == "customers"
+    assert out["current_version"] == 1
+    assert [v["number"] for v in out["version_list"]] == [1]
+    assert out["version_list"][0]["status"] == "accepted"
+
+
+def test_print_contract_shows_inferred_yaml(ingested_home: Path) -> None:
+    import yaml
+
+    result = invoke(ingested_home, "datasets", "contract", "customers")
+    assert result.exit_code == 0, result.output
+    doc = yaml.safe_load(result.stdout)
+    assert {"customer_id", "age", "plan", "churned"} <= set(doc["columns"])
+
+
+def test_set_contract_stores_a_new_version(tmp_path: Path) -> None:
+    import yaml
+
+    home = tmp_path / "home"
+    src = write(tmp_path / "customers.csv", GOOD_CSV)
+    assert invoke(home, "ingest", str(src), "--dataset", "customers").exit_code == 0
+    doc = yaml.safe_load(invoke(home, "datasets", "contract", "customers").stdout)
+    doc["columns"]["age"]["nullable"] = True
+    edited = write(tmp_path / "edited.yaml", yaml.safe_dump(doc))
+
+    result = invoke(home, "datasets", "contract", "customers", "--set", str(edited))
+    assert result.exit_code == 0, result.output
+    assert "contract v2 stored for customers" in result.stdout
+    shown = json.loads(invoke(home, "datasets", "show", "customers").stdout)
+    assert shown["contract_version"] == 2
+    assert yaml.safe_load(invoke(home, "datasets", "contract", "customers").stdout)["columns"]["age"][
+        "nullable"] is True
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ingest", "{file}", "--dataset", "../x"),
+        ("datasets", "show", "../x"),
+        ("datasets", "contract", "../x"),
+        ("datasets", "show", "Customers"),
+    ],
+    ids=["ingest", "show", "contract", "uppercase"],
+)
+def test_reject_bad_dataset_name_with_one_line_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    src = write(tmp_path / "customers.csv", GOOD_CSV)
+    home = tmp_path / "home"
+    result = invoke(home, *(a.format(file=src) for a in args))
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result.stderr, mentions="invalid dataset name")
+    assert not (tmp_path / "x").exists() and not (home / "x").exists()
+
+
+def test_show_unknown_dataset_exits_2_with_one_line_error(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "home", "datasets", "show", "nope")
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result.stderr, mentions="nope")
+
+
+def test_reject_bad_setting_with_one_line_error(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "home", "datasets", "list", APPLIANCE_PORT="not-a-port")
+    assert result.exit_code == 2, result.output
+    assert_one_line_error(result.stderr, mentions="APPLIANCE_PORT")
+
+
+def test_verify_audit_on_fresh_home_exits_0(tmp_path: Path) -> None:
+    result = invoke(tmp_path / "home", "audit", "verify")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["ok"] is True and out["problems"] == []
+
+
+def test_add_user_then_token_authenticates_against_later_server(tmp_path: Path, server_factory: Any) -> None:
+    home = tmp_path / "home"
+    added = invoke(home, "users", "add", "bob", "--role", "operator", "--password", "bob-password-123")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["role"] == "operator"
+    minted = invoke(home, "users", "token", "bob", "--name", "laptop")
+    assert minted.exit_code == 0, minted.output
+    token = json.loads(minted.stdout)["token"]
+
+    server: ServerProcess = server_factory(home)
+    me = httpx.get(server.url + "/api/v1/auth/me", headers=bearer(token), timeout=10)
+    assert me.status_code == 200, me.text
+    assert me.json() == {"username": "bob", "role": "operator"}
+
+
+# -- remote mode (a server holds the store) -----------------------------------------
+
+
+def test_refuse_remote_command_without_token_naming_appliance_token(tmp_path: Path,
+                                                                     server_factory: Any) -> None:
+    server: ServerProcess = server_factory(tmp_path / "home")
+    out = run_cli(server.home, "datasets", "list", APPLIANCE_PORT=str(server.port))
+    assert out.returncode == 2, out.stderr
+    assert_one_line_error(out.stderr, mentions="APPLIANCE_TOKEN")
+    assert f"PID {server.proc.pid}" in out.stderr
+
+
+def test_ingest_remote_uploads_through_api_and_lists_it(tmp_path: Path, server_factory: Any) -> None:
+    server: ServerProcess = server_factory(tmp_path / "home")
+    with server.client() as c:
+        token = c.token
+    assert token
+    src = write(tmp_path / "customers.csv", GOOD_CSV)
+    env = {"APPLIANCE_PORT": str(server.port), "APPLIANCE_TOKEN": token}
+
+    up = run_cli(server.home, "ingest", str(src), "--dataset", "customers", **env)
+    assert up.returncode == 0, up.stderr
+    out = json.loads(up.stdout)
+    assert out["outcome"] == "accepted" and out["version"] == 1
+    assert [r["id"] for r in server.ingests("customers")] == [out["id"]]
+
+    listed = run_cli(server.home, "datasets", "list", **env)
+    assert listed.returncode == 0, listed.stderr
+    assert "customers" in listed.stdout
+    contract = run_cli(server.home, "datasets", "contract", "customers", **env)
+    assert contract.returncode == 0, contract.stderr
+    assert "customer_id" in contract.stdout
+
+    bad = run_cli(server.home, "datasets", "show", "../datasets", **env)
+    assert bad.returncode == 2
+    assert_one_line_error(bad.stderr, mentions="invalid dataset name")
+
+
+def test_report_remote_server_not_answering_on_configured_port(tmp_path: Path,
+                                                               server_factory: Any) -> None:
+    server: ServerProcess = server_factory(tmp_path / "home")
+    out = run_cli(server.home, "datasets", "list", APPLIANCE_PORT=str(free_port()),
+                  APPLIANCE_TOKEN="apl_whatever")
+    assert out.returncode == 2, out.stderr
+    assert_one_line_error(out.stderr, mentions="APPLIANCE_PORT")
+
+
+def test_bootstrap_token_creates_first_admin_then_is_refused(tmp_path: Path, server_factory: Any) -> None:
+    server: ServerProcess = server_factory(tmp_path / "home", env={"APPLIANCE_ADMIN_PASSWORD": ""})
+    log = server.log()
+    match = re.search(r"One-time bootstrap token[^\n]*\n\s*(\S+)", log)
+    assert match, log
+    token = match.group(1)
+    assert httpx.get(server.url + "/api/v1/auth/me", headers=bearer(token), timeout=10).json() == {
+        "username": "bootstrap", "role": "admin"}
+
+    out = run_cli(server.home, "users", "add", "admin", "--role", "admin", "--password", ADMIN_PASSWORD,
+                  APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=token)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["username"] == "admin"
+
+    refused = httpx.get(server.url + "/api/v1/auth/me", headers=bearer(token), timeout=10)
+    assert refused.status_code == 401
+    with server.client() as c:  # logs in as admin with ADMIN_PASSWORD
+        assert c.me() == {"username": "admin", "role": "admin"}
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_stop_serve_on_signal_closes_store_and_exits_0(tmp_path: Path, server_factory: Any,
+                                                       sig: signal.Signals) -> None:
+    server: ServerProcess = server_factory(tmp_path / "home")
+    lock = server.home / "appliance.lock"
+    assert lock.read_text().strip() == str(server.proc.pid)
+    assert server.stop(sig) == 0, server.log()[-3000:]
+    assert lock.read_text() == "", "the store was not closed (its lock still names the PID)"
+    assert "Traceback" not in server.log()
+    assert not (server.home / "appliance.duckdb.wal").exists(), "the store was not checkpointed on close"
+
+
+def test_stop_serve_on_sigterm_during_startup_exits_0(tmp_path: Path, server_factory: Any) -> None:
+    server: ServerProcess = server_factory(tmp_path / "home", wait=False)
+    time.sleep(0.3)  # inside Python start-up or build(), before uvicorn listens
+    assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM), server.log()
+    assert "Traceback" not in server.log()
