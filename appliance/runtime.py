@@ -40,10 +40,12 @@ class Appliance:
     started: bool = field(default=False)
 
     def start(self) -> None:
-        """Recover unfinished claims, then start the watcher and the scheduler."""
+        """Mint a bootstrap token if nobody can log in, recover unfinished claims, then
+        start the watcher and the scheduler. Only the serve process calls this."""
         if self.store.degraded:
             log.error("STORE DEGRADED: %s", self.store.degraded_reason)
         else:
+            self.bootstrap_token = self.auth.mint_bootstrap_token()
             recovered = self.ingest.recover()
             if recovered:
                 log.info("finished %d claim(s) left by a previous run", len(recovered))
@@ -81,10 +83,9 @@ def build(settings: Settings) -> Appliance:
         scheduler = Scheduler()
         scheduler.add_interval("housekeeping.checkpoint", store.checkpoint,
                                minutes=settings.checkpoint_minutes)
-        bootstrap = None
         if not store.degraded:
             password = settings.admin_password.get_secret_value() if settings.admin_password else None
-            bootstrap = auth.bootstrap(password)
+            auth.ensure_admin(password)
     except BaseException:
         store.close()
         raise
@@ -92,5 +93,4 @@ def build(settings: Settings) -> Appliance:
         settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=ArtifactStore(settings.artifacts_dir),
         scheduler=scheduler, watcher=watcher,
-        bootstrap_token=bootstrap,
     )

@@ -66,6 +66,10 @@ def _serve(settings: Settings) -> int:
         print(f"appliance serve: {exc.message}", file=sys.stderr)
         return 3
     try:
+        if appliance.store.degraded:
+            print(f"\n  !!! STORE DEGRADED: {appliance.store.degraded_reason}\n",
+                  file=sys.stderr, flush=True)
+        appliance.start()
         if appliance.bootstrap_token:
             banner = (
                 "\n"
@@ -76,10 +80,6 @@ def _serve(settings: Settings) -> int:
                 "    APPLIANCE_TOKEN=<token> appliance users add admin --role admin\n"
             )
             print(banner, file=sys.stderr, flush=True)
-        if appliance.store.degraded:
-            print(f"\n  !!! STORE DEGRADED: {appliance.store.degraded_reason}\n",
-                  file=sys.stderr, flush=True)
-        appliance.start()
         app = create_app(appliance)
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, workers=1,

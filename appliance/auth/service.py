@@ -56,18 +56,19 @@ class AuthService:
 
     # -- bootstrap ------------------------------------------------------------
 
-    def bootstrap(self, admin_password: str | None) -> str | None:
-        """Create the first admin, or return a one-time bootstrap token to print.
-
-        No default password and no open signup: with no users and no
-        ``APPLIANCE_ADMIN_PASSWORD``, an admin-scoped token valid for 24 hours
-        is minted; it is revoked as soon as the first user exists.
-        """
-        with self.store.read() as s:
-            if q.count_users(s) > 0:
-                return None
-        if admin_password:
+    def ensure_admin(self, admin_password: str | None) -> None:
+        """Create user ``admin`` from ``APPLIANCE_ADMIN_PASSWORD`` when there are no users."""
+        if admin_password and not self._has_users():
             self.add_user("admin", admin_password, Role.admin, by="system")
+
+    def mint_bootstrap_token(self) -> str | None:
+        """With no users at all, return a fresh one-time token to print; else None.
+
+        No default password and no open signup: the serve process mints an
+        admin-scoped token valid for 24 hours at start (revoking any earlier
+        one), and it is revoked as soon as the first user exists.
+        """
+        if self._has_users():
             return None
         secret = new_secret()
         with self.store.write() as s:
@@ -82,6 +83,10 @@ class AuthService:
             )
             self.auditor.record(s, "system", "auth.bootstrap_token", f"token:{row.id}")
         return secret
+
+    def _has_users(self) -> bool:
+        with self.store.read() as s:
+            return q.count_users(s) > 0
 
     # -- users ----------------------------------------------------------------
 

@@ -75,6 +75,8 @@ def test_first_start_without_password_mints_a_one_time_bootstrap_token(
 ) -> None:
     app = build(settings_for(tmp_path / "home", admin_password=None))
     try:
+        assert app.bootstrap_token is None  # only the serve process mints one, at start
+        app.start()
         token = app.bootstrap_token
         assert token and app.auth.authenticate(token).role is Role.admin
         app.auth.add_user("admin", "password123", "admin", by=app.auth.authenticate(token))
