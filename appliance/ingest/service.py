@@ -245,7 +245,10 @@ class IngestService:
                 contract_version=contract.version if contract else None,
             )
             sha = sha256_file(claim.path)
+            hashed = time.perf_counter()
             result = parsing.result()
+        log.info("%s/%s: hashed in %.3f s, parsed in %.3f s (%s)", claim.dataset, claim.name,
+                 hashed - started, time.perf_counter() - started, result.reason or "ok")
         with self.store.read() as s:
             existing = dq.find_version_by_sha(s, ds.id, sha) if ds else None
         if existing is not None:
