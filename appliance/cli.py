@@ -10,7 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from appliance.config import Settings
+from appliance.cli_backend import cli_settings
 from appliance.errors import ApplianceError
 
 app = typer.Typer(
@@ -25,22 +25,11 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 
+
 Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
 
 
-def _settings(home: Path | None = None, **overrides: Any) -> Settings:
-    from pydantic import ValidationError
-
-    if home is not None:
-        overrides["home"] = home
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        bad = "; ".join(
-            f"APPLIANCE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        typer.secho(f"error: bad setting: {bad}", fg="red", err=True)
-        raise typer.Exit(2) from None
+_settings = cli_settings
 
 
 def _dataset(name: str) -> str:
@@ -247,6 +236,17 @@ def audit_verify(home: Home = None) -> None:
         typer.secho("audit chain is BROKEN", fg="red", err=True)
         raise typer.Exit(1)
     typer.secho(f"audit chain intact ({out['events']} events)", fg="green", err=True)
+
+
+def _add_registry_verbs() -> None:
+    from appliance.cli_registry import models_app, runs_app, train
+
+    app.command("train")(train)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(models_app, name="models")
+
+
+_add_registry_verbs()
 
 
 def main() -> None:

@@ -15,12 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+import typer
+
 from appliance.client import ApplianceClient
 from appliance.config import Settings
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
 from appliance.errors import RemoteError, StoreUnavailable, Unauthenticated
-from appliance.store.db import ProcessLock
 
 Progress = Callable[[int], None]
 
@@ -37,6 +38,15 @@ class Backend(Protocol):
     def add_user(self, username: str, password: str, role: str) -> dict[str, Any]: ...
     def create_token(self, username: str, name: str, days: float | None) -> dict[str, Any]: ...
     def audit_verify(self) -> dict[str, Any]: ...
+    def train(self, job_text: str) -> dict[str, Any]: ...
+    def run(self, run_id: str) -> dict[str, Any]: ...
+    def runs(self, **filters: Any) -> dict[str, Any]: ...
+    def models(self) -> list[dict[str, Any]]: ...
+    def model(self, name: str) -> dict[str, Any]: ...
+    def set_alias(self, name: str, alias: str, version: int, reason: str,
+                  force: bool) -> dict[str, Any]: ...
+    def rollback(self, name: str, alias: str, reason: str) -> dict[str, Any]: ...
+    def onnx(self, name: str, version: int) -> bytes: ...
 
 
 class RemoteBackend:
@@ -76,6 +86,41 @@ class RemoteBackend:
 
     def audit_verify(self) -> dict[str, Any]:
         return self.client.audit_verify()
+
+    def train(self, job_text: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.post("/runs", json={"job": job_text})
+        return out
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.get(f"/runs/{run_id}")
+        return out
+
+    def runs(self, **filters: Any) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.get("/runs", **filters)
+        return out
+
+    def models(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.client.get("/models")
+        return out
+
+    def model(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.get(f"/models/{name}")
+        return out
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str,
+                  force: bool) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.put(
+            f"/models/{name}/aliases/{alias}",
+            json={"version": version, "reason": reason, "force": force})
+        return out
+
+    def rollback(self, name: str, alias: str, reason: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.post(f"/models/{name}/aliases/{alias}/rollback",
+                                               json={"reason": reason})
+        return out
+
+    def onnx(self, name: str, version: int) -> bytes:
+        return self.client.download(f"/models/{name}/versions/{version}/onnx")
 
 
 class LocalBackend:
@@ -127,9 +172,63 @@ class LocalBackend:
         out: dict[str, Any] = self.app.auditor.verify()
         return out
 
+    def train(self, job_text: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.training.submit(job_text, by=self.who)
+        return out
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.runs.show(run_id)
+        out["model_version"] = self.app.registry.version_of_run(run_id)
+        return out
+
+    def runs(self, **filters: Any) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.runs.list_runs(**filters)
+        return out
+
+    def models(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.app.registry.list_models()
+        return out
+
+    def model(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.registry.show_model(name)
+        return out
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str,
+                  force: bool) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.registry.set_alias(name, alias, version, reason=reason,
+                                                          by=self.who, force=force)
+        return out
+
+    def rollback(self, name: str, alias: str, reason: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.registry.rollback(name, alias, reason=reason, by=self.who)
+        return out
+
+    def onnx(self, name: str, version: int) -> bytes:
+        out: bytes = self.app.registry.onnx_bytes(name, version)
+        return out
+
+
+def cli_settings(home: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment plus command-line overrides; a bad value exits 2."""
+    from pydantic import ValidationError
+
+    if home is not None:
+        overrides["home"] = home
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        bad = "; ".join(
+            f"APPLIANCE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        typer.secho(f"error: bad setting: {bad}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
 
 @contextmanager
 def open_backend(settings: Settings) -> Iterator[Backend]:
+    from appliance.store.db import ProcessLock  # not at import: `appliance --help` stays light
+
     pid = ProcessLock.holder(settings.lock_path)
     if pid is not None:
         token = os.environ.get("APPLIANCE_TOKEN")

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(default=600.0, gt=0)
     parse_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a parser.")
     min_free_disk_mb: int = Field(default=256, ge=0)
+    train_timeout_seconds: float = Field(default=3600.0, gt=0, description="Per training run.")
+    train_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a trainer.")
     session_ttl_hours: float = Field(default=12.0, gt=0)
     checkpoint_minutes: float = Field(default=10.0, gt=0)
     log_level: str = "info"
@@ -80,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "artifacts"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
 
     @property
     def resolved_jobs_dir(self) -> Path:

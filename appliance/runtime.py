@@ -18,8 +18,11 @@ from appliance.datasets.service import DatasetService
 from appliance.ingest.service import IngestService
 from appliance.ingest.watcher import InboxWatcher
 from appliance.metrics import Metrics
+from appliance.registry.service import RegistryService
+from appliance.runs.service import RunService
 from appliance.scheduler import Scheduler
 from appliance.store.db import Store
+from appliance.training import TrainingService
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,9 @@ class Appliance:
     ingest: IngestService
     metrics: Metrics
     artifacts: ArtifactStore
+    runs: RunService
+    registry: RegistryService
+    training: TrainingService
     scheduler: Scheduler
     watcher: InboxWatcher
     bootstrap_token: str | None = None
@@ -47,6 +53,7 @@ class Appliance:
         else:
             self.bootstrap_token = self.auth.mint_bootstrap_token()
             recovered = self.ingest.recover()
+            self.training.recover()
             if recovered:
                 log.info("finished %d claim(s) left by a previous run", len(recovered))
             self.watcher.start()
@@ -57,6 +64,7 @@ class Appliance:
         if self.started:
             self.scheduler.stop()
             self.watcher.stop()
+        self.training.close()
         self.ingest.close()
         self.store.close()
         self.started = False
@@ -70,6 +78,9 @@ def build(settings: Settings) -> Appliance:
         metrics = Metrics()
         metrics.store_degraded.set(1 if store.degraded else 0)
         auditor = Auditor(store, settings.home / "audit.head")
+        artifacts = ArtifactStore(settings.artifacts_dir)
+        runs = RunService(store, auditor, artifacts)
+        registry = RegistryService(store, auditor, artifacts)
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours)
         datasets = DatasetService(store, auditor, home=settings.home)
         ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
@@ -91,6 +102,7 @@ def build(settings: Settings) -> Appliance:
         raise
     return Appliance(
         settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
-        ingest=ingest, metrics=metrics, artifacts=ArtifactStore(settings.artifacts_dir),
+        ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
+        training=TrainingService(settings, runs, registry, datasets),
         scheduler=scheduler, watcher=watcher,
     )

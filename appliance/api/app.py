@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from appliance import __version__
 from appliance.api import errors
-from appliance.api.routers import datasets, governance, system
+from appliance.api.routers import datasets, governance, models, runs, system
 from appliance.runtime import Appliance
 
 
@@ -25,6 +25,8 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(system.router)
     app.include_router(datasets.router)
     app.include_router(governance.router)
+    app.include_router(runs.router)
+    app.include_router(models.router)
 
     metrics = appliance.metrics
 

@@ -55,6 +55,12 @@ class DatasetService:
             v = self._version(s, ds, number)
             return version_detail(name, v)
 
+    def parquet_path(self, name: str, number: int) -> Path:
+        """Where a version's immutable Parquet file lives (server-side use only)."""
+        with self.store.read() as s:
+            v = self._version(s, self._dataset(s, name), number)
+        return self.home / v.parquet_path
+
     def contract(self, name: str, version: int | None = None) -> dict[str, Any]:
         with self.store.read() as s:
             ds = self._dataset(s, name)

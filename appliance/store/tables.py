@@ -136,3 +136,98 @@ class MigrationRow(SQLModel, table=True):
     version: int = Field(primary_key=True)
     name: str
     applied_at: dt.datetime = _ts()
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str
+    kind: str
+    status: str
+    parent_id: uuid.UUID | None = None
+    experiment: str
+    dataset: str | None = None
+    dataset_version: int | None = None
+    params: Any = _json()
+    tags: Any = _json()
+    metrics: Any = _json()  # latest value per key: what lists filter and sort on
+    environment: Any = _json()
+    progress: Any = _json()
+    seed: int | None = None
+    spec: str | None = None  # the job file's text, for a train run
+    error: str | None = None
+    logs: str | None = None
+    attempts: int = 0
+    created_by: str = "system"
+    created_at: dt.datetime = _ts()
+    started_at: dt.datetime | None = _ts(nullable=True)
+    ended_at: dt.datetime | None = _ts(nullable=True)
+    heartbeat_at: dt.datetime | None = _ts(nullable=True)
+
+
+class RunMetricRow(SQLModel, table=True):
+    """One metric point. Written in bulk by ``store.runs.append_metrics``; the key
+    is declared only for the ORM: the table has no primary key, points are a log."""
+
+    __tablename__ = "run_metrics"
+    run_id: uuid.UUID = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    step: int = Field(primary_key=True)
+    value: float
+    logged_at: dt.datetime = _ts()
+
+
+class RunArtifactRow(SQLModel, table=True):
+    __tablename__ = "run_artifacts"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    run_id: uuid.UUID
+    name: str
+    sha256: str
+    size_bytes: int
+    created_at: dt.datetime = _ts()
+
+
+class RegisteredModelRow(SQLModel, table=True):
+    __tablename__ = "registered_models"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str
+    description: str | None = None
+    created_at: dt.datetime = _ts()
+
+
+class ModelVersionRow(SQLModel, table=True):
+    __tablename__ = "model_versions"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    model_id: uuid.UUID
+    number: int
+    status: str  # ready | pending_approval | archived
+    run_id: uuid.UUID | None = None
+    flavor: str  # sklearn | xgboost | onnx (uploaded as is)
+    task: str | None = None  # classification | regression
+    onnx_sha256: str
+    onnx_size: int
+    signature: Any = _json()
+    parity: Any = _json()
+    metrics: Any = _json()
+    fairness: Any = _json()
+    dataset: str | None = None
+    dataset_version: int | None = None
+    card: Any = _json()
+    created_by: str = "system"
+    created_at: dt.datetime = _ts()
+
+
+class AliasEventRow(SQLModel, table=True):
+    """Append-only: the alias history and the source of one-step rollback."""
+
+    __tablename__ = "alias_events"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    model_id: uuid.UUID
+    alias: str
+    version_number: int | None = None  # None: the alias was removed
+    previous_version: int | None = None
+    action: str  # set | rollback | approve | remove
+    forced: bool = False
+    reason: str = ""
+    actor: str = "system"
+    created_at: dt.datetime = _ts()

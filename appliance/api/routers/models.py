@@ -1,0 +1,109 @@
+"""The model registry: versions, ONNX files, cards, aliases, approval and rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from appliance.api.deps import App, Approver, Operator, Viewer
+from appliance.errors import InvalidInput
+from appliance.registry.service import MAX_ONNX_BYTES
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+
+
+class AliasMove(BaseModel):
+    version: int
+    reason: str = ""
+    force: bool = False
+
+
+class Reason(BaseModel):
+    reason: str = ""
+
+
+@router.get("")
+def list_models(app: App, _: Viewer) -> list[dict[str, Any]]:
+    return app.registry.list_models()
+
+
+@router.get("/{name}")
+def show_model(app: App, _: Viewer, name: str) -> dict[str, Any]:
+    return app.registry.show_model(name)
+
+
+@router.post("/{name}/versions", status_code=201)
+async def upload_version(app: App, who: Operator, name: str, request: Request) -> dict[str, Any]:
+    """Register an ONNX file built elsewhere: refused unless it is one valid ONNX model."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_ONNX_BYTES:
+        raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_ONNX_BYTES:
+            raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
+    out: dict[str, Any] = await run_in_threadpool(app.registry.register_upload, name,
+                                                  bytes(body), by=who)
+    return out
+
+
+@router.get("/{name}/versions")
+def list_versions(app: App, _: Viewer, name: str) -> list[dict[str, Any]]:
+    return app.registry.versions(name)
+
+
+@router.get("/{name}/versions/{number}")
+def show_version(app: App, _: Viewer, name: str, number: int) -> dict[str, Any]:
+    return app.registry.version(name, number)
+
+
+@router.get("/{name}/versions/{number}/card", response_model=None)
+def model_card(app: App, _: Viewer, name: str, number: int,
+               format: str = Query("json", pattern="^(json|md)$")) -> Any:
+    run_id = app.registry.version(name, number)["run_id"]
+    run = app.runs.show(run_id) if run_id else None
+    if format == "md":
+        return Response(app.registry.card_markdown(name, number, run=run),
+                        media_type="text/markdown; charset=utf-8")
+    return app.registry.card(name, number, run=run)
+
+
+@router.get("/{name}/versions/{number}/onnx")
+def download_onnx(app: App, _: Viewer, name: str, number: int) -> Response:
+    return Response(app.registry.onnx_bytes(name, number), media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{name}-v{number}.onnx"'})
+
+
+@router.post("/{name}/versions/{number}/approve")
+def approve_version(app: App, who: Approver, name: str, number: int, body: Reason) -> dict[str, Any]:
+    return app.registry.approve(name, number, reason=body.reason, by=who)
+
+
+@router.get("/{name}/aliases")
+def list_aliases(app: App, _: Viewer, name: str) -> dict[str, int]:
+    return app.registry.aliases(name)
+
+
+@router.get("/{name}/aliases/{alias}")
+def show_alias(app: App, _: Viewer, name: str, alias: str) -> dict[str, Any]:
+    return app.registry.alias(name, alias)
+
+
+@router.put("/{name}/aliases/{alias}")
+def move_alias(app: App, who: Approver, name: str, alias: str, body: AliasMove) -> dict[str, Any]:
+    return app.registry.set_alias(name, alias, body.version, reason=body.reason, by=who,
+                                  force=body.force)
+
+
+@router.post("/{name}/aliases/{alias}/rollback")
+def rollback_alias(app: App, who: Approver, name: str, alias: str, body: Reason) -> dict[str, Any]:
+    return app.registry.rollback(name, alias, reason=body.reason, by=who)
+
+
+@router.get("/{name}/aliases/{alias}/history")
+def alias_history(app: App, _: Viewer, name: str, alias: str) -> list[dict[str, Any]]:
+    return app.registry.history(name, alias)

@@ -1,0 +1,100 @@
+"""Runs: training jobs, external tracking, batches of params/metrics/tags, artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from appliance.api.deps import App, Operator, Viewer
+from appliance.errors import InvalidInput
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+
+class RunCreate(BaseModel):
+    job: str | None = None          # a job file's YAML: a training run
+    name: str | None = None         # else an external run, logged from outside
+    experiment: str | None = None
+    params: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+
+
+class RunEnd(BaseModel):
+    status: str
+    error: str | None = None
+
+
+class LogBatch(BaseModel):
+    params: dict[str, Any] | None = None
+    metrics: list[dict[str, Any]] | None = None
+    tags: dict[str, Any] | None = None
+
+
+@router.post("/runs", status_code=201)
+def create_run(app: App, who: Operator, body: RunCreate, response: Response) -> dict[str, Any]:
+    if body.job is not None:
+        response.status_code = 202
+        return app.training.submit(body.job, by=who)
+    if not body.name:
+        raise InvalidInput("send {\"job\": \"<job YAML>\"} to train, or {\"name\": ...} to track")
+    return app.runs.start_external(name=body.name, experiment=body.experiment,
+                                   params=body.params, tags=body.tags, by=who)
+
+
+@router.get("/runs")
+def list_runs(
+    app: App, _: Viewer,
+    status: str | None = None, kind: str | None = None, experiment: str | None = None,
+    dataset: str | None = None, tag: str | None = None, q: str | None = None,
+    sort: str = "-created_at",
+    limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    return app.runs.list_runs(status=status, kind=kind, experiment=experiment, dataset=dataset,
+                              tag=tag, q=q, sort=sort, limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}")
+def show_run(app: App, _: Viewer, run_id: str) -> dict[str, Any]:
+    out = app.runs.show(run_id)
+    out["model_version"] = app.registry.version_of_run(run_id)
+    return out
+
+
+@router.post("/runs/{run_id}/log")
+def log_batch(app: App, _: Operator, run_id: str, body: LogBatch) -> dict[str, Any]:
+    return app.runs.log_batch(run_id, params=body.params, metrics=body.metrics, tags=body.tags)
+
+
+@router.patch("/runs/{run_id}")
+def end_run(app: App, who: Operator, run_id: str, body: RunEnd) -> dict[str, Any]:
+    return app.runs.end(run_id, body.status, error=body.error, by=who)
+
+
+@router.get("/runs/{run_id}/metrics")
+def metric_history(app: App, _: Viewer, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+    return app.runs.metric_history(run_id, key)
+
+
+@router.post("/runs/{run_id}/artifacts", status_code=201)
+async def upload_artifact(app: App, _: Operator, run_id: str, request: Request,
+                          name: str = Query(..., description="The artifact's name")) -> dict[str, Any]:
+    import io
+
+    limit = app.settings.max_file_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise InvalidInput(f"an artifact is at most {limit} bytes",
+                               detail={"reason": "too_big", "limit_bytes": limit})
+    out: dict[str, Any] = await run_in_threadpool(app.runs.add_artifact, run_id, name,
+                                                  io.BytesIO(bytes(body)))
+    return out
+
+
+@router.get("/runs/{run_id}/artifacts/{name}")
+def download_artifact(app: App, _: Viewer, run_id: str, name: str) -> Response:
+    return Response(app.runs.artifact_bytes(run_id, name), media_type="application/octet-stream")

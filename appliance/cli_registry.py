@@ -1,0 +1,177 @@
+"""CLI verbs for training, runs and the model registry (added to ``appliance.cli``'s app)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from appliance.errors import ApplianceError
+
+runs_app = typer.Typer(help="Tracked runs: training jobs, search trials, notebook runs.",
+                       no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: versions, aliases, rollback, ONNX export.",
+                         no_args_is_help=True)
+
+Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
+_FINISHED = {"succeeded", "failed", "interrupted"}
+
+
+def _backend(home: Path | None) -> Any:
+    from appliance.cli_backend import cli_settings, open_backend
+
+    return open_backend(cli_settings(home))
+
+
+def _fail(exc: ApplianceError) -> None:
+    typer.secho(f"error: {exc.message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _print(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def train(
+    spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="A job file (YAML).")],
+    detach: Annotated[bool, typer.Option(help="Queue the run and return at once.")] = False,
+    home: Home = None,
+) -> None:
+    """Train the job in SPEC.yaml: a tracked run and, if it passes, a new model version."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    try:
+        with _backend(home) as backend:
+            run = backend.train(spec.read_text())
+            if detach:
+                _print(run)
+                return
+            with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                          transient=True, console=Console(stderr=True)) as bar:
+                task = bar.add_task(f"run {run['name']} queued", total=1.0)
+                while run["status"] not in _FINISHED:
+                    time.sleep(0.5)
+                    run = backend.run(run["id"])
+                    progress = run.get("progress") or {}
+                    bar.update(task, completed=progress.get("fraction") or 0.0,
+                               description=f"run {run['name']}: {progress.get('stage') or run['status']}")
+            run = backend.run(run["id"])
+    except ApplianceError as exc:
+        _fail(exc)
+    summary = {k: run.get(k) for k in ("id", "name", "status", "metrics", "error",
+                                       "model_version", "dataset", "dataset_version")}
+    _print(summary)
+    if run["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Experiment (job) name.")] = None,
+    sort: Annotated[str, typer.Option(help="-created_at, name, metric:<key>, ...")] = "-created_at",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    home: Home = None,
+) -> None:
+    """List runs, filtered and sorted on the server, a page at a time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        with _backend(home) as backend:
+            page = backend.runs(status=status, experiment=experiment, sort=sort, limit=limit,
+                                offset=offset)
+    except ApplianceError as exc:
+        _fail(exc)
+    table = Table("id", "name", "kind", "status", "experiment", "metrics", "created_at",
+                  title=f"{len(page['items'])} of {page['total']} runs")
+    for r in page["items"]:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())[:4])
+        table.add_row(r["id"][:8], r["name"], r["kind"], r["status"], r["experiment"],
+                      metrics, r["created_at"][:19])
+    Console().print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, home: Home = None) -> None:
+    """Show one run: params, metrics, environment, artifacts, trials, model version."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.run(run_id))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@models_app.command("list")
+def models_list(home: Home = None) -> None:
+    """List registered models with their newest version and aliases."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.models())
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@models_app.command("show")
+def models_show(name: str, home: Home = None) -> None:
+    """Show a model, its versions and aliases."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.model(name))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str,
+    version: Annotated[int, typer.Argument(help="The version the alias should point at.")],
+    alias: Annotated[str, typer.Option(help="The alias to move.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why: kept in the alias history.")] = "",
+    force: Annotated[bool, typer.Option(help="Skip the promotion gate (audited).")] = False,
+    home: Home = None,
+) -> None:
+    """Point ALIAS of NAME at VERSION (champion must pass the gate unless --force)."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.set_alias(name, alias, version, reason, force))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: str,
+    alias: Annotated[str, typer.Option(help="The alias to move back.")] = "champion",
+    reason: Annotated[str, typer.Option(help="Why: kept in the alias history.")] = "",
+    home: Home = None,
+) -> None:
+    """Return ALIAS of NAME to the version it pointed at before, in one step."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.rollback(name, alias, reason))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@models_app.command("export")
+def models_export(
+    name: str,
+    version: Annotated[int, typer.Argument(help="The version to export.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the .onnx file.")],
+    home: Home = None,
+) -> None:
+    """Write a version's ONNX file (its sha256 is checked first)."""
+    try:
+        with _backend(home) as backend:
+            data = backend.onnx(name, version)
+    except ApplianceError as exc:
+        _fail(exc)
+    out.write_bytes(data)
+    typer.echo(f"wrote {out} ({len(data)} bytes)")

@@ -1,0 +1,36 @@
+"""Registry vocabulary: alias names, version statuses, the promotion gate's maths."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from appliance.errors import InvalidName
+
+ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# metrics where a smaller value is better; every other metric: bigger is better
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+
+class VersionStatus(StrEnum):
+    ready = "ready"
+    pending_approval = "pending_approval"
+
+
+def check_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not ALIAS.fullmatch(alias):
+        raise InvalidName(f"invalid alias {alias!r}: a-z first, then 0-63 of a-z, 0-9, '_', '-'",
+                          detail={"field": "alias"})
+    return alias
+
+
+def beats(metric: str, candidate: float, incumbent: float | None, min_delta: float) -> bool:
+    """Does the candidate beat the incumbent by at least ``min_delta`` on ``metric``?"""
+    if incumbent is None:
+        return True
+    if metric in LOWER_IS_BETTER:
+        return incumbent - candidate >= min_delta
+    return candidate - incumbent >= min_delta

@@ -1,0 +1,1 @@
+"""The model registry: ONNX versions, aliases with history, gates, cards."""

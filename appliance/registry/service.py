@@ -1,0 +1,316 @@
+"""Registered models and their ONNX versions; aliases moved by append-only events.
+
+Every alias move is an event (who, when, why, forced or not); the current
+version of an alias is the replay of its events, and a rollback is one more
+event pointing back to the version before. ``champion`` moves only through
+the promotion gate (the candidate beat the champion on the job's metric, on
+the same holdout, by ``min_delta``) unless an approver forces it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from appliance.artifacts import ArtifactStore
+from appliance.audit import Auditor
+from appliance.domain.names import check_dataset_name
+from appliance.domain.principal import Principal
+from appliance.domain.registry import CHAMPION, VersionStatus, check_alias
+from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.registry.cards import build_card, render_markdown
+from appliance.store import lineage as lq
+from appliance.store import registry as q
+from appliance.store.db import Store
+from appliance.store.tables import AliasEventRow, ModelVersionRow, RegisteredModelRow
+
+MAX_ONNX_BYTES = 1024 * 1024 * 1024
+
+
+def model_node(name: str, number: int) -> str:
+    return f"model:{name}@{number}"
+
+
+class RegistryService:
+    def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore) -> None:
+        self.store = store
+        self.auditor = auditor
+        self.artifacts = artifacts
+
+    # -- registering ---------------------------------------------------------------
+
+    def register(
+        self,
+        *,
+        model: str,
+        onnx_bytes: bytes,
+        flavor: str,
+        by: Principal | str,
+        task: str | None = None,
+        run_id: uuid.UUID | None = None,
+        signature: dict[str, Any] | None = None,
+        parity: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        fairness: dict[str, Any] | None = None,
+        dataset: str | None = None,
+        dataset_version: int | None = None,
+        facts: dict[str, Any] | None = None,
+        status: VersionStatus = VersionStatus.ready,
+    ) -> dict[str, Any]:
+        """Store the ONNX file (content-addressed) and record a new version."""
+        from appliance.train.export import check_onnx_bytes
+
+        check_dataset_name(model)
+        proto = check_onnx_bytes(onnx_bytes)  # refuses anything that is not one ONNX file
+        signature = signature or _signature_of(proto)
+        art = self.artifacts.put_bytes(onnx_bytes)
+        actor = by.actor if isinstance(by, Principal) else by
+        with self.store.write() as s:
+            m = q.get_or_create_model(s, model)
+            number = q.next_version_number(s, m.id)
+            row = q.add_version(s, ModelVersionRow(
+                model_id=m.id, number=number, status=status.value, run_id=run_id, flavor=flavor,
+                task=task, onnx_sha256=art.sha256, onnx_size=art.size, signature=signature,
+                parity=parity, metrics=metrics, fairness=fairness, dataset=dataset,
+                dataset_version=dataset_version, card=facts or {}, created_by=actor,
+            ))
+            node = model_node(model, number)
+            if run_id is not None:
+                lq.add_edge(s, src=f"run:{run_id}", dst=node, relation="registered_as")
+            lq.add_edge(s, src=f"artifact:{art.sha256}", dst=node, relation="onnx_of")
+            self.auditor.record(s, by, "model.version.create", node,
+                                after={"onnx_sha256": art.sha256, "status": row.status,
+                                       "run_id": str(run_id) if run_id else None})
+        return self._version_public(model, row, {})
+
+    def register_upload(self, name: str, data: bytes, *, by: Principal) -> dict[str, Any]:
+        if len(data) > MAX_ONNX_BYTES:
+            raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
+        return self.register(model=name, onnx_bytes=data, flavor="onnx", by=by,
+                             facts={"purpose": "registered as an ONNX file"})
+
+    # -- reading -------------------------------------------------------------------
+
+    def list_models(self) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            return [self._model_public(s, m) for m in q.list_models(s)]
+
+    def show_model(self, name: str) -> dict[str, Any]:
+        with self.store.read() as s:
+            m = self._model(s, name)
+            aliases = _replay(q.alias_events(s, m.id))
+            return {**self._model_public(s, m, aliases),
+                    "versions": [self._version_public(name, v, aliases)
+                                 for v in q.list_versions(s, m.id)]}
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return list(self.show_model(name)["versions"])
+
+    def version(self, name: str, number: int) -> dict[str, Any]:
+        with self.store.read() as s:
+            m = self._model(s, name)
+            v = self._version(s, m, number)
+            return self._version_public(name, v, _replay(q.alias_events(s, m.id)))
+
+    def onnx_bytes(self, name: str, number: int) -> bytes:
+        """The version's ONNX file, refused if its bytes no longer match the stored sha256."""
+        sha = self.version(name, number)["onnx_sha256"]
+        return self.artifacts.read_bytes(sha)
+
+    def version_of_run(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            rid = uuid.UUID(str(run_id))
+        except ValueError:
+            return None
+        with self.store.read() as s:
+            hit = q.version_by_run(s, rid)
+        return {"model": hit[0], "version": hit[1]} if hit else None
+
+    def card(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self.store.read() as s:
+            m = self._model(s, name)
+            v = self._version(s, m, number)
+            events = q.alias_events(s, m.id)
+            lineage = []
+            if v.dataset and v.dataset_version:
+                node = f"dataset:{v.dataset}@{v.dataset_version}"
+                lineage = [{"src": e.src, "dst": e.dst, "relation": e.relation}
+                           for e in lq.edges_touching(s, node)]
+        public = self._version_public(name, v, _replay(events))
+        facts = v.card or {}
+        promotions = [_event_public(e) for e in events if e.version_number == number]
+        return build_card(model=name, version=public, run=run, purpose=facts.get("purpose"),
+                          limitations=list(facts.get("limitations") or []),
+                          contract_version=facts.get("contract_version"), lineage=lineage,
+                          promotions=promotions)
+
+    def card_markdown(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> str:
+        return render_markdown(self.card(name, number, run=run))
+
+    # -- aliases -------------------------------------------------------------------
+
+    def aliases(self, name: str) -> dict[str, int]:
+        with self.store.read() as s:
+            return _replay(q.alias_events(s, self._model(s, name).id))
+
+    def alias(self, name: str, alias: str) -> dict[str, Any]:
+        check_alias(alias)
+        current = self.aliases(name).get(alias)
+        if current is None:
+            raise NotFound(f"model {name!r} has no alias {alias!r}")
+        return {"alias": alias, "version": current}
+
+    def history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        check_alias(alias)
+        with self.store.read() as s:
+            events = q.alias_events(s, self._model(s, name).id, alias)
+        return [_event_public(e) for e in reversed(events)]
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, reason: str, by: Principal | str,
+        force: bool = False, action: str = "set",
+    ) -> dict[str, Any]:
+        check_alias(alias)
+        if not isinstance(reason, str) or len(reason) > 2000:
+            raise InvalidInput("a reason is text of at most 2000 characters")
+        with self.store.write() as s:
+            m = self._model(s, name)
+            v = self._version(s, m, version)
+            current = _replay(q.alias_events(s, m.id)).get(alias)
+            if current == version:
+                raise Conflict(f"{alias} already points at {name} v{version}")
+            if alias == CHAMPION and not force:
+                _check_gate(name, v, current)
+            if alias == CHAMPION and v.status == VersionStatus.pending_approval.value \
+                    and action != "approve" and not force:
+                raise Conflict(f"{name} v{version} waits for approval: approve it, or force")
+            self._move(s, m, alias, version, current, action=action, forced=force,
+                       reason=reason, by=by)
+        return {"alias": alias, "version": version, "previous_version": current}
+
+    def rollback(self, name: str, alias: str, *, reason: str, by: Principal) -> dict[str, Any]:
+        """Point ``alias`` back at the version it pointed at before its last move."""
+        check_alias(alias)
+        with self.store.write() as s:
+            m = self._model(s, name)
+            events = q.alias_events(s, m.id, alias)
+            if not events or events[-1].version_number is None:
+                raise Conflict(f"{alias} of {name} points at nothing: nothing to roll back")
+            target = events[-1].previous_version
+            if target is None:
+                raise Conflict(f"{alias} of {name} has no earlier version to go back to")
+            self._move(s, m, alias, target, events[-1].version_number, action="rollback",
+                       forced=False, reason=reason, by=by)
+        return {"alias": alias, "version": target, "previous_version": events[-1].version_number}
+
+    def approve(self, name: str, version: int, *, reason: str, by: Principal) -> dict[str, Any]:
+        with self.store.write() as s:
+            m = self._model(s, name)
+            v = self._version(s, m, version)
+            if v.status != VersionStatus.pending_approval.value:
+                raise Conflict(f"{name} v{version} is not waiting for approval")
+            v.status = VersionStatus.ready.value
+            s.add(v)
+            current = _replay(q.alias_events(s, m.id)).get(CHAMPION)
+            self._move(s, m, CHAMPION, version, current, action="approve", forced=False,
+                       reason=reason, by=by)
+        return {"alias": CHAMPION, "version": version, "previous_version": current}
+
+    def _move(self, s: Any, m: RegisteredModelRow, alias: str, version: int | None,
+              previous: int | None, *, action: str, forced: bool, reason: str,
+              by: Principal | str) -> None:
+        actor = by.actor if isinstance(by, Principal) else by
+        q.add_alias_event(s, AliasEventRow(
+            model_id=m.id, alias=alias, version_number=version, previous_version=previous,
+            action=action, forced=forced, reason=reason, actor=actor,
+        ))
+        self.auditor.record(s, by, f"model.alias.{action}", f"model:{m.name}#{alias}",
+                            before={"version": previous},
+                            after={"version": version, "forced": forced, "reason": reason})
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _model(self, s: Any, name: str) -> RegisteredModelRow:
+        check_dataset_name(name)
+        m = q.get_model(s, name)
+        if m is None:
+            raise NotFound(f"model {name!r} does not exist")
+        return m
+
+    def _version(self, s: Any, m: RegisteredModelRow, number: int) -> ModelVersionRow:
+        v = q.get_version(s, m.id, number)
+        if v is None:
+            raise NotFound(f"model {m.name!r} has no version {number}")
+        return v
+
+    def _model_public(self, s: Any, m: RegisteredModelRow,
+                      aliases: dict[str, int] | None = None) -> dict[str, Any]:
+        versions = q.list_versions(s, m.id)
+        return {
+            "name": m.name,
+            "created_at": m.created_at.isoformat(),
+            "latest_version": versions[0].number if versions else None,
+            "aliases": aliases if aliases is not None else _replay(q.alias_events(s, m.id)),
+        }
+
+    @staticmethod
+    def _version_public(name: str, v: ModelVersionRow, aliases: dict[str, int]) -> dict[str, Any]:
+        return {
+            "model": name, "number": v.number, "status": v.status,
+            "run_id": str(v.run_id) if v.run_id else None, "flavor": v.flavor, "task": v.task,
+            "onnx_sha256": v.onnx_sha256, "onnx_size": v.onnx_size, "signature": v.signature,
+            "parity": v.parity, "metrics": v.metrics, "fairness": v.fairness,
+            "gate": (v.card or {}).get("gate"),
+            "dataset": v.dataset, "dataset_version": v.dataset_version,
+            "aliases": sorted(a for a, n in aliases.items() if n == v.number),
+            "created_by": v.created_by, "created_at": v.created_at.isoformat(),
+        }
+
+
+def _check_gate(name: str, v: ModelVersionRow, current: int | None) -> None:
+    gate = (v.card or {}).get("gate")
+    if current is None:
+        if v.parity is not None and not v.parity.get("passed", False):
+            raise Conflict(f"{name} v{v.number} failed its parity check")
+        return
+    if not gate:
+        raise Conflict(
+            f"{name} v{v.number} has no comparison with champion v{current}: force it "
+            "(audited) if you mean it", detail={"gate": None})
+    if gate.get("champion_version") != current:
+        raise Conflict(
+            f"{name} v{v.number} was compared with champion v{gate.get('champion_version')}, "
+            f"but the champion is now v{current}: retrain, or force it", detail={"gate": gate})
+    if not gate.get("passed"):
+        raise Conflict(
+            f"{name} v{v.number} does not beat champion v{current} on {gate.get('metric')} "
+            f"({gate.get('value')} vs {gate.get('champion_value')}, min_delta "
+            f"{gate.get('min_delta')})", detail={"gate": gate})
+
+
+def _replay(events: list[AliasEventRow]) -> dict[str, int]:
+    current: dict[str, int] = {}
+    for e in events:
+        if e.version_number is None:
+            current.pop(e.alias, None)
+        else:
+            current[e.alias] = e.version_number
+    return current
+
+
+def _event_public(e: AliasEventRow) -> dict[str, Any]:
+    return {"alias": e.alias, "version": e.version_number, "previous_version": e.previous_version,
+            "action": e.action, "forced": e.forced, "reason": e.reason, "actor": e.actor,
+            "at": e.created_at.isoformat()}
+
+
+def _signature_of(proto: Any) -> dict[str, Any]:
+    def describe(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for vi in values:
+            t = vi.type.tensor_type
+            dims = [d.dim_param or d.dim_value or None for d in t.shape.dim]
+            out.append({"name": vi.name, "type": int(t.elem_type), "shape": dims})
+        return out
+
+    return {"inputs": describe(proto.graph.input), "outputs": describe(proto.graph.output)}

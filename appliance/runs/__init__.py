@@ -1,0 +1,1 @@
+"""Experiment tracking: runs, params, step metrics, tags, artifacts."""

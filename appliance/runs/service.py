@@ -1,0 +1,305 @@
+"""Runs: create, log in validated batches, move through the status state machine.
+
+A batch is all or nothing: every entry is checked before anything is
+written, so a bad value refuses the batch whole and leaves the run as it was.
+Run creation and endings are audited; the metric points themselves are
+telemetry, not governance, and are not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from typing import IO, Any
+
+from appliance.artifacts import ArtifactStore
+from appliance.audit import Auditor
+from appliance.domain import runs as rules
+from appliance.domain.principal import Principal
+from appliance.domain.runs import RunKind, RunStatus
+from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.store import runs as q
+from appliance.store.db import Store
+from appliance.store.tables import RunArtifactRow, RunRow
+
+_ARTIFACT_NAME_MAX = 200
+
+
+class RunService:
+    def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore) -> None:
+        self.store = store
+        self.auditor = auditor
+        self.artifacts = artifacts
+
+    # -- creating and ending ----------------------------------------------------
+
+    def start_external(
+        self,
+        *,
+        name: str,
+        experiment: str | None,
+        params: dict[str, Any] | None,
+        tags: dict[str, Any] | None,
+        by: Principal,
+    ) -> dict[str, Any]:
+        """A run logged from outside (a notebook, a script): running from the start."""
+        _check_name(name)
+        experiment = experiment or "default"
+        _check_name(experiment, "experiment")
+        clean_params = _params(params or {})
+        clean_tags = _tags(tags or {})
+        now = _now()
+        with self.store.write() as s:
+            row = q.add_run(s, RunRow(
+                name=name, kind=RunKind.external.value, status=RunStatus.running.value,
+                experiment=experiment, params=clean_params, tags=clean_tags, metrics={},
+                created_by=by.actor, started_at=now, heartbeat_at=now, attempts=1,
+            ))
+            self.auditor.record(s, by, "run.start", f"run:{row.id}",
+                                after={"name": name, "experiment": experiment, "kind": row.kind})
+        return run_public(row)
+
+    def queue(self, row: RunRow, *, by: Principal) -> dict[str, Any]:
+        """Record a run the appliance will execute (a training job or a trial)."""
+        row.status = RunStatus.queued.value
+        row.created_by = by.actor
+        with self.store.write() as s:
+            q.add_run(s, row)
+            self.auditor.record(s, by, "run.queue", f"run:{row.id}",
+                                after={"name": row.name, "kind": row.kind,
+                                       "dataset": row.dataset})
+        return run_public(row)
+
+    def transition(
+        self, run_id: uuid.UUID | str, status: RunStatus, *, by: Principal | str = "system",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Move a run along the state machine, setting ``fields`` in the same write."""
+        rid = _uuid(run_id)
+        now = _now()
+        with self.store.write() as s:
+            row = self._get(s, rid)
+            before = row.status
+            rules.check_transition(row.status, status)
+            row.status = status.value
+            if status is RunStatus.running:
+                row.started_at = row.started_at or now
+                row.attempts += 1
+            if status.finished:
+                row.ended_at = now
+            row.heartbeat_at = now
+            for key, value in fields.items():
+                setattr(row, key, value)
+            s.add(row)
+            if status.finished or status is RunStatus.queued:
+                self.auditor.record(s, by, f"run.{status.value}", f"run:{row.id}",
+                                    before={"status": before},
+                                    after={"status": row.status, "error": row.error})
+        return run_public(row)
+
+    def end(self, run_id: str, status: str, *, error: str | None, by: Principal) -> dict[str, Any]:
+        if status not in (RunStatus.succeeded.value, RunStatus.failed.value):
+            raise InvalidInput("an external run ends as 'succeeded' or 'failed'")
+        return self.transition(run_id, RunStatus(status), by=by, error=error)
+
+    def heartbeat(self, run_id: uuid.UUID, progress: dict[str, Any] | None = None) -> None:
+        with self.store.write() as s:
+            row = self._get(s, run_id)
+            row.heartbeat_at = _now()
+            if progress is not None:
+                row.progress = progress
+            s.add(row)
+
+    # -- logging ----------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: Iterable[dict[str, Any]] | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Store one batch of params, metric points and tags, or refuse it whole."""
+        rid = _uuid(run_id)
+        clean_params = _params(params or {})
+        clean_tags = _tags(tags or {})
+        points = _points(list(metrics or []))
+        with self.store.write() as s:
+            row = self._get(s, rid)
+            if RunStatus(row.status).finished:
+                raise Conflict(f"run {rid} is {row.status}: it takes no more logging")
+            current = dict(row.params or {})
+            for key, value in clean_params.items():
+                if key in current and current[key] != value:
+                    raise InvalidInput(
+                        f"param {key!r} is already {current[key]!r}; params are logged once",
+                        detail={"key": key},
+                    )
+            latest: dict[str, float] = dict(row.metrics or {})
+            # batches arrive in order: the newest point of a key (by step, then time) wins
+            for m_key, _, m_value, _ in sorted(points, key=lambda p: (p[1], p[3])):
+                latest[m_key] = m_value
+            row.params = {**current, **clean_params}
+            row.tags = {**(row.tags or {}), **clean_tags}
+            row.metrics = latest
+            row.heartbeat_at = _now()
+            s.add(row)
+            q.append_metrics(s, rid, points)
+        return {"run_id": str(rid), "params": len(clean_params), "metrics": len(points),
+                "tags": len(clean_tags)}
+
+    def add_artifact(self, run_id: str, name: str, stream: IO[bytes]) -> dict[str, Any]:
+        rid = _uuid(run_id)
+        if not name or len(name) > _ARTIFACT_NAME_MAX or "/" in name or "\\" in name \
+                or name.startswith(".") or "\x00" in name:
+            raise InvalidInput(f"invalid artifact name {name!r}")
+        with self.store.read() as s:
+            self._get(s, rid)
+        art = self.artifacts.put_stream(stream)
+        with self.store.write() as s:
+            q.add_artifact(s, RunArtifactRow(run_id=rid, name=name, sha256=art.sha256,
+                                             size_bytes=art.size))
+        return {"name": name, "sha256": art.sha256, "size_bytes": art.size}
+
+    def artifact_bytes(self, run_id: str, name: str) -> bytes:
+        rid = _uuid(run_id)
+        with self.store.read() as s:
+            found = [a for a in q.artifacts(s, rid) if a.name == name]
+        if not found:
+            raise NotFound(f"run {rid} has no artifact {name!r}")
+        return self.artifacts.read_bytes(found[-1].sha256)
+
+    # -- reading ------------------------------------------------------------------
+
+    def list_runs(self, *, tag: str | None = None, limit: int = 50, offset: int = 0,
+                  **filters: Any) -> dict[str, Any]:
+        tag_pair = None
+        if tag:
+            key, sep, value = tag.partition(":")
+            if not sep:
+                raise InvalidInput("a tag filter is key:value")
+            tag_pair = (rules.check_key("tag", key), value)
+        sort = filters.pop("sort", None) or "-created_at"
+        if sort.lstrip("-").startswith("metric:"):
+            rules.check_key("metric", sort.lstrip("-").removeprefix("metric:"))
+        with self.store.read() as s:
+            total, rows = q.list_runs(s, tag=tag_pair, sort=sort, limit=max(1, min(limit, 500)),
+                                      offset=max(0, offset), **filters)
+        return {"total": total, "items": [run_public(r) for r in rows]}
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        rid = _uuid(run_id)
+        with self.store.read() as s:
+            row = self._get(s, rid)
+            kids = q.children(s, rid)
+            arts = q.artifacts(s, rid)
+        return {
+            **run_public(row),
+            "params": row.params or {},
+            "environment": row.environment or {},
+            "seed": row.seed,
+            "spec": row.spec,
+            "logs": row.logs,
+            "artifacts": [{"name": a.name, "sha256": a.sha256, "size_bytes": a.size_bytes}
+                          for a in arts],
+            "children": [run_public(k) for k in kids],
+        }
+
+    def metric_history(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+        rid = _uuid(run_id)
+        with self.store.read() as s:
+            self._get(s, rid)
+            points = q.metric_points(s, rid, key)
+        return [{"key": p.key, "step": p.step, "value": p.value, "ts": p.logged_at.isoformat()}
+                for p in points]
+
+    def unfinished(self) -> list[RunRow]:
+        with self.store.read() as s:
+            return q.runs_in_status(s, [RunStatus.queued.value, RunStatus.running.value])
+
+    @staticmethod
+    def _get(s: Any, run_id: uuid.UUID) -> RunRow:
+        row = q.get_run(s, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} does not exist")
+        return row
+
+
+def run_public(r: RunRow) -> dict[str, Any]:
+    def iso(v: dt.datetime | None) -> str | None:
+        return v.isoformat() if v else None
+
+    duration = (r.ended_at - r.started_at).total_seconds() if r.ended_at and r.started_at else None
+    return {
+        "id": str(r.id), "name": r.name, "kind": r.kind, "status": r.status,
+        "parent_id": str(r.parent_id) if r.parent_id else None, "experiment": r.experiment,
+        "dataset": r.dataset, "dataset_version": r.dataset_version,
+        "metrics": r.metrics or {}, "tags": r.tags or {}, "progress": r.progress,
+        "created_by": r.created_by, "created_at": iso(r.created_at),
+        "started_at": iso(r.started_at), "ended_at": iso(r.ended_at), "duration_s": duration,
+        "error": r.error,
+    }
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"run {value!r} does not exist") from None
+
+
+def _check_name(name: object, field: str = "name") -> str:
+    if not isinstance(name, str) or not rules.KEY.fullmatch(name):
+        raise InvalidInput(f"invalid run {field} {name!r}", detail={"field": field})
+    return name
+
+
+def _params(params: dict[str, Any]) -> dict[str, str]:
+    if not isinstance(params, dict):
+        raise InvalidInput("params must be an object")
+    if len(params) > rules.MAX_BATCH:
+        raise InvalidInput(f"a batch holds at most {rules.MAX_BATCH} params")
+    return {rules.check_key("param", k): rules.check_param_value(k, v) for k, v in params.items()}
+
+
+def _tags(tags: dict[str, Any]) -> dict[str, str]:
+    if not isinstance(tags, dict):
+        raise InvalidInput("tags must be an object")
+    return {rules.check_key("tag", k): rules.check_param_value(k, v) for k, v in tags.items()}
+
+
+def _points(metrics: list[dict[str, Any]]) -> list[tuple[str, int, float, dt.datetime]]:
+    if len(metrics) > rules.MAX_BATCH:
+        raise InvalidInput(f"a batch holds at most {rules.MAX_BATCH} metric points")
+    out = []
+    now = _now()
+    for i, m in enumerate(metrics):
+        if not isinstance(m, dict):
+            raise InvalidInput(f"metric entry {i} is not an object", detail={"index": i})
+        key = rules.check_key("metric", m.get("key"))
+        value = rules.check_metric_value(key, m.get("value"))
+        step = m.get("step", 0)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise InvalidInput(f"metric {key!r} entry {i}: step must be a whole number >= 0",
+                               detail={"index": i})
+        ts = m.get("ts")
+        stamp = now
+        if ts is not None:
+            try:
+                stamp = (dt.datetime.fromtimestamp(ts, dt.UTC) if isinstance(ts, int | float)
+                         else dt.datetime.fromisoformat(str(ts)))
+            except (ValueError, OverflowError, OSError):
+                raise InvalidInput(f"metric {key!r} entry {i}: bad timestamp {ts!r}",
+                                   detail={"index": i}) from None
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=dt.UTC)
+        out.append((key, step, value, stamp))
+    return out

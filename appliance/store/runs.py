@@ -1,0 +1,135 @@
+"""Queries for runs, their metric points and artifacts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import Double, cast, func
+from sqlmodel import Session, col, select
+
+from appliance.store.tables import RunArtifactRow, RunMetricRow, RunRow
+
+_SORTS = {"created_at": RunRow.created_at, "name": RunRow.name, "status": RunRow.status}
+
+
+def add_run(s: Session, row: RunRow) -> RunRow:
+    s.add(row)
+    s.flush()
+    return row
+
+
+def get_run(s: Session, run_id: uuid.UUID) -> RunRow | None:
+    return s.get(RunRow, run_id)
+
+
+def children(s: Session, run_id: uuid.UUID) -> list[RunRow]:
+    q = select(RunRow).where(RunRow.parent_id == run_id).order_by(col(RunRow.created_at))
+    return list(s.exec(q).all())
+
+
+def runs_in_status(s: Session, statuses: list[str]) -> list[RunRow]:
+    q = select(RunRow).where(col(RunRow.status).in_(statuses)).order_by(col(RunRow.created_at))
+    return list(s.exec(q).all())
+
+
+def list_runs(
+    s: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    experiment: str | None = None,
+    dataset: str | None = None,
+    tag: tuple[str, str] | None = None,
+    q: str | None = None,
+    sort: str = "-created_at",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[RunRow]]:
+    """One filtered, sorted page and the total that matched, in two indexed-free scans."""
+    where: list[Any] = []
+    if status:
+        where.append(RunRow.status == status)
+    if kind:
+        where.append(RunRow.kind == kind)
+    if experiment:
+        where.append(RunRow.experiment == experiment)
+    if dataset:
+        where.append(RunRow.dataset == dataset)
+    if q:
+        where.append(col(RunRow.name).contains(q))
+    if tag:
+        where.append(func.json_extract_string(RunRow.tags, f"$.{_json_key(tag[0])}") == tag[1])
+    total = s.exec(select(func.count()).select_from(RunRow).where(*where)).one()
+    desc = sort.startswith("-")
+    field = sort.lstrip("-")
+    if field.startswith("metric:"):
+        key = _json_key(field.removeprefix("metric:"))
+        order: Any = cast(func.json_extract_string(RunRow.metrics, f"$.{key}"), Double)
+        order = order.desc().nulls_last() if desc else order.asc().nulls_last()
+    else:
+        column = _SORTS.get(field, RunRow.created_at)
+        order = col(column).desc() if desc else col(column).asc()
+    rows = s.exec(select(RunRow).where(*where).order_by(order).offset(offset).limit(limit)).all()
+    return int(total), list(rows)
+
+
+def _json_key(key: str) -> str:
+    """Quote a metric or tag key for a JSON path (keys were checked against domain.runs.KEY)."""
+    return '"' + key.replace('"', "") + '"'
+
+
+def append_metrics(
+    s: Session, run_id: uuid.UUID, points: list[tuple[str, int, float, dt.datetime]]
+) -> None:
+    """Append metric points in one statement: an Arrow table scanned by DuckDB.
+
+    A few milliseconds for thousands of points, where executemany costs ~0.1 ms
+    a row; this is the hot path of notebook logging.
+    """
+    if not points:
+        return
+    import pyarrow as pa
+
+    keys, steps, values, stamps = zip(*points, strict=True)
+    batch = pa.table({
+        "key": pa.array(keys, pa.string()),
+        "step": pa.array(steps, pa.int64()),
+        "value": pa.array(values, pa.float64()),
+        "logged_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+    })
+    conn: Any = s.connection().connection.driver_connection
+    name = f"metric_batch_{uuid.uuid4().hex}"
+    conn.register(name, batch)
+    try:
+        conn.execute(
+            f"INSERT INTO run_metrics SELECT '{uuid.UUID(str(run_id))}'::UUID, key, step, value, "
+            f"logged_at FROM {name}"
+        )
+    finally:
+        conn.unregister(name)
+
+
+def metric_points(s: Session, run_id: uuid.UUID, key: str | None = None) -> list[RunMetricRow]:
+    q = select(RunMetricRow).where(RunMetricRow.run_id == run_id)
+    if key:
+        q = q.where(RunMetricRow.key == key)
+    q = q.order_by(col(RunMetricRow.key), col(RunMetricRow.step), col(RunMetricRow.logged_at))
+    return list(s.exec(q).all())
+
+
+def count_metric_points(s: Session, run_id: uuid.UUID) -> int:
+    q = select(func.count()).select_from(RunMetricRow).where(RunMetricRow.run_id == run_id)
+    return int(s.exec(q).one())
+
+
+def add_artifact(s: Session, row: RunArtifactRow) -> RunArtifactRow:
+    s.add(row)
+    s.flush()
+    return row
+
+
+def artifacts(s: Session, run_id: uuid.UUID) -> list[RunArtifactRow]:
+    q = select(RunArtifactRow).where(RunArtifactRow.run_id == run_id)
+    return list(s.exec(q.order_by(col(RunArtifactRow.created_at))).all())

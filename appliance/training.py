@@ -1,0 +1,310 @@
+"""Training runs: a job file in, a tracked run and a registered ONNX model version out.
+
+The server validates the job against the dataset (so a bad file is a 4xx and
+no run is left behind), queues a run, and trains one job at a time in a child
+process (``python -m appliance.train.worker``) that reads the version's
+immutable Parquet file and writes ``model.onnx`` and ``holdout.parquet`` to a
+folder the server chose; only JSON lines come back. The server then records
+the metrics, trials, artifacts and the model version, and applies the
+promotion gate. A run interrupted by a restart is re-queued once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from appliance.config import Settings
+from appliance.datasets.service import DatasetService
+from appliance.domain.principal import Principal
+from appliance.domain.registry import CHALLENGER, CHAMPION, VersionStatus, beats
+from appliance.domain.runs import RunKind, RunStatus
+from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.registry.service import RegistryService
+from appliance.runs.service import RunService
+from appliance.store.tables import RunRow
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 2
+_MAX_LINE = 64 << 20
+
+
+class TrainingService:
+    def __init__(self, settings: Settings, runs: RunService, registry: RegistryService,
+                 datasets: DatasetService) -> None:
+        self.settings = settings
+        self.runs = runs
+        self.registry = registry
+        self.datasets = datasets
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="training")
+        self._children: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for child in list(self._children):
+                child.kill()
+
+    # -- submitting ----------------------------------------------------------------
+
+    def submit(self, job_text: str, *, by: Principal) -> dict[str, Any]:
+        """Check a job file against its dataset and queue a run; 4xx errors leave no run."""
+        spec = self._check(job_text)
+        row = RunRow(
+            name=spec["name"], kind=RunKind.train.value, status=RunStatus.queued.value,
+            experiment=spec["name"], dataset=spec["dataset"],
+            dataset_version=spec["_dataset_version"], spec=job_text,
+            seed=spec["split"]["seed"], params={}, tags={"job": spec["name"]}, metrics={},
+        )
+        out = self.runs.queue(row, by=by)
+        self._executor.submit(self._execute, row.id, by)
+        return out
+
+    def _check(self, job_text: str) -> dict[str, Any]:
+        from appliance.train.spec import parse_job
+
+        if not isinstance(job_text, str) or len(job_text) > 1_000_000:
+            raise InvalidInput("a job file is YAML text of at most 1 MB")
+        spec: dict[str, Any] = parse_job(job_text).model_dump(mode="json")
+        try:
+            dataset = self.datasets.show(spec["dataset"])
+        except NotFound:
+            raise InvalidInput(f"dataset {spec['dataset']!r} does not exist",
+                               detail={"field": "dataset"}) from None
+        number = dataset["current_version"]
+        if number is None:
+            raise InvalidInput(f"dataset {spec['dataset']!r} has no accepted version to train on",
+                               detail={"field": "dataset"})
+        version = self.datasets.version(spec["dataset"], number)
+        columns = {c["name"] for c in version["columns"]}
+        if spec["target"] not in columns:
+            raise InvalidInput(f"target {spec['target']!r} is not a column of "
+                               f"{spec['dataset']} v{number}", detail={"field": "target"})
+        features = spec.get("features") or {}
+        for name in (features.get("include") or []) + (features.get("exclude") or []):
+            if name not in columns:
+                raise InvalidInput(f"feature {name!r} is not a column of {spec['dataset']} "
+                                   f"v{number}", detail={"field": "features"})
+        for name in (spec.get("fairness") or {}).get("sensitive") or []:
+            if name not in columns:
+                raise InvalidInput(f"sensitive column {name!r} is not a column of "
+                                   f"{spec['dataset']} v{number}", detail={"field": "fairness"})
+        target = next((c for c in version.get("summary") or [] if c["name"] == spec["target"]),
+                      None)
+        if target and target.get("n_unique") == 1:
+            raise InvalidInput(f"target {spec['target']!r} has a single value in "
+                               f"{spec['dataset']} v{number}: nothing to learn",
+                               detail={"field": "target"})
+        spec["_dataset_version"] = number
+        return spec
+
+    # -- executing -----------------------------------------------------------------
+
+    def recover(self) -> None:
+        """At start: runs a dead process left queued or running are re-queued once."""
+        for row in self.runs.unfinished():
+            if row.kind != RunKind.train.value:
+                continue
+            if row.status == RunStatus.running.value:
+                self.runs.transition(row.id, RunStatus.interrupted, error="the server stopped")
+            elif row.status == RunStatus.queued.value and row.attempts == 0:
+                self._executor.submit(self._execute, row.id, "system")
+                continue
+            else:
+                self.runs.transition(row.id, RunStatus.interrupted, error="the server stopped")
+            if row.attempts < MAX_ATTEMPTS:
+                self.runs.transition(row.id, RunStatus.queued, error=None)
+                self._executor.submit(self._execute, row.id, "system")
+            else:
+                log.warning("run %s was interrupted %d times; not re-queued", row.id, row.attempts)
+
+    def _execute(self, run_id: uuid.UUID, by: Principal | str) -> None:
+        out_dir = self.settings.runs_dir / str(run_id)
+        try:
+            self.runs.transition(run_id, RunStatus.running)
+            detail = self.runs.show(str(run_id))
+            spec = self._check(detail["spec"])
+            result = self._train(run_id, spec, out_dir)
+            if not result.get("ok"):
+                err = result.get("error") or {}
+                raise InvalidInput(str(err.get("message") or "training failed"),
+                                   detail={"field": err.get("field")})
+            self._record(run_id, spec, result, out_dir, by)
+            self.runs.transition(run_id, RunStatus.succeeded,
+                                 environment=result.get("environment"), progress=None)
+        except Exception as exc:  # a job never takes the service down with it
+            message = exc.message if isinstance(exc, ApplianceError) else f"{type(exc).__name__}: {exc}"
+            log.warning("training run %s failed: %s", run_id, message)
+            try:
+                self.runs.transition(run_id, RunStatus.failed, error=message[:4000],
+                                     progress=None)
+            except ApplianceError:
+                log.exception("could not mark run %s failed", run_id)
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    def _train(self, run_id: uuid.UUID, spec: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        parquet = self.datasets.parquet_path(spec["dataset"], spec["_dataset_version"])
+        champion_onnx = None
+        model = spec["name"]
+        try:
+            current = self.registry.aliases(model).get(CHAMPION)
+        except NotFound:
+            current = None
+        if current is not None:
+            champion_onnx = out_dir / "champion.onnx"
+            champion_onnx.write_bytes(self.registry.onnx_bytes(model, current))
+        request = {
+            "job": {k: v for k, v in spec.items() if not k.startswith("_")},
+            "parquet_path": str(parquet),
+            "out_dir": str(out_dir),
+            "champion_onnx": str(champion_onnx) if champion_onnx else None,
+            "memory_mb": self.settings.train_memory_mb,
+        }
+        spec["_champion_version"] = current
+        return self._run_child(run_id, request)
+
+    def _run_child(self, run_id: uuid.UUID, request: dict[str, Any]) -> dict[str, Any]:
+        env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance.train.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env, close_fds=True,
+        )
+        with self._lock:
+            self._children.add(proc)
+        deadline = time.monotonic() + self.settings.train_timeout_seconds
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
+            proc.stdin.close()
+            buf = bytearray()
+            with selectors.DefaultSelector() as sel:
+                sel.register(proc.stdout, selectors.EVENT_READ)
+                while True:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        proc.kill()
+                        raise InvalidInput(f"training took longer than "
+                                           f"{self.settings.train_timeout_seconds:g} s; stopped")
+                    if not sel.select(min(remaining, 5.0)):
+                        continue
+                    chunk = os.read(proc.stdout.fileno(), 1 << 20)
+                    if not chunk:
+                        code = proc.wait()
+                        raise InvalidInput(f"the trainer process died (exit status {code})")
+                    buf += chunk
+                    if len(buf) > _MAX_LINE:
+                        proc.kill()
+                        raise InvalidInput("the trainer sent an oversized reply; stopped")
+                    while (end := buf.find(b"\n")) >= 0:
+                        line, buf = bytes(buf[:end]), buf[end + 1:]
+                        message = json.loads(line) if line.strip() else {}
+                        if not isinstance(message, dict):
+                            continue
+                        if "progress" in message and isinstance(message["progress"], dict):
+                            self.runs.heartbeat(run_id, _progress(message["progress"]))
+                        elif "result" in message and isinstance(message["result"], dict):
+                            proc.wait(timeout=30)
+                            result: dict[str, Any] = message["result"]
+                            return result
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            with self._lock:
+                self._children.discard(proc)
+
+    # -- recording -------------------------------------------------------------------
+
+    def _record(self, run_id: uuid.UUID, spec: dict[str, Any], result: dict[str, Any],
+                out_dir: Path, by: Principal | str) -> None:
+        metrics = {k: v for k, v in (result.get("metrics") or {}).items()
+                   if isinstance(v, int | float)}
+        params = {"estimator": result.get("estimator"), **(result.get("params") or {})}
+        points = [{"key": k, "value": v, "step": 0} for k, v in metrics.items()]
+        points += [p for p in result.get("metric_steps") or [] if isinstance(p, dict)]
+        self.runs.log_batch(str(run_id), params=params, metrics=points,
+                            tags={"task": result.get("task"), "flavor": result.get("flavor")})
+        principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
+        for i, trial in enumerate(result.get("trials") or []):
+            child = RunRow(name=f"{spec['name']}-trial-{i}", kind=RunKind.trial.value,
+                           status=RunStatus.queued.value, parent_id=run_id,
+                           experiment=spec["name"], dataset=spec["dataset"],
+                           dataset_version=spec["_dataset_version"], seed=spec["split"]["seed"],
+                           params={}, tags={"trial": str(i)}, metrics={})
+            self.runs.queue(child, by=principal)
+            self.runs.transition(child.id, RunStatus.running)
+            self.runs.log_batch(str(child.id), params=trial.get("params") or {},
+                                metrics=[{"key": k, "value": v} for k, v
+                                         in (trial.get("metrics") or {}).items()])
+            self.runs.transition(child.id, RunStatus.succeeded)
+        for name in ("model.onnx", "holdout.parquet"):
+            path = out_dir / name
+            if path.exists():
+                with path.open("rb") as fh:
+                    self.runs.add_artifact(str(run_id), name, fh)
+        parity = result.get("parity") or {}
+        if not parity.get("passed"):
+            worst = json.dumps(parity.get("worst_rows") or [], default=str)[:1500]
+            raise InvalidInput(f"ONNX parity failed (max abs diff {parity.get('max_abs_diff')}, "
+                               f"tolerance {parity.get('tolerance')}); worst rows: {worst}")
+        gate = self._gate(spec, result)
+        promote = spec.get("promote") or {}
+        status = (VersionStatus.pending_approval
+                  if gate["passed"] and promote.get("require_approval") else VersionStatus.ready)
+        version = self.registry.register(
+            model=spec["name"], onnx_bytes=(out_dir / "model.onnx").read_bytes(),
+            flavor=str(result.get("flavor")), task=result.get("task"), run_id=run_id,
+            signature=result.get("signature"), parity=parity, metrics=metrics,
+            fairness=result.get("fairness"), dataset=spec["dataset"],
+            dataset_version=spec["_dataset_version"], by=principal, status=status,
+            facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
+                   "contract_version": None, "gate": gate},
+        )
+        alias = promote.get("alias") or CHAMPION
+        reason = (f"gate: {gate['metric']} {gate['value']} vs champion "
+                  f"{gate.get('champion_value')} (min_delta {gate['min_delta']})")
+        if gate["passed"] and status is VersionStatus.ready:
+            self.registry.set_alias(spec["name"], alias, version["number"], reason=reason,
+                                    by=principal)
+        elif gate["passed"]:
+            self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
+                                    reason="held for approval: " + reason, by=principal)
+
+    def _gate(self, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        metric = spec["metric"]
+        value = (result.get("metrics") or {}).get(metric)
+        champion_value = result.get("champion_metric")
+        min_delta = float((spec.get("promote") or {}).get("min_delta") or 0.0)
+        fairness = result.get("fairness") or {}
+        fair = fairness.get("passed", True) if fairness else True
+        passed = (value is not None and fair
+                  and beats(metric, float(value), champion_value, min_delta))
+        return {"metric": metric, "value": value, "champion_version": spec.get("_champion_version"),
+                "champion_value": champion_value, "min_delta": min_delta, "fairness_passed": fair,
+                "passed": bool(passed)}
+
+
+def _progress(p: dict[str, Any]) -> dict[str, Any]:
+    fraction = p.get("fraction")
+    return {"stage": str(p.get("stage", ""))[:100],
+            "fraction": float(fraction) if isinstance(fraction, int | float) else None}
+
+
+def _system_role() -> Any:
+    from appliance.domain.roles import Role
+
+    return Role.admin
