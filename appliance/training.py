@@ -173,12 +173,15 @@ class TrainingService:
             "out_dir": str(out_dir),
             "champion_onnx": str(champion_onnx) if champion_onnx else None,
             "memory_mb": self.settings.train_memory_mb,
+            "parent_pid": os.getpid(),
         }
         spec["_champion_version"] = current
         return self._run_child(run_id, request)
 
     def _run_child(self, run_id: uuid.UUID, request: dict[str, Any]) -> dict[str, Any]:
-        env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+        root = str(Path(__file__).resolve().parents[1])  # the child imports this very package
+        env = {**os.environ, "MALLOC_ARENA_MAX": "2",
+               "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "appliance.train.worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, close_fds=True,

@@ -1,0 +1,244 @@
+"""One training job, start to finish, as run inside the training child process.
+
+``run_job(request, progress)`` reads the dataset version's Parquet, splits it,
+optionally searches, fits, scores, exports ONNX, checks parity and fairness,
+scores the current champion's ONNX on the same holdout, and returns one
+JSON-safe dict. Files go to ``request["out_dir"]`` only: ``model.onnx`` and
+``holdout.parquet``. A user error (bad job, missing column, one class...) comes
+back as ``{"ok": false, "error": {...}}``; anything else raises to the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ApplianceError, InvalidInput
+from appliance.train import metrics as m
+from appliance.train.estimators import CLASSIFICATION, make_estimator
+from appliance.train.jsonsafe import jsonable
+from appliance.train.pipeline import (
+    build_pipeline,
+    encode_target,
+    prepare_frame,
+    select_features,
+    split_rows,
+)
+from appliance.train.spec import JobSpec, parse_job, validate_job
+
+Progress = Callable[[str, float], None]
+PACKAGES = ("scikit-learn", "xgboost", "onnx", "onnxruntime", "skl2onnx", "onnxmltools",
+            "numpy", "polars", "pandas", "fairlearn")
+MAX_WARNINGS = 20
+
+
+def empty_result() -> dict[str, Any]:
+    keys = ("task", "flavor", "estimator", "metric", "higher_is_better", "params", "metrics",
+            "metric_steps", "trials", "best_trial", "features", "target", "classes", "signature",
+            "parity", "fairness", "champion_metric", "champion_error", "champion_improvement",
+            "onnx_path", "holdout_path", "rows_train", "rows_test", "seed", "duration_s", "environment")
+    out: dict[str, Any] = {"ok": False, "error": None, **dict.fromkeys(keys)}
+    out.update(metric_steps=[], trials=[], warnings=[])
+    return out
+
+
+def run_job(request: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+    started = time.monotonic()
+    report = progress or (lambda stage, fraction: None)
+    result = empty_result()
+    result["environment"] = environment()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _run(request, report, result)
+            result["ok"] = True
+        except ApplianceError as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {}
+            result["error"] = {"type": exc.kind, "message": exc.message,
+                               "field": detail.get("field"), "line": detail.get("line")}
+    seen = list(dict.fromkeys(result["warnings"] + [
+        f"{w.category.__name__}: {w.message}" for w in caught]))
+    result["warnings"] = [w[:500] for w in seen[:MAX_WARNINGS]]
+    result["duration_s"] = round(time.monotonic() - started, 3)
+    report("done", 1.0)
+    return jsonable(result)
+
+
+def _spec(request: dict[str, Any]) -> JobSpec:
+    if isinstance(request.get("job_yaml"), str):
+        return parse_job(request["job_yaml"])
+    if isinstance(request.get("job"), dict):
+        return validate_job(request["job"])
+    raise InvalidInput("the request has neither 'job' (a mapping) nor 'job_yaml' (text)",
+                       detail={"field": "job"})
+
+
+def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> None:
+    import numpy as np
+    import polars as pl
+
+    spec = _spec(request)
+    info = spec.info
+    metric = str(spec.metric)
+    seed = spec.split.seed
+    result.update(task=info.task, flavor=info.flavor, estimator=info.name, metric=metric,
+                  higher_is_better=m.higher_is_better(metric), target=spec.target, seed=seed)
+    out_dir = Path(request["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    report("load", 0.02)
+    path = Path(request["parquet_path"])
+    if not path.is_file():
+        raise InvalidInput(f"the dataset file {path.name} is not there", detail={"field": "dataset"})
+    frame = pl.read_parquet(path)
+    if spec.target not in frame.columns:
+        raise InvalidInput(f"the target column {spec.target!r} is not in the data; columns are: "
+                           f"{', '.join(frame.columns[:50])}", detail={"field": "target"})
+    features, notes = select_features(dict(frame.schema), target=spec.target,
+                                      include=spec.features.include, exclude=spec.features.exclude)
+    result["warnings"].extend(notes)
+    if spec.fairness is not None:
+        from appliance.train.fairness import group_frame
+
+        group_frame(frame.head(0), spec.fairness.sensitive)   # names checked before any fitting
+    target = pl.col(spec.target)
+    if frame.schema[spec.target].is_float():
+        target = target.fill_nan(None)
+    before = frame.height
+    frame = frame.filter(target.is_not_null())
+    if frame.height < before:
+        result["warnings"].append(f"{before - frame.height} rows without a target value were left out")
+    if frame.height == 0:
+        raise InvalidInput(f"the target column {spec.target!r} has no values", detail={"field": "target"})
+    if info.task != CLASSIFICATION and not frame.schema[spec.target].is_numeric():
+        raise InvalidInput(f"a regression target must be numeric; {spec.target!r} is "
+                           f"{frame.schema[spec.target]}", detail={"field": "target"})
+    y, classes = encode_target(frame[spec.target].to_numpy(), info.task)
+    n_classes = len(classes) if classes is not None else 0
+    result.update(classes=classes, features=[f.to_dict() for f in features])
+
+    report("split", 0.05)
+    train_idx, test_idx = split_rows(y, info.task, test_size=spec.split.test_size, seed=seed)
+    X = prepare_frame(frame, features)
+    X_train, X_test = X.iloc[train_idx], X.iloc[test_idx].reset_index(drop=True)
+    y_train, y_test = y[train_idx], y[test_idx]
+    result.update(rows_train=len(train_idx), rows_test=len(test_idx))
+
+    params = dict(spec.model.params)
+    if spec.search is not None:
+        from appliance.train.search import run_search
+
+        report("search", 0.1)
+        trials, best = run_search(
+            search=spec.search, info=info, base_params=params, features=features, X=X_train,
+            y=y_train, n_classes=n_classes, metric=metric, seed=seed,
+            progress=lambda f: report("search", 0.1 + 0.4 * f))
+        result["trials"], result["best_trial"] = trials, best
+        result["metric_steps"] += [{"key": f"search.{metric}", "step": t["index"],
+                                    "value": t["metrics"][metric]}
+                                   for t in trials if metric in t["metrics"]]
+        if best is not None:
+            params.update(best["params"])
+
+    report("fit", 0.5)
+    estimator = make_estimator(info, params, seed=seed)
+    pipeline = build_pipeline(info, estimator, features)
+    result["metric_steps"] += _fit(pipeline, info.flavor, X_train, y_train, X_test, y_test)
+    result["params"] = estimator.get_params(deep=False)
+
+    report("evaluate", 0.65)
+    pred, proba, scores = m.predict_all(pipeline, X_test)
+    if info.task == CLASSIFICATION:
+        pred = np.asarray(pred).astype(np.int64)
+    result["metrics"] = m.task_metrics(info.task, y_test, pred, proba, n_classes, scores)
+
+    report("export", 0.75)
+    from appliance.train.export import export_onnx
+
+    onnx_bytes, signature = export_onnx(pipeline, features, info, classes=classes,
+                                        metadata={"appliance.job": spec.name})
+    onnx_path = out_dir / "model.onnx"
+    _write_atomic(onnx_path, onnx_bytes)
+    result.update(signature=signature, onnx_path=str(onnx_path))
+
+    report("parity", 0.85)
+    from appliance.train.parity import check_parity
+
+    result["parity"] = check_parity(pipeline, onnx_bytes, X_test, features, info)
+
+    holdout_raw = frame[test_idx.tolist()]
+    if spec.fairness is not None:
+        from appliance.train.fairness import fairness_report, group_frame
+
+        report("fairness", 0.92)
+        result["fairness"] = fairness_report(
+            task=info.task, n_classes=n_classes, y_true=y_test, y_pred=pred,
+            groups=group_frame(holdout_raw, spec.fairness.sensitive),
+            max_dp=spec.fairness.max_demographic_parity_difference,
+            max_eo=spec.fairness.max_equalized_odds_difference)
+
+    if request.get("champion_onnx"):
+        report("champion", 0.95)
+        from appliance.train.champion import score_champion
+
+        result["champion_metric"], result["champion_error"] = score_champion(
+            Path(request["champion_onnx"]), holdout_raw, y_test, task=info.task,
+            classes=classes, metric=metric)
+        result["champion_improvement"] = m.improvement(
+            metric, result["metrics"].get(metric), result["champion_metric"])
+
+    holdout_path = out_dir / "holdout.parquet"
+    tmp = holdout_path.with_name(holdout_path.name + ".tmp")
+    holdout_raw.write_parquet(tmp)
+    os.replace(tmp, holdout_path)
+    result["holdout_path"] = str(holdout_path)
+
+
+def _fit(pipeline: Any, flavor: str, X_train: Any, y_train: Any, X_test: Any,
+         y_test: Any) -> list[dict[str, Any]]:
+    """Fit in place; return per-step metrics where they come for free."""
+    model = pipeline.steps[-1][1]
+    if flavor == "xgboost":
+        # fit the preprocessing first so XGBoost can log its loss on the holdout each round;
+        # the holdout only feeds the log, never early stopping, so the model is the same
+        pre = pipeline.steps[0][1]
+        Xt_train = pre.fit_transform(X_train, y_train)
+        model.fit(Xt_train, y_train, eval_set=[(pre.transform(X_test), y_test)], verbose=False)
+        steps = []
+        for name, values in model.evals_result().get("validation_0", {}).items():
+            steps += [{"key": f"holdout.{name}", "step": i, "value": float(v)}
+                      for i, v in enumerate(values)]
+        return steps
+    pipeline.fit(X_train, y_train)
+    if hasattr(model, "train_score_"):
+        return [{"key": "train.loss", "step": i, "value": float(v)}
+                for i, v in enumerate(model.train_score_)]
+    return []
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def environment() -> dict[str, Any]:
+    import platform
+    from importlib import metadata
+
+    packages: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"python": platform.python_version(), "implementation": platform.python_implementation(),
+            "packages": packages}
+

@@ -1,0 +1,63 @@
+"""Hyper-parameter search: random (seeded) or grid, scored on an internal validation split.
+
+The holdout is never looked at: the train split is cut again (25 % validation,
+same seed), each trial is fitted on the rest and scored on the validation part
+with the job's metric. The caller refits the best parameters on the whole train
+split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from appliance.errors import InvalidInput
+from appliance.train import metrics as m
+from appliance.train.estimators import CLASSIFICATION, EstimatorInfo, make_estimator
+from appliance.train.pipeline import Feature, build_pipeline, split_rows
+from appliance.train.spec import MAX_TRIALS, SearchSpec
+
+VALIDATION_SIZE = 0.25
+
+
+def candidates(search: SearchSpec, seed: int) -> list[dict[str, Any]]:
+    """The parameter sets to try, in a deterministic order."""
+    from sklearn.model_selection import ParameterGrid, ParameterSampler
+
+    grid = ParameterGrid(search.params)
+    if search.kind == "grid":
+        if len(grid) > MAX_TRIALS:
+            raise InvalidInput(f"the grid has {len(grid)} combinations; at most {MAX_TRIALS} are "
+                               "allowed", detail={"field": "search.params"})
+        return [dict(p) for p in grid]
+    # sampling without replacement from a finite grid: never ask for more than it holds
+    n_iter = min(search.n_iter, len(grid))
+    return [dict(p) for p in ParameterSampler(search.params, n_iter=n_iter, random_state=seed)]
+
+
+def run_search(*, search: SearchSpec, info: EstimatorInfo, base_params: dict[str, Any],
+               features: list[Feature], X: Any, y: Any, n_classes: int, metric: str, seed: int,
+               progress: Callable[[float], None] | None = None
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """(trials [{"index", "params", "metrics"}], best trial or None)."""
+    train, valid = split_rows(y, info.task, test_size=VALIDATION_SIZE, seed=seed)
+    X_fit, y_fit = X.iloc[train], y[train]
+    X_val, y_val = X.iloc[valid], y[valid]
+    trials: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    sets = candidates(search, seed)
+    for i, params in enumerate(sets):
+        estimator = make_estimator(info, {**base_params, **params}, seed=seed)
+        pipeline = build_pipeline(info, estimator, features)
+        pipeline.fit(X_fit, y_fit)
+        pred, proba, scores = m.predict_all(pipeline, X_val)
+        if info.task == CLASSIFICATION:
+            pred = pred.astype("int64")
+        scored = m.task_metrics(info.task, y_val, pred, proba, n_classes, scores)
+        trial = {"index": i, "params": params, "metrics": scored}
+        trials.append(trial)
+        if best is None or m.better(metric, scored.get(metric), best["metrics"].get(metric)):
+            best = trial
+        if progress is not None:
+            progress((i + 1) / len(sets))
+    return trials, best

@@ -1,0 +1,97 @@
+"""Parity at split thresholds: rows at and one float32 step either side of every split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from appliance.train import estimators
+from appliance.train.export import export_onnx
+from appliance.train.parity import check_parity, threshold_rows, tree_thresholds
+from appliance.train.pipeline import build_pipeline, encode_target, prepare_frame, select_features
+
+from .conftest import job, run
+
+
+def fitted(kind: str, data_dir: Path, dataset: str, target: str = "target",
+           **params: Any) -> tuple[Any, Any, list, estimators.EstimatorInfo]:
+    info = estimators.resolve(kind)
+    frame = pl.read_parquet(data_dir / f"{dataset}.parquet")
+    features, _ = select_features(dict(frame.schema), target=target, include=None,
+                                  exclude=["customer id", "group", "amount", "label"])
+    X = prepare_frame(frame, features)
+    y, _ = encode_target(frame[target].to_numpy(), info.task)
+    pipeline = build_pipeline(info, estimators.make_estimator(info, params, seed=0), features)
+    pipeline.fit(X, y)
+    return pipeline, X, features, info
+
+
+@pytest.mark.parametrize(("kind", "dataset"), [("xgboost.XGBClassifier", "breast_cancer"),
+                                               ("xgboost.XGBRegressor", "diabetes"),
+                                               ("xgboost.XGBClassifier", "wine")])
+def test_run_job_xgboost_parity_holds_at_thresholds(kind: str, dataset: str, data_dir: Path,
+                                                    tmp_path: Path) -> None:
+    result = run(data_dir, tmp_path, job(kind, params={"n_estimators": 20, "max_depth": 4}), dataset)
+    parity = result["parity"]
+    assert parity["passed"], parity["worst_rows"]
+    assert parity["threshold_rows"] > 0 and parity["label_mismatches"] == 0
+    assert parity["rows_checked"] == parity["holdout_rows"] + parity["threshold_rows"]
+    assert parity["tolerance"]["flavor"] == "xgboost"
+
+
+def test_threshold_rows_xgboost_sit_at_and_beside_each_split(data_dir: Path) -> None:
+    pipeline, X, features, info = fitted("XGBClassifier", data_dir, "breast_cancer",
+                                         n_estimators=10, max_depth=3)
+    splits = tree_thresholds(pipeline.steps[-1][1], info)
+    assert splits
+    rows, meta = threshold_rows(pipeline, info, features, X)
+    assert len(rows) == len(meta) == 3 * len(splits)
+    for below, at, above in zip(meta[0::3], meta[1::3], meta[2::3], strict=True):
+        t = np.float32(at["threshold"])
+        assert np.float32(at["value"]) == t
+        assert np.float32(below["value"]) == np.nextafter(t, np.float32(-np.inf))
+        assert np.float32(above["value"]) == np.nextafter(t, np.float32(np.inf))
+        assert rows.iloc[meta.index(at)][at["feature"]] == at["value"]
+    # the rows really probe the boundary: one float32 step flips some predictions
+    proba = pipeline.predict_proba(rows)[:, 1]
+    assert (proba[0::3] != proba[1::3]).sum() > 0
+    onnx_bytes, _ = export_onnx(pipeline, features, info, classes=[0, 1])
+    report = check_parity(pipeline, onnx_bytes, X, features, info)
+    assert report["passed"] and report["threshold_rows"] == len(rows)
+
+
+@pytest.mark.parametrize("kind", ["DecisionTreeRegressor", "RandomForestClassifier",
+                                  "GradientBoostingClassifier"])
+def test_check_parity_sklearn_trees_hold_at_thresholds(kind: str, data_dir: Path) -> None:
+    dataset, target = ("diabetes", "target") if "Regressor" in kind else ("mixed", "label")
+    params = {} if kind.startswith("Decision") else {"n_estimators": 10}
+    pipeline, X, features, info = fitted(kind, data_dir, dataset, target, **params)
+    onnx_bytes, _ = export_onnx(pipeline, features, info)
+    report = check_parity(pipeline, onnx_bytes, X, features, info)
+    assert report["passed"], report["worst_rows"]
+    assert report["threshold_rows"] > 0
+
+
+def test_check_parity_other_model_fails_with_worst_rows(data_dir: Path) -> None:
+    pipeline, X, features, info = fitted("XGBClassifier", data_dir, "breast_cancer", n_estimators=5)
+    other, _, _, _ = fitted("XGBClassifier", data_dir, "breast_cancer", n_estimators=5, max_depth=1)
+    onnx_bytes, _ = export_onnx(other, features, info)
+    report = check_parity(pipeline, onnx_bytes, X, features, info)
+    assert report["passed"] is False
+    assert report["failed_rows"] > 0 and len(report["worst_rows"]) == 5
+    worst = report["worst_rows"][0]
+    assert {"row", "source", "native", "onnx"} <= set(worst)
+    assert len(worst["native"]) == len(worst["onnx"]) == 2
+    assert report["max_abs_diff"] > 1e-5
+
+
+def test_check_parity_linear_model_has_no_threshold_rows(data_dir: Path) -> None:
+    pipeline, X, features, info = fitted("LogisticRegression", data_dir, "mixed", "label")
+    onnx_bytes, _ = export_onnx(pipeline, features, info)
+    report = check_parity(pipeline, onnx_bytes, X, features, info)
+    assert report["passed"] and report["threshold_rows"] == 0
+    assert report["tolerance"]["probability_abs"] == 1e-5
