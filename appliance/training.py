@@ -50,8 +50,12 @@ class TrainingService:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="training")
         self._children: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
+        self._closing = False
 
     def close(self) -> None:
+        # A run cut off by shutdown stays `running`: the next start marks it interrupted
+        # and re-queues it, exactly as after a crash.
+        self._closing = True
         self._executor.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             for child in list(self._children):
@@ -142,9 +146,13 @@ class TrainingService:
                 raise InvalidInput(str(err.get("message") or "training failed"),
                                    detail={"field": err.get("field")})
             self._record(run_id, spec, result, out_dir, by)
-            self.runs.transition(run_id, RunStatus.succeeded,
-                                 environment=result.get("environment"), progress=None)
+            environment = {**(result.get("environment") or {}),
+                           "git_commit": _git_commit(self.settings.resolved_jobs_dir)}
+            self.runs.transition(run_id, RunStatus.succeeded, environment=environment,
+                                 progress=None)
         except Exception as exc:  # a job never takes the service down with it
+            if self._closing:
+                return
             message = exc.message if isinstance(exc, ApplianceError) else f"{type(exc).__name__}: {exc}"
             log.warning("training run %s failed: %s", run_id, message)
             try:
@@ -182,10 +190,12 @@ class TrainingService:
         root = str(Path(__file__).resolve().parents[1])  # the child imports this very package
         env = {**os.environ, "MALLOC_ARENA_MAX": "2",
                "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance.train.worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=env, close_fds=True,
-        )
+        log_path = Path(request["out_dir"]) / "train.log"
+        with log_path.open("wb") as log_file:  # the child's stderr: kept as the run's logs
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "appliance.train.worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log_file, env=env, close_fds=True,
+            )
         with self._lock:
             self._children.add(proc)
         deadline = time.monotonic() + self.settings.train_timeout_seconds
@@ -229,6 +239,7 @@ class TrainingService:
                 proc.wait()
             with self._lock:
                 self._children.discard(proc)
+            self.runs.set_logs(run_id, _tail(log_path))
 
     # -- recording -------------------------------------------------------------------
 
@@ -299,6 +310,26 @@ class TrainingService:
         return {"metric": metric, "value": value, "champion_version": spec.get("_champion_version"),
                 "champion_value": champion_value, "min_delta": min_delta, "fairness_passed": fair,
                 "passed": bool(passed)}
+
+
+def _tail(path: Path, limit: int = 20_000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", errors="replace")
+
+
+def _git_commit(folder: Path) -> str | None:
+    """The commit of the jobs folder's repository, when it is one (DESIGN: 'git commit if any')."""
+    if not (folder / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _progress(p: dict[str, Any]) -> dict[str, Any]:

@@ -103,6 +103,12 @@ class RunService:
             raise InvalidInput("an external run ends as 'succeeded' or 'failed'")
         return self.transition(run_id, RunStatus(status), by=by, error=error)
 
+    def set_logs(self, run_id: uuid.UUID, logs: str) -> None:
+        with self.store.write() as s:
+            row = self._get(s, run_id)
+            row.logs = logs
+            s.add(row)
+
     def heartbeat(self, run_id: uuid.UUID, progress: dict[str, Any] | None = None) -> None:
         with self.store.write() as s:
             row = self._get(s, run_id)

@@ -145,3 +145,34 @@ def test_a_target_with_one_class_is_refused(api: Any) -> None:
     resp = api.post("/api/v1/runs", json={"job": job()})
     assert resp.status_code == 400 and "single value" in resp.json()["error"]["message"]
     assert api.get("/api/v1/runs", params={"status": "running"}).json()["total"] == 0
+
+
+def test_a_run_killed_mid_way_is_interrupted_then_requeued_once(
+    tmp_path: Any, settings_for: Any
+) -> None:
+    from appliance.domain.principal import SYSTEM
+    from appliance.runtime import build
+
+    settings = settings_for(tmp_path / "home")
+    app = build(settings)
+    app.ingest.ingest_stream(__import__("io").BytesIO(make_customers(400, seed=2).write_csv().encode()),
+                             file_name="c.csv", dataset="customers", who=SYSTEM)
+    run = app.training.submit(job(), by=SYSTEM)
+    deadline = time.monotonic() + 60
+    while app.runs.show(run["id"])["status"] != "running":  # mid-way: the child is training
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    app.close()  # the server goes away under the run (its child is killed)
+    app = build(settings)
+    try:
+        assert app.runs.show(run["id"])["status"] == "running"  # as the crash left it
+        app.training.recover()
+        deadline = time.monotonic() + 120
+        while (shown := app.runs.show(run["id"]))["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert shown["status"] == "succeeded", shown["error"]
+        actions = [e["action"] for e in app.auditor.recent(limit=50) if e["target"] == f"run:{run['id']}"]
+        assert "run.interrupted" in actions and "run.queued" in actions
+    finally:
+        app.close()
