@@ -327,3 +327,47 @@ def test_stop_serve_on_sigterm_during_startup_exits_0(tmp_path: Path, server_fac
     time.sleep(0.3)  # inside Python start-up or build(), before uvicorn listens
     assert server.stop(signal.SIGTERM) in (0, -signal.SIGTERM), server.log()
     assert "Traceback" not in server.log()
+
+
+SMALL_JOB = """
+name: churn
+dataset: customers
+target: churned
+model: {kind: LogisticRegression, params: {C: 1.0}}
+split: {test_size: 0.25, seed: 1}
+metric: roc_auc
+"""
+
+
+def test_train_then_models_verbs_in_local_mode(tmp_path: Path) -> None:
+    from appliance.demo import make_customers
+
+    home = tmp_path / "home"
+    data = tmp_path / "customers.csv"
+    data.write_text(make_customers(300, seed=5).write_csv())
+    assert invoke(home, "ingest", str(data), "--dataset", "customers").exit_code == 0
+    spec = tmp_path / "job.yaml"
+    spec.write_text(SMALL_JOB)
+    trained = invoke(home, "train", str(spec))
+    assert trained.exit_code == 0, trained.output
+    out = json.loads(trained.stdout)
+    assert out["status"] == "succeeded" and out["model_version"] == {"model": "churn", "version": 1}
+    listed = invoke(home, "runs", "list", "--status", "succeeded")
+    assert listed.exit_code == 0 and "churn" in listed.stdout
+    assert json.loads(invoke(home, "models", "list").stdout)[0]["aliases"] == {"champion": 1}
+    onnx_path = tmp_path / "m.onnx"
+    exported = invoke(home, "models", "export", "churn", "1", "--out", str(onnx_path))
+    assert exported.exit_code == 0 and onnx_path.stat().st_size > 100
+    promoted = invoke(home, "models", "promote", "churn", "1", "--alias", "challenger",
+                      "--reason", "shadow it")
+    assert promoted.exit_code == 0, promoted.output
+    nothing_before = invoke(home, "models", "rollback", "churn")
+    assert nothing_before.exit_code == 2 and "no earlier version" in nothing_before.output
+
+
+def test_train_a_bad_job_file_exits_2_naming_the_field_and_line(tmp_path: Path) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text(SMALL_JOB.replace("LogisticRegression", "os.system"))
+    result = invoke(tmp_path / "home", "train", str(spec))
+    assert result.exit_code == 2
+    assert "os.system" in result.output and "line" in result.output
