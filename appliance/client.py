@@ -10,12 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from appliance.errors import RemoteError, Unauthenticated
+from appliance.tracking import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, TrackedRun
 
 API = "/api/v1"
+
+__all__ = ["API", "ApplianceClient", "TrackedRun"]
 
 
 class ApplianceClient:
@@ -60,6 +64,16 @@ class ApplianceClient:
         except httpx.HTTPError as exc:
             raise RemoteError(0, "connection_error", f"cannot reach {self.base_url}: {exc}") from exc
         return _decode(resp)
+
+    def download(self, path: str) -> bytes:
+        """Raw bytes of a GET (an ONNX file, an artifact); errors as for any request."""
+        try:
+            resp = self._http.get(API + path, headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise RemoteError(0, "connection_error", f"cannot reach {self.base_url}: {exc}") from exc
+        if resp.status_code >= 400:
+            _decode(resp)
+        return resp.content
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
@@ -162,6 +176,82 @@ class ApplianceClient:
     def audit_verify(self) -> dict[str, Any]:
         out: dict[str, Any] = self.get("/audit/verify")
         return out
+
+    # -- runs and tracking ------------------------------------------------------
+
+    def start_run(
+        self,
+        name: str,
+        experiment: str | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        flush_interval: float | None = DEFAULT_FLUSH_INTERVAL,
+    ) -> TrackedRun:
+        """Start an external run and log to it through a buffer sent in batches.
+
+        ``flush_interval`` seconds between background flushes (None: no timer;
+        batches then leave at ``buffer_size`` points, ``flush()``, ``end()`` and exit).
+        """
+        body: dict[str, Any] = {"name": name}
+        if experiment is not None:
+            body["experiment"] = experiment
+        if params:
+            body["params"] = params
+        if tags:
+            body["tags"] = tags
+        run: dict[str, Any] = self.post("/runs", json=body)
+        return TrackedRun(self, run, params=params, buffer_size=buffer_size,
+                          flush_interval=flush_interval)
+
+    def runs(self, **filters: Any) -> dict[str, Any]:
+        """``{"total", "items"}``: filters are status, kind, experiment, dataset, tag="k:v",
+        q, sort ("-created_at", "-metric:acc", ...), limit and offset."""
+        out: dict[str, Any] = self.get("/runs", **filters)
+        return out
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(f"/runs/{run_id}")
+        return out
+
+    def run_metrics(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.get(f"/runs/{run_id}/metrics", key=key)
+        return out
+
+    def log_run_batch(self, run_id: str, batch: dict[str, Any]) -> dict[str, Any]:
+        """One ``{"params", "metrics", "tags"}`` batch, stored whole or refused whole (400)."""
+        out: dict[str, Any] = self.post(f"/runs/{run_id}/log", json=batch)
+        return out
+
+    def end_run(self, run_id: str, status: str = "succeeded", error: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = self.patch(f"/runs/{run_id}", json={"status": status, "error": error})
+        return out
+
+    def upload_artifact(self, run_id: str, path: Path, name: str | None = None) -> dict[str, Any]:
+        """Stream a file as the raw body; stored content-addressed under ``name``."""
+
+        def chunks() -> Iterator[bytes]:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1024 * 1024):
+                    yield chunk
+
+        out: dict[str, Any] = self.request(
+            "POST", f"/runs/{run_id}/artifacts", params={"name": name or path.name},
+            content=chunks(), headers={"Content-Type": "application/octet-stream",
+                                       "Content-Length": str(path.stat().st_size)},
+        )
+        return out
+
+    def artifact(self, run_id: str, name: str) -> bytes:
+        url = f"{API}/runs/{run_id}/artifacts/{quote(name, safe='')}"
+        try:
+            resp = self._http.get(url, headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise RemoteError(0, "connection_error", f"cannot reach {self.base_url}: {exc}") from exc
+        if resp.status_code >= 400:
+            _decode(resp)
+        return resp.content
 
 
 def _decode(resp: httpx.Response) -> Any:
