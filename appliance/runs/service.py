@@ -218,8 +218,8 @@ class RunService:
         with self.store.read() as s:
             self._get(s, rid)
             points = q.metric_points(s, rid, key)
-        return [{"key": p.key, "step": p.step, "value": p.value, "ts": p.logged_at.isoformat()}
-                for p in points]
+        return [{"key": k, "step": step, "value": v, "ts": ts.isoformat()}
+                for k, step, v, ts in points]
 
     def unfinished(self) -> list[RunRow]:
         with self.store.read() as s:

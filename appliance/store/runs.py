@@ -111,12 +111,16 @@ def append_metrics(
         conn.unregister(name)
 
 
-def metric_points(s: Session, run_id: uuid.UUID, key: str | None = None) -> list[RunMetricRow]:
-    q = select(RunMetricRow).where(RunMetricRow.run_id == run_id)
+def metric_points(
+    s: Session, run_id: uuid.UUID, key: str | None = None
+) -> list[tuple[str, int, float, dt.datetime]]:
+    """(key, step, value, logged_at) tuples: plain rows, no ORM objects (thousands per run)."""
+    q = select(RunMetricRow.key, RunMetricRow.step, RunMetricRow.value,
+               RunMetricRow.logged_at).where(RunMetricRow.run_id == run_id)
     if key:
         q = q.where(RunMetricRow.key == key)
     q = q.order_by(col(RunMetricRow.key), col(RunMetricRow.step), col(RunMetricRow.logged_at))
-    return list(s.exec(q).all())
+    return [(k, int(step), float(v), ts) for k, step, v, ts in s.exec(q).all()]
 
 
 def count_metric_points(s: Session, run_id: uuid.UUID) -> int:
