@@ -117,6 +117,16 @@ def attempt(action: Callable[[], T], success: Callable[[T], str]) -> None:
         notify("success", success(answer))
 
 
+def fetch_bytes(client: ApplianceClient, path: str) -> bytes:
+    """GET a binary answer (an ONNX file, a run artifact) as exact bytes.
+
+    ``ApplianceClient.get`` decodes every non-JSON answer as text, which would
+    corrupt a binary file; ``download`` returns the raw bytes, with errors
+    raised as the same :class:`RemoteError` / :class:`Unauthenticated`.
+    """
+    return client.download(path)
+
+
 def show_error(exc: RemoteError, *, forbidden: str | None = None) -> None:
     if exc.status == 403:
         st.info(forbidden or f"Your role cannot see this. {exc.message}")

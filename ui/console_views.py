@@ -15,13 +15,24 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-# Cell backgrounds for status-like values (ingest outcomes, version statuses).
+# Cell backgrounds for status-like values (ingest outcomes, dataset, run and model statuses).
+_GREEN = "background-color: #d4edda; color: #155724"
+_RED = "background-color: #f8d7da; color: #721c24"
+_YELLOW = "background-color: #fff3cd; color: #856404"
+_BLUE = "background-color: #d1ecf1; color: #0c5460"
 COLOURS = {
-    "accepted": "background-color: #d4edda; color: #155724",
-    "passed": "background-color: #d4edda; color: #155724",
-    "rejected": "background-color: #f8d7da; color: #721c24",
-    "quarantined": "background-color: #fff3cd; color: #856404",
-    "recovered": "background-color: #d1ecf1; color: #0c5460",
+    "accepted": _GREEN,
+    "passed": _GREEN,
+    "rejected": _RED,
+    "quarantined": _YELLOW,
+    "recovered": _BLUE,
+    "succeeded": _GREEN,
+    "ready": _GREEN,
+    "failed": _RED,
+    "interrupted": _YELLOW,
+    "pending_approval": _YELLOW,
+    "queued": _BLUE,
+    "running": _BLUE,
 }
 FAILURE_STYLE = "background-color: #f8d7da; color: #721c24"
 
@@ -127,6 +138,80 @@ def nulls_chart(summary: Sequence[Mapping[str, Any]]) -> None:
         .properties(height=200)
     )
     st.altair_chart(chart, width="stretch")
+
+
+def metric_history_chart(points: pd.DataFrame, key: str) -> None:
+    """One line per run of metric ``key`` over steps.
+
+    ``points`` has the columns ``run``, ``step``, ``value`` and ``ts``, as
+    ``GET /runs/{id}/metrics`` returns them plus the run's label.
+    """
+    chart = (
+        alt.Chart(points)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("step:Q", title="step", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("value:Q", title=key, scale=alt.Scale(zero=False)),
+            color=alt.Color("run:N", title="run"),
+            tooltip=["run", "step", "value", "ts"],
+        )
+        .properties(title=key, height=260)
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+ALIAS_ACTIONS = ["set", "rollback", "approve", "remove"]
+
+
+def alias_timeline_chart(events: Sequence[Mapping[str, Any]], alias: str) -> None:
+    """Where an alias pointed over time: a step line, one dot per move coloured by action."""
+    df = pd.DataFrame({
+        "at": pd.to_datetime([e.get("at") for e in events], utc=True, format="ISO8601"),
+        "version": pd.array([e.get("version") for e in events], dtype="Int64"),
+        "previous_version": pd.array([e.get("previous_version") for e in events], dtype="Int64"),
+        "action": [str(e.get("action")) for e in events],
+        "forced": [bool(e.get("forced")) for e in events],
+        "actor": [e.get("actor") for e in events],
+        "reason": [e.get("reason") or "" for e in events],
+    }).sort_values("at")
+    x = alt.X("at:T", title="time (UTC)",
+              axis=alt.Axis(format="%d %b %H:%M:%S", labelAngle=-20, labelOverlap=True))
+    y = alt.Y("version:Q", title=f"{alias} → version", scale=alt.Scale(zero=False, padding=12),
+              axis=alt.Axis(tickMinStep=1, format="d"))
+    path = alt.Chart(df).mark_line(interpolate="step-after", color="#999999").encode(x=x, y=y)
+    moves = (
+        alt.Chart(df)
+        .mark_point(filled=True, size=140)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color("action:N", scale=_action_scale(), title="action"),
+            shape=alt.Shape("forced:N", title="forced"),
+            tooltip=[alt.Tooltip("at:T", format="%Y-%m-%d %H:%M:%S UTC"), "action", "version",
+                     "previous_version", "actor", "reason", "forced"],
+        )
+    )
+    st.altair_chart((path + moves).properties(height=240), width="stretch")
+
+
+def with_metrics(
+    rows: Iterable[Mapping[str, Any]], field: str = "metrics"
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows with each entry of their ``field`` dict as a ``metric:<key>`` column.
+
+    Returns the rows and the new column names, sorted.
+    """
+    out: list[dict[str, Any]] = []
+    keys: set[str] = set()
+    for row in rows:
+        metrics = row.get(field) or {}
+        keys.update(metrics)
+        out.append({**row, **{f"metric:{k}": v for k, v in metrics.items()}})
+    return out, [f"metric:{k}" for k in sorted(keys)]
+
+
+def _action_scale() -> alt.Scale:
+    return alt.Scale(domain=ALIAS_ACTIONS, range=["#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"])
 
 
 def _outcome_scale() -> alt.Scale:

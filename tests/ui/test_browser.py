@@ -18,10 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
+from .console_testing import tiny_onnx, upload_onnx
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = "ui_browser"
 CSV = b"id,score,colour\n1,0.5,red\n2,0.75,blue\n3,0.25,red\n"
+RUN = "ui-browser-run"
+MODEL = "ui_browser_model"
 
 pytestmark = [
     pytest.mark.browser,
@@ -51,8 +55,17 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 @pytest.fixture(scope="module")
 def console_url(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The console as the lead runs it, talking to the live API."""
+    """The console as the lead runs it, talking to the live API, with a little of everything."""
     live_server.drop(DATASET, "scores.csv", CSV)
+    with live_server.client() as api:
+        run = api.post("/runs", json={"name": RUN, "experiment": "ui_browser",
+                                      "params": {"lr": 0.1}, "tags": {"from": "browser"}})
+        api.post(f"/runs/{run['id']}/log", json={"metrics": [
+            {"key": "loss", "value": 1.0 / (step + 1), "step": step} for step in range(4)]})
+        api.patch(f"/runs/{run['id']}", json={"status": "succeeded"})
+        upload_onnx(api, MODEL, tiny_onnx(1.0))
+        upload_onnx(api, MODEL, tiny_onnx(2.0))
+        api.put(f"/models/{MODEL}/aliases/champion", json={"version": 1, "reason": "browser"})
     port = free_port()
     log = tmp_path_factory.mktemp("console") / "streamlit.log"
     env = {**os.environ, "APPLIANCE_API_URL": live_server.url}
@@ -129,6 +142,32 @@ def test_console_pages_render_in_chromium(page: Any, console_url: str, live_serv
     open_from_sidebar(page, "Audit", "Audit log")
     page.get_by_role("button", name="Verify chain").click()
     expect(page.get_by_text("The audit chain is intact")).to_be_visible()
+    assert_no_exception(page)
+
+    open_from_sidebar(page, "Runs", "Runs")
+    page.get_by_role("textbox", name="Name contains").fill(RUN)
+    page.get_by_role("textbox", name="Name contains").press("Enter")
+    expect(page.get_by_text("1 run matches")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"{RUN} · succeeded")).to_be_visible()
+    assert_no_exception(page)
+    for tab in ("Params", "Tags", "Environment", "Artifacts", "Children", "Logs", "Metrics"):
+        page.get_by_role("tab", name=tab).click()
+        assert_no_exception(page)
+    expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()
+
+    open_from_sidebar(page, "Models", "Models")
+    page.get_by_role("tab", name="Model card").click()
+    expect(page.get_by_role("heading", name="Alias history")).to_be_visible()
+    assert_no_exception(page)
+    expect(page.get_by_role("heading", name=f"Model card: {MODEL} v2")).to_be_visible()
+    for tab in ("Signature and checks", "Download"):
+        page.get_by_role("tab", name=tab).click()
+        assert_no_exception(page)
+    expect(page.get_by_role("button", name="Promote")).to_be_visible()  # admin
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download ONNX").click()
+    assert download.value.suggested_filename == f"{MODEL}-v2.onnx"
+    assert Path(download.value.path()).read_bytes() == tiny_onnx(2.0)  # exact bytes, not text
     assert_no_exception(page)
 
     page.get_by_role("button", name="Log out").click()

@@ -11,6 +11,8 @@ import pytest
 UI = Path(__file__).resolve().parents[2] / "ui"
 ALLOWED = {"appliance.client", "appliance.errors", "streamlit", "pandas", "altair",
            "console_lib", "console_views"}
+PAGES = ["Home.py", "console_lib.py", "console_views.py", "pages/1_Datasets.py",
+         "pages/2_Audit.py", "pages/3_Runs.py", "pages/4_Models.py"]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -28,6 +30,11 @@ def allowed(module: str) -> bool:
     if top in sys.stdlib_module_names and top != "appliance":
         return True
     return any(module == a or module.startswith(a + ".") for a in ALLOWED)
+
+
+def test_every_console_page_is_checked():
+    checked = {str(p.relative_to(UI)) for p in UI.rglob("*.py")}
+    assert set(PAGES) <= checked, sorted(set(PAGES) - checked)
 
 
 @pytest.mark.parametrize("path", sorted(UI.rglob("*.py")), ids=lambda p: str(p.relative_to(UI)))

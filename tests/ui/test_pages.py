@@ -6,33 +6,29 @@ HTTP exactly as in production. Expected values come from the API itself.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from appliance.client import ApplianceClient
-from appliance.errors import RemoteError
 
-HOME = Path(__file__).resolve().parents[2] / "ui" / "Home.py"
-DATASETS_PAGE = "pages/1_Datasets.py"
-AUDIT_PAGE = "pages/2_Audit.py"
-TIMEOUT = 60
+from .console_testing import (
+    AUDIT_PAGE,
+    DATASETS_PAGE,
+    assert_clean,
+    has_key,
+    log_in,
+    new_console,
+    open_page,
+    table,
+    tables,
+    texts,
+)
 
 DATASET = "ui_people"
 GOOD = b"id,age,city\n1,34,Oslo\n2,51,Bergen\n3,29,Oslo\n4,62,\n"  # one null city
 BAD = b"id,city\n5,Oslo\n6,Bergen\n"  # column `age` is missing: the contract fails
-VIEWER = ("ui_viewer", "viewer-password-1234")
-
-
-@pytest.fixture(scope="module")
-def admin_api(live_server: Any) -> ApplianceClient:
-    client = ApplianceClient(live_server.url)
-    client.login("admin", live_server.admin_password)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -47,60 +43,6 @@ def people(live_server: Any) -> dict[str, Any]:
     assert outcomes == {"good": "accepted", "bad": "rejected", "duplicate": "quarantined"}, ingests
     live_server.wait_for_summaries(DATASET)
     return ingests
-
-
-@pytest.fixture(scope="module")
-def viewer(admin_api: ApplianceClient) -> tuple[str, str]:
-    username, password = VIEWER
-    try:
-        admin_api.post("/users", json={"username": username, "password": password, "role": "viewer"})
-    except RemoteError as exc:
-        if exc.status != 409:
-            raise
-    return VIEWER
-
-
-@pytest.fixture
-def console(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("APPLIANCE_API_URL", live_server.url)
-    return AppTest.from_file(str(HOME), default_timeout=TIMEOUT)
-
-
-def log_in(at: AppTest, username: str, password: str) -> AppTest:
-    at.run()
-    at.text_input(key="login_username").input(username)
-    at.text_input(key="login_password").input(password)
-    at.button(key="login_submit").click()
-    return at.run()
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    return at.switch_page(page).run()
-
-
-def texts(elements: Any) -> list[str]:
-    return [str(e.value) for e in elements]
-
-
-def tables(at: AppTest, *columns: str) -> list[pd.DataFrame]:
-    """The tables on the page that have all of ``columns``, in page order."""
-    frames = [d.value for d in at.dataframe]
-    return [df for df in frames if set(columns) <= set(df.columns)]
-
-
-def table(at: AppTest, *columns: str) -> pd.DataFrame:
-    found = tables(at, *columns)
-    assert found, f"no table with columns {columns}"
-    return found[0]
-
-
-def has_key(widgets: Any, key: str) -> bool:
-    return any(w.key == key for w in widgets)
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, texts(at.error)
 
 
 # -- login and home ---------------------------------------------------------------
@@ -164,7 +106,7 @@ def test_revoked_token_returns_to_login_with_a_notice(console: AppTest, live_ser
 def test_empty_appliance_explains_the_inbox(server_factory: Any, monkeypatch: pytest.MonkeyPatch):
     empty = server_factory()
     monkeypatch.setenv("APPLIANCE_API_URL", empty.url)
-    at = log_in(AppTest.from_file(str(HOME), default_timeout=TIMEOUT), "admin", empty.admin_password)
+    at = log_in(new_console(), "admin", empty.admin_password)
 
     assert_clean(at)
     assert {m.label: m.value for m in at.metric}["Datasets"] == "0"
