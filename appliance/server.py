@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from typing import Any
 
 from appliance.config import Settings
 from appliance.errors import StoreLocked
@@ -17,40 +18,43 @@ from appliance.errors import StoreLocked
 log = logging.getLogger("appliance")
 
 
-class _Stopped(BaseException):
-    """Raised by the SIGTERM/SIGINT handler to unwind ``serve`` into a clean close."""
+class _StopRequest:
+    """SIGTERM/SIGINT while starting or after uvicorn is done: note it, stop cleanly.
 
-
-def _stop_on_signals() -> None:
-    """Make SIGTERM/SIGINT unwind ``serve`` through its ``finally`` (store closed, lock freed).
-
-    uvicorn catches both while it serves and, once shut down, raises the signal
-    again with the handler it found; with the default SIGTERM action that killed
-    the process before the appliance was closed (no CHECKPOINT, a stale PID in
-    the lock file). Before uvicorn starts (recovery can take a while) the handler
-    stops start-up the same way. A second signal while closing takes the default
-    action: force quit.
+    Raising from a signal handler is fragile (it can land inside a C callback
+    that swallows it), so the handler only sets a flag; ``_serve`` checks it
+    between start-up steps and before handing over to uvicorn, which installs
+    its own handlers while it serves and, once shut down, re-raises the signal
+    into this handler (the default SIGTERM action would kill the process
+    before the store is closed: no CHECKPOINT, a stale PID in the lock file).
+    A second signal takes the default action: force quit.
     """
 
-    def handler(signum: int, _frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        raise _Stopped(signum)
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: Any = None  # the uvicorn server, once there is one
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.requested:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        self.requested = True
+        if self.server is not None:  # landed just before uvicorn took the signals over
+            self.server.should_exit = True
 
 
 def serve(settings: Settings) -> int:
     """Run until stopped; 0 after a clean stop by SIGTERM/SIGINT."""
-    _stop_on_signals()
-    try:
-        return _serve(settings)
-    except _Stopped:
-        return 0
+    stop = _StopRequest()
+    stop.install()
+    return _serve(settings, stop)
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, stop: _StopRequest) -> int:
     import uvicorn
 
     from appliance.api.app import create_app
@@ -69,7 +73,11 @@ def _serve(settings: Settings) -> int:
         if appliance.store.degraded:
             print(f"\n  !!! STORE DEGRADED: {appliance.store.degraded_reason}\n",
                   file=sys.stderr, flush=True)
+        if stop.requested:
+            return 0
         appliance.start()
+        if stop.requested:
+            return 0
         if appliance.bootstrap_token:
             banner = (
                 "\n"
@@ -86,8 +94,11 @@ def _serve(settings: Settings) -> int:
             log_level=settings.log_level.lower(), access_log=False, reload=False,
         )
         server = uvicorn.Server(config)
+        stop.server = server
+        if stop.requested:
+            return 0
         log.info("serving %s on http://%s:%d", settings.home, settings.host, settings.port)
         server.run()
-        return 0 if server.started else 1
+        return 0 if server.started or stop.requested else 1
     finally:
         appliance.close()
