@@ -6,7 +6,8 @@ classes to statuses in one place and the CLI maps them to exit codes::
     ApplianceError
     ├── InvalidInput            a request, name, file or setting is malformed
     │   ├── InvalidName         a user string failed its name pattern
-    │   └── ContractInvalid     a contract document cannot be read as a schema
+    │   ├── ContractInvalid     a contract document cannot be read as a schema
+    │   └── UnprocessableInput  well-formed, but does not fit (a predict body vs a signature)
     ├── NotFound                the named thing does not exist
     ├── Conflict                the request clashes with current state
     ├── Unauthenticated         no or bad credentials
@@ -15,6 +16,7 @@ classes to statuses in one place and the CLI maps them to exit codes::
     ├── StoreLocked             another process owns the store (carries its PID)
     ├── StoreUnavailable        the store cannot be opened or is degraded
     ├── InsufficientDisk        the free-disk guard refused the work
+    ├── Overloaded              a bounded queue is full: shed instead of growing memory
     └── RemoteError             the HTTP API answered with an error shape
 
 Errors raised by libraries underneath are translated at the boundary
@@ -50,6 +52,10 @@ class InvalidName(InvalidInput):
 
 class ContractInvalid(InvalidInput):
     kind = "contract_invalid"
+
+
+class UnprocessableInput(InvalidInput):
+    kind = "unprocessable_input"
 
 
 class NotFound(ApplianceError):
@@ -98,6 +104,10 @@ class StoreUnavailable(ApplianceError):
 
 class InsufficientDisk(ApplianceError):
     kind = "insufficient_disk"
+
+
+class Overloaded(ApplianceError):
+    kind = "overloaded"
 
 
 class RemoteError(ApplianceError):

@@ -28,6 +28,32 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.predict_requests = Counter(
+            "appliance_predict_requests", "Predict requests by model and version",
+            ["model", "version"], registry=self.registry,
+        )
+        self.predict_seconds = Histogram(
+            "appliance_predict_seconds", "Time to score one predict request",
+            ["model", "version"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+            registry=self.registry,
+        )
+        self.predictions_by_class = Counter(
+            "appliance_predictions", "Predictions by model, version and predicted class",
+            ["model", "version", "cls"], registry=self.registry,
+        )
+
+    def prediction(self, model: str, version: int, seconds: float, predictions: list[object]) -> None:
+        v = str(version)
+        self.predict_requests.labels(model=model, version=v).inc()
+        self.predict_seconds.labels(model=model, version=v).observe(seconds)
+        if predictions and not isinstance(predictions[0], float):  # classes, not a regression
+            counts: dict[str, int] = {}
+            for p in predictions:
+                counts[str(p)] = counts.get(str(p), 0) + 1
+            for cls, n in counts.items():
+                self.predictions_by_class.labels(model=model, version=v, cls=cls).inc(n)
+
     def ingest_outcome(self, outcome: str, seconds: float) -> None:
         self.ingest_files.labels(outcome=outcome).inc()
         self.ingest_seconds.observe(seconds)

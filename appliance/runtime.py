@@ -21,6 +21,9 @@ from appliance.metrics import Metrics
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
 from appliance.scheduler import Scheduler
+from appliance.serve.log import PredictionLog
+from appliance.serve.service import PredictionService
+from appliance.serve.sessions import SessionCache
 from appliance.store.db import Store
 from appliance.training import TrainingService
 
@@ -40,6 +43,7 @@ class Appliance:
     runs: RunService
     registry: RegistryService
     training: TrainingService
+    serving: PredictionService
     scheduler: Scheduler
     watcher: InboxWatcher
     bootstrap_token: str | None = None
@@ -57,6 +61,7 @@ class Appliance:
             if recovered:
                 log.info("finished %d claim(s) left by a previous run", len(recovered))
             self.watcher.start()
+            self.serving.log.start()
         self.scheduler.start()
         self.started = True
 
@@ -65,6 +70,7 @@ class Appliance:
             self.scheduler.stop()
             self.watcher.stop()
         self.training.close()
+        self.serving.log.close()
         self.ingest.close()
         self.store.close()
         self.started = False
@@ -81,6 +87,9 @@ def build(settings: Settings) -> Appliance:
         artifacts = ArtifactStore(settings.artifacts_dir)
         runs = RunService(store, auditor, artifacts)
         registry = RegistryService(store, auditor, artifacts)
+        sessions = SessionCache(registry)
+        registry.on_alias_change.append(sessions.refresh)
+        serving = PredictionService(store, sessions, PredictionLog(store), metrics)
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours)
         datasets = DatasetService(store, auditor, home=settings.home)
         ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
@@ -103,6 +112,6 @@ def build(settings: Settings) -> Appliance:
     return Appliance(
         settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
-        training=TrainingService(settings, runs, registry, datasets),
+        training=TrainingService(settings, runs, registry, datasets), serving=serving,
         scheduler=scheduler, watcher=watcher,
     )

@@ -15,6 +15,7 @@ from appliance import errors as e
 log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[e.ApplianceError], int]] = [
+    (e.UnprocessableInput, 422),
     (e.InvalidInput, 400),
     (e.Unauthenticated, 401),
     (e.PermissionDenied, 403),
@@ -24,6 +25,7 @@ STATUS: list[tuple[type[e.ApplianceError], int]] = [
     (e.StoreLocked, 503),
     (e.StoreUnavailable, 503),
     (e.InsufficientDisk, 507),
+    (e.Overloaded, 503),
 ]
 
 

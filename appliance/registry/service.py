@@ -9,7 +9,9 @@ the same holdout, by ``min_delta``) unless an approver forces it.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from appliance.artifacts import ArtifactStore
@@ -25,6 +27,7 @@ from appliance.store.db import Store
 from appliance.store.tables import AliasEventRow, ModelVersionRow, RegisteredModelRow
 
 MAX_ONNX_BYTES = 1024 * 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 def model_node(name: str, number: int) -> str:
@@ -36,6 +39,8 @@ class RegistryService:
         self.store = store
         self.auditor = auditor
         self.artifacts = artifacts
+        # called with the model name after any alias move commits (serving swaps sessions)
+        self.on_alias_change: list[Callable[[str], object]] = []
 
     # -- registering ---------------------------------------------------------------
 
@@ -186,6 +191,7 @@ class RegistryService:
                 raise Conflict(f"{name} v{version} waits for approval: approve it, or force")
             self._move(s, m, alias, version, current, action=action, forced=force,
                        reason=reason, by=by)
+        self._moved(name)
         return {"alias": alias, "version": version, "previous_version": current}
 
     def rollback(self, name: str, alias: str, *, reason: str, by: Principal) -> dict[str, Any]:
@@ -201,6 +207,7 @@ class RegistryService:
                 raise Conflict(f"{alias} of {name} has no earlier version to go back to")
             self._move(s, m, alias, target, events[-1].version_number, action="rollback",
                        forced=False, reason=reason, by=by)
+        self._moved(name)
         return {"alias": alias, "version": target, "previous_version": events[-1].version_number}
 
     def approve(self, name: str, version: int, *, reason: str, by: Principal) -> dict[str, Any]:
@@ -214,7 +221,15 @@ class RegistryService:
             current = _replay(q.alias_events(s, m.id)).get(CHAMPION)
             self._move(s, m, CHAMPION, version, current, action="approve", forced=False,
                        reason=reason, by=by)
+        self._moved(name)
         return {"alias": CHAMPION, "version": version, "previous_version": current}
+
+    def _moved(self, name: str) -> None:
+        for listener in self.on_alias_change:
+            try:
+                listener(name)
+            except Exception:  # a listener never undoes a committed move
+                log.exception("alias listener failed for %s", name)
 
     def _move(self, s: Any, m: RegisteredModelRow, alias: str, version: int | None,
               previous: int | None, *, action: str, forced: bool, reason: str,

@@ -231,3 +231,27 @@ class AliasEventRow(SQLModel, table=True):
     reason: str = ""
     actor: str = "system"
     created_at: dt.datetime = _ts()
+
+
+class PredictionRow(SQLModel, table=True):
+    """The prediction log: appended in bulk by ``store.predictions``; no primary key
+    in the table, the ORM key is declarative only."""
+
+    __tablename__ = "predictions"
+    request_id: str = Field(primary_key=True)
+    model: str
+    version: int
+    inputs: Any = _json()
+    prediction: Any = _json()
+    probabilities: Any = _json()
+    latency_ms: float
+    created_at: dt.datetime = _ts()
+
+
+class LabelRow(SQLModel, table=True):
+    __tablename__ = "labels"
+    request_id: str = Field(primary_key=True)
+    model: str
+    label: Any = _json()
+    source: str = "api"
+    received_at: dt.datetime = _ts()

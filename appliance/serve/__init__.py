@@ -1,0 +1,1 @@
+"""Serving registry models over REST through onnxruntime, with a prediction log."""

@@ -1,0 +1,103 @@
+"""The prediction log and delayed labels: bulk appends and the label join."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+PredictionEntry = tuple[str, str, int, Any, Any, Any, float, dt.datetime]
+
+
+def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
+    """Append log entries in one statement (an Arrow table scanned by DuckDB)."""
+    if not entries:
+        return
+    import pyarrow as pa
+
+    rid, model, version, inputs, pred, proba, latency, at = zip(*entries, strict=True)
+    batch = pa.table({
+        "request_id": pa.array(rid, pa.string()),
+        "model": pa.array(model, pa.string()),
+        "version": pa.array(version, pa.int32()),
+        "inputs": pa.array([json.dumps(x, default=str) for x in inputs], pa.string()),
+        "prediction": pa.array([json.dumps(x, default=str) for x in pred], pa.string()),
+        "probabilities": pa.array([None if x is None else json.dumps(x) for x in proba],
+                                  pa.string()),
+        "latency_ms": pa.array(latency, pa.float64()),
+        "created_at": pa.array(at, pa.timestamp("us", tz="UTC")),
+    })
+    _insert(s, "predictions", batch)
+
+
+def append_labels(s: Session, model: str, labels: list[tuple[str, Any]], source: str,
+                  at: dt.datetime) -> None:
+    if not labels:
+        return
+    import pyarrow as pa
+
+    batch = pa.table({
+        "request_id": pa.array([r for r, _ in labels], pa.string()),
+        "model": pa.array([model] * len(labels), pa.string()),
+        "label": pa.array([json.dumps(v) for _, v in labels], pa.string()),
+        "source": pa.array([source] * len(labels), pa.string()),
+        "received_at": pa.array([at] * len(labels), pa.timestamp("us", tz="UTC")),
+    })
+    _insert(s, "labels", batch)
+
+
+def _insert(s: Session, table: str, batch: Any) -> None:
+    conn: Any = s.connection().connection.driver_connection
+    name = f"batch_{uuid.uuid4().hex}"
+    conn.register(name, batch)
+    try:
+        conn.execute(f"INSERT INTO {table} SELECT * FROM {name}")
+    finally:
+        conn.unregister(name)
+
+
+def known_request_ids(s: Session, model: str, request_ids: list[str]) -> set[str]:
+    rows = s.execute(
+        text("SELECT request_id FROM predictions WHERE model = :m "
+             "AND list_contains(:ids, request_id)"),
+        {"m": model, "ids": request_ids},
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def performance(s: Session, model: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """Per version: predictions, labelled predictions, accuracy / RMSE, label delay."""
+    rows = s.execute(text("""
+        WITH p AS (
+            SELECT request_id, version, prediction, created_at FROM predictions
+            WHERE model = :m AND created_at >= :since
+        ), l AS (
+            SELECT request_id, arg_max(label, received_at) AS label, max(received_at) AS received_at
+            FROM labels WHERE model = :m GROUP BY request_id
+        )
+        SELECT p.version,
+               count(*) AS predictions,
+               count(l.request_id) AS labelled,
+               avg(CASE WHEN l.request_id IS NULL THEN NULL
+                        WHEN json_extract_string(p.prediction, '$')
+                             = json_extract_string(l.label, '$') THEN 1.0
+                        ELSE 0.0 END) AS accuracy,
+               sqrt(avg(CASE WHEN l.request_id IS NULL THEN NULL ELSE
+                    power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
+                          - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2) END)) AS rmse,
+               avg(epoch(l.received_at) - epoch(p.created_at)) AS mean_label_delay_s
+        FROM p LEFT JOIN l USING (request_id)
+        GROUP BY p.version ORDER BY p.version
+    """), {"m": model, "since": since}).fetchall()
+    return [
+        {"version": int(v), "predictions": int(n), "labelled": int(k),
+         "label_coverage": (k / n) if n else None,
+         "accuracy": None if acc is None else float(acc),
+         "rmse": None if rmse is None else float(rmse),
+         "mean_label_delay_s": None if delay is None else float(delay)}
+        for v, n, k, acc, rmse, delay in rows
+    ]

@@ -1,0 +1,211 @@
+"""Serving in-process: the predict route against real ONNX sessions, the log, labels."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from appliance_test_support import ADMIN_PASSWORD, make_settings
+from fastapi.testclient import TestClient
+
+from appliance.demo import make_customers
+
+JOB = """
+name: churn
+dataset: customers
+target: churned
+features: {exclude: [customer_id]}
+model: {kind: LogisticRegression, params: {C: %s}}
+split: {test_size: 0.25, seed: 7}
+metric: roc_auc
+"""
+
+
+def _train(client: TestClient, c: float) -> dict[str, Any]:
+    run = client.post("/api/v1/runs", json={"job": JOB % c}).json()
+    deadline = time.monotonic() + 120
+    while (run := client.get(f"/api/v1/runs/{run['id']}").json())["status"] not in (
+            "succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert run["status"] == "succeeded", run["error"]
+    return dict(run)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """One appliance with model churn v1 (champion) and v2, both logistic regressions."""
+    from appliance.api.app import create_app
+    from appliance.runtime import build
+
+    app = build(make_settings(tmp_path_factory.mktemp("serve") / "home"))
+    app.serving.log.start()
+    try:
+        with TestClient(create_app(app)) as client:
+            token = client.post("/api/v1/auth/token",
+                                json={"username": "admin", "password": ADMIN_PASSWORD}).json()
+            client.headers["Authorization"] = f"Bearer {token['access_token']}"
+            data = make_customers(500, seed=4).write_csv().encode()
+            assert client.post("/api/v1/datasets/customers/files", params={"filename": "c.csv"},
+                               content=data,
+                               headers={"Content-Type": "application/octet-stream"}).status_code == 201
+            deadline = time.monotonic() + 30
+            while client.get("/api/v1/datasets/customers/versions/1").json()[
+                    "summary_status"] != "ready":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            _train(client, 1.0)
+            _train(client, 0.01)
+            # whichever won the gate, the tests expect v1 as champion
+            if client.get("/api/v1/models/churn/aliases/champion").json()["version"] != 1:
+                client.put("/api/v1/models/churn/aliases/champion",
+                           json={"version": 1, "reason": "fixture", "force": True})
+            yield client
+    finally:
+        app.close()
+
+
+def record(i: int = 0) -> dict[str, Any]:
+    row = make_customers(1, seed=100 + i).to_dicts()[0]
+    row.pop("churned")
+    row.pop("customer_id")
+    return row
+
+
+def test_predict_one_record_answers_from_the_champion(served: TestClient) -> None:
+    resp = served.post("/api/v1/models/churn/predict", params={"alias": "champion"}, json=record())
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert out["version"] == 1 and out["predictions"][0] in (0, 1)
+    assert sum(out["probabilities"][0].values()) == pytest.approx(1.0, abs=1e-5)
+    assert len(out["request_ids"]) == 1
+
+
+def test_predict_many_records_by_version_with_caller_request_ids(served: TestClient) -> None:
+    rows = [{**record(i), "request_id": f"req-{i}"} for i in range(50)]
+    out = served.post("/api/v1/models/churn/predict", params={"version": 2}, json=rows).json()
+    assert out["version"] == 2 and len(out["predictions"]) == 50
+    assert out["request_ids"] == [f"req-{i}" for i in range(50)]
+
+
+def test_predict_a_csv_body(served: TestClient) -> None:
+    frame = make_customers(5, seed=9).drop("churned", "customer_id")
+    resp = served.post("/api/v1/models/churn/predict", content=frame.write_csv().encode(),
+                       headers={"Content-Type": "text/csv"})
+    assert resp.status_code == 200 and len(resp.json()["predictions"]) == 5
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda r: r.update(age="old"), "age"),
+    (lambda r: r.update(plan=3), "plan"),
+    (lambda r: r.pop("tenure_months"), "tenure_months"),
+    (lambda r: r.update(surprise=1), "surprise"),
+    (lambda r: r.update(age=True), "age"),
+], ids=["string-for-number", "number-for-text", "missing", "extra", "bool"])
+def test_predict_a_bad_record_is_422_naming_the_field(served: TestClient, change: Any,
+                                                      field: str) -> None:
+    row = record()
+    change(row)
+    resp = served.post("/api/v1/models/churn/predict", json=[record(1), row])
+    assert resp.status_code == 422, resp.text
+    err = resp.json()["error"]
+    assert err["detail"]["field"] == field and err["detail"]["row"] == 1
+
+
+def test_predict_nan_is_422(served: TestClient) -> None:
+    body = json.dumps({**record(), "age": 1}).replace('"age": 1', '"age": NaN').encode()
+    resp = served.post("/api/v1/models/churn/predict", content=body,
+                       headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422 and resp.json()["error"]["detail"]["field"] == "age"
+
+
+def test_predict_a_10_mb_body_and_100k_rows_are_refused_and_the_server_stays_healthy(
+    served: TestClient,
+) -> None:
+    big = b"[" + b" " * (10 * 1024 * 1024) + b"]"
+    assert served.post("/api/v1/models/churn/predict", content=big,
+                       headers={"Content-Type": "application/json"}).status_code == 413
+    many = [record()] * 100_000
+    resp = served.post("/api/v1/models/churn/predict", json=many)
+    assert resp.status_code == 413
+    assert served.get("/healthz").json()["status"] == "ok"
+    assert served.post("/api/v1/models/churn/predict", json=record()).status_code == 200
+
+
+def test_predict_unknown_model_or_alias_is_404(served: TestClient) -> None:
+    assert served.post("/api/v1/models/ghost/predict", json=record()).status_code == 404
+    assert served.post("/api/v1/models/churn/predict", params={"alias": "nobody"},
+                       json=record()).status_code == 404
+
+
+def test_predictions_are_logged_and_delayed_labels_give_live_accuracy(served: TestClient) -> None:
+    rows = [{**record(i), "request_id": f"lab-{i}"} for i in range(40)]
+    out = served.post("/api/v1/models/churn/predict", json=rows).json()
+    labels = [{"request_id": rid, "label": pred}
+              for rid, pred in zip(out["request_ids"], out["predictions"], strict=True)]
+    labels[0]["label"] = 1 - labels[0]["label"]  # one wrong
+    fed = served.post("/api/v1/models/churn/feedback", json=[*labels, {"request_id": "never-predicted", "label": 1}]).json()
+    assert fed["matched"] == 40 and fed["unknown_request_ids"] == ["never-predicted"]
+    perf = served.get("/api/v1/models/churn/performance").json()
+    v1 = next(v for v in perf["versions"] if v["version"] == 1)
+    assert v1["labelled"] >= 40 and v1["mean_label_delay_s"] >= 0
+    assert 0 < v1["accuracy"] < 1
+
+
+def test_swap_an_alias_under_continuous_load_fails_no_request(served: TestClient) -> None:
+    failures: list[str] = []
+    served_versions: set[int] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            resp = served.post("/api/v1/models/churn/predict", json=record())
+            if resp.status_code != 200:
+                failures.append(resp.text)
+            else:
+                served_versions.add(resp.json()["version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            target = 2 if i % 2 == 0 else 1
+            resp = served.put("/api/v1/models/churn/aliases/champion",
+                              json={"version": target, "reason": "swap test", "force": True})
+            assert resp.status_code == 200, resp.text
+            time.sleep(0.15)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert served_versions == {1, 2}
+    served.put("/api/v1/models/churn/aliases/champion",
+               json={"version": 1, "reason": "restore", "force": True})
+
+
+def test_metrics_count_predictions_per_model_version_and_class(served: TestClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    served.post("/api/v1/models/churn/predict", json=record())
+    families = {f.name: f for f in text_string_to_metric_families(served.get("/metrics").text)}
+    requests = families["appliance_predict_requests"]
+    assert any(s.labels.get("model") == "churn" and s.value >= 1 for s in requests.samples)
+    assert "appliance_predict_seconds" in families and "appliance_predictions" in families
+
+
+def test_the_prediction_log_sheds_with_503_when_full(served: TestClient) -> None:
+    log = served.app.state.appliance.serving.log
+    capacity = log.capacity
+    log.capacity = 0
+    try:
+        resp = served.post("/api/v1/models/churn/predict", json=record())
+        assert resp.status_code == 503 and resp.json()["error"]["type"] == "overloaded"
+    finally:
+        log.capacity = capacity
+
