@@ -47,6 +47,8 @@ class Backend(Protocol):
                   force: bool) -> dict[str, Any]: ...
     def rollback(self, name: str, alias: str, reason: str) -> dict[str, Any]: ...
     def onnx(self, name: str, version: int) -> bytes: ...
+    def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
+                version: int | None) -> dict[str, Any]: ...
 
 
 class RemoteBackend:
@@ -121,6 +123,13 @@ class RemoteBackend:
 
     def onnx(self, name: str, version: int) -> bytes:
         return self.client.download(f"/models/{name}/versions/{version}/onnx")
+
+    def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
+                version: int | None) -> dict[str, Any]:
+        params = {k: v for k, v in (("alias", alias), ("version", version)) if v is not None}
+        out: dict[str, Any] = self.client.request("POST", f"/models/{name}/predict",
+                                                  json=records, params=params)
+        return out
 
 
 class LocalBackend:
@@ -205,6 +214,12 @@ class LocalBackend:
 
     def onnx(self, name: str, version: int) -> bytes:
         out: bytes = self.app.registry.onnx_bytes(name, version)
+        return out
+
+    def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
+                version: int | None) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.serving.predict(name, records, alias=alias,
+                                                       version=version)
         return out
 
 

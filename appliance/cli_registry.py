@@ -175,3 +175,51 @@ def models_export(
         _fail(exc)
     out.write_bytes(data)
     typer.echo(f"wrote {out} ({len(data)} bytes)")
+
+
+_CHUNK_ROWS = 5_000
+
+
+def predict(
+    target: Annotated[str, typer.Argument(help="MODEL, MODEL@ALIAS or MODEL@vN.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="A CSV or Parquet file of rows to score.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Parquet to write (default FILE.predictions.parquet).")] = None,
+    home: Home = None,
+) -> None:
+    """Score a file with a registry model; writes the rows plus predictions as Parquet."""
+    import polars as pl
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    name, _, ref = target.partition("@")
+    alias, version = (None, int(ref[1:])) if ref.startswith("v") and ref[1:].isdigit() \
+        else (ref or "champion", None)
+    frame = pl.read_parquet(file) if file.suffix == ".parquet" else pl.read_csv(file)
+    predictions: list[Any] = []
+    probabilities: list[Any] = []
+    served: set[int] = set()
+    try:
+        with _backend(home) as backend, Progress(
+            TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), transient=True,
+            console=Console(stderr=True),
+        ) as bar:
+            task = bar.add_task("rows", total=frame.height)
+            for start in range(0, frame.height, _CHUNK_ROWS):
+                chunk = frame.slice(start, _CHUNK_ROWS).to_dicts()
+                answer = backend.predict(name, chunk, alias, version)
+                predictions += answer["predictions"]
+                probabilities += answer["probabilities"] or [None] * len(chunk)
+                served.add(answer["version"])
+                bar.advance(task, len(chunk))
+    except ApplianceError as exc:
+        _fail(exc)
+    result = frame.with_columns(pl.Series("prediction", predictions))
+    if any(p is not None for p in probabilities):
+        result = result.with_columns(
+            pl.Series("probabilities", [json.dumps(p) for p in probabilities]))
+    destination = out or file.with_name(file.stem + ".predictions.parquet")
+    result.write_parquet(destination)
+    typer.echo(json.dumps({"rows": result.height, "model": name,
+                           "versions": sorted(served), "out": str(destination)}))

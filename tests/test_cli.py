@@ -371,3 +371,35 @@ def test_train_a_bad_job_file_exits_2_naming_the_field_and_line(tmp_path: Path) 
     result = invoke(tmp_path / "home", "train", str(spec))
     assert result.exit_code == 2
     assert "os.system" in result.output and "line" in result.output
+
+
+def test_predict_scores_a_file_into_parquet(tmp_path: Path) -> None:
+    import polars as pl
+
+    from appliance.demo import make_customers
+
+    home = tmp_path / "home"
+    data = tmp_path / "customers.csv"
+    data.write_text(make_customers(300, seed=5).write_csv())
+    assert invoke(home, "ingest", str(data), "--dataset", "customers").exit_code == 0
+    spec = tmp_path / "job.yaml"
+    spec.write_text(SMALL_JOB.replace("target: churned", "target: churned\nfeatures: {exclude: [customer_id]}"))
+    assert invoke(home, "train", str(spec)).exit_code == 0
+    rows = tmp_path / "new.csv"
+    rows.write_text(make_customers(7000, seed=6).drop("churned", "customer_id").write_csv())
+    out = tmp_path / "scored.parquet"
+    result = invoke(home, "predict", "churn@champion", str(rows), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 7000
+    scored = pl.read_parquet(out)
+    assert scored.height == 7000 and set(scored["prediction"].unique()) <= {0, 1}
+    bad = invoke(home, "predict", "churn@v9", str(rows))
+    assert bad.exit_code == 2 and "no version 9" in bad.output
+    from appliance.config import Settings
+    from appliance.runtime import build
+
+    app = build(Settings(home=home))
+    try:  # every scored row was logged, past the writer's batch size too
+        assert app.store.execute("SELECT count(*) FROM predictions") == [(7000,)]
+    finally:
+        app.close()

@@ -43,7 +43,8 @@ class PredictionLog:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
-        self.flush()
+        while self.flush():  # drain everything queued: nothing logged is dropped at exit
+            pass
 
     def room_for(self, n: int) -> None:
         if self._queue.qsize() + n > self.capacity:
