@@ -89,7 +89,7 @@ def build(settings: Settings) -> Appliance:
         registry = RegistryService(store, auditor, artifacts)
         sessions = SessionCache(registry)
         registry.on_alias_change.append(sessions.refresh)
-        serving = PredictionService(store, sessions, PredictionLog(store), metrics)
+        serving = PredictionService(store, sessions, PredictionLog(store), metrics, auditor)
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours)
         datasets = DatasetService(store, auditor, home=settings.home)
         ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)

@@ -9,17 +9,23 @@ are joined to the log by request id for live metrics per model version.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import math
+import random
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, UnprocessableInput
 from appliance.serve.log import PredictionLog
 from appliance.serve.sessions import LoadedModel, SessionCache
 from appliance.store import predictions as q
 from appliance.store.db import Store
 
+log = logging.getLogger(__name__)
 MAX_ROWS = 10_000
 MAX_LABELS = 10_000
 REQUEST_ID = "request_id"
@@ -27,33 +33,96 @@ REQUEST_ID = "request_id"
 
 class PredictionService:
     def __init__(self, store: Store, sessions: SessionCache, plog: PredictionLog,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, auditor: Any = None) -> None:
         self.store = store
         self.sessions = sessions
         self.log = plog
         self.metrics = metrics
+        self.auditor = auditor
+        self._routing: dict[str, Routing | None] = {}
+        self._random = random.Random()  # noqa: S311 - traffic splitting, not security
 
     def predict(self, model: str, records: Any, *, alias: str | None = None,
                 version: int | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         rows = _rows(records)
         self.log.room_for(len(rows))
-        loaded = self.sessions.resolve(model, alias=alias, version=version)
+        routing = self._routing_for(model) if version is None and alias in (None, CHAMPION) \
+            else None
+        role = "primary"
+        if routing is not None and routing.canary is not None and \
+                routing.takes_canary(rows[0], self._random):
+            loaded, role = self.sessions.resolve(model, version=routing.canary), "canary"
+        else:
+            loaded = self.sessions.resolve(model, alias=alias, version=version)
         feeds, request_ids = _feeds(loaded, rows)
-        outputs = loaded.session.run(None, feeds)
-        predictions, probabilities = _decode(loaded, outputs)
+        predictions, probabilities = _decode(loaded, loaded.session.run(None, feeds))
         latency_ms = (time.perf_counter() - started) * 1000
         now = dt.datetime.now(dt.UTC)
         per_row = latency_ms / len(rows)
-        self.log.offer([
+        entries = [
             (rid, model, loaded.version, row, pred, None if probabilities is None
-             else probabilities[i], per_row, now)
+             else probabilities[i], per_row, now, role)
             for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions, strict=True))
-        ])
+        ]
+        if routing is not None and routing.shadow is not None:
+            entries += self._shadow(model, routing.shadow, rows, request_ids, now)
+        self.log.offer(entries)
         if self.metrics is not None:
             self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions)
-        return {"model": model, "version": loaded.version, "predictions": predictions,
-                "probabilities": probabilities, "request_ids": request_ids}
+        return {"model": model, "version": loaded.version, "route": role,
+                "predictions": predictions, "probabilities": probabilities,
+                "request_ids": request_ids}
+
+    def _shadow(self, model: str, version: int, rows: list[dict[str, Any]],
+                request_ids: list[str], now: dt.datetime) -> list[Any]:
+        """Score with the shadow version and log it; never part of the answer."""
+        started = time.perf_counter()
+        try:
+            shadow = self.sessions.resolve(model, version=version)
+            feeds, _ = _feeds(shadow, rows)
+            preds, proba = _decode(shadow, shadow.session.run(None, feeds))
+        except Exception:  # a broken shadow must never break the primary answer
+            log.exception("shadow scoring with %s v%s failed", model, version)
+            return []
+        per_row = (time.perf_counter() - started) * 1000 / len(rows)
+        return [(rid, model, shadow.version, row, p, None if proba is None else proba[i],
+                 per_row, now, "shadow")
+                for i, (rid, row, p) in enumerate(zip(request_ids, rows, preds, strict=True))]
+
+    # -- routing -------------------------------------------------------------------
+
+    def routing(self, model: str) -> dict[str, Any]:
+        self.sessions.registry.show_model(model)  # NotFound for an unknown model
+        with self.store.read() as s:
+            config = q.current_routing(s, model)
+            counts = q.role_counts(s, model)
+        return {"model": model, "routing": config or {"canary": None, "shadow": None},
+                "served": counts}
+
+    def set_routing(self, model: str, config: Any, *, by: Any) -> dict[str, Any]:
+        """Set canary and shadow for a model's champion traffic; audited."""
+        routing = Routing.parse(config)
+        for number in (routing.canary, routing.shadow):
+            if number is not None:
+                self.sessions.registry.version(model, number)  # exists?
+                self.sessions.resolve(model, version=number)    # loaded before it serves
+        with self.store.write() as s:
+            before = q.current_routing(s, model)
+            q.set_routing(s, model, routing.to_dict(), by.actor, dt.datetime.now(dt.UTC))
+            if self.auditor is not None:
+                self.auditor.record(s, by, "model.routing.set", f"model:{model}",
+                                    before=before, after=routing.to_dict())
+        self._routing[model] = routing if routing.active else None
+        return self.routing(model)
+
+    def _routing_for(self, model: str) -> Routing | None:
+        if model not in self._routing:
+            with self.store.read() as s:
+                config = q.current_routing(s, model)
+            routing = Routing.parse(config) if config else None
+            self._routing[model] = routing if routing is not None and routing.active else None
+        return self._routing[model]
 
     def feedback(self, model: str, labels: Any, *, source: str = "api") -> dict[str, Any]:
         """Store delayed ground truth ``[{request_id, label}]`` for a model's predictions."""
@@ -91,6 +160,59 @@ class PredictionService:
         if not versions:
             self.sessions.registry.show_model(model)  # NotFound for an unknown model
         return {"model": model, "window_hours": hours, "versions": versions}
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A model's champion traffic: ``percent`` of requests to ``canary``; every request
+    also scored by ``shadow`` and logged, never answered. Sticky on ``key`` if given."""
+
+    canary: int | None = None
+    percent: float = 0.0
+    key: str | None = None
+    shadow: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return (self.canary is not None and self.percent > 0) or self.shadow is not None
+
+    def takes_canary(self, row: dict[str, Any], rng: random.Random) -> bool:
+        if self.key is not None and row.get(self.key) is not None:
+            digest = hashlib.sha256(str(row[self.key]).encode()).digest()
+            return int.from_bytes(digest[:8], "big") % 10_000 < self.percent * 100
+        return rng.random() * 100 < self.percent
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"canary": None if self.canary is None else
+                {"version": self.canary, "percent": self.percent, "key": self.key},
+                "shadow": None if self.shadow is None else {"version": self.shadow}}
+
+    @classmethod
+    def parse(cls, config: Any) -> Routing:
+        if not isinstance(config, dict) or set(config) - {"canary", "shadow"}:
+            raise UnprocessableInput("routing is {\"canary\": {version, percent, key?}|null, "
+                                     "\"shadow\": {version}|null}")
+        canary, shadow = config.get("canary"), config.get("shadow")
+        out: dict[str, Any] = {}
+        if canary is not None:
+            if not isinstance(canary, dict) or not isinstance(canary.get("version"), int):
+                raise UnprocessableInput("canary needs an integer version",
+                                         detail={"field": "canary.version"})
+            percent = canary.get("percent")
+            if isinstance(percent, bool) or not isinstance(percent, int | float) \
+                    or not 0 <= percent <= 100:
+                raise UnprocessableInput("canary.percent is a number from 0 to 100",
+                                         detail={"field": "canary.percent"})
+            key = canary.get("key")
+            if key is not None and not isinstance(key, str):
+                raise UnprocessableInput("canary.key names a column", detail={"field": "canary.key"})
+            out.update(canary=canary["version"], percent=float(percent), key=key)
+        if shadow is not None:
+            if not isinstance(shadow, dict) or not isinstance(shadow.get("version"), int):
+                raise UnprocessableInput("shadow needs an integer version",
+                                         detail={"field": "shadow.version"})
+            out["shadow"] = shadow["version"]
+        return cls(**out)
 
 
 def _rows(records: Any) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-PredictionEntry = tuple[str, str, int, Any, Any, Any, float, dt.datetime]
+# request_id, model, version, inputs, prediction, probabilities, latency_ms, at, role
+PredictionEntry = tuple[str, str, int, Any, Any, Any, float, dt.datetime, str]
 
 
 def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
@@ -19,7 +20,7 @@ def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
         return
     import pyarrow as pa
 
-    rid, model, version, inputs, pred, proba, latency, at = zip(*entries, strict=True)
+    rid, model, version, inputs, pred, proba, latency, at, role = zip(*entries, strict=True)
     batch = pa.table({
         "request_id": pa.array(rid, pa.string()),
         "model": pa.array(model, pa.string()),
@@ -30,6 +31,7 @@ def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
                                   pa.string()),
         "latency_ms": pa.array(latency, pa.float64()),
         "created_at": pa.array(at, pa.timestamp("us", tz="UTC")),
+        "role": pa.array(role, pa.string()),
     })
     _insert(s, "predictions", batch)
 
@@ -55,9 +57,31 @@ def _insert(s: Session, table: str, batch: Any) -> None:
     name = f"batch_{uuid.uuid4().hex}"
     conn.register(name, batch)
     try:
-        conn.execute(f"INSERT INTO {table} SELECT * FROM {name}")
+        columns = ", ".join(batch.column_names)
+        conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}")
     finally:
         conn.unregister(name)
+
+
+def current_routing(s: Session, model: str) -> dict[str, Any] | None:
+    row = s.execute(text("SELECT config FROM model_routing WHERE model = :m "
+                         "ORDER BY updated_at DESC LIMIT 1"), {"m": model}).fetchone()
+    if row is None:
+        return None
+    config = row[0]
+    return json.loads(config) if isinstance(config, str) else config
+
+
+def set_routing(s: Session, model: str, config: dict[str, Any], by: str,
+                at: dt.datetime) -> None:
+    s.execute(text("INSERT INTO model_routing VALUES (:id, :m, :c, :by, :at)"),
+              {"id": str(uuid.uuid4()), "m": model, "c": json.dumps(config), "by": by, "at": at})
+
+
+def role_counts(s: Session, model: str) -> dict[str, int]:
+    rows = s.execute(text("SELECT coalesce(role, 'primary'), count(*) FROM predictions "
+                          "WHERE model = :m GROUP BY 1"), {"m": model}).fetchall()
+    return {r: int(n) for r, n in rows}
 
 
 def known_request_ids(s: Session, model: str, request_ids: list[str]) -> set[str]:
@@ -74,7 +98,7 @@ def performance(s: Session, model: str, since: dt.datetime) -> list[dict[str, An
     rows = s.execute(text("""
         WITH p AS (
             SELECT request_id, version, prediction, created_at FROM predictions
-            WHERE model = :m AND created_at >= :since
+            WHERE model = :m AND created_at >= :since AND coalesce(role, 'primary') != 'shadow'
         ), l AS (
             SELECT request_id, arg_max(label, received_at) AS label, max(received_at) AS received_at
             FROM labels WHERE model = :m GROUP BY request_id

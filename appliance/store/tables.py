@@ -246,6 +246,7 @@ class PredictionRow(SQLModel, table=True):
     probabilities: Any = _json()
     latency_ms: float
     created_at: dt.datetime = _ts()
+    role: str | None = "primary"  # primary | canary | shadow
 
 
 class LabelRow(SQLModel, table=True):
@@ -255,3 +256,14 @@ class LabelRow(SQLModel, table=True):
     label: Any = _json()
     source: str = "api"
     received_at: dt.datetime = _ts()
+
+
+class ModelRoutingRow(SQLModel, table=True):
+    """Append-only: the newest row per model is its routing; the rest is history."""
+
+    __tablename__ = "model_routing"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    model: str
+    config: Any = _json()
+    updated_by: str
+    updated_at: dt.datetime = _ts()

@@ -52,6 +52,8 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/models/{name}/predict"): Role.viewer,
     ("POST", "/api/v1/models/{name}/feedback"): Role.operator,
     ("GET", "/api/v1/models/{name}/performance"): Role.viewer,
+    ("GET", "/api/v1/models/{name}/routing"): Role.viewer,
+    ("PUT", "/api/v1/models/{name}/routing"): Role.approver,
     ("GET", "/api/v1/models"): Role.viewer,
     ("GET", "/api/v1/models/{name}"): Role.viewer,
     ("POST", "/api/v1/models/{name}/versions"): Role.operator,

@@ -209,3 +209,63 @@ def test_the_prediction_log_sheds_with_503_when_full(served: TestClient) -> None
     finally:
         log.capacity = capacity
 
+
+
+def test_canary_split_over_10000_requests_is_within_3_points(served: TestClient) -> None:
+    app = served.app.state.appliance
+    resp = served.put("/api/v1/models/churn/routing",
+                      json={"canary": {"version": 2, "percent": 20}, "shadow": None})
+    assert resp.status_code == 200, resp.text
+    try:
+        row = record()
+        versions = [app.serving.predict("churn", row)["version"] for _ in range(10_000)]
+        share = versions.count(2) / len(versions) * 100
+        assert 17 <= share <= 23, share
+    finally:
+        served.put("/api/v1/models/churn/routing", json={"canary": None, "shadow": None})
+
+
+def test_canary_is_sticky_on_a_key(served: TestClient) -> None:
+    app = served.app.state.appliance
+    served.put("/api/v1/models/churn/routing",
+               json={"canary": {"version": 2, "percent": 50, "key": "region"}, "shadow": None})
+    try:
+        for region in ("north", "south", "east", "west"):
+            row = {**record(), "region": region}
+            seen = {app.serving.predict("churn", row)["version"] for _ in range(30)}
+            assert len(seen) == 1  # the same key always lands on the same side
+    finally:
+        served.put("/api/v1/models/churn/routing", json={"canary": None, "shadow": None})
+
+
+def test_shadow_scores_and_logs_every_request_but_never_changes_a_response(
+    served: TestClient,
+) -> None:
+    app = served.app.state.appliance
+    rows = [record(i) for i in range(30)]
+    before = served.post("/api/v1/models/churn/predict", json=rows).json()
+    ok = served.put("/api/v1/models/churn/routing", json={"canary": None, "shadow": {"version": 2}})
+    assert ok.status_code == 200
+    try:
+        after = served.post("/api/v1/models/churn/predict", json=rows).json()
+        assert after["version"] == before["version"] == 1
+        assert after["predictions"] == before["predictions"]
+        assert after["probabilities"] == before["probabilities"]
+        app.serving.log.flush()
+        served_roles = served.get("/api/v1/models/churn/routing").json()["served"]
+        assert served_roles.get("shadow", 0) >= 30
+    finally:
+        served.put("/api/v1/models/churn/routing", json={"canary": None, "shadow": None})
+    actions = [e["action"] for e in app.auditor.recent(limit=50)]
+    assert "model.routing.set" in actions
+
+
+@pytest.mark.parametrize("bad", [
+    {"canary": {"version": 2, "percent": 120}},
+    {"canary": {"version": "two", "percent": 10}},
+    {"shadow": {"version": 99}},
+    {"mirror": {}},
+], ids=["percent", "version-type", "unknown-version", "unknown-key"])
+def test_bad_routing_is_refused(served: TestClient, bad: dict[str, Any]) -> None:
+    resp = served.put("/api/v1/models/churn/routing", json=bad)
+    assert resp.status_code in (404, 422), resp.text

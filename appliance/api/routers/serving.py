@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from appliance.api.deps import App, Operator, Viewer
+from appliance.api.deps import App, Approver, Operator, Viewer
 from appliance.errors import InvalidInput, UnprocessableInput
 
 router = APIRouter(prefix="/api/v1/models", tags=["serving"])
@@ -70,3 +70,17 @@ def performance(app: App, _: Viewer, name: str,
                 hours: float = Query(24.0, gt=0, le=24 * 365)) -> dict[str, Any]:
     """Live metrics from joined labels, per model version, over the last ``hours``."""
     return app.serving.performance(name, hours=hours)
+
+
+@router.get("/{name}/routing")
+def get_routing(app: App, _: Viewer, name: str) -> dict[str, Any]:
+    """Canary and shadow settings for the champion's traffic, and requests served per role."""
+    return app.serving.routing(name)
+
+
+@router.put("/{name}/routing")
+async def put_routing(app: App, who: Approver, name: str, request: Request) -> dict[str, Any]:
+    """Body ``{"canary": {"version", "percent", "key"?}|null, "shadow": {"version"}|null}``."""
+    config = _records(await _body(request), "application/json")
+    out: dict[str, Any] = await run_in_threadpool(app.serving.set_routing, name, config, by=who)
+    return out
