@@ -93,6 +93,7 @@ def build(settings: Settings) -> Appliance:
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours)
         datasets = DatasetService(store, auditor, home=settings.home)
         ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
+        ingest.on_labels = lambda model, records: serving.feedback(model, records, source="file")
         watcher = InboxWatcher(
             ingest,
             inbox_dir=settings.inbox_dir,

@@ -118,8 +118,6 @@ class InboxScanner:
                             f"dataset folder {folder.name!r} is not a valid dataset name "
                             f"(1-64 of a-z, 0-9, '_' and '-')"))
                 continue
-            if folder.name.endswith("__labels"):
-                continue  # delayed labels belong to monitoring, not to datasets
             self._scan_dataset(folder.name, Path(folder.path), now, scan, seen)
         self._last = seen
         self._hinted &= set(seen)

@@ -37,7 +37,13 @@ from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
 from appliance.domain.names import check_dataset_name, check_file_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
-from appliance.errors import IngestRejected, InsufficientDisk, InvalidInput, StoreUnavailable
+from appliance.errors import (
+    ApplianceError,
+    IngestRejected,
+    InsufficientDisk,
+    InvalidInput,
+    StoreUnavailable,
+)
 from appliance.ingest import inbox
 from appliance.ingest.formats import detect_format
 from appliance.ingest.parse import ParseLimits, ParseResult
@@ -52,6 +58,8 @@ log = logging.getLogger(__name__)
 _CHUNK = 4 * 1024 * 1024
 
 OutcomeHook = Callable[[str, float], None]
+LabelsHook = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
+LABELS_SUFFIX = "__labels"  # inbox/<model>__labels/: delayed ground truth, not a dataset
 
 
 def file_node(sha256: str) -> str:
@@ -79,6 +87,7 @@ class IngestService:
         self.store = store
         self.auditor = auditor
         self.on_outcome = on_outcome
+        self.on_labels: LabelsHook | None = None  # wired to serving's feedback by the runtime
         self.pool = ParserPool(
             ParseLimits(
                 max_bytes=settings.max_file_bytes,
@@ -228,6 +237,8 @@ class IngestService:
             )
         fmt = detect_format(claim.name)
         self._check_disk(st.st_size)
+        if claim.dataset.endswith(LABELS_SUFFIX):
+            return self._ingest_labels(claim, fmt, who, started, st.st_size)
         with self.store.read() as s:
             already = s.get(IngestRow, uuid.UUID(claim.id))
             ds = dq.get_dataset(s, claim.dataset)
@@ -342,6 +353,54 @@ class IngestService:
             "message": message, "version": number, "duration_ms": duration_ms,
             "at": dt.datetime.now(dt.UTC).isoformat(),
         }
+
+    def _ingest_labels(self, claim: inbox.Claim, fmt: str, who: Principal, started: float,
+                       size: int) -> dict[str, Any]:
+        """``inbox/<model>__labels/<file>``: columns request_id,label, joined to predictions.
+
+        Parsed by the same child as any inbox file; the rows go to the serving
+        side's feedback, and the file is archived, or quarantined with a reason.
+        """
+        import polars as pl
+
+        model = claim.dataset.removesuffix(LABELS_SUFFIX)
+        with self.store.read() as s:
+            already = s.get(IngestRow, uuid.UUID(claim.id))
+        if already is not None:
+            return self._finish_recovered(claim, already)
+        if self.on_labels is None:
+            raise IngestRejected(Reason.internal, "labels are not taken by this process")
+        staging = self.settings.staging_dir / f"{claim.id}.parquet"
+        try:
+            result = self.pool.parse(claim.path, staging, fmt=fmt, dataset=claim.dataset,
+                                     contract_yaml=None, contract_version=None)
+            if not result.ok:
+                raise IngestRejected(Reason(result.reason or Reason.internal), result.message)
+            frame = pl.read_parquet(staging)
+        finally:
+            staging.unlink(missing_ok=True)
+        if sorted(frame.columns) != ["label", "request_id"]:
+            raise IngestRejected(Reason.contract_failed,
+                                 f"a labels file has exactly the columns request_id,label; "
+                                 f"found {', '.join(frame.columns)}")
+        records = frame.with_columns(pl.col("request_id").cast(pl.String)).to_dicts()
+        try:
+            out = self.on_labels(model, records)
+        except ApplianceError as exc:
+            raise IngestRejected(Reason.contract_failed, exc.message, detail=exc.detail) from exc
+        message = f"{out['received']} labels, {out['matched']} matched to predictions"
+        row = IngestRow(
+            id=uuid.UUID(claim.id), dataset=claim.dataset, file_name=claim.name,
+            sha256=sha256_file(claim.path), size_bytes=size, outcome=IngestOutcome.accepted.value,
+            message=message, actor=who.actor,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        with self.store.write() as s:
+            iq.add_ingest(s, row)
+            self.auditor.record(s, who, "labels.ingest", f"model:{model}",
+                                after={"file": claim.name, **out})
+        inbox.archive(claim, self.settings.archive_dir)
+        return {**ingest_public(row), "labels": out}
 
     def _finish_recovered(self, claim: inbox.Claim, row: IngestRow) -> dict[str, Any]:
         """The crash came after commit: only the filing away is left to do."""

@@ -269,3 +269,26 @@ def test_shadow_scores_and_logs_every_request_but_never_changes_a_response(
 def test_bad_routing_is_refused(served: TestClient, bad: dict[str, Any]) -> None:
     resp = served.put("/api/v1/models/churn/routing", json=bad)
     assert resp.status_code in (404, 422), resp.text
+
+
+def test_a_labels_file_dropped_in_the_inbox_is_joined_to_predictions(served: TestClient) -> None:
+    from appliance.ingest import inbox
+
+    app = served.app.state.appliance
+    rows = [{**record(i), "request_id": f"drop-{i}"} for i in range(10)]
+    out = served.post("/api/v1/models/churn/predict", json=rows).json()
+    lines = "request_id,label\n" + "".join(
+        f"{rid},{pred}\n" for rid, pred in zip(out["request_ids"], out["predictions"], strict=True))
+    folder = app.settings.inbox_dir / "churn__labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "labels.csv").write_text(lines)
+    claim = inbox.claim(folder / "labels.csv", "churn__labels", app.settings.claimed_dir)
+    result = app.ingest.ingest_claim(claim)
+    assert result["outcome"] == "accepted", result
+    assert result["labels"]["matched"] == 10
+    assert (app.settings.archive_dir / "churn__labels" / "labels.csv").exists()
+    bad = folder / "bad.csv"
+    bad.write_text("request_id,label,extra\nx,1,2\n")
+    claim = inbox.claim(bad, "churn__labels", app.settings.claimed_dir)
+    refused = app.ingest.ingest_claim(claim)
+    assert refused["outcome"] == "quarantined" and "request_id,label" in refused["message"]
