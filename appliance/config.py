@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(default=600.0, gt=0)
     parse_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a parser.")
     min_free_disk_mb: int = Field(default=256, ge=0)
+    webhook_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Hosts alert webhooks may reach (a JSON list); empty: no webhooks.")
+    webhook_allow_private: bool = Field(
+        default=False, description="Let webhooks reach loopback/private addresses; never link-local.")
     train_timeout_seconds: float = Field(default=3600.0, gt=0, description="Per training run.")
     train_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a trainer.")
     session_ttl_hours: float = Field(default=12.0, gt=0)

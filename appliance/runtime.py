@@ -18,6 +18,7 @@ from appliance.datasets.service import DatasetService
 from appliance.ingest.service import IngestService
 from appliance.ingest.watcher import InboxWatcher
 from appliance.metrics import Metrics
+from appliance.monitor.alerts import AlertService
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
 from appliance.scheduler import Scheduler
@@ -44,6 +45,7 @@ class Appliance:
     registry: RegistryService
     training: TrainingService
     serving: PredictionService
+    alerts: AlertService
     scheduler: Scheduler
     watcher: InboxWatcher
     bootstrap_token: str | None = None
@@ -72,6 +74,7 @@ class Appliance:
         self.training.close()
         self.serving.log.close()
         self.ingest.close()
+        self.alerts.close()
         self.store.close()
         self.started = False
 
@@ -87,6 +90,9 @@ def build(settings: Settings) -> Appliance:
         artifacts = ArtifactStore(settings.artifacts_dir)
         runs = RunService(store, auditor, artifacts)
         registry = RegistryService(store, auditor, artifacts)
+        alerts = AlertService(store, auditor, allowed_webhook_hosts=settings.webhook_allowlist,
+                              allow_private=settings.webhook_allow_private,
+                              log_path=settings.home / "logs" / "alerts.jsonl")
         sessions = SessionCache(registry)
         registry.on_alias_change.append(sessions.refresh)
         serving = PredictionService(store, sessions, PredictionLog(store), metrics, auditor)
@@ -94,6 +100,7 @@ def build(settings: Settings) -> Appliance:
         datasets = DatasetService(store, auditor, home=settings.home)
         ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
         ingest.on_labels = lambda model, records: serving.feedback(model, records, source="file")
+        ingest.alerts = alerts
         watcher = InboxWatcher(
             ingest,
             inbox_dir=settings.inbox_dir,
@@ -113,6 +120,7 @@ def build(settings: Settings) -> Appliance:
     return Appliance(
         settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
-        training=TrainingService(settings, runs, registry, datasets), serving=serving,
+        training=TrainingService(settings, runs, registry, datasets, alerts=alerts),
+        serving=serving, alerts=alerts,
         scheduler=scheduler, watcher=watcher,
     )

@@ -42,11 +42,12 @@ _MAX_LINE = 64 << 20
 
 class TrainingService:
     def __init__(self, settings: Settings, runs: RunService, registry: RegistryService,
-                 datasets: DatasetService) -> None:
+                 datasets: DatasetService, *, alerts: Any = None) -> None:
         self.settings = settings
         self.runs = runs
         self.registry = registry
         self.datasets = datasets
+        self.alerts = alerts  # AlertService: a failed job raises an alert, a success clears it
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="training")
         self._children: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
@@ -150,6 +151,8 @@ class TrainingService:
                            "git_commit": _git_commit(self.settings.resolved_jobs_dir)}
             self.runs.transition(run_id, RunStatus.succeeded, environment=environment,
                                  progress=None)
+            if self.alerts is not None:
+                self.alerts.job_succeeded(spec["name"])
         except Exception as exc:  # a job never takes the service down with it
             if self._closing:
                 return
@@ -160,6 +163,9 @@ class TrainingService:
                                      progress=None)
             except ApplianceError:
                 log.exception("could not mark run %s failed", run_id)
+            if self.alerts is not None:
+                name = self.runs.show(str(run_id))["name"]
+                self.alerts.job_failed(name, message[:2000], {"run_id": str(run_id)})
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from appliance import __version__
 from appliance.api import errors
-from appliance.api.routers import datasets, governance, models, runs, serving, system
+from appliance.api.routers import alerts, datasets, governance, models, runs, serving, system
 from appliance.runtime import Appliance
 
 
@@ -27,6 +27,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(runs.router)
     app.include_router(serving.router)
+    app.include_router(alerts.router)
     app.include_router(models.router)
 
     metrics = appliance.metrics

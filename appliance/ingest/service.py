@@ -88,6 +88,7 @@ class IngestService:
         self.auditor = auditor
         self.on_outcome = on_outcome
         self.on_labels: LabelsHook | None = None  # wired to serving's feedback by the runtime
+        self.alerts: Any = None  # AlertService, wired by the runtime: rejects raise an alert
         self.pool = ParserPool(
             ParseLimits(
                 max_bytes=settings.max_file_bytes,
@@ -338,6 +339,13 @@ class IngestService:
                        "file": claim.name},
             )
         self.summarize_later(row.id, final)
+        if self.alerts is not None:
+            if passed:
+                self.alerts.validation_accepted(claim.dataset)
+            else:
+                self.alerts.validation_rejected(claim.dataset, message,
+                                                {"reason": Reason.contract_failed.value,
+                                                 "file": claim.name, "version": number})
         if passed:
             inbox.archive(claim, self.settings.archive_dir)
         else:
@@ -433,6 +441,9 @@ class IngestService:
             claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,
             name=claim.name, reason=reason, message=message, claim_id=claim.id, detail=detail,
         )
+        if self.alerts is not None and reason != Reason.duplicate.value:
+            self.alerts.validation_rejected(claim.dataset, message,
+                                            {"reason": reason, "file": claim.name})
         return self._record_ingest(
             claim.id, dataset=claim.dataset, file_name=claim.name, who=who,
             outcome=IngestOutcome.quarantined, reason=reason, message=message,

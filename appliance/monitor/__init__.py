@@ -1,0 +1,1 @@
+"""Monitoring: drift of features and predictions against the champion's training data."""
