@@ -239,10 +239,11 @@ def audit_verify(home: Home = None) -> None:
 
 
 def _add_registry_verbs() -> None:
-    from appliance.cli_registry import models_app, predict, runs_app, train
+    from appliance.cli_registry import drift, models_app, predict, runs_app, train
 
     app.command("train")(train)
     app.command("predict")(predict)
+    app.command("drift")(drift)
     app.add_typer(runs_app, name="runs")
     app.add_typer(models_app, name="models")
 

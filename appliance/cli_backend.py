@@ -49,6 +49,7 @@ class Backend(Protocol):
     def onnx(self, name: str, version: int) -> bytes: ...
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]: ...
+    def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
 
 
 class RemoteBackend:
@@ -123,6 +124,13 @@ class RemoteBackend:
 
     def onnx(self, name: str, version: int) -> bytes:
         return self.client.download(f"/models/{name}/versions/{version}/onnx")
+
+    def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"window_hours": window_hours}
+        if dataset_version is not None:
+            body["dataset_version"] = dataset_version
+        out: dict[str, Any] = self.client.post(f"/monitor/{name}/drift", json=body)
+        return out
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]:
@@ -214,6 +222,11 @@ class LocalBackend:
 
     def onnx(self, name: str, version: int) -> bytes:
         out: bytes = self.app.registry.onnx_bytes(name, version)
+        return out
+
+    def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.drift.check(name, window_hours=window_hours,
+                                                   dataset_version=dataset_version, by=self.who)
         return out
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,

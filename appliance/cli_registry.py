@@ -223,3 +223,25 @@ def predict(
     result.write_parquet(destination)
     typer.echo(json.dumps({"rows": result.height, "model": name,
                            "versions": sorted(served), "out": str(destination)}))
+
+
+def drift(
+    model: str,
+    window_hours: Annotated[float, typer.Option(help="Prediction-log window to test.")] = 24.0,
+    dataset_version: Annotated[int | None, typer.Option(
+        help="Test this version of the training dataset instead of the log.")] = None,
+    home: Home = None,
+) -> None:
+    """Test recent inputs (or a dataset version) for drift against the champion's training data."""
+    try:
+        with _backend(home) as backend:
+            report = backend.drift(model, window_hours, dataset_version)
+    except ApplianceError as exc:
+        _fail(exc)
+    drifted = [f["column"] for f in report["features"] if f["drift"]]
+    _print({"drift": report["drift"], "drifted_columns": drifted,
+            "prediction_drift": (report.get("prediction") or {}).get("drift"),
+            "reference": report["reference"], "current": report["current"],
+            "id": report["id"]})
+    if report["drift"]:
+        raise typer.Exit(1)

@@ -19,6 +19,7 @@ from appliance.ingest.service import IngestService
 from appliance.ingest.watcher import InboxWatcher
 from appliance.metrics import Metrics
 from appliance.monitor.alerts import AlertService
+from appliance.monitor.drift import DriftService
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
 from appliance.scheduler import Scheduler
@@ -46,6 +47,7 @@ class Appliance:
     training: TrainingService
     serving: PredictionService
     alerts: AlertService
+    drift: DriftService
     scheduler: Scheduler
     watcher: InboxWatcher
     bootstrap_token: str | None = None
@@ -101,6 +103,8 @@ def build(settings: Settings) -> Appliance:
         ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
         ingest.on_labels = lambda model, records: serving.feedback(model, records, source="file")
         ingest.alerts = alerts
+        drift = DriftService(store, registry, datasets, settings.home, flush=serving.log.flush)
+        drift.alerts = alerts
         watcher = InboxWatcher(
             ingest,
             inbox_dir=settings.inbox_dir,
@@ -122,5 +126,6 @@ def build(settings: Settings) -> Appliance:
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=TrainingService(settings, runs, registry, datasets, alerts=alerts),
         serving=serving, alerts=alerts,
+        drift=drift,
         scheduler=scheduler, watcher=watcher,
     )

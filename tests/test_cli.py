@@ -395,6 +395,10 @@ def test_predict_scores_a_file_into_parquet(tmp_path: Path) -> None:
     assert scored.height == 7000 and set(scored["prediction"].unique()) <= {0, 1}
     bad = invoke(home, "predict", "churn@v9", str(rows))
     assert bad.exit_code == 2 and "no version 9" in bad.output
+    checked = invoke(home, "drift", "churn")  # the 7,000 logged rows vs the training data
+    assert checked.exit_code in (0, 1), checked.output
+    report = json.loads(checked.stdout)
+    assert report["reference"] == "dataset:customers@1" and "drifted_columns" in report
     from appliance.config import Settings
     from appliance.runtime import build
 

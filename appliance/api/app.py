@@ -7,7 +7,16 @@ from fastapi import FastAPI
 from appliance import __version__
 from appliance.api import errors
 from appliance.api.edge import Edge
-from appliance.api.routers import alerts, datasets, governance, models, runs, serving, system
+from appliance.api.routers import (
+    alerts,
+    datasets,
+    governance,
+    models,
+    monitor,
+    runs,
+    serving,
+    system,
+)
 from appliance.runtime import Appliance
 
 
@@ -25,6 +34,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(serving.router)
     app.include_router(alerts.router)
+    app.include_router(monitor.router)
     app.include_router(models.router)
 
     app.add_middleware(Edge, allowed_hosts=appliance.settings.allowed_hosts,

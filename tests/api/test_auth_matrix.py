@@ -54,6 +54,8 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/models/{name}/performance"): Role.viewer,
     ("GET", "/api/v1/models/{name}/routing"): Role.viewer,
     ("PUT", "/api/v1/models/{name}/routing"): Role.approver,
+    ("POST", "/api/v1/monitor/{model}/drift"): Role.operator,
+    ("GET", "/api/v1/monitor/{model}/drift"): Role.viewer,
     ("GET", "/api/v1/alerts"): Role.viewer,
     ("GET", "/api/v1/alerts/webhooks"): Role.admin,
     ("POST", "/api/v1/alerts/webhooks"): Role.admin,

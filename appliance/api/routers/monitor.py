@@ -1,0 +1,39 @@
+"""Drift checks and their stored reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from appliance.api.deps import App, Operator, Viewer
+
+router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
+
+
+class DriftRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window_hours: float = Field(24.0, gt=0, le=24 * 365)
+    dataset_version: int | None = Field(None, ge=1)
+    p_val: float = Field(0.05, gt=0, lt=1)
+
+
+@router.post("/{model}/drift", status_code=201)
+async def run_check(app: App, who: Operator, model: str,
+                    body: DriftRequest | None = None) -> dict[str, Any]:
+    """Test the window of the prediction log (or a dataset version) against the champion's
+    training data; the report is stored and returned. CPU-bound: runs off the event loop."""
+    req = body or DriftRequest.model_validate({})
+    out: dict[str, Any] = await run_in_threadpool(
+        lambda: app.drift.check(model, window_hours=req.window_hours,
+                                dataset_version=req.dataset_version, p_val=req.p_val, by=who))
+    return out
+
+
+@router.get("/{model}/drift")
+def reports(app: App, _: Viewer, model: str,
+            limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """Stored drift reports, newest first."""
+    return app.drift.history(model, limit)

@@ -1,0 +1,371 @@
+"""Data and prediction drift against the champion's training data (alibi-detect).
+
+The reference is the dataset version the champion was trained on, restricted to
+the model's input columns; the current data is either a window of the
+prediction log or another version of the same dataset. Numeric columns get a
+two-sample KS test (``KSDrift``), text columns a chi-square test
+(``ChiSquareDrift`` on integer codes over the union of both sides' categories);
+nulls are dropped from numeric columns and are a category of their own for
+text. The per-feature p-values are then corrected across features
+(Bonferroni, or FDR: Benjamini-Hochberg as alibi-detect does it). Prediction
+drift compares the champion's predictions on the reference sample (scored
+here with onnxruntime) with the predictions it made in the window (or on the
+current dataset): chi-square over classes, KS for a regression.
+
+Big frames are sampled deterministically (``max_rows`` a side, fixed seed).
+The work runs in the caller's thread: a check on 100k rows takes about a
+second of CPU, so the API runs it off the event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.domain.principal import Principal
+from appliance.domain.registry import CHAMPION
+from appliance.errors import InvalidInput, NotFound
+from appliance.store import drift as q
+from appliance.store.db import Store
+
+log = logging.getLogger(__name__)
+
+CORRECTIONS = ("bonferroni", "fdr")
+MAX_WINDOW_HOURS = 24 * 365
+NULL = "<null>"
+
+
+class DriftService:
+    def __init__(self, store: Store, registry: Any, datasets: Any, home: Path, *,
+                 flush: Callable[[], object] | None = None, max_rows: int = 100_000,
+                 seed: int = 0, correction: str = "bonferroni") -> None:
+        if correction not in CORRECTIONS:
+            raise ValueError(f"correction is one of {CORRECTIONS}")
+        self.store = store
+        self.registry = registry
+        self.datasets = datasets
+        self.home = home
+        self.flush = flush  # drains the prediction log's queue before a window is read
+        self.alerts: Any = None  # AlertService, wired by the runtime
+        self.max_rows = max_rows
+        self.seed = seed
+        self.correction = correction
+        self._sessions: dict[tuple[str, int], Any] = {}
+        self._lock = threading.Lock()
+
+    # -- checks ------------------------------------------------------------------
+
+    def check(self, model: str, *, window_hours: float = 24, dataset_version: int | None = None,
+              p_val: float = 0.05, by: Principal | str = "system") -> dict[str, Any]:
+        """Run one drift check, store its report and return it."""
+        started = time.perf_counter()
+        if not isinstance(p_val, int | float) or not 0 < p_val < 1:
+            raise InvalidInput("p_val must be between 0 and 1", detail={"field": "p_val"})
+        if not isinstance(window_hours, int | float) or not 0 < window_hours <= MAX_WINDOW_HOURS:
+            raise InvalidInput(f"window_hours must be in (0, {MAX_WINDOW_HOURS}]",
+                               detail={"field": "window_hours"})
+        champion = self.registry.aliases(model).get(CHAMPION)  # NotFound for an unknown model
+        if champion is None:
+            raise NotFound(f"model {model!r} has no champion: there is no reference to compare with")
+        version = self.registry.version(model, champion)
+        dataset, ref_number = version.get("dataset"), version.get("dataset_version")
+        if not dataset or not ref_number:
+            raise InvalidInput(f"{model} v{champion} was not trained on a registered dataset "
+                               "version: there is no reference data", detail={"version": champion})
+        columns = _input_columns(version)
+        reference = self._dataset_frame(dataset, int(ref_number), columns)
+        if reference.height == 0:
+            raise InvalidInput(f"the reference {dataset}@{ref_number} has no rows")
+        numeric = {c: reference.schema[c].is_numeric() or str(reference.schema[c]) == "Boolean"
+                   for c in columns}
+
+        if dataset_version is not None:
+            current = self._dataset_frame(dataset, int(dataset_version), columns)
+            current_name = f"dataset:{dataset}@{dataset_version}"
+            if current.height == 0:
+                raise InvalidInput(f"{dataset}@{dataset_version} has no rows")
+        else:
+            current = self._window_frame(model, window_hours, numeric)
+            current_name = f"log:{model}:{window_hours:g}h"
+
+        features = _feature_tests(reference, current, numeric, p_val, self.correction)
+        prediction = self._prediction_drift(model, champion, version, reference,
+                                            current if dataset_version is not None else None,
+                                            window_hours, p_val)
+        drift = any(f["drift"] for f in features) or bool(prediction.get("drift"))
+        report = {
+            "id": q.new_id(), "model": model, "version": champion,
+            "reference": f"dataset:{dataset}@{ref_number}", "current": current_name,
+            "drift": drift, "p_val": float(p_val), "correction": self.correction,
+            "features": features, "prediction": prediction,
+            "rows_reference": reference.height, "rows_current": current.height,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "created_at": dt.datetime.now(dt.UTC),
+            "created_by": by.actor if isinstance(by, Principal) else str(by),
+        }
+        with self.store.write() as s:
+            q.add_report(s, report)
+        public = {**report, "id": str(report["id"]), "created_at": report["created_at"].isoformat()}
+        if self.alerts is not None:  # one alert per breach; a clean check resolves it
+            drifted = [f["column"] for f in features if f["drift"]]
+            if prediction.get("drift"):
+                drifted.append("<predictions>")
+            self.alerts.check_drift(model, drifted, {"report_id": public["id"],
+                                                     "current": current_name})
+        return public
+
+    # -- reading reports -----------------------------------------------------------
+
+    def history(self, model: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Stored reports, newest first."""
+        if not isinstance(limit, int) or not 0 < limit <= 1000:
+            raise InvalidInput("limit must be 1-1000", detail={"field": "limit"})
+        with self.store.read() as s:
+            out = q.reports(s, model, limit=limit)
+        if not out:
+            self.registry.show_model(model)  # NotFound for an unknown model
+        return out
+
+    def latest(self, model: str) -> dict[str, Any]:
+        out = self.history(model, 1)
+        if not out:
+            raise NotFound(f"model {model!r} has no drift report yet")
+        return out[0]
+
+    # -- data ----------------------------------------------------------------------
+
+    def _dataset_frame(self, dataset: str, number: int, columns: list[str]) -> Any:
+        import polars as pl
+
+        path = self.datasets.parquet_path(dataset, number)  # NotFound for an unknown version
+        have = set(pl.read_parquet_schema(path))
+        missing = [c for c in columns if c not in have]
+        if missing:
+            raise InvalidInput(f"{dataset}@{number} lacks the model's input column {missing[0]!r}",
+                               detail={"field": missing[0]})
+        frame = pl.read_parquet(path, columns=columns)
+        return self._sample(frame)
+
+    def _window_frame(self, model: str, hours: float, numeric: dict[str, bool]) -> Any:
+        import polars as pl
+
+        if self.flush is not None:
+            self.flush()
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
+        with self.store.read() as s:
+            table = q.logged_inputs(s, model, since, numeric, limit=self.max_rows)
+        if table.num_rows == 0:
+            raise InvalidInput(f"model {model!r} logged no predictions in the last {hours:g} "
+                               "hours: nothing to compare", detail={"reason": "no_data"})
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.with_columns(
+            [pl.col(c).cast(pl.Float64) if n else pl.col(c).cast(pl.Utf8)
+             for c, n in numeric.items()])
+
+    def _sample(self, frame: Any) -> Any:
+        if frame.height > self.max_rows:
+            return frame.sample(self.max_rows, seed=self.seed)
+        return frame
+
+    # -- predictions -----------------------------------------------------------------
+
+    def _prediction_drift(self, model: str, champion: int, version: dict[str, Any],
+                          reference: Any, current: Any, hours: float,
+                          p_val: float) -> dict[str, Any]:
+        session = self._session(model, champion)
+        classification = version.get("task") == "classification" or session["classes"] is not None
+        ref_pred = _score(session, reference)
+        if current is not None:
+            cur_pred = _score(session, current)
+        else:
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
+            with self.store.read() as s:
+                logged = q.logged_predictions(s, model, champion, since, limit=self.max_rows)
+            if not logged:
+                return {"test": None, "drift": False, "rows_current": 0,
+                        "note": f"v{champion} made no predictions in the window"}
+            cur_pred = logged if classification else [_float(x) for x in logged]
+        if classification:
+            return _chi2_classes([_key(x) for x in ref_pred], [_key(x) for x in cur_pred], p_val)
+        return _ks_values([float(x) for x in ref_pred], [x for x in cur_pred if x is not None],
+                          p_val)
+
+    def _session(self, model: str, number: int) -> dict[str, Any]:
+        with self._lock:
+            hit = self._sessions.get((model, number))
+            if hit is not None:
+                return hit
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 2
+            sess = ort.InferenceSession(self.registry.onnx_bytes(model, number),
+                                        sess_options=options, providers=["CPUExecutionProvider"])
+            meta = sess.get_modelmeta().custom_metadata_map
+            columns = _loads(meta.get("appliance.columns")) or {}
+            classes = _loads(meta.get("appliance.classes"))
+            hit = {
+                "session": sess,
+                "inputs": [(i.name, str(columns.get(i.name, i.name)), i.type)
+                           for i in sess.get_inputs()],
+                "outputs": len(sess.get_outputs()),
+                "classes": classes if isinstance(classes, list) else None,
+            }
+            self._sessions[(model, number)] = hit
+            return hit
+
+
+# -- tests ---------------------------------------------------------------------------
+
+
+def _input_columns(version: dict[str, Any]) -> list[str]:
+    inputs = (version.get("signature") or {}).get("inputs") or []
+    columns = [str(i.get("column") or i.get("name")) for i in inputs]
+    if not columns:
+        raise InvalidInput(f"{version['model']} v{version['number']} has no input signature")
+    return list(dict.fromkeys(columns))
+
+
+def _feature_tests(reference: Any, current: Any, numeric: dict[str, bool], p_val: float,
+                   correction: str) -> list[dict[str, Any]]:
+    import numpy as np
+    from alibi_detect.cd import ChiSquareDrift, KSDrift  # ~2 s import: only here
+
+    results: list[dict[str, Any]] = []
+    for col, is_num in numeric.items():
+        if is_num:
+            x_ref = _numeric(reference[col])
+            x_cur = _numeric(current[col])
+            if len(x_ref) == 0 or len(x_cur) == 0:
+                results.append({"column": col, "test": "ks", "statistic": None, "p_value": None,
+                                "note": "no values on one side"})
+                continue
+            cd = KSDrift(x_ref.reshape(-1, 1), p_val=p_val)
+            out = cd.predict(x_cur.reshape(-1, 1), return_p_val=True, return_distance=True)
+            test = "ks"
+        else:
+            ref_s = [NULL if v is None else str(v) for v in reference[col].to_list()]
+            cur_s = [NULL if v is None else str(v) for v in current[col].to_list()]
+            cats = {c: i for i, c in enumerate(sorted(set(ref_s) | set(cur_s)))}
+            x_ref = np.fromiter((cats[v] for v in ref_s), np.int64, len(ref_s)).reshape(-1, 1)
+            x_cur = np.fromiter((cats[v] for v in cur_s), np.int64, len(cur_s)).reshape(-1, 1)
+            cd = ChiSquareDrift(x_ref, p_val=p_val, categories_per_feature={0: len(cats)})
+            out = cd.predict(x_cur, return_p_val=True, return_distance=True)
+            test = "chi2"
+        results.append({"column": col, "test": test,
+                        "statistic": float(out["data"]["distance"][0]),
+                        "p_value": float(out["data"]["p_val"][0])})
+    _correct(results, p_val, correction)
+    return results
+
+
+def _correct(results: list[dict[str, Any]], p_val: float, correction: str) -> None:
+    """Set each feature's threshold and drift flag, corrected across the tested features."""
+    import numpy as np
+
+    tested = [r for r in results if r["p_value"] is not None]
+    if correction == "bonferroni" or not tested:
+        threshold = p_val / max(len(tested), 1)
+    else:
+        from alibi_detect.utils.statstest import fdr
+
+        _, thr = fdr(np.array([r["p_value"] for r in tested]), q_val=p_val)
+        threshold = float(thr) if np.ndim(thr) == 0 else 0.0  # nothing significant
+    for r in results:
+        r["threshold"] = threshold
+        r["drift"] = r["p_value"] is not None and r["p_value"] < threshold
+
+
+def _chi2_classes(ref: list[str], cur: list[str], p_val: float) -> dict[str, Any]:
+    from collections import Counter
+
+    from scipy.stats import chi2_contingency
+
+    rc, cc = Counter(ref), Counter(cur)
+    classes = sorted(set(rc) | set(cc))
+    out: dict[str, Any] = {
+        "test": "chi2", "threshold": p_val,
+        "reference": {c: rc[c] / len(ref) for c in classes},
+        "current": {c: cc[c] / len(cur) for c in classes},
+        "rows_current": len(cur),
+    }
+    if len(classes) < 2:
+        return {**out, "statistic": 0.0, "p_value": 1.0, "drift": False}
+    stat, p, _, _ = chi2_contingency([[rc[c] for c in classes], [cc[c] for c in classes]])
+    return {**out, "statistic": float(stat), "p_value": float(p), "drift": bool(p < p_val)}
+
+
+def _ks_values(ref: list[float], cur: list[float], p_val: float) -> dict[str, Any]:
+    from scipy.stats import ks_2samp
+
+    ref = [x for x in ref if math.isfinite(x)]
+    cur = [x for x in cur if math.isfinite(x)]
+    if not ref or not cur:
+        return {"test": "ks", "drift": False, "rows_current": len(cur), "note": "no values"}
+    res = ks_2samp(ref, cur)
+    return {"test": "ks", "statistic": float(res.statistic), "p_value": float(res.pvalue),
+            "threshold": p_val, "drift": bool(res.pvalue < p_val), "rows_current": len(cur)}
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _numeric(series: Any) -> Any:
+    import numpy as np
+
+    arr = series.cast(float).drop_nulls().to_numpy().astype(np.float64)
+    return arr[np.isfinite(arr)]
+
+
+def _score(session: dict[str, Any], frame: Any) -> list[Any]:
+    """The session's predictions for ``frame``: class labels, or regression values."""
+    import numpy as np
+
+    feeds: dict[str, Any] = {}
+    for name, column, kind in session["inputs"]:
+        series = frame[column]
+        if kind == "tensor(string)":
+            values = ["" if v is None else str(v) for v in series.to_list()]
+            feeds[name] = np.array(values, dtype=object).reshape(-1, 1)
+        else:
+            dtype = {"tensor(double)": np.float64, "tensor(int64)": np.int64}.get(kind, np.float32)
+            arr = series.cast(float).fill_null(float("nan")).to_numpy()
+            if dtype is np.int64:
+                arr = np.nan_to_num(arr, nan=0.0)
+            feeds[name] = arr.astype(dtype).reshape(-1, 1)
+    first = session["session"].run(None, feeds)[0].reshape(-1)
+    classes = session["classes"]
+    if classes is not None:
+        return [classes[int(i)] if 0 <= int(i) < len(classes) else int(i) for i in first]
+    if session["outputs"] > 1:
+        return [int(x) for x in first]
+    return [float(x) for x in first]
+
+
+def _key(value: Any) -> str:
+    """A class as text, the way DuckDB's json_extract_string renders a logged prediction."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
+
+
+def _loads(raw: str | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None

@@ -1,0 +1,90 @@
+"""Drift reports (raw SQL, no ORM class) and the prediction-log reads drift needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+_COLUMNS = ("id", "model", "version", "reference", "current", "drift", "p_val", "correction",
+            "features", "prediction", "rows_reference", "rows_current", "duration_ms",
+            "created_at", "created_by")
+
+
+def add_report(s: Session, report: dict[str, Any]) -> None:
+    params = {c: report[c] for c in _COLUMNS}
+    params["id"] = str(params["id"])
+    params["features"] = json.dumps(params["features"])
+    params["prediction"] = json.dumps(params["prediction"])
+    s.execute(text(f"INSERT INTO drift_reports ({', '.join(_COLUMNS)}) "
+                   f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"), params)
+
+
+def reports(s: Session, model: str, *, limit: int) -> list[dict[str, Any]]:
+    rows = s.execute(text(
+        f"SELECT {', '.join(_COLUMNS)} FROM drift_reports WHERE model = :m "
+        "ORDER BY created_at DESC, id LIMIT :n"), {"m": model, "n": limit}).fetchall()
+    return [_public(r) for r in rows]
+
+
+def _public(row: Any) -> dict[str, Any]:
+    out = dict(zip(_COLUMNS, row, strict=True))
+    out["id"] = str(out["id"])
+    for key in ("features", "prediction"):
+        if isinstance(out[key], str):
+            out[key] = json.loads(out[key])
+    if isinstance(out["created_at"], dt.datetime):
+        out["created_at"] = out["created_at"].astimezone(dt.UTC).isoformat()
+    return out
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def logged_rows(s: Session, model: str, since: dt.datetime) -> int:
+    row = s.execute(text("SELECT count(DISTINCT request_id) FROM predictions "
+                         "WHERE model = :m AND created_at >= :since"),
+                    {"m": model, "since": since}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def logged_inputs(s: Session, model: str, since: dt.datetime, columns: dict[str, bool],
+                  *, limit: int) -> Any:
+    """The window's inputs as an Arrow table, one row per request id (a shadow or a canary
+    logging the same request twice counts once); ``columns`` maps column -> is numeric.
+    Over ``limit`` rows, a deterministic subset (ordered by a hash of the request id)."""
+    select = []
+    params: dict[str, Any] = {"m": model, "since": since, "n": limit}
+    for i, (col, numeric) in enumerate(columns.items()):
+        params[f"p{i}"] = "$." + json.dumps(col)  # JSONPath with a quoted key
+        expr = f"json_extract_string(inputs, :p{i})"
+        select.append(f"TRY_CAST({expr} AS DOUBLE) AS c{i}" if numeric else f"{expr} AS c{i}")
+    sql = (f"SELECT {', '.join(select)} FROM ("
+           "  SELECT request_id, any_value(inputs) AS inputs FROM predictions"
+           "  WHERE model = :m AND created_at >= :since GROUP BY request_id"
+           ") ORDER BY hash(request_id), request_id LIMIT :n")
+    return _arrow(s, sql, params, list(columns))
+
+
+def logged_predictions(s: Session, model: str, version: int, since: dt.datetime,
+                       *, limit: int) -> list[str]:
+    """The window's predictions by one version, as JSON text (deterministic subset)."""
+    rows = s.execute(text(
+        "SELECT json_extract_string(prediction, '$') FROM predictions "
+        "WHERE model = :m AND version = :v AND created_at >= :since "
+        "ORDER BY hash(request_id), request_id LIMIT :n"),
+        {"m": model, "v": version, "since": since, "n": limit}).fetchall()
+    return [r[0] for r in rows]
+
+
+def _arrow(s: Session, sql: str, params: dict[str, Any], names: list[str]) -> Any:
+    import pyarrow as pa
+
+    res = s.execute(text(sql), params)
+    rows = res.fetchall()
+    return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
