@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import shutil
-import stat
 import threading
 import time
 import uuid
@@ -41,10 +39,10 @@ from appliance.errors import (
     ApplianceError,
     IngestRejected,
     InsufficientDisk,
-    InvalidInput,
     StoreUnavailable,
 )
 from appliance.ingest import inbox
+from appliance.ingest.files import UploadSink, sha256_file
 from appliance.ingest.formats import detect_format
 from appliance.ingest.parse import ParseLimits, ParseResult
 from appliance.ingest.worker import ParserPool
@@ -482,67 +480,6 @@ class IngestService:
                 f"only {free // 2**20} MiB free; ingesting needs {need // 2**20} MiB",
                 detail={"free_bytes": free, "needed_bytes": need},
             )
-
-
-class UploadSink:
-    """Writes an incoming file to ``claimed/<dataset>/.<id>.part``; ``commit`` claims it.
-
-    The size cap is enforced while writing, so a 2 GB upload is refused as
-    soon as it passes the limit instead of after it has filled the disk.
-    """
-
-    def __init__(self, claimed_dir: Path, dataset: str, name: str, max_bytes: int) -> None:
-        self.claim_id = uuid.uuid4().hex
-        self.dataset = dataset
-        self.name = name
-        self.max_bytes = max_bytes
-        folder = claimed_dir / dataset
-        folder.mkdir(parents=True, exist_ok=True)
-        self.target = folder / f"{self.claim_id}__{name}"
-        self.tmp = folder / f".{self.claim_id}.part"
-        self._fh: IO[bytes] | None = self.tmp.open("wb")
-        self.written = 0
-
-    def write(self, chunk: bytes) -> None:
-        assert self._fh is not None
-        self.written += len(chunk)
-        if self.written > self.max_bytes:
-            self.discard()
-            raise InvalidInput(
-                f"the file is larger than the {self.max_bytes} byte limit",
-                detail={"reason": Reason.too_big.value, "limit_bytes": self.max_bytes},
-            )
-        self._fh.write(chunk)
-
-    def commit(self) -> inbox.Claim:
-        assert self._fh is not None
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._fh = None
-        os.rename(self.tmp, self.target)
-        return inbox.Claim(id=self.claim_id, dataset=self.dataset, name=self.name,
-                           path=self.target)
-
-    def discard(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        self.tmp.unlink(missing_ok=True)
-
-
-def sha256_file(path: Path) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise IngestRejected(Reason.not_regular_file, f"{path.name!r} is not a regular file")
-        h = hashlib.sha256()
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-        return h.hexdigest()
-    finally:
-        os.close(fd)
 
 
 def ingest_public(row: IngestRow) -> dict[str, Any]:
