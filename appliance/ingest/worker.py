@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import selectors
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from appliance.childproc import limit_memory, watch_parent
 from appliance.domain.ingest import Reason
 from appliance.ingest.parse import (
     ParseLimits,
@@ -290,22 +290,6 @@ def _death_message(status: int | None, limits: ParseLimits, detail: str) -> str:
 # -- the child side ------------------------------------------------------------------------
 
 
-def _limit_self(memory_mb: int) -> None:
-    limit = memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def _watch_parent(parent_pid: int) -> None:
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(0)
-            time.sleep(1.0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 def _warm_up() -> None:
     """Import and exercise the whole path once so the first real file pays nothing extra."""
     import tempfile
@@ -377,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.getppid() != args.parent_pid:
         return 0
-    _watch_parent(args.parent_pid)
-    _limit_self(args.memory_mb)
+    watch_parent(args.parent_pid)
+    limit_memory(args.memory_mb)
     # Keep the protocol on a private copy of stdout; stray prints from libraries go to stderr.
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

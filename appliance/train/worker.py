@@ -18,30 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
-import threading
-import time
 import traceback
 from typing import IO, Any
 
+from appliance.childproc import limit_memory, watch_parent
+
 MAX_REQUEST_BYTES = 4 << 20
-
-
-def _limit_memory(memory_mb: int) -> None:
-    limit = int(memory_mb) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def _watch_parent(parent_pid: int) -> None:
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(0)
-            time.sleep(1.0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _emit(channel: IO[bytes], message: dict[str, Any]) -> None:
@@ -72,10 +55,10 @@ def serve_one(stdin: IO[bytes], channel: IO[bytes]) -> int:
         if not isinstance(request, dict):
             raise ValueError("the request must be a JSON object")
         if request.get("parent_pid"):
-            _watch_parent(int(request["parent_pid"]))
+            watch_parent(int(request["parent_pid"]))
         if request.get("memory_mb"):
             memory_mb = int(request["memory_mb"])
-            _limit_memory(memory_mb)
+            limit_memory(memory_mb)
 
         from appliance.train.run import run_job
 
