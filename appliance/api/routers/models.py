@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Approver, Operator, Viewer
-from appliance.errors import InvalidInput
 from appliance.registry.service import MAX_ONNX_BYTES
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -38,16 +38,9 @@ def show_model(app: App, _: Viewer, name: str) -> dict[str, Any]:
 @router.post("/{name}/versions", status_code=201)
 async def upload_version(app: App, who: Operator, name: str, request: Request) -> dict[str, Any]:
     """Register an ONNX file built elsewhere: refused unless it is one valid ONNX model."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_ONNX_BYTES:
-        raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_ONNX_BYTES:
-            raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
-    out: dict[str, Any] = await run_in_threadpool(app.registry.register_upload, name,
-                                                  bytes(body), by=who)
+    body = await read_capped(request, MAX_ONNX_BYTES, "an ONNX model")
+    out: dict[str, Any] = await run_in_threadpool(app.registry.register_upload, name, body,
+                                                  by=who)
     return out
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Operator, Viewer
 from appliance.errors import InvalidInput
 
@@ -83,15 +84,9 @@ async def upload_artifact(app: App, _: Operator, run_id: str, request: Request,
                           name: str = Query(..., description="The artifact's name")) -> dict[str, Any]:
     import io
 
-    limit = app.settings.max_file_bytes
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise InvalidInput(f"an artifact is at most {limit} bytes",
-                               detail={"reason": "too_big", "limit_bytes": limit})
+    body = await read_capped(request, app.settings.max_file_bytes, "an artifact")
     out: dict[str, Any] = await run_in_threadpool(app.runs.add_artifact, run_id, name,
-                                                  io.BytesIO(bytes(body)))
+                                                  io.BytesIO(body))
     return out
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Approver, Operator, Viewer
-from appliance.errors import InvalidInput, UnprocessableInput
+from appliance.errors import UnprocessableInput
 
 router = APIRouter(prefix="/api/v1/models", tags=["serving"])
 
@@ -18,17 +19,8 @@ _INLINE_ROWS = 256  # bigger requests are scored off the event loop
 
 
 async def _body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise InvalidInput(f"the body is larger than {MAX_BODY_BYTES} bytes; score big files "
-                           "with `appliance predict`", detail={"reason": "too_big"})
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise InvalidInput(f"the body is larger than {MAX_BODY_BYTES} bytes",
-                               detail={"reason": "too_big"})
-    return bytes(body)
+    return await read_capped(request, MAX_BODY_BYTES,
+                             "the body (score big files with `appliance predict`)")
 
 
 def _records(body: bytes, content_type: str) -> Any:
