@@ -43,6 +43,30 @@ class Metrics:
             ["model", "version", "cls"], registry=self.registry,
         )
 
+        self.drift_p_value = Gauge(
+            "appliance_drift_p_value", "p-value of the latest drift test per model and column",
+            ["model", "column"], registry=self.registry,
+        )
+        self.drift_detected = Gauge(
+            "appliance_drift_detected", "1 when the latest drift check of a model found drift",
+            ["model"], registry=self.registry,
+        )
+        self.label_coverage = Gauge(
+            "appliance_label_coverage", "Share of logged predictions with a delayed label",
+            ["model", "version"], registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "appliance_job_seconds", "Duration of training runs by outcome", ["kind", "status"],
+            buckets=(1, 5, 15, 60, 300, 900, 3600, 14400), registry=self.registry,
+        )
+
+    def drift_report(self, model: str, features: list[dict[str, object]], drift: bool) -> None:
+        for f in features:
+            p = f.get("p_value")
+            if isinstance(p, int | float):
+                self.drift_p_value.labels(model=model, column=str(f.get("column"))).set(p)
+        self.drift_detected.labels(model=model).set(1 if drift else 0)
+
     def prediction(self, model: str, version: int, seconds: float, predictions: list[object]) -> None:
         v = str(version)
         self.predict_requests.labels(model=model, version=v).inc()

@@ -105,6 +105,7 @@ def build(settings: Settings) -> Appliance:
         ingest.alerts = alerts
         drift = DriftService(store, registry, datasets, settings.home, flush=serving.log.flush)
         drift.alerts = alerts
+        drift.metrics = metrics
         watcher = InboxWatcher(
             ingest,
             inbox_dir=settings.inbox_dir,
@@ -124,7 +125,8 @@ def build(settings: Settings) -> Appliance:
     return Appliance(
         settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
-        training=TrainingService(settings, runs, registry, datasets, alerts=alerts),
+        training=TrainingService(settings, runs, registry, datasets, alerts=alerts,
+                                 metrics=metrics),
         serving=serving, alerts=alerts,
         drift=drift,
         scheduler=scheduler, watcher=watcher,

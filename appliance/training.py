@@ -42,12 +42,13 @@ _MAX_LINE = 64 << 20
 
 class TrainingService:
     def __init__(self, settings: Settings, runs: RunService, registry: RegistryService,
-                 datasets: DatasetService, *, alerts: Any = None) -> None:
+                 datasets: DatasetService, *, alerts: Any = None, metrics: Any = None) -> None:
         self.settings = settings
         self.runs = runs
         self.registry = registry
         self.datasets = datasets
         self.alerts = alerts  # AlertService: a failed job raises an alert, a success clears it
+        self.metrics = metrics  # Metrics: run durations on /metrics
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="training")
         self._children: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
@@ -137,6 +138,8 @@ class TrainingService:
 
     def _execute(self, run_id: uuid.UUID, by: Principal | str) -> None:
         out_dir = self.settings.runs_dir / str(run_id)
+        started = time.perf_counter()
+        status = RunStatus.failed
         try:
             self.runs.transition(run_id, RunStatus.running)
             detail = self.runs.show(str(run_id))
@@ -151,6 +154,7 @@ class TrainingService:
                            "git_commit": _git_commit(self.settings.resolved_jobs_dir)}
             self.runs.transition(run_id, RunStatus.succeeded, environment=environment,
                                  progress=None)
+            status = RunStatus.succeeded
             if self.alerts is not None:
                 self.alerts.job_succeeded(spec["name"])
         except Exception as exc:  # a job never takes the service down with it
@@ -168,6 +172,9 @@ class TrainingService:
                 self.alerts.job_failed(name, message[:2000], {"run_id": str(run_id)})
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
+            if self.metrics is not None and not self._closing:
+                self.metrics.job_seconds.labels(kind=RunKind.train.value, status=status.value) \
+                    .observe(time.perf_counter() - started)
 
     def _train(self, run_id: uuid.UUID, spec: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,7 @@ class DriftService:
         self.home = home
         self.flush = flush  # drains the prediction log's queue before a window is read
         self.alerts: Any = None  # AlertService, wired by the runtime
+        self.metrics: Any = None  # Metrics, wired by the runtime: p-values on /metrics
         self.max_rows = max_rows
         self.seed = seed
         self.correction = correction
@@ -113,6 +114,8 @@ class DriftService:
         with self.store.write() as s:
             q.add_report(s, report)
         public = {**report, "id": str(report["id"]), "created_at": report["created_at"].isoformat()}
+        if self.metrics is not None:
+            self.metrics.drift_report(model, features, drift)
         if self.alerts is not None:  # one alert per breach; a clean check resolves it
             drifted = [f["column"] for f in features if f["drift"]]
             if prediction.get("drift"):

@@ -159,6 +159,11 @@ class PredictionService:
             versions = q.performance(s, model, since)
         if not versions:
             self.sessions.registry.show_model(model)  # NotFound for an unknown model
+        if self.metrics is not None:
+            for v in versions:
+                if v["label_coverage"] is not None:
+                    self.metrics.label_coverage.labels(model=model, version=str(v["version"])) \
+                        .set(v["label_coverage"])
         return {"model": model, "window_hours": hours, "versions": versions}
 
 

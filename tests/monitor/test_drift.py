@@ -52,20 +52,12 @@ def _upload(client: TestClient, frame: pl.DataFrame, name: str, number: int) -> 
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Any]]:
     """churn v1 (champion) trained on customers@1; customers@2 is shifted."""
     from appliance.api.app import create_app
-    from appliance.monitor.drift import DriftService
     from appliance.runtime import build
 
     app = build(make_settings(tmp_path_factory.mktemp("drift") / "home"))
-    if getattr(app, "drift", None) is None:  # until the lead wires it into runtime
-        app.drift = DriftService(app.store, app.registry, app.datasets,  # type: ignore[attr-defined]
-                                 app.settings.home, flush=app.serving.log.flush)
     app.serving.log.start()
     try:
         api = create_app(app)
-        if not any(getattr(r, "path", "").startswith("/api/v1/monitor") for r in api.routes):
-            from appliance.api.routers import monitor
-
-            api.include_router(monitor.router)
         with TestClient(api) as client:
             token = client.post("/api/v1/auth/token",
                                 json={"username": "admin", "password": ADMIN_PASSWORD}).json()
@@ -112,6 +104,24 @@ def test_a_shifted_dataset_version_is_detected_on_exactly_the_shifted_columns(
     for f in report["features"]:  # Bonferroni over the tested features
         assert f["threshold"] == pytest.approx(0.05 / len(report["features"]))
     assert report["prediction"]["test"] == "chi2" and 0 <= report["prediction"]["p_value"] <= 1
+
+
+def test_drift_raises_one_alert_and_shows_p_values_on_metrics(
+    monitored: tuple[TestClient, Any],
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, _ = monitored
+    for _ in range(2):  # the same breach twice: one alert, counted twice
+        assert client.post("/api/v1/monitor/churn/drift",
+                           json={"dataset_version": 2}).json()["drift"] is True
+    drift_alerts = [a for a in client.get("/api/v1/alerts").json() if a["kind"] == "drift"]
+    assert len(drift_alerts) == 1 and drift_alerts[0]["count"] >= 2
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    p_values = {s.labels["column"]: s.value for s in families["appliance_drift_p_value"].samples
+                if s.labels["model"] == "churn"}
+    assert p_values["age"] < 0.05 / len(p_values)
+    assert any(s.value == 1 for s in families["appliance_drift_detected"].samples)
 
 
 def test_the_same_data_does_not_drift(monitored: tuple[TestClient, Any]) -> None:

@@ -193,10 +193,15 @@ def test_metrics_count_predictions_per_model_version_and_class(served: TestClien
     from prometheus_client.parser import text_string_to_metric_families
 
     served.post("/api/v1/models/churn/predict", json=record())
+    served.get("/api/v1/models/churn/performance")
     families = {f.name: f for f in text_string_to_metric_families(served.get("/metrics").text)}
     requests = families["appliance_predict_requests"]
     assert any(s.labels.get("model") == "churn" and s.value >= 1 for s in requests.samples)
     assert "appliance_predict_seconds" in families and "appliance_predictions" in families
+    assert "appliance_label_coverage" in families
+    jobs = families["appliance_job_seconds"]
+    assert any(s.name.endswith("_count") and s.labels.get("status") == "succeeded" and s.value >= 2
+               for s in jobs.samples)
 
 
 def test_the_prediction_log_sheds_with_503_when_full(served: TestClient) -> None:
