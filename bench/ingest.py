@@ -31,10 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -45,6 +42,7 @@ from typing import Annotated, Any
 import numpy as np
 import polars as pl
 import typer
+from harness import running_server  # a sibling module, not a package
 from rich.console import Console
 from rich.table import Table
 
@@ -57,7 +55,6 @@ CATEGORIES = {
     "cat_c": [f"k{i:02d}" for i in range(12)],
 }
 FLOAT_LIMIT = 10.0  # floats are N(0, 1) clipped to +/- this, so range checks hold
-PASSWORD = "bench-password-123"
 
 console = Console()
 app = typer.Typer(add_completion=False)
@@ -134,70 +131,6 @@ def run_pandas(csv: Path, out: Path, schema: Any) -> float:
 
 
 # -- (c) ours -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def appliance_command() -> list[str]:
-    script = Path(sys.executable).with_name("appliance")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("appliance")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "appliance"]
-
-
-@contextmanager
-def running_server(home: Path, poll_s: float) -> Iterator[Any]:
-    from appliance.client import ApplianceClient
-    from appliance.errors import ApplianceError
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "APPLIANCE_HOME": str(home),
-        "APPLIANCE_HOST": "127.0.0.1",
-        "APPLIANCE_PORT": str(port),
-        "APPLIANCE_ADMIN_PASSWORD": PASSWORD,
-        "APPLIANCE_INBOX_POLL_SECONDS": str(poll_s),
-    }
-    log_path = home.parent / "serve.log"
-    console.print(f"  starting appliance serve on port {port} (log: {log_path})")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*appliance_command(), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    client = ApplianceClient(f"http://127.0.0.1:{port}", timeout=60)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"appliance serve exited ({proc.returncode}):\n{log_path.read_text()}"
-                )
-            try:
-                if client.health().get("status") == "ok":
-                    break
-            except ApplianceError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"appliance serve not healthy in 120 s:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        client.login("admin", PASSWORD)
-        yield client
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def drop_and_wait(
@@ -288,7 +221,8 @@ def main(
         ours: list[float] = []
         server: list[float | None] = []
         home = tmp / "home"
-        with running_server(home, poll) if not skip_ours else _no_server() as client:
+        server_env = {"APPLIANCE_INBOX_POLL_SECONDS": str(poll)}
+        with running_server(home, env=server_env) if not skip_ours else _no_server() as client:
             if client is not None:
                 # Warm-up: first imports, child-process start-up, the store's first writes.
                 small = tmp / "warmup.csv"

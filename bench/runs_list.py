@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tracking import PASSWORD, running_server  # a sibling script, not a package
+from harness import PASSWORD, running_server  # a sibling module, not a package
 
 TARGET_MS = 200.0
 EXPERIMENTS = 20

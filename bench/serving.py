@@ -48,7 +48,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from harness import PASSWORD, appliance_command, free_port  # a sibling module, not a package
 from rich.console import Console
 from rich.table import Table
 
@@ -81,7 +81,6 @@ JOB = {
     "split": {"test_size": 0.2, "seed": SEED},
     "metric": "roc_auc",
 }
-PASSWORD = "bench-password-123"
 BIN = Path(sys.executable).parent
 
 console = Console()
@@ -158,20 +157,6 @@ def save_mlflow(pipeline: Any, sample: Any, path: Path) -> None:
 
 
 # -- processes ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def appliance_command() -> list[str]:
-    script = BIN / "appliance"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("appliance")
-    return [found] if found else [sys.executable, "-m", "appliance"]
 
 
 def bench_env(**extra: str) -> dict[str, str]:

@@ -27,18 +27,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from harness import running_server  # a sibling module, not a package
 from rich.console import Console
 from rich.table import Table
 
@@ -46,74 +42,12 @@ TARGET_RATIO = 50.0  # MLflow's time / ours must be at least this
 PARAMS = 100
 POINTS = 2000
 KEYS = ("loss", "val_loss", "acc", "lr")
-PASSWORD = "bench-password-123"
 
 console = Console()
 app = typer.Typer(add_completion=False)
 
 
 # -- a real server ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def appliance_command() -> list[str]:
-    script = Path(sys.executable).with_name("appliance")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("appliance")
-    return [found] if found else [sys.executable, "-m", "appliance"]
-
-
-@contextmanager
-def running_server(home: Path, *, log_name: str = "serve.log") -> Iterator[Any]:
-    """``appliance serve`` on a free port over ``home``; yields a logged-in client."""
-    from appliance.client import ApplianceClient
-    from appliance.errors import ApplianceError
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "APPLIANCE_HOME": str(home),
-        "APPLIANCE_HOST": "127.0.0.1",
-        "APPLIANCE_PORT": str(port),
-        "APPLIANCE_ADMIN_PASSWORD": PASSWORD,
-        "APPLIANCE_LOG_LEVEL": "warning",
-    }
-    home.mkdir(parents=True, exist_ok=True)
-    log_path = home.parent / log_name
-    console.print(f"  starting appliance serve on port {port} (log: {log_path})")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([*appliance_command(), "serve"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
-    client = ApplianceClient(f"http://127.0.0.1:{port}", timeout=60)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"appliance serve exited ({proc.returncode}):\n{log_path.read_text()}")
-            try:
-                if client.health().get("status") == "ok":
-                    break
-            except ApplianceError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"appliance serve not healthy in 120 s:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        client.login("admin", PASSWORD)
-        yield client
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _workload(points: int) -> list[tuple[str, float, int]]:
@@ -200,7 +134,7 @@ def main(
     theirs: list[dict[str, float]] = []
     try:
         mlflow = None if skip_mlflow else mlflow_setup(tmp / "mlflow")
-        with running_server(tmp / "home") as client:
+        with running_server(tmp / "home", env={"APPLIANCE_LOG_LEVEL": "warning"}) as client:
             run_ours(client, "warmup", 10, 100)
             if mlflow is not None:
                 run_mlflow(mlflow, "warmup", 10, 100)
