@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     train_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a trainer.")
     session_ttl_hours: float = Field(default=12.0, gt=0)
     checkpoint_minutes: float = Field(default=10.0, gt=0)
+    backup_keep: int = Field(
+        default=7, ge=1, description="Scheduled backups kept in $APPLIANCE_HOME/backups.")
+    inbox_scan_seconds: float = Field(
+        default=60.0, gt=0, description="The scheduled inbox guard: watcher alive, full scan.")
+    jobs_reload_seconds: float = Field(
+        default=5.0, gt=0, description="How often job files are checked for changes.")
+    job_history_days: float = Field(
+        default=90.0, gt=0, description="Finished job runs older than this are pruned daily.")
+    job_misfire_grace_seconds: int = Field(
+        default=300, ge=1, description="A tick later than this is skipped, not run late.")
     log_level: str = "info"
 
     @property

@@ -1,48 +1,192 @@
-"""APScheduler lifecycle. Jobs are registered here, explicitly, by name.
+"""APScheduler 3.x lifecycle behind a small interface. Jobs are registered explicitly, by id.
 
-A failing job never kills the scheduler: APScheduler catches it, and each
-job function also guards itself and logs.
+Only the serve process starts a scheduler (DESIGN §2). Every job runs with
+``max_instances=1`` and ``coalesce=True`` and an explicit misfire grace: a tick
+that comes due while the previous run still goes is *skipped* (reported to
+``on_skipped``, never stacked), and ticks missed while the process was busy or
+down collapse into one run. A job that raises never kills the scheduler.
+
+The clock is APScheduler's own (``datetime.now``); tests drive it with a
+stepped scheduler backend instead of sleeping (see tests/support).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+SkipHook = Callable[[str, str], None]  # (job id, why)
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """``cron`` (a 5-field crontab line, UTC) or ``interval`` (seconds)."""
+
+    kind: str
+    cron: str | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def every(cls, seconds: float) -> TriggerSpec:
+        return cls("interval", seconds=float(seconds))
+
+    @classmethod
+    def crontab(cls, line: str) -> TriggerSpec:
+        return cls("cron", cron=line)
+
+    def describe(self) -> str:
+        if self.kind == "cron":
+            return f"cron {self.cron}"
+        seconds = float(self.seconds or 0)
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds >= size and seconds % size == 0:
+                return f"every {seconds / size:g}{unit}"
+        return f"every {seconds:g}s"
+
 
 class Scheduler:
-    def __init__(self) -> None:
+    def __init__(self, *, backend: Any = None, misfire_grace_seconds: int = 300,
+                 workers: int = 4) -> None:
+        self._backend_factory = backend
+        self.misfire_grace_seconds = misfire_grace_seconds
+        self.workers = workers
         self._scheduler: Any = None
-        self._jobs: list[tuple[str, Callable[[], None], dict[str, Any]]] = []
+        self._jobs: dict[str, tuple[Callable[[], None], TriggerSpec]] = {}
+        self._paused: set[str] = set()
+        self.on_skipped: SkipHook | None = None
+
+    # -- registration ------------------------------------------------------------
+
+    def add(self, job_id: str, fn: Callable[[], None], trigger: TriggerSpec) -> None:
+        """Register (or replace) a recurring job; takes effect at once when running."""
+        self._jobs[job_id] = (_guarded(job_id, fn), trigger)
+        if self._scheduler is not None:
+            self._schedule(job_id)
 
     def add_interval(self, job_id: str, fn: Callable[[], None], *, minutes: float) -> None:
-        self._jobs.append((job_id, _guarded(job_id, fn), {"trigger": "interval",
-                                                          "seconds": minutes * 60}))
+        self.add(job_id, fn, TriggerSpec.every(minutes * 60))
+
+    def remove(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+        self._paused.discard(job_id)
+        if self._scheduler is not None and self._scheduler.get_job(job_id) is not None:
+            self._scheduler.remove_job(job_id)
+
+    def run_once(self, fn: Callable[[], None], *, delay_seconds: float = 0.0,
+                 name: str = "once") -> str:
+        """Run ``fn`` once, soon (a one-off job with its own id: never skipped as an overlap)."""
+        once_id = f"{name}#{uuid.uuid4().hex[:12]}"
+        run_date = self._now() + dt.timedelta(seconds=max(0.0, delay_seconds))
+        self._backend().add_job(_guarded(name, fn), "date", id=once_id, name=name,
+                                run_date=run_date, misfire_grace_time=None)
+        return once_id
+
+    # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        self._scheduler = BackgroundScheduler(timezone="UTC")
-        for job_id, fn, trigger in self._jobs:
-            self._scheduler.add_job(fn, id=job_id, replace_existing=True, coalesce=True,
-                                    max_instances=1, **trigger)
-        self._scheduler.start()
+        scheduler = self._backend()
+        for job_id in self._jobs:
+            self._schedule(job_id)
+        scheduler.start()
 
     def stop(self) -> None:
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            try:
+                self._scheduler.shutdown(wait=False)
+            except Exception:  # already stopped
+                log.debug("scheduler shutdown", exc_info=True)
             self._scheduler = None
 
-    def jobs(self) -> list[dict[str, Any]]:
+    def pause(self, job_id: str) -> None:
+        self._paused.add(job_id)
+        if self._scheduler is not None and self._scheduler.get_job(job_id) is not None:
+            self._scheduler.pause_job(job_id)
+
+    def resume(self, job_id: str) -> None:
+        self._paused.discard(job_id)
+        if self._scheduler is not None and self._scheduler.get_job(job_id) is not None:
+            self._scheduler.resume_job(job_id)
+
+    # -- reading -----------------------------------------------------------------
+
+    def next_run(self, job_id: str) -> dt.datetime | None:
         if self._scheduler is None:
-            return [{"id": j[0], "next_run": None} for j in self._jobs]
-        return [
-            {"id": j.id, "next_run": j.next_run_time.isoformat() if j.next_run_time else None}
-            for j in self._scheduler.get_jobs()
-        ]
+            return None
+        job = self._scheduler.get_job(job_id)
+        return job.next_run_time if job is not None else None
+
+    def jobs(self) -> list[dict[str, Any]]:
+        out = []
+        for job_id, (_, trigger) in self._jobs.items():
+            nxt = self.next_run(job_id)
+            out.append({"id": job_id, "trigger": trigger.describe(),
+                        "paused": job_id in self._paused,
+                        "next_run": nxt.isoformat() if nxt else None})
+        return out
+
+    # -- internals ---------------------------------------------------------------
+
+    def _backend(self) -> Any:
+        if self._scheduler is None:
+            if self._backend_factory is not None:
+                self._scheduler = self._backend_factory()
+            else:
+                from apscheduler.executors.pool import ThreadPoolExecutor
+                from apscheduler.schedulers.background import BackgroundScheduler
+
+                self._scheduler = BackgroundScheduler(
+                    timezone="UTC", executors={"default": ThreadPoolExecutor(self.workers)})
+            from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+
+            self._scheduler.add_listener(self._on_event,
+                                         EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        return self._scheduler
+
+    def _now(self) -> dt.datetime:
+        from apscheduler.schedulers import base
+
+        now: dt.datetime = base.datetime.now(dt.UTC)
+        return now
+
+    def _schedule(self, job_id: str) -> None:
+        fn, trigger = self._jobs[job_id]
+        scheduler = self._backend()
+        if trigger.kind == "cron":
+            from apscheduler.triggers.cron import CronTrigger
+
+            trig: Any = CronTrigger.from_crontab(str(trigger.cron), timezone="UTC")
+        else:
+            from apscheduler.triggers.interval import IntervalTrigger
+
+            seconds = float(trigger.seconds or 60)
+            trig = IntervalTrigger(seconds=seconds, timezone="UTC",
+                                   start_date=self._now() + dt.timedelta(seconds=seconds))
+        scheduler.add_job(fn, trig, id=job_id, name=job_id, replace_existing=True,
+                          coalesce=True, max_instances=1,
+                          misfire_grace_time=self.misfire_grace_seconds)
+        if job_id in self._paused:
+            scheduler.pause_job(job_id)
+
+    def _on_event(self, event: Any) -> None:
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+        job_id = str(event.job_id)
+        if "#" in job_id or job_id not in self._jobs:
+            return
+        why = ("its previous run was still going" if event.code == EVENT_JOB_MAX_INSTANCES
+               else "it was due longer ago than the misfire grace")
+        log.warning("scheduled job %s skipped: %s", job_id, why)
+        if self.on_skipped is not None:
+            try:
+                self.on_skipped(job_id, why)
+            except Exception:
+                log.exception("recording the skipped run of %s failed", job_id)
 
 
 def _guarded(job_id: str, fn: Callable[[], None]) -> Callable[[], None]:

@@ -31,6 +31,7 @@ from appliance.domain.principal import Principal
 from appliance.domain.registry import CHALLENGER, CHAMPION, VersionStatus, beats
 from appliance.domain.runs import RunKind, RunStatus
 from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.failpoints import failpoint
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
 from appliance.store.tables import RunRow
@@ -65,20 +66,45 @@ class TrainingService:
 
     # -- submitting ----------------------------------------------------------------
 
-    def submit(self, job_text: str, *, by: Principal) -> dict[str, Any]:
-        """Check a job file against its dataset and queue a run; 4xx errors leave no run."""
-        spec = self._check(job_text)
+    def submit(self, job_text: str, *, by: Principal | str,
+               dataset_version: int | None = None) -> dict[str, Any]:
+        """Check a job file against its dataset and queue a run; 4xx errors leave no run.
+
+        ``dataset_version`` pins the data (the scheduler's new-data trigger); by default
+        the dataset's current version is used."""
+        spec = self._check(job_text, dataset_version)
         row = RunRow(
             name=spec["name"], kind=RunKind.train.value, status=RunStatus.queued.value,
             experiment=spec["name"], dataset=spec["dataset"],
             dataset_version=spec["_dataset_version"], spec=job_text,
             seed=spec["split"]["seed"], params={}, tags={"job": spec["name"]}, metrics={},
         )
-        out = self.runs.queue(row, by=by)
+        principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
+        out = self.runs.queue(row, by=principal)
         self._executor.submit(self._execute, row.id, by)
         return out
 
-    def _check(self, job_text: str) -> dict[str, Any]:
+    def wait(self, run_id: str, *, timeout: float, poll: float = 0.5,
+             beat: Any = None) -> dict[str, Any]:
+        """Block until a run finishes (or ``timeout`` passes) and return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.runs.show(run_id)
+            if RunStatus(run["status"]).finished or self._closing:
+                return run
+            if time.monotonic() > deadline:
+                raise InvalidInput(f"run {run_id} did not finish within {timeout:g} s")
+            if beat is not None:
+                beat()
+            time.sleep(poll)
+
+    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[dict[str, Any]]:
+        """Train runs of ``job`` on one dataset version, oldest first."""
+        found = self.runs.list_runs(kind=RunKind.train.value, experiment=job, dataset=dataset,
+                                    limit=500, sort="created_at")["items"]
+        return [r for r in found if r.get("dataset_version") == dataset_version]
+
+    def _check(self, job_text: str, dataset_version: int | None = None) -> dict[str, Any]:
         from appliance.train.spec import parse_job
 
         if not isinstance(job_text, str) or len(job_text) > 1_000_000:
@@ -89,7 +115,7 @@ class TrainingService:
         except NotFound:
             raise InvalidInput(f"dataset {spec['dataset']!r} does not exist",
                                detail={"field": "dataset"}) from None
-        number = dataset["current_version"]
+        number = dataset["current_version"] if dataset_version is None else dataset_version
         if number is None:
             raise InvalidInput(f"dataset {spec['dataset']!r} has no accepted version to train on",
                                detail={"field": "dataset"})
@@ -143,7 +169,7 @@ class TrainingService:
         try:
             self.runs.transition(run_id, RunStatus.running)
             detail = self.runs.show(str(run_id))
-            spec = self._check(detail["spec"])
+            spec = self._check(detail["spec"], detail.get("dataset_version"))
             result = self._train(run_id, spec, out_dir)
             if not result.get("ok"):
                 err = result.get("error") or {}
@@ -260,12 +286,18 @@ class TrainingService:
                 out_dir: Path, by: Principal | str) -> None:
         metrics = {k: v for k, v in (result.get("metrics") or {}).items()
                    if isinstance(v, int | float)}
+        principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
+        existing = self._version_of_run(spec["name"], run_id)
+        if existing is not None:  # recorded before a crash: never a second version
+            log.info("run %s already registered %s v%s", run_id, spec["name"], existing["number"])
+            self._apply_gate(spec, self._gate(spec, result), existing,
+                             VersionStatus(existing["status"]), principal)
+            return
         params = {"estimator": result.get("estimator"), **(result.get("params") or {})}
         points = [{"key": k, "value": v, "step": 0} for k, v in metrics.items()]
         points += [p for p in result.get("metric_steps") or [] if isinstance(p, dict)]
         self.runs.log_batch(str(run_id), params=params, metrics=points,
                             tags={"task": result.get("task"), "flavor": result.get("flavor")})
-        principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
         for i, trial in enumerate(result.get("trials") or []):
             child = RunRow(name=f"{spec['name']}-trial-{i}", kind=RunKind.trial.value,
                            status=RunStatus.queued.value, parent_id=run_id,
@@ -301,13 +333,29 @@ class TrainingService:
             facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
                    "contract_version": None, "gate": gate},
         )
+        failpoint("train.after_register")
+        self._apply_gate(spec, gate, version, status, principal)
+
+    def _version_of_run(self, model: str, run_id: uuid.UUID) -> dict[str, Any] | None:
+        try:
+            versions = self.registry.show_model(model)["versions"]
+        except NotFound:
+            return None
+        return next((v for v in versions if v.get("run_id") == str(run_id)), None)
+
+    def _apply_gate(self, spec: dict[str, Any], gate: dict[str, Any], version: dict[str, Any],
+                    status: VersionStatus, principal: Principal) -> None:
+        promote = spec.get("promote") or {}
         alias = promote.get("alias") or CHAMPION
+        aliases = self.registry.aliases(spec["name"])
         reason = (f"gate: {gate['metric']} {gate['value']} vs champion "
                   f"{gate.get('champion_value')} (min_delta {gate['min_delta']})")
         if gate["passed"] and status is VersionStatus.ready:
+            if aliases.get(alias) == version["number"]:
+                return
             self.registry.set_alias(spec["name"], alias, version["number"], reason=reason,
                                     by=principal)
-        elif gate["passed"]:
+        elif gate["passed"] and aliases.get(CHALLENGER) != version["number"]:
             self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
                                     reason="held for approval: " + reason, by=principal)
 

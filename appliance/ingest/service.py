@@ -41,6 +41,7 @@ from appliance.errors import (
     InsufficientDisk,
     StoreUnavailable,
 )
+from appliance.failpoints import failpoint
 from appliance.ingest import inbox
 from appliance.ingest.files import UploadSink, sha256_file
 from appliance.ingest.formats import detect_format
@@ -86,6 +87,8 @@ class IngestService:
         self.auditor = auditor
         self.on_outcome = on_outcome
         self.on_labels: LabelsHook | None = None  # wired to serving's feedback by the runtime
+        # wired to the scheduler's new-data trigger by the runtime: (dataset, version)
+        self.on_new_version: Callable[[str, int], Any] | None = None
         self.alerts: Any = None  # AlertService, wired by the runtime: rejects raise an alert
         self.pool = ParserPool(
             ParseLimits(
@@ -290,6 +293,7 @@ class IngestService:
         final = self.settings.home / rel
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, final)
+        failpoint("ingest.before_commit")
         report = result.report or {"passed": False, "failures": []}
         passed = bool(report.get("passed"))
         status = VersionStatus.accepted if passed else VersionStatus.rejected
@@ -336,6 +340,7 @@ class IngestService:
                 after={"status": status.value, "sha256": sha, "rows": result.rows,
                        "file": claim.name},
             )
+        failpoint("ingest.after_commit")
         self.summarize_later(row.id, final)
         if self.alerts is not None:
             if passed:
@@ -346,6 +351,11 @@ class IngestService:
                                                  "file": claim.name, "version": number})
         if passed:
             inbox.archive(claim, self.settings.archive_dir)
+            if self.on_new_version is not None:
+                try:
+                    self.on_new_version(claim.dataset, number)
+                except Exception:  # the file is recorded; the jobs reconcile at next start
+                    log.exception("new-data hook failed for %s@%s", claim.dataset, number)
         else:
             inbox.quarantine(
                 claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,

@@ -67,6 +67,25 @@ class InboxWatcher:
     def poke(self) -> None:
         self._wake.set()
 
+    def guard(self) -> dict[str, Any]:
+        """The scheduled ``inbox.scan``: restart a watcher thread that died, then force a
+        full scan now (inotify is only a hint; this is the safety net)."""
+        restarted = []
+        if not self._stop.is_set():
+            for i, thread in enumerate(self._threads):
+                if not thread.is_alive():
+                    log.error("inbox thread %s died; restarting it", thread.name)
+                    fresh = threading.Thread(target=self._loop, name="inbox-watcher",
+                                             daemon=True) if thread.name == "inbox-watcher" \
+                        else None
+                    if fresh is not None:
+                        fresh.start()
+                        self._threads[i] = fresh
+                        restarted.append(thread.name)
+            self.poke()
+        pending = sum(1 for _ in inbox.pending_claims(self.claimed_dir))
+        return {**self.heartbeat, "restarted": restarted, "pending_claims": pending}
+
     def _on_hint(self, path: Path | None) -> None:
         if path is not None:
             self.scanner.hint_renamed(path)

@@ -78,6 +78,69 @@ class FairnessSpec(_Strict):
     max_equalized_odds_difference: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+class TrainSchedule(_Strict):
+    """When the job trains: on new data for its dataset, on a cron line, or every interval."""
+
+    on: Literal["new_data"] | None = None
+    cron: str | None = None
+    every: str | None = None
+    retries: int = Field(default=1, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> TrainSchedule:
+        chosen = [k for k in ("on", "cron", "every") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of on: new_data, cron: '<5 fields>' or every: <6h>")
+        _check_timing(self.cron, self.every)
+        return self
+
+
+class DriftSchedule(_Strict):
+    """A scheduled drift check of the prediction log against the champion's training data."""
+
+    every: str | None = "1h"
+    cron: str | None = None
+    window: str = "24h"
+    p_val: float = Field(default=0.05, gt=0.0, lt=1.0)
+    min_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_rmse: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _timing(self) -> DriftSchedule:
+        if self.cron is not None:
+            self.every = None
+        _check_timing(self.cron, self.every)
+        from appliance.domain.jobs import parse_duration
+
+        try:
+            parse_duration(self.window, field="window")
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+
+class ScheduleSpec(_Strict):
+    train: TrainSchedule | None = None
+    drift: DriftSchedule | None = None
+
+
+def _check_timing(cron: str | None, every: str | None) -> None:
+    from appliance.domain.jobs import parse_duration
+
+    if cron is not None:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(cron, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"cron {cron!r} is not a 5-field crontab line: {exc}") from None
+    if every is not None:
+        try:
+            parse_duration(every)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
+
+
 class JobSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     dataset: str = Field(pattern=NAME_PATTERN)
@@ -89,7 +152,7 @@ class JobSpec(_Strict):
     search: SearchSpec | None = None
     promote: PromoteSpec = Field(default_factory=PromoteSpec)
     fairness: FairnessSpec | None = None
-    schedule: dict[str, Any] | None = None
+    schedule: ScheduleSpec | None = None
     description: str | None = None
     limitations: list[str] = Field(default_factory=list)
 

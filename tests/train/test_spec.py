@@ -47,8 +47,11 @@ def test_parse_job_design_example_accepted() -> None:
     assert spec.model.kind == "xgboost.XGBClassifier"
     assert spec.model.params == {"n_estimators": 200, "max_depth": 5}
     assert spec.search is not None and spec.search.kind == "random"
-    assert spec.schedule == {"train": {"on": "new_data"},
-                             "drift": {"every": "1h", "window": "24h", "p_val": 0.05}}
+    assert spec.schedule is not None and spec.schedule.train is not None
+    assert spec.schedule.train.on == "new_data" and spec.schedule.train.cron is None
+    assert spec.schedule.drift is not None
+    assert (spec.schedule.drift.every, spec.schedule.drift.window,
+            spec.schedule.drift.p_val) == ("1h", "24h", 0.05)
     assert spec.promote.alias == "champion" and spec.higher_is_better
     assert spec.fairness is not None and spec.fairness.sensitive == ["gender"]
 
@@ -162,3 +165,30 @@ def test_allowlist_modules_are_sklearn_or_xgboost() -> None:
     for info in estimators.ALLOWLIST.values():
         assert info.module == "xgboost" or info.module.startswith("sklearn.")
         assert not info.cls.startswith("HistGradientBoosting")
+
+
+@pytest.mark.parametrize(("schedule", "field", "words"), [
+    ("train: {on: new_data, cron: '0 3 * * *'}", "schedule.train", "exactly one"),
+    ("train: {}", "schedule.train", "exactly one"),
+    ("train: {cron: 'every day'}", "schedule.train", "crontab"),
+    ("train: {every: soon}", "schedule.train", "duration"),
+    ("train: {on: new_file}", "schedule.train.on", "new_data"),
+    ("drift: {every: 0s}", "schedule.drift", "between 1s"),
+    ("drift: {window: forever}", "schedule.drift", "window"),
+    ("drift: {p_val: 1.5}", "schedule.drift.p_val", "less than 1"),
+    ("validate: {every: 1h}", "schedule.validate", "unknown field"),
+])
+def test_parse_job_bad_schedules_refused_naming_the_field(schedule: str, field: str,
+                                                          words: str) -> None:
+    err = refused(MINIMAL.format(kind="Ridge") + "schedule:\n  " + schedule + "\n")
+    assert err.detail["field"] == field
+    assert words in err.message
+
+
+def test_parse_job_schedule_cron_and_interval_accepted() -> None:
+    spec = parse_job(MINIMAL.format(kind="Ridge") + "schedule:\n  train: {cron: '0 3 * * *'}\n"
+                     "  drift: {cron: '*/5 * * * *', window: 2h, min_accuracy: 0.8}\n")
+    assert spec.schedule is not None and spec.schedule.train is not None
+    assert spec.schedule.train.cron == "0 3 * * *" and spec.schedule.train.retries == 1
+    assert spec.schedule.drift is not None and spec.schedule.drift.every is None
+    assert spec.schedule.drift.min_accuracy == 0.8

@@ -1,0 +1,1 @@
+"""Scheduled jobs: job files, the run ledger, and the continuous-training loop."""

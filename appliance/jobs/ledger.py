@@ -1,0 +1,160 @@
+"""The run ledger: one row per attempt of a scheduled job, with its logs and heartbeats.
+
+Statuses (``appliance.domain.jobs.JobRunStatus``): queued -> running ->
+succeeded | failed, or interrupted when the process died under it; skipped
+rows record ticks that came due while the previous run was still going.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from appliance.domain.jobs import JobRunStatus
+from appliance.errors import NotFound
+from appliance.store import jobs as q
+from appliance.store.db import Store
+
+MAX_LOG_CHARS = 20_000
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class JobLedger:
+    def __init__(self, store: Store, *, clock: Clock = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    # -- writing -----------------------------------------------------------------
+
+    def queue(self, job: str, trigger: str, *, attempt: int = 1, key: str | None = None,
+              retry_of: str | None = None) -> dict[str, Any]:
+        with self.store.write() as s:
+            return q.insert_run(s, job=job, trigger=trigger, status=JobRunStatus.queued.value,
+                                attempt=attempt, idempotency_key=key, scheduled_for=self.clock(),
+                                at=self.clock(), retry_of=retry_of)
+
+    def skipped(self, job: str, trigger: str, why: str, *, key: str | None = None) -> dict[str, Any]:
+        with self.store.write() as s:
+            return q.insert_run(s, job=job, trigger=trigger, status=JobRunStatus.skipped.value,
+                                attempt=1, idempotency_key=key, scheduled_for=self.clock(),
+                                at=self.clock(), error=why)
+
+    def begin(self, run_id: str) -> None:
+        with self.store.write() as s:
+            q.mark_running(s, run_id, self.clock())
+
+    def heartbeat(self, run_id: str) -> None:
+        with self.store.write() as s:
+            q.heartbeat(s, run_id, self.clock())
+
+    def finish(self, run_id: str, status: JobRunStatus, *, duration_ms: float | None,
+               error: str | None = None, logs: str | None = None, result: Any = None) -> None:
+        with self.store.write() as s:
+            q.finish(s, run_id, status=status.value, at=self.clock(), duration_ms=duration_ms,
+                     error=error[:4000] if error else None,
+                     logs=logs[-MAX_LOG_CHARS:] if logs else None, result=result)
+
+    def interrupt_unfinished(self) -> list[dict[str, Any]]:
+        """At start: every run a dead process left queued or running becomes interrupted."""
+        with self.store.write() as s:
+            rows = q.runs_in(s, (JobRunStatus.queued.value, JobRunStatus.running.value))
+            for row in rows:
+                q.finish(s, row["id"], status=JobRunStatus.interrupted.value, at=self.clock(),
+                         duration_ms=None, error="the server stopped before this run finished",
+                         logs=row["logs"], result=row["result"])
+        return rows
+
+    def prune(self, older_than: dt.timedelta) -> int:
+        with self.store.write() as s:
+            return q.delete_finished_before(s, self.clock() - older_than)
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        with self.store.read() as s:
+            row = q.get_run(s, run_id)
+        if row is None:
+            raise NotFound(f"no job run {run_id!r}")
+        return row
+
+    def page(self, *, job: str | None = None, status: str | None = None, limit: int = 100,
+             offset: int = 0) -> dict[str, Any]:
+        with self.store.read() as s:
+            return {"items": q.list_runs(s, job=job, status=status, limit=limit, offset=offset),
+                    "total": q.count_runs(s, job=job, status=status)}
+
+    def last_runs(self) -> dict[str, dict[str, Any]]:
+        with self.store.read() as s:
+            return q.last_runs(s)
+
+    def keyed(self, key: str) -> list[dict[str, Any]]:
+        with self.store.read() as s:
+            return q.keyed_runs(s, key)
+
+    def paused(self) -> set[str]:
+        with self.store.read() as s:
+            return q.paused_jobs(s)
+
+
+class LogCapture(logging.Handler):
+    """Collects the log records a job's thread emits while it runs (capped)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.thread = threading.get_ident()
+        self.lines: list[str] = []
+        self.size = 0
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or self.size > MAX_LOG_CHARS * 2:
+            return
+        try:
+            line = self.format(record)
+        except Exception:
+            return
+        self.lines.append(line)
+        self.size += len(line) + 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@contextmanager
+def captured_logs() -> Iterator[LogCapture]:
+    handler = LogCapture()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+
+
+@contextmanager
+def heartbeats(ledger: JobLedger, run_id: str, every_seconds: float) -> Iterator[None]:
+    """Touch the run's heartbeat every ``every_seconds`` while the body runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every_seconds):
+            try:
+                ledger.heartbeat(run_id)
+            except Exception:
+                logging.getLogger(__name__).debug("heartbeat failed", exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)

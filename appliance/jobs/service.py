@@ -1,0 +1,474 @@
+"""Scheduled jobs: built-ins, job-file jobs, the run ledger, pause/resume/run-now, recovery.
+
+Job ids are dotted names:
+
+- ``inbox.scan``: the inbox guard (watcher alive, full scan);
+- ``housekeeping.checkpoint`` / ``housekeeping.retention`` (and
+  ``housekeeping.backup`` when a backup service is wired);
+- ``train.<job>``: the continuous-training loop of a job file
+  (``schedule.train``: ``on: new_data``, ``cron`` or ``every``);
+- ``drift.<job>``: the scheduled drift and live-metric check
+  (``schedule.drift``: ``every``/``cron``, ``window``, ``p_val``, thresholds).
+
+Every run is a ledger row. A recurring tick that finds its job still running is
+recorded ``skipped``; queued runs (new data, run-now, retries, recovery) wait
+their turn instead. A failed run is retried with backoff up to the job's
+``retries``; then it raises a ``job_failed`` alert. At start, rows a dead
+process left ``running`` become ``interrupted`` and are re-queued once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.audit import Auditor
+from appliance.domain.jobs import JobRunStatus, Trigger, backoff_seconds, check_job_id, parse_duration
+from appliance.domain.principal import Principal
+from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.failpoints import failpoint
+from appliance.jobs import files as jobfiles
+from appliance.jobs.ledger import JobLedger, captured_logs, heartbeats
+from appliance.scheduler import Scheduler, TriggerSpec
+from appliance.store.db import Store
+
+log = logging.getLogger(__name__)
+SYSTEM = "scheduler"
+_KEY = re.compile(r"^(?P<job>[a-z0-9_.-]+):(?P<dataset>[a-z0-9_-]+)@(?P<version>\d+)$")
+
+
+@dataclass
+class RunContext:
+    """What a running job gets: its ledger row, params and a heartbeat."""
+
+    run_id: str
+    job_id: str
+    trigger: str
+    attempt: int
+    key: str | None
+    params: dict[str, Any]
+    beat: Callable[[], None]
+
+
+@dataclass
+class JobDef:
+    id: str
+    kind: str  # builtin | train | drift
+    run: Callable[[RunContext], Any]
+    trigger: TriggerSpec | None = None
+    new_data: str | None = None  # the dataset whose new versions trigger it
+    retries: int = 0
+    source: str | None = None
+    description: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def describe(self) -> str:
+        parts = []
+        if self.new_data:
+            parts.append(f"on new data in {self.new_data}")
+        if self.trigger is not None:
+            parts.append(self.trigger.describe())
+        return ", ".join(parts) or "manual"
+
+
+class JobService:
+    def __init__(self, store: Store, auditor: Auditor, scheduler: Scheduler, ledger: JobLedger,
+                 *, jobs_dir: Path, heartbeat_seconds: float = 15.0,
+                 history: dt.timedelta = dt.timedelta(days=90),
+                 train_timeout_seconds: float = 3600.0) -> None:
+        self.store = store
+        self.auditor = auditor
+        self.scheduler = scheduler
+        self.ledger = ledger
+        self.jobs_dir = jobs_dir
+        self.heartbeat_seconds = heartbeat_seconds
+        self.history = history
+        self.train_timeout_seconds = train_timeout_seconds
+        self.services: dict[str, Any] = {}  # training, drift, datasets, registry, serving, alerts
+        self._defs: dict[str, JobDef] = {}
+        self._files: dict[Path, jobfiles.JobFile] = {}
+        self._reload_lock = threading.Lock()
+        self._closing = False
+        scheduler.on_skipped = self._skipped
+
+    # -- definitions -------------------------------------------------------------
+
+    def add_builtin(self, job_id: str, fn: Callable[[], Any], trigger: TriggerSpec, *,
+                    description: str, retries: int = 0) -> None:
+        check_job_id(job_id)
+        self._define(JobDef(id=job_id, kind="builtin", run=lambda ctx: fn(), trigger=trigger,
+                            retries=retries, description=description))
+
+    def _define(self, job: JobDef) -> None:
+        old = self._defs.get(job.id)
+        if old is not None:
+            job.lock = old.lock  # a reload never lets two runs of one job overlap
+        self._defs[job.id] = job
+        if job.trigger is not None:
+            self.scheduler.add(job.id, lambda: self._tick(job.id), job.trigger)
+        else:
+            self.scheduler.remove(job.id)
+
+    def _undefine(self, job_id: str) -> None:
+        self._defs.pop(job_id, None)
+        self.scheduler.remove(job_id)
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the jobs folder; only files whose fingerprint changed are parsed again."""
+        with self._reload_lock:
+            seen = jobfiles.scan(self.jobs_dir)
+            changed = False
+            for path in list(self._files):
+                if path not in seen:
+                    for job_id in self._files.pop(path).jobs:
+                        self._undefine(job_id)
+                    log.info("job file %s removed; its jobs are gone", path.name)
+                    changed = True
+            for path, stat in seen.items():
+                old = self._files.get(path)
+                if old is not None and old.stat == stat:
+                    continue
+                loaded = jobfiles.load(path, stat)
+                if old is not None and loaded.ok and old.digest == loaded.digest:
+                    old.stat = stat  # touched, same bytes
+                    continue
+                for job_id in old.jobs if old is not None else []:
+                    self._undefine(job_id)
+                if loaded.ok:
+                    loaded.jobs = self._define_file(loaded)
+                    log.info("job file %s loaded: %s", path.name, ", ".join(loaded.jobs) or "-")
+                else:
+                    assert loaded.error is not None
+                    log.warning("job file %s is invalid (not scheduled): %s", path.name,
+                                loaded.error["message"])
+                self._files[path] = loaded
+                changed = True
+            if changed:
+                self._apply_pauses()
+        return {"changed": changed, "files": [f.public() for f in self._files.values()]}
+
+    def _define_file(self, jf: jobfiles.JobFile) -> list[str]:
+        spec = jf.spec
+        clash = [j for f in self._files.values() if f.path != jf.path
+                 for j in f.jobs if j in (f"train.{spec.name}", f"drift.{spec.name}")]
+        if clash:
+            jf.error = {"message": f"job name {spec.name!r} is already defined by another file",
+                        "line": None, "field": "name"}
+            return []
+        ids = []
+        train = spec.schedule.train if spec.schedule else None
+        train_id = f"train.{spec.name}"
+        self._define(JobDef(
+            id=train_id, kind="train",
+            run=functools.partial(self._train_loop, text=jf.text, spec=spec),
+            trigger=_timing(train.cron, train.every) if train else None,
+            new_data=spec.dataset if train is not None and train.on == "new_data" else None,
+            retries=train.retries if train else 1, source=str(jf.path),
+            description=f"train {spec.name} on {spec.dataset}: train, evaluate, register, "
+                        "promote"))
+        ids.append(train_id)
+        drift = spec.schedule.drift if spec.schedule else None
+        if drift is not None:
+            drift_id = f"drift.{spec.name}"
+            self._define(JobDef(
+                id=drift_id, kind="drift",
+                run=functools.partial(self._drift_check, spec=spec),
+                trigger=_timing(drift.cron, drift.every), retries=0, source=str(jf.path),
+                description=f"drift and live metrics of {spec.name} over {drift.window}"))
+            ids.append(drift_id)
+        return ids
+
+    def _apply_pauses(self) -> None:
+        paused = self.ledger.paused()
+        for job_id in self._defs:
+            if job_id in paused:
+                self.scheduler.pause(job_id)
+            else:
+                self.scheduler.resume(job_id)
+
+    # -- lifecycle (serve process only) ------------------------------------------
+
+    def recover(self) -> list[dict[str, Any]]:
+        """At start, before anything queues: rows left queued or running by a dead
+        process become interrupted; each is re-queued once (never a recovery of a
+        recovery)."""
+        requeued = []
+        for row in self.ledger.interrupt_unfinished():
+            if row["job"] not in self._defs:
+                continue
+            if row["trigger"] == Trigger.recovery.value:
+                log.warning("job run %s of %s was interrupted again; not re-queued",
+                            row["id"], row["job"])
+                self._alert_failed(row["job"], "interrupted twice by a restart")
+                continue
+            requeued.append(self._enqueue(row["job"], Trigger.recovery, key=row["idempotency_key"],
+                                          attempt=row["attempt"] + 1, retry_of=row["id"]))
+        return requeued
+
+    def reconcile(self) -> list[dict[str, Any]]:
+        """Queue the loop for every dataset version a new-data job has not handled yet
+        (covers a crash between accepting a file and queuing its run)."""
+        queued: list[dict[str, Any]] = []
+        datasets = self.services.get("datasets")
+        if datasets is None:
+            return queued
+        for job in list(self._defs.values()):
+            if not job.new_data:
+                continue
+            try:
+                current = datasets.show(job.new_data)["current_version"]
+            except NotFound:
+                continue
+            if current is not None:
+                out = self.on_new_data(job.new_data, int(current), jobs=[job])
+                queued.extend(out)
+        return queued
+
+    def close(self) -> None:
+        self._closing = True
+
+    # -- triggers ----------------------------------------------------------------
+
+    def on_new_data(self, dataset: str, version: int,
+                    jobs: list[JobDef] | None = None) -> list[dict[str, Any]]:
+        """A dataset version was accepted: queue each new-data job for it, once."""
+        out = []
+        for job in jobs if jobs is not None else list(self._defs.values()):
+            if job.new_data != dataset:
+                continue
+            key = f"{job.id}:{dataset}@{version}"
+            if self._handled(job, key, dataset, version):
+                continue
+            out.append(self._enqueue(job.id, Trigger.new_data, key=key))
+        return out
+
+    def _handled(self, job: JobDef, key: str, dataset: str, version: int) -> bool:
+        if self.ledger.keyed(key):
+            return True  # queued, running, done or failed: never a second loop for it
+        training = self.services.get("training")
+        if training is None:
+            return False
+        name = job.id.removeprefix("train.")
+        runs = training.runs_for(name, dataset, version)
+        return any(r["status"] in ("queued", "running", "succeeded") for r in runs)
+
+    def run_now(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+        job = self._job(job_id)
+        with self.store.write() as s:
+            self.auditor.record(s, by, "job.run", f"job:{job.id}",
+                                after={"trigger": Trigger.manual.value})
+        return self._enqueue(job.id, Trigger.manual)
+
+    def pause(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+        return self._set_paused(job_id, True, by)
+
+    def resume(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+        return self._set_paused(job_id, False, by)
+
+    def _set_paused(self, job_id: str, paused: bool, by: Principal) -> dict[str, Any]:
+        from appliance.store import jobs as q
+
+        job = self._job(job_id)
+        was = job.id in self.ledger.paused()
+        with self.store.write() as s:
+            q.set_paused(s, job.id, paused=paused, by=by.actor, at=self.ledger.clock())
+            self.auditor.record(s, by, "job.pause" if paused else "job.resume", f"job:{job.id}",
+                                before={"paused": was}, after={"paused": paused})
+        if paused:
+            self.scheduler.pause(job.id)
+        else:
+            self.scheduler.resume(job.id)
+        return self.job(job.id)
+
+    # -- reading -----------------------------------------------------------------
+
+    def list_jobs(self) -> dict[str, Any]:
+        paused = self.ledger.paused()
+        last = self.ledger.last_runs()
+        items = [self._public(j, paused, last) for j in sorted(self._defs.values(),
+                                                               key=lambda j: j.id)]
+        return {"items": items, "files": [f.public() for f in self._files.values()],
+                "jobs_dir": str(self.jobs_dir)}
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        job = self._job(job_id)
+        return self._public(job, self.ledger.paused(), self.ledger.last_runs())
+
+    def runs(self, job_id: str, *, status: str | None = None, limit: int = 50,
+             offset: int = 0) -> dict[str, Any]:
+        check_job_id(job_id)
+        if status is not None and status not in {s.value for s in JobRunStatus}:
+            raise InvalidInput(f"unknown job run status {status!r}",
+                               detail={"field": "status"})
+        if job_id not in self._defs and not self.ledger.page(job=job_id, limit=1)["total"]:
+            raise NotFound(f"no job {job_id!r}")
+        return self.ledger.page(job=job_id, status=status, limit=max(1, min(limit, 500)),
+                                offset=max(0, offset))
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        import uuid
+
+        try:
+            uuid.UUID(str(run_id))
+        except ValueError:
+            raise InvalidInput(f"not a job run id: {str(run_id)[:80]!r}") from None
+        return self.ledger.get(str(run_id))
+
+    def _public(self, job: JobDef, paused: set[str],
+                last: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        nxt = self.scheduler.next_run(job.id)
+        return {"id": job.id, "kind": job.kind, "trigger": job.describe(),
+                "description": job.description, "source": job.source,
+                "paused": job.id in paused, "running": job.lock.locked(),
+                "retries": job.retries,
+                "next_run": nxt.isoformat() if nxt and job.id not in paused else None,
+                "last_run": last.get(job.id)}
+
+    def _job(self, job_id: str) -> JobDef:
+        check_job_id(job_id)
+        job = self._defs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}: see GET /api/v1/jobs")
+        return job
+
+    # -- running -----------------------------------------------------------------
+
+    def _tick(self, job_id: str) -> None:
+        """A recurring fire: runs now, or is recorded skipped if the job is still going."""
+        job = self._defs.get(job_id)
+        if job is None or self._closing:
+            return
+        trigger = Trigger.cron if job.trigger and job.trigger.kind == "cron" else Trigger.interval
+        if not job.lock.acquire(blocking=False):
+            self.ledger.skipped(job.id, trigger.value, "its previous run was still going")
+            return
+        try:
+            with self.store.write() as s:
+                from appliance.store import jobs as q
+
+                row = q.insert_run(s, job=job.id, trigger=trigger.value,
+                                   status=JobRunStatus.running.value, attempt=1,
+                                   idempotency_key=None, scheduled_for=self.ledger.clock(),
+                                   at=self.ledger.clock())
+            self._execute(job, row)
+        finally:
+            job.lock.release()
+
+    def _skipped(self, job_id: str, why: str) -> None:
+        job = self._defs.get(job_id)
+        if job is None:
+            return
+        trigger = Trigger.cron if job.trigger and job.trigger.kind == "cron" else Trigger.interval
+        self.ledger.skipped(job_id, trigger.value, why)
+
+    def _enqueue(self, job_id: str, trigger: Trigger, *, key: str | None = None,
+                 attempt: int = 1, retry_of: str | None = None,
+                 delay_seconds: float = 0.0) -> dict[str, Any]:
+        row = self.ledger.queue(job_id, trigger.value, attempt=attempt, key=key, retry_of=retry_of)
+        failpoint("jobs.after_queue")
+        self.scheduler.run_once(lambda: self._run_queued(row), delay_seconds=delay_seconds,
+                                name=job_id)
+        return row
+
+    def _run_queued(self, row: dict[str, Any]) -> None:
+        job = self._defs.get(row["job"])
+        if self._closing:
+            return  # stays queued: the next start re-queues it
+        if job is None:
+            self.ledger.finish(row["id"], JobRunStatus.skipped, duration_ms=None,
+                               error="the job no longer exists")
+            return
+        with job.lock:  # queued runs wait their turn; they are never dropped
+            if self._closing:
+                return
+            self.ledger.begin(row["id"])
+            self._execute(job, {**row, "status": JobRunStatus.running.value})
+
+    def _execute(self, job: JobDef, row: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        params: dict[str, Any] = {}
+        match = _KEY.match(row.get("idempotency_key") or "")
+        if match:
+            params = {"dataset": match["dataset"], "dataset_version": int(match["version"])}
+        ctx = RunContext(run_id=row["id"], job_id=job.id, trigger=row["trigger"],
+                         attempt=row["attempt"], key=row.get("idempotency_key"), params=params,
+                         beat=lambda: None)
+        status, error, result = JobRunStatus.succeeded, None, None
+        with captured_logs() as logs, heartbeats(self.ledger, row["id"], self.heartbeat_seconds):
+            try:
+                failpoint("jobs.before_run")
+                result = job.run(ctx)
+                failpoint("jobs.after_run")
+            except Exception as exc:  # a job never takes the scheduler down with it
+                if self._closing:
+                    return  # stays running: the next start marks it interrupted
+                status = JobRunStatus.failed
+                error = exc.message if isinstance(exc, ApplianceError) else \
+                    f"{type(exc).__name__}: {exc}"
+                log.warning("job %s failed: %s", job.id, error,
+                            exc_info=not isinstance(exc, ApplianceError))
+        duration = round((time.perf_counter() - started) * 1000, 1)
+        self.ledger.finish(row["id"], status, duration_ms=duration, error=error,
+                           logs=logs.text(), result=_jsonable(result))
+        metrics = self.services.get("metrics")
+        if metrics is not None:
+            metrics.job_seconds.labels(kind=job.kind, status=status.value) \
+                .observe(duration / 1000)
+        alerts = self.services.get("alerts")
+        if status is JobRunStatus.succeeded:
+            if alerts is not None:
+                alerts.job_succeeded(job.id)
+            return
+        if row["attempt"] <= job.retries and row["trigger"] != Trigger.recovery.value:
+            delay = backoff_seconds(row["attempt"])
+            log.info("job %s: retry %d in %g s", job.id, row["attempt"], delay)
+            self._enqueue(job.id, Trigger.retry, key=row.get("idempotency_key"),
+                          attempt=row["attempt"] + 1, retry_of=row["id"], delay_seconds=delay)
+        else:
+            self._alert_failed(job.id, error or "failed", {"run_id": row["id"]})
+
+    def _alert_failed(self, job_id: str, message: str, detail: Any = None) -> None:
+        alerts = self.services.get("alerts")
+        if alerts is not None:
+            alerts.job_failed(job_id, message[:2000], detail)
+
+    # -- the jobs themselves ----------------------------------------------------
+
+    def _train_loop(self, ctx: RunContext, text: str, spec: Any) -> dict[str, Any]:
+        from appliance.jobs.loop import TrainingLoop
+
+        return TrainingLoop(self.services, timeout=self.train_timeout_seconds).run(
+            ctx, text, spec)
+
+    def _drift_check(self, ctx: RunContext, spec: Any) -> dict[str, Any]:
+        from appliance.jobs.loop import scheduled_drift
+
+        return scheduled_drift(self.services, spec)
+
+    # -- built-in housekeeping -----------------------------------------------------
+
+    def prune(self) -> dict[str, Any]:
+        return {"job_runs_pruned": self.ledger.prune(self.history)}
+
+
+def _timing(cron: str | None, every: str | None) -> TriggerSpec | None:
+    if cron is not None:
+        return TriggerSpec.crontab(cron)
+    if every is not None:
+        return TriggerSpec.every(parse_duration(every))
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list | str | int | float | bool):
+        return value
+    return {"value": str(value)}
+

@@ -1,0 +1,68 @@
+"""A controllable clock for APScheduler 3.x: jobs fire when the test steps time, not on sleep.
+
+``SteppedClock`` replaces ``datetime`` in APScheduler's scheduler and executor
+modules (the two places it reads the time) and backs a ``BaseScheduler`` that
+never starts a timer thread: ``advance`` moves the clock and processes due jobs,
+exactly as the background thread would when it woke at that instant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from apscheduler.executors.debug import DebugExecutor
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.base import BaseScheduler
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class SteppedClock:
+    def __init__(self, monkeypatch: Any, start: dt.datetime = START, *,
+                 threads: bool = False) -> None:
+        self.now_value = start
+        self.threads = threads
+        self.backend: SteppedBackend | None = None
+        clock = self
+
+        class FakeDatetime(dt.datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+                return clock.now_value.astimezone(tz) if tz else clock.now_value
+
+        import apscheduler.executors.base as executors_base
+        import apscheduler.schedulers.base as schedulers_base
+
+        monkeypatch.setattr(schedulers_base, "datetime", FakeDatetime)
+        monkeypatch.setattr(executors_base, "datetime", FakeDatetime)
+
+    def now(self) -> dt.datetime:
+        return self.now_value
+
+    def factory(self) -> SteppedBackend:
+        executor = ThreadPoolExecutor(4) if self.threads else DebugExecutor()
+        self.backend = SteppedBackend(timezone="UTC", executors={"default": executor})
+        return self.backend
+
+    def advance(self, seconds: float, *, step: float | None = None) -> None:
+        """Move time forward in ``step``-second hops, processing due jobs after each."""
+        assert self.backend is not None, "start the scheduler first"
+        step = step or seconds
+        remaining = seconds
+        while remaining > 1e-9:
+            hop = min(step, remaining)
+            self.now_value += dt.timedelta(seconds=hop)
+            remaining -= hop
+            self.backend.process()
+
+
+class SteppedBackend(BaseScheduler):
+    def wakeup(self) -> None:  # no timer thread: the test calls process()
+        pass
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+
+    def process(self) -> None:
+        self._process_jobs()
