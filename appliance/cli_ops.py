@@ -1,0 +1,106 @@
+"""CLI verbs for operating a home: backup and restore (added to ``appliance.cli``'s app)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from appliance.errors import ApplianceError
+
+Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
+
+
+def _fail(exc: ApplianceError) -> NoReturn:
+    typer.secho(f"error: {exc.message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _print(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@contextmanager
+def _bar() -> Iterator[Any]:
+    """A byte progress bar on stderr (stdout carries only the JSON answer, for scripts)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("backup", total=None)
+
+        def update(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        yield update
+
+
+def backup(
+    path: Annotated[Path, typer.Argument(help="A new (or empty) folder to write the backup to.")],
+    home: Home = None,
+) -> None:
+    """Write a consistent backup of the home (store, datasets, artifacts, jobs) to PATH."""
+    from appliance.backup import check_destination, copy_backup
+    from appliance.cli_backend import LocalBackend, RemoteBackend, cli_settings, open_backend
+    from appliance.errors import NotFound
+    from appliance.store.db import ProcessLock
+
+    settings = cli_settings(home)
+    try:
+        check_destination(path.absolute())
+        if ProcessLock.holder(settings.lock_path) is None and not settings.db_path.exists():
+            raise NotFound(f"there is no store at {settings.db_path}: nothing to back up")
+        with open_backend(settings) as backend, _bar() as progress:
+            if isinstance(backend, RemoteBackend):
+                progress(f"the server ({backend.where}) writes the backup", 0, 0)
+                made = backend.client.create_backup()
+                src = Path(made["path"])
+                if not (src / "manifest.json").is_file():
+                    raise NotFound(f"the server wrote its backup to {src}, which this machine "
+                                   "cannot read; copy that folder from the server's host")
+                out = copy_backup(src, path, progress)
+                out["server_copy"] = str(src)
+            else:
+                assert isinstance(backend, LocalBackend)
+                out = backend.app.backup.create(path, by=backend.who, progress=progress)
+    except ApplianceError as exc:
+        _fail(exc)
+    _print(out)
+    typer.secho(f"backup written to {out['path']} ({out['files']} files, {out['bytes']} bytes)",
+                fg="green", err=True)
+
+
+def restore(
+    path: Annotated[Path, typer.Argument(help="A backup folder written by `appliance backup`.")],
+    home: Home = None,
+) -> None:
+    """Restore the backup at PATH into an empty home (offline: no server may run there)."""
+    from appliance.backup import restore as run_restore
+    from appliance.cli_backend import cli_settings
+
+    settings = cli_settings(home)
+    try:
+        with _bar() as progress:
+            out = run_restore(settings, path, actor=f"local:{_os_user()}", progress=progress)
+    except ApplianceError as exc:
+        _fail(exc)
+    _print(out)
+    if not out["ok"]:
+        typer.secho("restored, but the checks found problems (see above)", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.secho(f"restored into {out['home']}; audit chain intact "
+                f"({out['audit']['events']} events)", fg="green", err=True)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
