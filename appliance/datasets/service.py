@@ -13,7 +13,6 @@ from appliance.domain.reports import ValidationReport
 from appliance.errors import InvalidInput, NotFound
 from appliance.store import datasets as dq
 from appliance.store import ingests as iq
-from appliance.store import lineage as lq
 from appliance.store import users as uq
 from appliance.store.db import Store
 from appliance.store.tables import ContractRow, DatasetRow, DatasetVersionRow
@@ -77,23 +76,6 @@ class DatasetService:
         with self.store.read() as s:
             ds = self._dataset(s, name)
             return [contract_public(name, c) for c in dq.list_contracts(s, ds.id)]
-
-    def lineage(self, node: str) -> dict[str, Any]:
-        if not node or len(node) > 200:
-            raise InvalidInput("a lineage node is a name like dataset:customers@3 or file:<sha256>")
-        with self.store.read() as s:
-            edges = lq.edges_touching(s, node)
-        if not edges:
-            raise NotFound(f"no lineage for {node!r}")
-        pub = [
-            {"src": e.src, "dst": e.dst, "relation": e.relation, "at": e.created_at.isoformat()}
-            for e in edges
-        ]
-        return {
-            "node": node,
-            "upstream": [e for e in pub if e["dst"] == node],
-            "downstream": [e for e in pub if e["src"] == node],
-        }
 
     def counts(self) -> dict[str, int]:
         with self.store.read() as s:

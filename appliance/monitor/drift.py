@@ -33,6 +33,7 @@ from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, NotFound
 from appliance.store import drift as q
+from appliance.store import lineage as lq
 from appliance.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class DriftService:
             if current.height == 0:
                 raise InvalidInput(f"{dataset}@{dataset_version} has no rows")
         else:
+            window_end = dt.datetime.now(dt.UTC)
             current = self._window_frame(model, window_hours, numeric)
             current_name = f"log:{model}:{window_hours:g}h"
 
@@ -113,6 +115,16 @@ class DriftService:
         }
         with self.store.write() as s:
             q.add_report(s, report)
+            report_node = f"drift:{report['id']}"
+            lq.add_edge(s, src=report["reference"], dst=report_node, relation="reference_of")
+            lq.add_edge(s, src=f"model:{model}@{champion}", dst=report_node, relation="checked_by")
+            if dataset_version is not None:
+                lq.add_edge(s, src=current_name, dst=report_node, relation="current_of")
+            else:
+                window = window_node(model, champion,
+                                     window_end - dt.timedelta(hours=window_hours), window_end)
+                lq.add_edge(s, src=f"model:{model}@{champion}", dst=window, relation="served")
+                lq.add_edge(s, src=window, dst=report_node, relation="current_of")
         public = {**report, "id": str(report["id"]), "created_at": report["created_at"].isoformat()}
         if self.metrics is not None:
             self.metrics.drift_report(model, features, drift)
@@ -224,6 +236,15 @@ class DriftService:
             }
             self._sessions[(model, number)] = hit
             return hit
+
+
+def window_node(model: str, version: int, start: dt.datetime, end: dt.datetime) -> str:
+    """The lineage node of a prediction-log window, in UTC to the second:
+    ``predictions:<model>@<v>:<start>..<end>`` (``20261127T041731Z``)."""
+    def stamp(t: dt.datetime) -> str:
+        return t.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    return f"predictions:{model}@{version}:{stamp(start)}..{stamp(end)}"
 
 
 # -- tests ---------------------------------------------------------------------------

@@ -34,6 +34,11 @@ def model_node(name: str, number: int) -> str:
     return f"model:{name}@{number}"
 
 
+def alias_node(name: str, alias: str, move: int | None = None) -> str:
+    """``alias:<model>:<alias>``, or its ``move``-th move (1 = the oldest): ``...:<move>``."""
+    return f"alias:{name}:{alias}" + (f":{move}" if move is not None else "")
+
+
 class RegistryService:
     def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore) -> None:
         self.store = store
@@ -139,8 +144,11 @@ class RegistryService:
             lineage = []
             if v.dataset and v.dataset_version:
                 node = f"dataset:{v.dataset}@{v.dataset_version}"
+                run_node = f"run:{v.run_id}" if v.run_id else None
+                # this version's own chain: not every run or drift report the data fed
                 lineage = [{"src": e.src, "dst": e.dst, "relation": e.relation}
-                           for e in lq.edges_touching(s, node)]
+                           for e in lq.edges_touching(s, node)
+                           if e.dst in (node, run_node) or e.relation == "version_of"]
         public = self._version_public(name, v, _replay(events))
         facts = v.card or {}
         promotions = [_event_public(e) for e in events if e.version_number == number]
@@ -239,6 +247,11 @@ class RegistryService:
             model_id=m.id, alias=alias, version_number=version, previous_version=previous,
             action=action, forced=forced, reason=reason, actor=actor,
         ))
+        # lineage: model version -aliased_as-> this move -move_of-> the alias (history stays)
+        move = alias_node(m.name, alias, len(q.alias_events(s, m.id, alias)))
+        if version is not None:
+            lq.add_edge(s, src=model_node(m.name, version), dst=move, relation="aliased_as")
+        lq.add_edge(s, src=move, dst=alias_node(m.name, alias), relation="move_of")
         self.auditor.record(s, by, f"model.alias.{action}", f"model:{m.name}#{alias}",
                             before={"version": previous},
                             after={"version": version, "forced": forced, "reason": reason})

@@ -19,6 +19,7 @@ from appliance.domain import runs as rules
 from appliance.domain.principal import Principal
 from appliance.domain.runs import RunKind, RunStatus
 from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.store import lineage as lq
 from appliance.store import runs as q
 from appliance.store.db import Store
 from appliance.store.tables import RunArtifactRow, RunRow
@@ -66,6 +67,9 @@ class RunService:
         row.created_by = by.actor
         with self.store.write() as s:
             q.add_run(s, row)
+            if row.kind == RunKind.train.value and row.dataset and row.dataset_version:
+                lq.add_edge(s, src=f"dataset:{row.dataset}@{row.dataset_version}",
+                            dst=f"run:{row.id}", relation="trained")
             self.auditor.record(s, by, "run.queue", f"run:{row.id}",
                                 after={"name": row.name, "kind": row.kind,
                                        "dataset": row.dataset})

@@ -100,8 +100,3 @@ def list_ingests(
     app: App, _: Viewer, dataset: str | None = None, limit: int = Query(50, ge=1, le=1000)
 ) -> list[dict[str, Any]]:
     return app.ingest.recent(dataset=dataset, limit=limit)
-
-
-@router.get("/lineage/{node}", tags=["lineage"])
-def lineage(app: App, _: Viewer, node: str) -> dict[str, Any]:
-    return app.datasets.lineage(node)
