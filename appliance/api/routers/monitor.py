@@ -37,3 +37,21 @@ def reports(app: App, _: Viewer, model: str,
             limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
     """Stored drift reports, newest first."""
     return app.drift.history(model, limit)
+
+
+@router.get("/{model}/traffic")
+def traffic(app: App, _: Viewer, model: str, minutes: int = 60,
+            bucket_seconds: int = 60) -> dict[str, Any]:
+    """Requests, requests/s and latency p50/p95/p99 (ms) per time bucket and version over the
+    last ``minutes``, with per-class prediction counts for a classifier. Out-of-range values
+    (``minutes`` 1-10080, ``bucket_seconds`` 1-86400, at most 1440 buckets) are 400."""
+    return app.traffic.traffic(model, minutes=minutes, bucket_seconds=bucket_seconds)
+
+
+@router.get("/{model}/metrics")
+def live_metrics(app: App, _: Viewer, model: str, hours: int = 168,
+                 bucket_hours: int = 24) -> dict[str, Any]:
+    """Accuracy (classifier) or RMSE (regressor) and label coverage from delayed labels, per
+    bucket of prediction time and version over the last ``hours`` (1-8784; at most 1440
+    buckets; out-of-range values are 400)."""
+    return app.traffic.metrics(model, hours=hours, bucket_hours=bucket_hours)

@@ -1,0 +1,116 @@
+"""Traffic and labelled metrics over time: the prediction log aggregated per time bucket.
+
+Buckets are aligned to multiples of their width since the Unix epoch (a minute
+bucket starts on the minute, a day bucket at 00:00 UTC), computed from
+``epoch(created_at)`` so that no time-zone extension is needed. Rows are
+grouped per bucket, model version and whether the row was a shadow score
+(shadow rows repeat a served request: they are counted apart, never as
+traffic). One logged row is one request id; a batch request logs a row per
+record with the request's latency split evenly over its rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+_SHADOW = "coalesce(role, 'primary') = 'shadow'"
+# a class label: a classifier's output (it has probabilities) or any non-float prediction
+_CLASS_LIKE = "(probabilities IS NOT NULL OR json_type(prediction) <> 'DOUBLE')"
+
+
+def _bucket(bucket_seconds: float | None) -> str:
+    return "floor(epoch(created_at) / :b) * :b" if bucket_seconds else "0.0"
+
+
+def latency(s: Session, model: str, since: dt.datetime, until: dt.datetime,
+            bucket_seconds: float | None) -> list[dict[str, Any]]:
+    """Per bucket (epoch seconds of its start; 0 with no buckets), version and shadow flag:
+    rows logged, rows routed to a canary, and latency percentiles in milliseconds."""
+    rows = s.execute(text(f"""
+        SELECT {_bucket(bucket_seconds)} AS bucket, version, {_SHADOW} AS shadow,
+               count(*) AS requests,
+               count(*) FILTER (WHERE role = 'canary') AS canary,
+               quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q,
+               avg(latency_ms) AS mean_ms,
+               max(latency_ms) AS max_ms
+        FROM predictions
+        WHERE model = :m AND created_at >= :since AND created_at < :until
+        GROUP BY ALL ORDER BY bucket, version, shadow
+    """), {"m": model, "since": since, "until": until, "b": bucket_seconds}).fetchall()
+    return [
+        {"bucket": float(b), "version": int(v), "shadow": bool(sh), "requests": int(n),
+         "canary": int(c), "p50_ms": float(q[0]), "p95_ms": float(q[1]), "p99_ms": float(q[2]),
+         "mean_ms": float(mean), "max_ms": float(top)}
+        for b, v, sh, n, c, q, mean, top in rows
+    ]
+
+
+def class_counts(s: Session, model: str, since: dt.datetime, until: dt.datetime,
+                 bucket_seconds: float, *, max_classes: int) -> list[tuple[float, int, bool, str, int]]:
+    """(bucket, version, shadow, class, rows) for class-like predictions; a version with more
+    than ``max_classes`` distinct values in the window is left out (it is no classifier)."""
+    rows = s.execute(text(f"""
+        WITH c AS (
+            SELECT {_bucket(bucket_seconds)} AS bucket, version, {_SHADOW} AS shadow,
+                   coalesce(json_extract_string(prediction, '$'), 'null') AS cls,
+                   count(*) AS n
+            FROM predictions
+            WHERE model = :m AND created_at >= :since AND created_at < :until AND {_CLASS_LIKE}
+            GROUP BY ALL
+        ), k AS (
+            SELECT version, count(DISTINCT cls) AS kinds FROM c GROUP BY version
+        )
+        SELECT c.bucket, c.version, c.shadow, c.cls, c.n
+        FROM c JOIN k USING (version)
+        WHERE k.kinds <= :k
+        ORDER BY c.bucket, c.version, c.shadow, c.cls
+    """), {"m": model, "since": since, "until": until, "b": bucket_seconds,
+           "k": max_classes}).fetchall()
+    return [(float(b), int(v), bool(sh), str(cls), int(n)) for b, v, sh, cls, n in rows]
+
+
+def labelled(s: Session, model: str, since: dt.datetime, until: dt.datetime,
+             bucket_seconds: float | None) -> list[dict[str, Any]]:
+    """Per bucket of prediction time, version and shadow flag: predictions, how many have a
+    label (the latest one per request id), accuracy and RMSE over those, the label delay,
+    and whether the version predicts classes."""
+    rows = s.execute(text(f"""
+        WITH p AS (
+            SELECT request_id, version, {_SHADOW} AS shadow, prediction, created_at,
+                   {_CLASS_LIKE} AS class_like, {_bucket(bucket_seconds)} AS bucket
+            FROM predictions
+            WHERE model = :m AND created_at >= :since AND created_at < :until
+        ), l AS (
+            SELECT request_id, arg_max(label, received_at) AS label,
+                   max(received_at) AS received_at
+            FROM labels
+            WHERE model = :m AND request_id IN (SELECT request_id FROM p)
+            GROUP BY request_id
+        )
+        SELECT p.bucket, p.version, p.shadow,
+               count(*) AS predictions,
+               count(l.request_id) AS labelled,
+               avg(CASE WHEN l.request_id IS NULL THEN NULL
+                        WHEN json_extract_string(p.prediction, '$')
+                             = json_extract_string(l.label, '$') THEN 1.0
+                        ELSE 0.0 END) AS accuracy,
+               sqrt(avg(CASE WHEN l.request_id IS NULL THEN NULL ELSE
+                    power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
+                          - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2) END)) AS rmse,
+               avg(epoch(l.received_at) - epoch(p.created_at)) AS delay,
+               bool_or(p.class_like) AS classification
+        FROM p LEFT JOIN l USING (request_id)
+        GROUP BY ALL ORDER BY p.bucket, p.version, p.shadow
+    """), {"m": model, "since": since, "until": until, "b": bucket_seconds}).fetchall()
+    return [
+        {"bucket": float(b), "version": int(v), "shadow": bool(sh), "predictions": int(n),
+         "labelled": int(k), "accuracy": None if acc is None else float(acc),
+         "rmse": None if rmse is None else float(rmse),
+         "mean_label_delay_s": None if delay is None else float(delay),
+         "classification": bool(cls)}
+        for b, v, sh, n, k, acc, rmse, delay, cls in rows
+    ]
