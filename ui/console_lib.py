@@ -78,7 +78,7 @@ def logout(notice: str | None = None) -> None:
 
 
 def notify(kind: str, message: str) -> None:
-    """Queue a message (``success``/``info``/``warning``/``error``) for the next run.
+    """Queue a message (``success``/``info``/``warning``/``error``/``toast``) for the next run.
 
     Used by button callbacks, which run before the page is drawn again.
     """
@@ -102,10 +102,12 @@ def fetch(action: Callable[[], T], *, forbidden: str | None = None) -> T | None:
     return None
 
 
-def attempt(action: Callable[[], T], success: Callable[[T], str]) -> None:
+def attempt(action: Callable[[], T], success: Callable[[T], str], *,
+            notice: str = "success") -> None:
     """Run a mutating API call from a button callback and queue the outcome.
 
-    ``success`` turns the API's answer into the message shown on the next run.
+    ``success`` turns the API's answer into the message shown on the next run,
+    as a ``notice`` (``"toast"`` shows it as a toast).
     """
     try:
         answer = action()
@@ -114,7 +116,7 @@ def attempt(action: Callable[[], T], success: Callable[[T], str]) -> None:
     except RemoteError as exc:
         notify("error", error_text(exc))
     else:
-        notify("success", success(answer))
+        notify(notice, success(answer))
 
 
 def fetch_bytes(client: ApplianceClient, path: str) -> bytes:
