@@ -239,16 +239,27 @@ def audit_verify(home: Home = None) -> None:
 
 
 def _add_registry_verbs() -> None:
-    from appliance.cli_registry import drift, models_app, predict, runs_app, train
+    from appliance.cli_registry import drift, jobs_app, models_app, predict, runs_app, train
 
     app.command("train")(train)
     app.command("predict")(predict)
     app.command("drift")(drift)
     app.add_typer(runs_app, name="runs")
     app.add_typer(models_app, name="models")
+    app.add_typer(jobs_app, name="jobs")
 
 
 _add_registry_verbs()
+
+
+def _add_ops_verbs() -> None:
+    from appliance.cli_ops import backup, restore
+
+    app.command("backup")(backup)
+    app.command("restore")(restore)
+
+
+_add_ops_verbs()
 
 
 def main() -> None:

@@ -50,6 +50,10 @@ class Backend(Protocol):
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]: ...
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
+    def jobs(self) -> dict[str, Any]: ...
+    def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]: ...
+    def run_job(self, job_id: str) -> dict[str, Any]: ...
+    def pause_job(self, job_id: str, paused: bool) -> dict[str, Any]: ...
 
 
 class RemoteBackend:
@@ -124,6 +128,18 @@ class RemoteBackend:
 
     def onnx(self, name: str, version: int) -> bytes:
         return self.client.download(f"/models/{name}/versions/{version}/onnx")
+
+    def jobs(self) -> dict[str, Any]:
+        return self.client.jobs()
+
+    def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]:
+        return self.client.job_runs(job_id, status=status, limit=limit)
+
+    def run_job(self, job_id: str) -> dict[str, Any]:
+        return self.client.run_job(job_id)
+
+    def pause_job(self, job_id: str, paused: bool) -> dict[str, Any]:
+        return self.client.pause_job(job_id) if paused else self.client.resume_job(job_id)
 
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:
         body: dict[str, Any] = {"window_hours": window_hours}
@@ -222,6 +238,28 @@ class LocalBackend:
 
     def onnx(self, name: str, version: int) -> bytes:
         out: bytes = self.app.registry.onnx_bytes(name, version)
+        return out
+
+    def jobs(self) -> dict[str, Any]:
+        self.app.jobs.reload()
+        out: dict[str, Any] = self.app.jobs.list_jobs()
+        return out
+
+    def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]:
+        self.app.jobs.reload()
+        out: dict[str, Any] = self.app.jobs.runs(job_id, status=status, limit=limit)
+        return out
+
+    def run_job(self, job_id: str) -> dict[str, Any]:
+        self.app.jobs.reload()
+        out: dict[str, Any] = self.app.jobs.run_here(job_id, by=self.who)
+        return out
+
+    def pause_job(self, job_id: str, paused: bool) -> dict[str, Any]:
+        self.app.jobs.reload()
+        jobs = self.app.jobs
+        out: dict[str, Any] = (jobs.pause(job_id, by=self.who) if paused
+                               else jobs.resume(job_id, by=self.who))
         return out
 
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:

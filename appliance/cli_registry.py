@@ -245,3 +245,76 @@ def drift(
             "id": report["id"]})
     if report["drift"]:
         raise typer.Exit(1)
+
+
+jobs_app = typer.Typer(help="Scheduled jobs: schedules, the run ledger, run-now, pause, resume.",
+                       no_args_is_help=True)
+
+
+@jobs_app.command("list")
+def jobs_list(home: Home = None) -> None:
+    """Every job with its trigger, next run and last run; invalid job files are reported."""
+    try:
+        with _backend(home) as backend:
+            out = backend.jobs()
+    except ApplianceError as exc:
+        _fail(exc)
+    for job in out["items"]:
+        last = job.get("last_run") or {}
+        state = "paused" if job["paused"] else (job.get("next_run") or "-")
+        typer.echo(f"{job['id']:<32} {job['trigger']:<34} next: {state:<34} "
+                   f"last: {last.get('status', '-')}")
+    for f in out["files"]:
+        if not f["ok"]:
+            err = f["error"] or {}
+            where = f" line {err['line']}" if err.get("line") else ""
+            typer.secho(f"invalid job file {f['path']}{where}: {err.get('message')}",
+                        fg="red", err=True)
+
+
+@jobs_app.command("runs")
+def jobs_runs(
+    job_id: str,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    home: Home = None,
+) -> None:
+    """The run ledger of one job, newest first."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.job_runs(job_id, status, limit))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@jobs_app.command("run")
+def jobs_run(job_id: str, home: Home = None) -> None:
+    """Run a job now: queued on the server when one is up, else run here and waited for."""
+    try:
+        with _backend(home) as backend:
+            out = backend.run_job(job_id)
+    except ApplianceError as exc:
+        _fail(exc)
+    _print(out)
+    if out.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("pause")
+def jobs_pause(job_id: str, home: Home = None) -> None:
+    """Stop a job's schedule (it stays paused across restarts); run-now still works."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.pause_job(job_id, True))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+@jobs_app.command("resume")
+def jobs_resume(job_id: str, home: Home = None) -> None:
+    """Put a paused job back on its schedule."""
+    try:
+        with _backend(home) as backend:
+            _print(backend.pause_job(job_id, False))
+    except ApplianceError as exc:
+        _fail(exc)

@@ -165,8 +165,12 @@ class ApplianceClient:
         out: list[dict[str, Any]] = self.get("/ingests", dataset=dataset, limit=limit)
         return out
 
-    def lineage(self, node: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.get(f"/lineage/{node}")
+    def lineage(self, node: str, *, direction: str | None = None, depth: int | None = None,
+                limit: int | None = None) -> dict[str, Any]:
+        """The lineage graph around ``node`` (``dataset:customers@3``, ``model:churn@2``...):
+        ``direction`` up|down|both, ``depth`` hops (1-10), at most ``limit`` nodes."""
+        out: dict[str, Any] = self.get(f"/lineage/{quote(node, safe=':@')}", direction=direction,
+                                       depth=depth, limit=limit)
         return out
 
     def audit(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -175,6 +179,61 @@ class ApplianceClient:
 
     def audit_verify(self) -> dict[str, Any]:
         out: dict[str, Any] = self.get("/audit/verify")
+        return out
+
+    def create_backup(self) -> dict[str, Any]:
+        """Have the server write a backup into ``$APPLIANCE_HOME/backups/`` (admin)."""
+        out: dict[str, Any] = self.post("/backups")
+        return out
+
+    def backups(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.get("/backups")
+        return out
+
+    # -- live traffic and labelled metrics ------------------------------------------
+
+    def traffic(self, model: str, *, minutes: int = 60, bucket_seconds: int = 60) -> dict[str, Any]:
+        """Requests, requests/s and latency p50/p95/p99 per time bucket and version."""
+        out: dict[str, Any] = self.get(f"/monitor/{quote(model, safe='')}/traffic",
+                                       minutes=minutes, bucket_seconds=bucket_seconds)
+        return out
+
+    def live_metrics(self, model: str, *, hours: int = 168, bucket_hours: int = 24) -> dict[str, Any]:
+        """Accuracy or RMSE and label coverage from delayed labels, per bucket and version."""
+        out: dict[str, Any] = self.get(f"/monitor/{quote(model, safe='')}/metrics",
+                                       hours=hours, bucket_hours=bucket_hours)
+        return out
+
+    # -- scheduled jobs --------------------------------------------------------
+
+    def jobs(self) -> dict[str, Any]:
+        """Every scheduled job with its next and last run, and the job files' status."""
+        out: dict[str, Any] = self.get("/jobs")
+        return out
+
+    def job_runs(self, job_id: str, *, status: str | None = None, limit: int = 50,
+                 offset: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        out: dict[str, Any] = self.get(f"/jobs/{quote(job_id, safe='')}/runs", **params)
+        return out
+
+    def job_run(self, job_id: str, run_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(
+            f"/jobs/{quote(job_id, safe='')}/runs/{quote(run_id, safe='')}")
+        return out
+
+    def run_job(self, job_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.post(f"/jobs/{quote(job_id, safe='')}/run")
+        return out
+
+    def pause_job(self, job_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.post(f"/jobs/{quote(job_id, safe='')}/pause")
+        return out
+
+    def resume_job(self, job_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.post(f"/jobs/{quote(job_id, safe='')}/resume")
         return out
 
     # -- runs and tracking ------------------------------------------------------

@@ -7,22 +7,28 @@ runs (inbox watcher, scheduler); ``close`` stops everything in reverse.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
 from appliance.auth.service import AuthService
+from appliance.backup import BackupService
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
 from appliance.ingest.service import IngestService
 from appliance.ingest.watcher import InboxWatcher
+from appliance.jobs.ledger import JobLedger
+from appliance.jobs.service import JobService
+from appliance.lineage import LineageService
 from appliance.metrics import Metrics
 from appliance.monitor.alerts import AlertService
 from appliance.monitor.drift import DriftService
+from appliance.monitor.traffic import TrafficService
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
-from appliance.scheduler import Scheduler
+from appliance.scheduler import Scheduler, TriggerSpec
 from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
@@ -48,8 +54,12 @@ class Appliance:
     serving: PredictionService
     alerts: AlertService
     drift: DriftService
+    traffic: TrafficService
+    lineage: LineageService
     scheduler: Scheduler
+    jobs: JobService
     watcher: InboxWatcher
+    backup: BackupService
     bootstrap_token: str | None = None
     started: bool = field(default=False)
 
@@ -60,16 +70,20 @@ class Appliance:
             log.error("STORE DEGRADED: %s", self.store.degraded_reason)
         else:
             self.bootstrap_token = self.auth.mint_bootstrap_token()
+            self.jobs.reload()
+            self.jobs.recover()  # before anything queues: rows left by a dead process
             recovered = self.ingest.recover()
             self.training.recover()
             if recovered:
                 log.info("finished %d claim(s) left by a previous run", len(recovered))
+            self.jobs.reconcile()  # data accepted but never trained (a crash in between)
             self.watcher.start()
             self.serving.log.start()
-        self.scheduler.start()
+            self.scheduler.start()
         self.started = True
 
     def close(self) -> None:
+        self.jobs.close()
         if self.started:
             self.scheduler.stop()
             self.watcher.stop()
@@ -113,9 +127,18 @@ def build(settings: Settings) -> Appliance:
             poll_seconds=settings.inbox_poll_seconds,
             min_age_seconds=settings.inbox_min_age_seconds,
         )
-        scheduler = Scheduler()
-        scheduler.add_interval("housekeeping.checkpoint", store.checkpoint,
-                               minutes=settings.checkpoint_minutes)
+        training = TrainingService(settings, runs, registry, datasets, alerts=alerts,
+                                   metrics=metrics)
+        scheduler = Scheduler(misfire_grace_seconds=settings.job_misfire_grace_seconds)
+        jobs = JobService(store, auditor, scheduler, JobLedger(store),
+                          jobs_dir=settings.resolved_jobs_dir,
+                          history=dt.timedelta(days=settings.job_history_days),
+                          train_timeout_seconds=settings.train_timeout_seconds)
+        jobs.services.update(training=training, drift=drift, datasets=datasets,
+                             registry=registry, serving=serving, alerts=alerts, metrics=metrics)
+        ingest.on_new_version = jobs.on_new_data
+        backup = BackupService(store, settings, auditor)
+        _builtin_jobs(settings, store, jobs, scheduler, watcher, backup)
         if not store.degraded:
             password = settings.admin_password.get_secret_value() if settings.admin_password else None
             auth.ensure_admin(password)
@@ -125,9 +148,34 @@ def build(settings: Settings) -> Appliance:
     return Appliance(
         settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
-        training=TrainingService(settings, runs, registry, datasets, alerts=alerts,
-                                 metrics=metrics),
+        training=training,
         serving=serving, alerts=alerts,
         drift=drift,
-        scheduler=scheduler, watcher=watcher,
+        traffic=TrafficService(store, registry, flush=serving.log.flush),
+        lineage=LineageService(store),
+        scheduler=scheduler, jobs=jobs, watcher=watcher,
+        backup=backup,
     )
+
+
+def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler: Scheduler,
+                  watcher: InboxWatcher, backup: BackupService) -> None:
+    """The scheduler's built-in jobs, each a ledgered job like any job file's."""
+    jobs.add_builtin("inbox.scan", watcher.guard, TriggerSpec.every(settings.inbox_scan_seconds),
+                     description="restart a dead inbox watcher and force a full scan")
+    jobs.add_builtin("housekeeping.checkpoint", store.checkpoint,
+                     TriggerSpec.every(settings.checkpoint_minutes * 60),
+                     description="CHECKPOINT: fold the WAL into the database file", retries=1)
+    jobs.add_builtin("housekeeping.retention", jobs.prune, TriggerSpec.crontab("30 3 * * *"),
+                     description=f"prune finished job runs older than "
+                                 f"{settings.job_history_days:g} days", retries=1)
+    jobs.add_builtin("housekeeping.backup", backup.create_scheduled,
+                     TriggerSpec.crontab("0 2 * * *"),
+                     description=f"a backup into backups/, keeping the newest "
+                                 f"{settings.backup_keep}", retries=1)
+
+    def reload() -> None:  # not ledgered: it runs every few seconds and is cheap
+        if jobs.reload()["changed"]:
+            jobs.reconcile()
+
+    scheduler.add("jobs.reload", reload, TriggerSpec.every(settings.jobs_reload_seconds))

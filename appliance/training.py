@@ -30,7 +30,7 @@ from appliance.datasets.service import DatasetService
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHALLENGER, CHAMPION, VersionStatus, beats
 from appliance.domain.runs import RunKind, RunStatus
-from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.errors import ApplianceError, InsufficientDisk, InvalidInput, NotFound
 from appliance.failpoints import failpoint
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
@@ -73,6 +73,7 @@ class TrainingService:
         ``dataset_version`` pins the data (the scheduler's new-data trigger); by default
         the dataset's current version is used."""
         spec = self._check(job_text, dataset_version)
+        self._check_disk(spec)
         row = RunRow(
             name=spec["name"], kind=RunKind.train.value, status=RunStatus.queued.value,
             experiment=spec["name"], dataset=spec["dataset"],
@@ -83,6 +84,20 @@ class TrainingService:
         out = self.runs.queue(row, by=principal)
         self._executor.submit(self._execute, row.id, by)
         return out
+
+    def _check_disk(self, spec: dict[str, Any]) -> None:
+        """The free-disk guard (DESIGN §7): room for the floor plus the run's files."""
+        parquet = self.datasets.parquet_path(spec["dataset"], spec["_dataset_version"])
+        try:
+            size = parquet.stat().st_size
+        except OSError:
+            size = 0
+        free = shutil.disk_usage(self.settings.home).free
+        need = self.settings.min_free_disk_mb * 1024 * 1024 + 4 * size
+        if free < need:
+            raise InsufficientDisk(
+                f"only {free // 2**20} MiB free; training needs {need // 2**20} MiB",
+                detail={"free_bytes": free, "needed_bytes": need})
 
     def wait(self, run_id: str, *, timeout: float, poll: float = 0.5,
              beat: Any = None) -> dict[str, Any]:
@@ -175,7 +190,9 @@ class TrainingService:
                 err = result.get("error") or {}
                 raise InvalidInput(str(err.get("message") or "training failed"),
                                    detail={"field": err.get("field")})
+            failpoint("train.before_record")
             self._record(run_id, spec, result, out_dir, by)
+            failpoint("train.after_record")
             environment = {**(result.get("environment") or {}),
                            "git_commit": _git_commit(self.settings.resolved_jobs_dir)}
             self.runs.transition(run_id, RunStatus.succeeded, environment=environment,

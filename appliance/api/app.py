@@ -9,8 +9,11 @@ from appliance.api import errors
 from appliance.api.edge import Edge
 from appliance.api.routers import (
     alerts,
+    backups,
     datasets,
     governance,
+    jobs,
+    lineage,
     models,
     monitor,
     runs,
@@ -30,12 +33,15 @@ def create_app(appliance: Appliance) -> FastAPI:
     errors.install(app)
     app.include_router(system.router)
     app.include_router(datasets.router)
+    app.include_router(lineage.router)
     app.include_router(governance.router)
     app.include_router(runs.router)
     app.include_router(serving.router)
     app.include_router(alerts.router)
     app.include_router(monitor.router)
     app.include_router(models.router)
+    app.include_router(jobs.router)
+    app.include_router(backups.router)
 
     app.add_middleware(Edge, allowed_hosts=appliance.settings.allowed_hosts,
                        metrics=appliance.metrics)

@@ -112,17 +112,28 @@ class LogCapture(logging.Handler):
         self.thread = threading.get_ident()
         self.lines: list[str] = []
         self.size = 0
+        self._last = ""
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread != self.thread or self.size > MAX_LOG_CHARS * 2:
             return
+        if self.lines and record.getMessage() == self._last:
+            return  # a note() also passes through the logger: keep it once
+        self._last = record.getMessage()
         try:
             line = self.format(record)
         except Exception:
             return
         self.lines.append(line)
         self.size += len(line) + 1
+
+    def note(self, name: str, message: str) -> None:
+        """A step the job reports itself: kept whatever the process's log level is."""
+        record = logging.LogRecord(name, logging.INFO, "", 0, message, None, None)
+        record.thread = self.thread
+        self.emit(record)
+        logging.getLogger(name).info(message)
 
     def text(self) -> str:
         return "\n".join(self.lines)

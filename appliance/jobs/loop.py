@@ -40,27 +40,28 @@ class TrainingLoop:
         if number is None:
             number = self.datasets.show(dataset)["current_version"]
             if number is None:
-                log.info("%s has no accepted version yet: nothing to train", dataset)
+                ctx.log(f"{dataset} has no accepted version yet: nothing to train")
                 return {"trained": False, "reason": f"{dataset} has no accepted version"}
         steps: list[dict[str, Any]] = []
         version = self.datasets.version(dataset, number)
         steps.append({"step": "validate", "dataset_version": f"{dataset}@{number}",
                       "status": version.get("status"), "rows": version.get("rows")})
-        log.info("loop %s: %s@%s accepted (%s rows)", spec.name, dataset, number,
-                 version.get("rows"))
-        steps.append(self._drift_step(spec.name, dataset, number))
+        ctx.log(f"{dataset}@{number} was accepted against its contract "
+                f"({version.get('rows')} rows)")
+        steps.append(self._drift_step(ctx, spec.name, dataset, number))
+        failpoint("loop.after_drift")
 
         live = [r for r in self.training.runs_for(spec.name, dataset, number)
                 if r["status"] in LIVE]
         if live:
             run = live[-1]
-            log.info("loop %s: attaching to run %s already on %s@%s", spec.name, run["id"],
-                     dataset, number)
+            ctx.log(f"attaching to run {run['id']} already training on {dataset}@{number}")
         else:
             run = self.training.submit(job_text, by="scheduler", dataset_version=number)
-            log.info("loop %s: queued training run %s", spec.name, run["id"])
+            ctx.log(f"queued training run {run['id']} on {dataset}@{number}")
         failpoint("loop.after_submit")
         final = self.training.wait(run["id"], timeout=self.timeout + 600, beat=ctx.beat)
+        ctx.log(f"training run {final['id']} {final['status']}")
         steps.append({"step": "train", "run_id": final["id"], "status": final["status"],
                       "metrics": final.get("metrics")})
         if final["status"] != RunStatus.succeeded.value:
@@ -84,17 +85,17 @@ class TrainingLoop:
                       "champion": aliases.get(CHAMPION)})
         if promoted and alias == CHAMPION:
             steps.append({"step": "baseline", "reference": f"dataset:{dataset}@{number}"})
-            log.info("loop %s: v%s is %s; drift baseline is now %s@%s", spec.name,
-                     mv["number"], alias, dataset, number)
+            ctx.log(f"{spec.name} v{mv['number']} is {alias}; the drift baseline is now "
+                    f"{dataset}@{number}")
         else:
-            log.info("loop %s: v%s registered, %s", spec.name, mv["number"],
-                     "held for approval" if held else f"not promoted (champion stays "
-                     f"v{aliases.get(CHAMPION)})")
+            ctx.log(f"{spec.name} v{mv['number']} registered, " + (
+                "held for approval as challenger" if held
+                else f"not promoted (champion stays v{aliases.get(CHAMPION)})"))
         return {"trained": True, "dataset_version": number, "run_id": final["id"],
                 "model_version": mv["number"], "promoted": promoted,
                 "held_for_approval": held, "steps": steps}
 
-    def _drift_step(self, model: str, dataset: str, number: int) -> dict[str, Any]:
+    def _drift_step(self, ctx: Any, model: str, dataset: str, number: int) -> dict[str, Any]:
         """New data vs the champion's training data; a drift alert is raised by the check."""
         if self.drift is None:
             return {"step": "drift", "skipped": "no drift service"}
@@ -113,8 +114,8 @@ class TrainingLoop:
             return {"step": "drift", "skipped": exc.message}
         drifted = [f["column"] for f in report.get("features") or [] if f.get("drift")]
         if report["drift"]:
-            log.warning("loop %s: %s@%s drifted from the champion's data: %s", model, dataset,
-                        number, ", ".join(drifted) or "predictions")
+            ctx.log(f"{dataset}@{number} drifted from the champion's training data: "
+                    f"{', '.join(drifted) or 'predictions'}")
         return {"step": "drift", "report": report["id"], "drift": report["drift"],
                 "drifted": drifted}
 

@@ -56,6 +56,11 @@ class RunContext:
     key: str | None
     params: dict[str, Any]
     beat: Callable[[], None]
+    note: Callable[[str], None] = lambda message: log.info(message)
+
+    def log(self, message: str) -> None:
+        """Record a step in the run's logs (kept whatever the log level) and the log."""
+        self.note(message)
 
 
 @dataclass
@@ -247,8 +252,19 @@ class JobService:
             key = f"{job.id}:{dataset}@{version}"
             if self._handled(job, key, dataset, version):
                 continue
+            self._supersede(job.id, dataset, version)
             out.append(self._enqueue(job.id, Trigger.new_data, key=key))
         return out
+
+    def _supersede(self, job_id: str, dataset: str, version: int) -> None:
+        """Newer data makes a loop still waiting for an older version pointless: the latest
+        version is what gets trained when data arrives faster than training."""
+        for old in self.ledger.page(job=job_id, status=JobRunStatus.queued.value,
+                                    limit=500)["items"]:
+            match = _KEY.match(old.get("idempotency_key") or "")
+            if match and match["dataset"] == dataset and int(match["version"]) < version:
+                self.ledger.finish(old["id"], JobRunStatus.skipped, duration_ms=None,
+                                   error=f"superseded by {dataset}@{version}")
 
     def _handled(self, job: JobDef, key: str, dataset: str, version: int) -> bool:
         if self.ledger.keyed(key):
@@ -266,6 +282,16 @@ class JobService:
             self.auditor.record(s, by, "job.run", f"job:{job.id}",
                                 after={"trigger": Trigger.manual.value})
         return self._enqueue(job.id, Trigger.manual)
+
+    def run_here(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+        """Run a job in this process and wait for it (the CLI when no server is up)."""
+        job = self._job(job_id)
+        with self.store.write() as s:
+            self.auditor.record(s, by, "job.run", f"job:{job.id}",
+                                after={"trigger": Trigger.manual.value})
+        row = self.ledger.queue(job.id, Trigger.manual.value)
+        self._run_queued(row)
+        return self.ledger.get(row["id"])
 
     def pause(self, job_id: str, *, by: Principal) -> dict[str, Any]:
         return self._set_paused(job_id, True, by)
@@ -386,9 +412,11 @@ class JobService:
             self.ledger.finish(row["id"], JobRunStatus.skipped, duration_ms=None,
                                error="the job no longer exists")
             return
-        with job.lock:  # queued runs wait their turn; they are never dropped
+        with job.lock:  # queued runs wait their turn
             if self._closing:
                 return
+            if self.ledger.get(row["id"])["status"] != JobRunStatus.queued.value:
+                return  # superseded by newer data while it waited
             self.ledger.begin(row["id"])
             self._execute(job, {**row, "status": JobRunStatus.running.value})
 
@@ -403,6 +431,7 @@ class JobService:
                          beat=lambda: None)
         status, error, result = JobRunStatus.succeeded, None, None
         with captured_logs() as logs, heartbeats(self.ledger, row["id"], self.heartbeat_seconds):
+            ctx.note = functools.partial(logs.note, f"appliance.jobs.{job.id}")
             try:
                 failpoint("jobs.before_run")
                 result = job.run(ctx)
@@ -418,6 +447,7 @@ class JobService:
         duration = round((time.perf_counter() - started) * 1000, 1)
         self.ledger.finish(row["id"], status, duration_ms=duration, error=error,
                            logs=logs.text(), result=_jsonable(result))
+        failpoint("jobs.after_finish")
         metrics = self.services.get("metrics")
         if metrics is not None:
             metrics.job_seconds.labels(kind=job.kind, status=status.value) \

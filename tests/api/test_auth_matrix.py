@@ -33,6 +33,13 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("PUT", "/api/v1/datasets/{name}/contract"): Role.operator,
     ("GET", "/api/v1/ingests"): Role.viewer,
     ("GET", "/api/v1/lineage/{node}"): Role.viewer,
+    ("GET", "/api/v1/jobs"): Role.viewer,
+    ("GET", "/api/v1/jobs/{job_id}"): Role.viewer,
+    ("GET", "/api/v1/jobs/{job_id}/runs"): Role.viewer,
+    ("GET", "/api/v1/jobs/{job_id}/runs/{run_id}"): Role.viewer,
+    ("POST", "/api/v1/jobs/{job_id}/run"): Role.operator,
+    ("POST", "/api/v1/jobs/{job_id}/pause"): Role.operator,
+    ("POST", "/api/v1/jobs/{job_id}/resume"): Role.operator,
     ("GET", "/api/v1/audit"): Role.approver,
     ("GET", "/api/v1/audit/verify"): Role.admin,
     ("GET", "/api/v1/users"): Role.admin,
@@ -56,6 +63,8 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("PUT", "/api/v1/models/{name}/routing"): Role.approver,
     ("POST", "/api/v1/monitor/{model}/drift"): Role.operator,
     ("GET", "/api/v1/monitor/{model}/drift"): Role.viewer,
+    ("GET", "/api/v1/monitor/{model}/traffic"): Role.viewer,
+    ("GET", "/api/v1/monitor/{model}/metrics"): Role.viewer,
     ("GET", "/api/v1/alerts"): Role.viewer,
     ("GET", "/api/v1/alerts/webhooks"): Role.admin,
     ("POST", "/api/v1/alerts/webhooks"): Role.admin,
@@ -74,6 +83,8 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("PUT", "/api/v1/models/{name}/aliases/{alias}"): Role.approver,
     ("POST", "/api/v1/models/{name}/aliases/{alias}/rollback"): Role.approver,
     ("GET", "/api/v1/models/{name}/aliases/{alias}/history"): Role.viewer,
+    ("POST", "/api/v1/backups"): Role.admin,
+    ("GET", "/api/v1/backups"): Role.admin,
 }
 _SKIP_DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 

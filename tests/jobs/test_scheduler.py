@@ -4,55 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from scheduler_clock import SteppedClock
+from scheduler_clock import ADMIN, Rig
 
-from appliance.audit import Auditor
-from appliance.domain.principal import Principal
-from appliance.domain.roles import Role
 from appliance.errors import InvalidInput, NotFound
-from appliance.jobs.ledger import JobLedger
-from appliance.jobs.service import JobService
-from appliance.scheduler import Scheduler, TriggerSpec
-from appliance.store.db import Store
-
-ADMIN = Principal("admin", Role.admin)
-
-
-class Rig:
-    def __init__(self, tmp_path: Path, monkeypatch: Any, *, threads: bool = False) -> None:
-        self.tmp_path = tmp_path
-        self.clock = SteppedClock(monkeypatch, threads=threads)
-        self.store = Store(tmp_path / "db.duckdb", lock_path=tmp_path / "db.lock").open()
-        self.jobs = self.service()
-
-    def service(self) -> JobService:
-        scheduler = Scheduler(backend=self.clock.factory, misfire_grace_seconds=300)
-        return JobService(self.store, Auditor(self.store, self.tmp_path / "audit.head"),
-                          scheduler, JobLedger(self.store, clock=self.clock.now),
-                          jobs_dir=self.tmp_path / "jobs", heartbeat_seconds=3600)
-
-    def start(self) -> None:
-        self.jobs.scheduler.start()
-
-    def runs(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
-        return list(self.jobs.ledger.page(job=job, status=status, limit=5000)["items"])
-
-    def close(self) -> None:
-        self.jobs.close()
-        self.jobs.scheduler.stop()
-        self.store.close()
-
-
-@pytest.fixture
-def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
-    r = Rig(tmp_path, monkeypatch)
-    yield r
-    r.close()
+from appliance.scheduler import TriggerSpec
 
 
 def test_24_simulated_hours_of_a_1_minute_job_record_exactly_1440_runs(rig: Rig) -> None:

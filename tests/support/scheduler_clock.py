@@ -9,11 +9,20 @@ exactly as the background thread would when it woke at that instant.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.debug import DebugExecutor
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import BaseScheduler
+
+from appliance.audit import Auditor
+from appliance.domain.principal import Principal
+from appliance.domain.roles import Role
+from appliance.jobs.ledger import JobLedger
+from appliance.jobs.service import JobService
+from appliance.scheduler import Scheduler
+from appliance.store.db import Store
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -66,3 +75,31 @@ class SteppedBackend(BaseScheduler):
 
     def process(self) -> None:
         self._process_jobs()
+
+
+ADMIN = Principal("admin", Role.admin)
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, monkeypatch: Any, *, threads: bool = False) -> None:
+        self.tmp_path = tmp_path
+        self.clock = SteppedClock(monkeypatch, threads=threads)
+        self.store = Store(tmp_path / "db.duckdb", lock_path=tmp_path / "db.lock").open()
+        self.jobs = self.service()
+
+    def service(self) -> JobService:
+        scheduler = Scheduler(backend=self.clock.factory, misfire_grace_seconds=300)
+        return JobService(self.store, Auditor(self.store, self.tmp_path / "audit.head"),
+                          scheduler, JobLedger(self.store, clock=self.clock.now),
+                          jobs_dir=self.tmp_path / "jobs", heartbeat_seconds=3600)
+
+    def start(self) -> None:
+        self.jobs.scheduler.start()
+
+    def runs(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
+        return list(self.jobs.ledger.page(job=job, status=status, limit=5000)["items"])
+
+    def close(self) -> None:
+        self.jobs.close()
+        self.jobs.scheduler.stop()
+        self.store.close()

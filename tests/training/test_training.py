@@ -176,3 +176,12 @@ def test_a_run_killed_mid_way_is_interrupted_then_requeued_once(
         assert "run.interrupted" in actions and "run.queued" in actions
     finally:
         app.close()
+
+
+def test_the_disk_guard_refuses_a_training_run_and_leaves_no_run(customers: Any,
+                                                                  appliance_app: Any) -> None:
+    appliance_app.settings.min_free_disk_mb = 10**9
+    resp = customers.post("/api/v1/runs", json={"job": job()})
+    assert resp.status_code == 507, resp.text
+    assert "training needs" in resp.json()["error"]["message"]
+    assert customers.get("/api/v1/runs", params={"kind": "train"}).json()["total"] == 0

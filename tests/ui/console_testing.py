@@ -18,6 +18,9 @@ DATASETS_PAGE = "pages/1_Datasets.py"
 AUDIT_PAGE = "pages/2_Audit.py"
 RUNS_PAGE = "pages/3_Runs.py"
 MODELS_PAGE = "pages/4_Models.py"
+SERVING_PAGE = "pages/5_Serving.py"
+MONITORING_PAGE = "pages/6_Monitoring.py"
+JOBS_PAGE = "pages/7_Jobs.py"
 TIMEOUT = 60
 
 
@@ -75,6 +78,24 @@ def tiny_onnx(offset: float) -> bytes:
         "ui_add",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
+        initializer=[helper.make_tensor("offset", TensorProto.FLOAT, [1], [offset])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    out: bytes = model.SerializeToString()
+    return out
+
+
+def servable_onnx(offset: float) -> bytes:
+    """A single-file ONNX regressor that serving can feed: y = x + offset on one float column
+    ``x`` (the API answers ``{"x": 1.0}`` with ``1.0 + offset``)."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "offset"], ["y"])],
+        "ui_serve_add",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
         initializer=[helper.make_tensor("offset", TensorProto.FLOAT, [1], [offset])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

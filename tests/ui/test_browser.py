@@ -7,6 +7,7 @@ cannot run here. CI installs the package; the test is skipped only without it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .console_testing import tiny_onnx, upload_onnx
+from .console_testing import servable_onnx, tiny_onnx, upload_onnx
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,7 @@ DATASET = "ui_browser"
 CSV = b"id,score,colour\n1,0.5,red\n2,0.75,blue\n3,0.25,red\n"
 RUN = "ui-browser-run"
 MODEL = "ui_browser_model"
+SERVED = "ui_browser_served"  # serves requests: the Serving and Monitoring charts
 
 pytestmark = [
     pytest.mark.browser,
@@ -66,6 +68,12 @@ def console_url(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         upload_onnx(api, MODEL, tiny_onnx(1.0))
         upload_onnx(api, MODEL, tiny_onnx(2.0))
         api.put(f"/models/{MODEL}/aliases/champion", json={"version": 1, "reason": "browser"})
+        upload_onnx(api, SERVED, servable_onnx(1.0))
+        api.put(f"/models/{SERVED}/aliases/champion", json={"version": 1, "reason": "browser"})
+        answer = api.post(f"/models/{SERVED}/predict", json=[{"x": float(i)} for i in range(20)])
+        api.post(f"/models/{SERVED}/feedback", json=[
+            {"request_id": rid, "label": float(i) + 1.5}
+            for i, rid in enumerate(answer["request_ids"][:10])])
     port = free_port()
     log = tmp_path_factory.mktemp("console") / "streamlit.log"
     env = {**os.environ, "APPLIANCE_API_URL": live_server.url}
@@ -115,6 +123,23 @@ def open_from_sidebar(page: Any, label: str, heading: str) -> None:
 
     page.locator('[data-testid="stSidebarNav"] a', has_text=label).click()
     expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+
+
+def pick_model(page: Any, name: str) -> None:
+    """Choose ``name`` in the page's "Model" select box."""
+    page.locator('[data-testid="stSelectbox"]', has_text="Model").first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.wait_for_timeout(500)
+
+
+def expect_charts_drawn(page: Any, at_least: int) -> None:
+    """Vega-Lite really drew ``at_least`` charts (an invalid spec draws nothing)."""
+    from playwright.sync_api import expect
+
+    charts = page.locator('[data-testid="stVegaLiteChart"]')
+    expect(charts.nth(at_least - 1)).to_be_visible()
+    for i in range(at_least):
+        expect(charts.nth(i).locator("canvas, svg").first).to_be_visible()
 
 
 def test_console_pages_render_in_chromium(page: Any, console_url: str, live_server: Any):
@@ -168,6 +193,43 @@ def test_console_pages_render_in_chromium(page: Any, console_url: str, live_serv
         page.get_by_role("button", name="Download ONNX").click()
     assert download.value.suggested_filename == f"{MODEL}-v2.onnx"
     assert Path(download.value.path()).read_bytes() == tiny_onnx(2.0)  # exact bytes, not text
+    assert_no_exception(page)
+
+    open_from_sidebar(page, "Serving", "Serving")
+    pick_model(page, SERVED)
+    expect(page.get_by_role("heading", name="Aliases and routing")).to_be_visible()
+    expect(page.get_by_role("heading", name="Live traffic")).to_be_visible()
+    expect(page.get_by_text("Champion traffic: all to v1.")).to_be_visible()
+    expect(page.get_by_role("button", name="Apply routing")).to_have_count(0)  # no change yet
+    expect_charts_drawn(page, 2)  # latency p50/p99 and requests/s
+    assert_no_exception(page)
+
+    open_from_sidebar(page, "Monitoring", "Monitoring")
+    pick_model(page, SERVED)
+    expect(page.get_by_role("heading", name="Drift", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="Live metrics from labels")).to_be_visible()
+    expect(page.get_by_role("heading", name="Alerts", exact=True)).to_be_visible()
+    expect(page.get_by_text(f"No drift report for {SERVED} yet")).to_be_visible()
+    expect(page.get_by_role("button", name="Run drift check now")).to_be_visible()  # admin
+    expect_charts_drawn(page, 2)  # rmse and label coverage
+    assert_no_exception(page)
+
+    open_from_sidebar(page, "Jobs", "Jobs")
+    expect(page.get_by_role("heading", name="Schedules")).to_be_visible()
+    page.locator('[data-testid="stSelectbox"]', has_text="Job").first.click()
+    page.get_by_role("option", name=re.compile(r"^housekeeping\.checkpoint")).click()
+    page.get_by_role("button", name="Run now").click()  # admin
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()
+    expect_charts_drawn(page, 1)  # run durations: only there once the queued run finished
+    assert_no_exception(page)
+
+    open_from_sidebar(page, "Lineage", "Lineage")
+    page.get_by_text("Node id", exact=True).click()
+    box = page.get_by_role("textbox", name="Node id")
+    box.fill(f"model:{SERVED}@1")
+    box.press("Enter")
+    expect(page.get_by_role("heading", name="Edges")).to_be_visible()
+    expect(page.locator('[data-testid="stGraphVizChart"] svg').first).to_be_visible()
     assert_no_exception(page)
 
     page.get_by_role("button", name="Log out").click()
