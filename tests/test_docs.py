@@ -161,3 +161,26 @@ def test_relative_links_in_markdown_point_to_existing_headings(doc: Path) -> Non
         if sep and linked.suffix == ".md" and linked.exists() and anchor not in _anchors(linked):
             broken.append(target)
     assert not broken, f"{doc.relative_to(REPO)} links to missing headings: {broken}"
+
+
+def test_api_reference_matches_the_openapi_document_both_ways(appliance_app: Any) -> None:
+    from appliance.api.app import create_app
+
+    spec = create_app(appliance_app).openapi()
+    live = {f"{method.upper()} {path}" for path, item in spec["paths"].items()
+            for method in item if method in ("get", "post", "put", "patch", "delete")}
+    table = "\n".join(" | ".join(row) for row in _table_rows(API_DOC.read_text()))
+    documented = {m.group(1) for m in re.finditer(
+        r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`?\s]*)", table)}
+    assert live - documented == set(), f"undocumented in api.md: {sorted(live - documented)}"
+    assert documented - live == set(), f"api.md documents routes that do not exist: " \
+                                       f"{sorted(documented - live)}"
+
+
+def test_every_command_the_cli_reference_documents_exists() -> None:
+    live = {f"appliance {p}" for p in _cli_command_paths()}
+    headings = set(re.findall(r"^#+\s+`?(appliance [a-z][a-z -]*?)`?\s*$", CLI_DOC.read_text(),
+                              re.M))
+    assert headings, "no command headings found"
+    assert headings - live == set(), f"cli.md documents commands that do not exist: " \
+                                     f"{sorted(headings - live)}"
