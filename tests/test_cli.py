@@ -407,3 +407,34 @@ def test_predict_scores_a_file_into_parquet(tmp_path: Path) -> None:
         assert app.store.execute("SELECT count(*) FROM predictions") == [(7000,)]
     finally:
         app.close()
+
+
+def test_jobs_verbs_in_local_mode_list_pause_run_and_resume(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "jobs").mkdir(parents=True)
+    (home / "jobs" / "broken.yaml").write_text("name: x\nschedule: {train: {every: soon}}\n")
+    listed = invoke(home, "jobs", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "housekeeping.checkpoint" in listed.stdout and "inbox.scan" in listed.stdout
+    assert "invalid job file" in listed.stderr and "broken.yaml" in listed.stderr
+
+    paused = invoke(home, "jobs", "pause", "housekeeping.checkpoint")
+    assert paused.exit_code == 0 and json.loads(paused.stdout)["paused"] is True
+    assert re.search(r"housekeeping\.checkpoint .* next: paused",
+                     invoke(home, "jobs", "list").stdout)
+    ran = invoke(home, "jobs", "run", "housekeeping.checkpoint")
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.stdout)["status"] == "succeeded"
+    history = json.loads(invoke(home, "jobs", "runs", "housekeeping.checkpoint").stdout)
+    assert history["total"] == 1 and history["items"][0]["trigger"] == "manual"
+    resumed = invoke(home, "jobs", "resume", "housekeeping.checkpoint")
+    assert json.loads(resumed.stdout)["paused"] is False
+
+
+@pytest.mark.parametrize("args", [("jobs", "run", "train.nothing"), ("jobs", "pause", "../x"),
+                                  ("jobs", "runs", "inbox.scan", "--status", "asleep")])
+def test_jobs_verbs_refuse_bad_input_with_one_line_error(tmp_path: Path,
+                                                         args: tuple[str, ...]) -> None:
+    result = invoke(tmp_path / "home", *args)
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, mentions="job")
