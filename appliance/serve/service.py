@@ -233,60 +233,123 @@ def _rows(records: Any) -> list[dict[str, Any]]:
     return rows
 
 
+_NUMBER_TYPES = frozenset({int, float, type(None)})
+_TEXT_TYPES = frozenset({str, type(None)})
+_INTS = {int}
+_INT_TYPES = frozenset({int, type(None)})  # a float in an int64 input is checked slowly
+
+
 def _feeds(loaded: LoadedModel, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """The ONNX feeds and request ids for ``rows``, or 422 naming the first bad field.
+
+    The float inputs are checked and converted together: one pass collects the
+    Python types present, numpy converts the whole table at once and finds any
+    NaN/inf. Only when something is wrong is the table walked value by value
+    (``_refuse``), to name the first bad field the way a reader would look.
+    """
     import numpy as np
 
     expected = loaded.columns
+    with_id = expected | {REQUEST_ID}
     request_ids: list[str] = []
     for i, row in enumerate(rows):
-        extra = set(row) - expected - {REQUEST_ID}
-        if extra:
-            name = sorted(extra)[0]
-            raise UnprocessableInput(f"row {i}: unknown field {name!r}",
-                                     detail={"row": i, "field": name})
-        missing = expected - set(row)
-        if missing:
-            name = sorted(missing)[0]
-            raise UnprocessableInput(f"row {i}: missing field {name!r}",
-                                     detail={"row": i, "field": name})
+        keys = row.keys()
+        if keys == expected:  # the common case: exactly the signature, no request id
+            request_ids.append(uuid.uuid4().hex)
+            continue
+        if keys != with_id:
+            extra = keys - with_id
+            if extra:
+                name = sorted(extra)[0]
+                raise UnprocessableInput(f"row {i}: unknown field {name!r}",
+                                         detail={"row": i, "field": name})
+            missing = expected - keys
+            if missing:
+                name = sorted(missing)[0]
+                raise UnprocessableInput(f"row {i}: missing field {name!r}",
+                                         detail={"row": i, "field": name})
         rid = row.get(REQUEST_ID)
         if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 100):
             raise UnprocessableInput(f"row {i}: request_id must be a string of 1-100 characters",
                                      detail={"row": i, "field": REQUEST_ID})
         request_ids.append(rid or uuid.uuid4().hex)
+
+    floats = [inp for inp in loaded.inputs if inp.kind not in ("string", "int64")]
+    columns = [inp.column for inp in floats]
+    table = [[row[c] for c in columns] for row in rows]
+    number_types: set[type] = set()
+    for values in table:
+        number_types.update(map(type, values))
+    texts = {inp.column: [row[inp.column] for row in rows]
+             for inp in loaded.inputs if inp.kind == "string"}
+    ints = {inp.column: [row[inp.column] for row in rows]
+            for inp in loaded.inputs if inp.kind == "int64"}
+    if not number_types <= _NUMBER_TYPES \
+            or any(not set(map(type, v)) <= _TEXT_TYPES for v in texts.values()) \
+            or any(not set(map(type, v)) <= _INT_TYPES for v in ints.values()):
+        _refuse(loaded, rows)  # raises, naming the first bad field
+    try:
+        matrix = np.array(table, dtype=np.float64).reshape(len(rows), len(floats))  # None: nan
+    except OverflowError:  # an integer too big for a float
+        _refuse(loaded, rows)
+        raise
+    if number_types != _INTS and not np.isfinite(matrix).all():
+        bad = ~np.isfinite(matrix)
+        for i, j in zip(*np.nonzero(bad.T)[::-1], strict=True):  # column by column, as read
+            if table[i][j] is not None:
+                raise UnprocessableInput(
+                    f"row {i}: field {columns[j]!r} is not finite ({table[i][j]})",
+                    detail={"row": int(i), "field": columns[j]})
+
     feeds: dict[str, Any] = {}
+    single = matrix.T.astype(np.float32, order="C")  # one contiguous row per input
+    double = np.ascontiguousarray(matrix.T) if any(i.kind == "double" for i in floats) \
+        else None
+    for j, inp in enumerate(floats):
+        source = double if inp.kind == "double" and double is not None else single
+        feeds[inp.name] = source[j].reshape(-1, 1)
     for inp in loaded.inputs:
-        values = [row[inp.column] for row in rows]
         if inp.kind == "string":
-            for i, v in enumerate(values):
-                if v is not None and not isinstance(v, str):
-                    raise UnprocessableInput(
-                        f"row {i}: field {inp.column!r} must be text, got {type(v).__name__}",
-                        detail={"row": i, "field": inp.column})
+            values = texts[inp.column]
             feeds[inp.name] = np.array([v if v is not None else "" for v in values],
                                        dtype=object).reshape(-1, 1)
-            continue
-        for i, v in enumerate(values):
+        elif inp.kind == "int64":
+            feeds[inp.name] = np.asarray([0 if v is None else v for v in ints[inp.column]],
+                                         dtype=np.int64).reshape(-1, 1)
+    return feeds, request_ids
+
+
+def _refuse(loaded: LoadedModel, rows: list[dict[str, Any]]) -> None:
+    """Raise 422 for the first bad value, input by input and row by row."""
+    for inp in loaded.inputs:
+        column = inp.column
+        for i, row in enumerate(rows):
+            v = row[column]
             if v is None:
+                continue
+            if inp.kind == "string":
+                if not isinstance(v, str):
+                    raise UnprocessableInput(
+                        f"row {i}: field {column!r} must be text, got {type(v).__name__}",
+                        detail={"row": i, "field": column})
                 continue
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise UnprocessableInput(
-                    f"row {i}: field {inp.column!r} must be a number, got {type(v).__name__}",
-                    detail={"row": i, "field": inp.column})
-            if not math.isfinite(v):
-                raise UnprocessableInput(f"row {i}: field {inp.column!r} is not finite ({v})",
-                                         detail={"row": i, "field": inp.column})
-        dtype = {"double": np.float64, "int64": np.int64}.get(inp.kind, np.float32)
-        filled = [math.nan if v is None else v for v in values] if dtype is not np.int64 \
-            else [0 if v is None else v for v in values]
-        feeds[inp.name] = np.asarray(filled, dtype=dtype).reshape(-1, 1)
-    return feeds, request_ids
+                    f"row {i}: field {column!r} must be a number, got {type(v).__name__}",
+                    detail={"row": i, "field": column})
+            try:
+                finite = math.isfinite(v)
+            except OverflowError:  # an integer too big for a float
+                finite = False
+            if not finite:
+                raise UnprocessableInput(f"row {i}: field {column!r} is not finite ({v})"[:300],
+                                         detail={"row": i, "field": column})
 
 
 def _decode(loaded: LoadedModel, outputs: list[Any]) -> tuple[list[Any], list[dict[str, float]] | None]:
     first = outputs[0]
     if loaded.classes is not None or len(outputs) > 1:
-        labels = [int(x) for x in first.reshape(-1)]
+        labels = [int(x) for x in first.reshape(-1).tolist()]
         classes = loaded.classes
         predictions = [classes[i] if classes is not None and 0 <= i < len(classes) else i
                        for i in labels]
@@ -295,7 +358,7 @@ def _decode(loaded: LoadedModel, outputs: list[Any]) -> tuple[list[Any], list[di
             proba = outputs[1]
             names = [str(c) for c in classes] if classes is not None else \
                 [str(i) for i in range(proba.shape[1])]
-            probabilities = [{n: float(p) for n, p in zip(names, row, strict=True)}
+            probabilities = [dict(zip(names, row, strict=True))  # tolist() gives floats
                              for row in proba.tolist()]
         return predictions, probabilities
-    return [float(x) for x in first.reshape(-1)], None
+    return [float(x) for x in first.reshape(-1).tolist()], None

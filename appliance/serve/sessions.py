@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from appliance.domain.registry import CHAMPION, check_alias
@@ -34,8 +35,8 @@ class LoadedModel:
     outputs: tuple[str, ...]
     classes: tuple[Any, ...] | None
 
-    @property
-    def columns(self) -> frozenset[str]:
+    @cached_property
+    def columns(self) -> frozenset[str]:  # cached: asked on every request
         return frozenset(i.column for i in self.inputs)
 
 
@@ -49,11 +50,14 @@ class SessionCache:
     def resolve(self, model: str, *, alias: str | None = None,
                 version: int | None = None) -> LoadedModel:
         if version is None:
-            alias = check_alias(alias or CHAMPION)
+            alias = alias or CHAMPION
             aliases = self._aliases.get(model)
-            if aliases is None:
-                aliases = self.refresh(model)
-            version = aliases.get(alias)
+            version = aliases.get(alias) if aliases is not None else None
+            if version is None:  # a name in the map is valid; anything else is checked
+                alias = check_alias(alias)
+                if aliases is None:
+                    aliases = self.refresh(model)
+                version = aliases.get(alias)
             if version is None:
                 raise NotFound(f"model {model!r} has no alias {alias!r}")
         hit = self._sessions.get((model, version))

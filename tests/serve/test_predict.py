@@ -297,3 +297,137 @@ def test_a_labels_file_dropped_in_the_inbox_is_joined_to_predictions(served: Tes
     claim = inbox.claim(bad, "churn__labels", app.settings.claimed_dir)
     refused = app.ingest.ingest_claim(claim)
     assert refused["outcome"] == "quarantined" and "request_id,label" in refused["message"]
+
+
+# -- Parquet bodies -------------------------------------------------------------------
+
+
+def _parquet(frame: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    return buf.getvalue()
+
+
+def _features(n: int, seed: int) -> Any:
+    return make_customers(n, seed=seed).drop("churned", "customer_id")
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/vnd.apache.parquet", "application/x-parquet", "application/octet-stream",
+])
+def test_predict_a_parquet_body_answers_as_the_same_rows_in_json(served: TestClient,
+                                                                 content_type: str) -> None:
+    frame = _features(40, seed=21)
+    as_json = served.post("/api/v1/models/churn/predict", json=frame.to_dicts())
+    as_parquet = served.post("/api/v1/models/churn/predict", content=_parquet(frame),
+                             headers={"Content-Type": content_type})
+    assert as_parquet.status_code == 200, as_parquet.text
+    a, b = as_json.json(), as_parquet.json()
+    assert b["version"] == a["version"] == 1
+    assert b["predictions"] == a["predictions"] and b["probabilities"] == a["probabilities"]
+    assert len(b["request_ids"]) == 40
+
+
+@pytest.mark.parametrize("body", [
+    b"PAR1" + b"\x00" * 64 + b"PAR1",
+    b"PAR1 this is not parquet at all",
+], ids=["garbage-between-magics", "truncated"])
+def test_predict_a_corrupt_parquet_body_is_422(served: TestClient, body: bytes) -> None:
+    resp = served.post("/api/v1/models/churn/predict", content=body,
+                       headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert resp.status_code == 422, resp.text
+    err = resp.json()["error"]
+    assert "Parquet" in err["message"] and err["detail"]["reason"] == "unreadable"
+
+
+def test_predict_a_cut_off_parquet_file_is_422(served: TestClient) -> None:
+    data = _parquet(_features(20, seed=3))
+    resp = served.post("/api/v1/models/churn/predict", content=data[: len(data) // 2],
+                       headers={"Content-Type": "application/x-parquet"})
+    assert resp.status_code == 422, resp.text
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda f: f.drop("tenure_months"), "tenure_months"),
+    (lambda f: f.with_columns(surprise=1), "surprise"),
+    (lambda f: f.with_columns(age=f["age"].cast(str)), "age"),
+    (lambda f: f.with_columns(monthly_charges=float("nan")), "monthly_charges"),
+], ids=["missing", "extra", "text-for-number", "nan"])
+def test_predict_a_parquet_body_with_bad_columns_is_422_naming_the_field(
+    served: TestClient, change: Any, field: str,
+) -> None:
+    resp = served.post("/api/v1/models/churn/predict", content=_parquet(change(_features(5, 8))),
+                       headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["detail"]["field"] == field
+
+
+def test_predict_a_parquet_body_over_the_row_cap_is_413_before_decoding(served: TestClient) -> None:
+    import polars as pl
+
+    frame = pl.concat([_features(1, seed=5)] * 10_001)  # tiny file, too many rows
+    data = _parquet(frame)
+    assert len(data) < 100_000
+    resp = served.post("/api/v1/models/churn/predict", content=data,
+                       headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert resp.status_code == 413, resp.text
+    assert resp.json()["error"]["detail"]["rows"] == 10_001
+
+
+def test_predict_an_octet_stream_that_is_not_parquet_is_read_as_json(served: TestClient) -> None:
+    resp = served.post("/api/v1/models/churn/predict", content=json.dumps(record()).encode(),
+                       headers={"Content-Type": "application/octet-stream"})
+    assert resp.status_code == 200, resp.text
+
+
+def test_predict_a_version_that_is_not_a_number_is_422_naming_it(served: TestClient) -> None:
+    resp = served.post("/api/v1/models/churn/predict", params={"version": "two"}, json=record())
+    assert resp.status_code == 422 and resp.json()["error"]["detail"]["field"] == "version"
+
+
+def test_predict_without_a_token_is_401_before_the_body_is_read(served: TestClient) -> None:
+    resp = served.post("/api/v1/models/churn/predict", content=b"not json",
+                       headers={"Authorization": "", "Content-Type": "application/json"})
+    assert resp.status_code == 401 and resp.json()["error"]["type"] == "unauthenticated"
+    assert resp.headers["www-authenticate"] == "Bearer"
+
+
+def test_predict_an_integer_too_big_for_a_float_is_422(served: TestClient) -> None:
+    body = json.dumps({**record(), "age": 1}).replace('"age": 1', '"age": ' + "9" * 400)
+    resp = served.post("/api/v1/models/churn/predict", content=body.encode(),
+                       headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422 and resp.json()["error"]["detail"]["field"] == "age"
+
+
+def test_the_prediction_log_flush_writes_everything_queued_in_small_batches(
+    served: TestClient,
+) -> None:
+    log = served.app.state.appliance.serving.log
+    rows = [record(i) for i in range(5)]
+    log.flush()
+    written = log.written
+    for _ in range(3):  # 3 x 400 rows: more than one batch
+        resp = served.post("/api/v1/models/churn/predict", json=rows * 80)
+        assert resp.status_code == 200
+    log.flush()
+    assert log.written - written == 1200 and log.stats()["queued"] == 0
+
+
+def test_predict_skips_routing_yet_is_timed_under_its_route_and_documented(
+    served: TestClient,
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert served.post("/api/v1/models/churn/predict", json=record()).status_code == 200
+    assert served.post("/api/v1/models/ghost/predict", json=record()).status_code == 404
+    families = {f.name: f for f in text_string_to_metric_families(served.get("/metrics").text)}
+    seen = {(s.labels.get("route"), s.labels.get("status"))
+            for s in families["appliance_http_request_duration_seconds"].samples}
+    assert ("/api/v1/models/{name}/predict", "200") in seen
+    assert ("/api/v1/models/{name}/predict", "404") in seen
+    spec = served.get("/openapi.json").json()["paths"]["/api/v1/models/{name}/predict"]["post"]
+    assert {p["name"] for p in spec["parameters"]} >= {"name", "alias", "version"}
+    assert "application/vnd.apache.parquet" in spec["requestBody"]["content"]
+    assert spec["security"] == [{"HTTPBearer": []}]

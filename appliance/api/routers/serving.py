@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from appliance.api.bodies import read_capped
-from appliance.api.deps import App, Approver, Operator, Viewer
-from appliance.errors import UnprocessableInput
+from appliance.api.bodies import is_parquet, parquet_records, read_capped
+from appliance.api.deps import BEARER_SECURITY, App, Approver, Operator, Viewer, authorize
+from appliance.api.errors import error_body, status_for
+from appliance.domain.roles import Role
+from appliance.errors import ApplianceError, UnprocessableInput
+from appliance.runtime import Appliance
+from appliance.serve.service import MAX_ROWS
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/models", tags=["serving"])
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 _INLINE_ROWS = 256  # bigger requests are scored off the event loop
+_INLINE_BYTES = 64 * 1024  # bigger bodies are decoded off the event loop
 
 
 async def _body(request: Request) -> bytes:
@@ -24,6 +32,8 @@ async def _body(request: Request) -> bytes:
 
 
 def _records(body: bytes, content_type: str) -> Any:
+    if is_parquet(body, content_type):
+        return parquet_records(body, MAX_ROWS)
     if "csv" in content_type:
         import polars as pl
 
@@ -37,16 +47,82 @@ def _records(body: bytes, content_type: str) -> Any:
         raise UnprocessableInput(f"the body is not JSON: {exc}") from exc
 
 
-@router.post("/{name}/predict")
-async def predict(app: App, _: Viewer, name: str, request: Request,
-                  alias: str | None = None, version: int | None = None) -> dict[str, Any]:
-    """Score JSON records (one object or an array) or a CSV body with the aliased version."""
-    records = _records(await _body(request), request.headers.get("content-type", ""))
+def _query(request: Request) -> tuple[str | None, int | None]:
+    """``alias`` and ``version`` from the query string, checked as FastAPI would."""
+    params = request.query_params
+    alias, raw = params.get("alias"), params.get("version")
+    if raw is None:
+        return alias, None
+    try:
+        return alias, int(raw)
+    except ValueError:
+        raise UnprocessableInput("version must be an integer",
+                                 detail={"field": "version", "value": raw[:100]}) from None
+
+
+_PREDICT_DOC: dict[str, Any] = {
+    "security": BEARER_SECURITY,
+    "parameters": [
+        {"name": "alias", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "Score with the version this alias names (default champion)."},
+        {"name": "version", "in": "query", "required": False, "schema": {"type": "integer"},
+         "description": "Score with this version number."},
+    ],
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"oneOf": [
+            {"type": "object"}, {"type": "array", "items": {"type": "object"}}]}},
+        "text/csv": {"schema": {"type": "string"}},
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+    }},
+}
+
+
+PREDICT_PATH = "/api/v1/models/{name}/predict"
+
+
+@router.post("/{name}/predict", response_model=None, openapi_extra=_PREDICT_DOC)
+async def predict(request: Request, name: str) -> JSONResponse:
+    """Score JSON records (one object or an array), a CSV or a Parquet body (viewer).
+
+    The hot path: auth is checked by ``authorize`` (the ``Viewer`` rule) rather
+    than by dependencies, and the answer is encoded once, straight to JSON.
+    In the running app the edge (``appliance.api.edge``) sends these requests
+    to ``predict_lane`` without routing them; both end in ``score``.
+    """
+    return await score(request, name)
+
+
+async def score(request: Request, name: str) -> JSONResponse:
+    authorize(request, Role.viewer)
+    app: Appliance = request.app.state.appliance
+    alias, version = _query(request)
+    body = await _body(request)
+    ctype = request.headers.get("content-type", "")
+    if len(body) > _INLINE_BYTES:
+        records = await run_in_threadpool(_records, body, ctype)
+    else:
+        records = _records(body, ctype)
     if isinstance(records, list) and len(records) > _INLINE_ROWS:
         out: dict[str, Any] = await run_in_threadpool(
             app.serving.predict, name, records, alias=alias, version=version)
-        return out
-    return app.serving.predict(name, records, alias=alias, version=version)
+    else:
+        out = app.serving.predict(name, records, alias=alias, version=version)
+    return JSONResponse(out)
+
+
+async def predict_lane(scope: dict[str, Any], receive: Any, name: str) -> Response:
+    """``POST /api/v1/models/{name}/predict`` without routing: the same ``score``, and
+    errors answered as ``appliance.api.errors`` answers them (one JSON shape)."""
+    try:
+        return await score(Request(scope, receive), name)
+    except ApplianceError as exc:
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(error_body(exc.kind, exc.message, exc.detail), status_code=status,
+                            headers=headers)
+    except Exception:
+        log.exception("unhandled error")
+        return JSONResponse(error_body("internal", "internal error; see the server log"), 500)
 
 
 @router.post("/{name}/feedback")
