@@ -41,6 +41,11 @@ def new_secret() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+# argon2id (argon2-cffi's default parameters) of 32 random bytes that were thrown away.
+_DUMMY_HASH = ("$argon2id$v=19$m=65536,t=3,p=4$svV6aJPtkXlahCkufVz90A$"
+               "gl1NeNmJVuoB8q+wmlU1bgEFigF8dPQHfqwPo0Xr8Do")
+
+
 class AuthService:
     def __init__(self, store: Store, auditor: Auditor, *, session_ttl_hours: float) -> None:
         self.store = store
@@ -51,8 +56,10 @@ class AuthService:
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._degraded_sessions: dict[str, tuple[Principal, dt.datetime]] = {}
         self._cache_lock = threading.Lock()
-        # a dummy hash so a wrong username costs as much as a wrong password
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
+        # a wrong username costs as much as a wrong password: verify against a hash of
+        # the hasher's parameters whose password nobody knows (a constant, so start-up
+        # does not spend half a second hashing one)
+        self._dummy_hash = _DUMMY_HASH
 
     # -- bootstrap ------------------------------------------------------------
 

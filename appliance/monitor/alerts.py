@@ -48,16 +48,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from appliance.audit import Auditor
 from appliance.domain.principal import Principal
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.store import alerts as q
 from appliance.store.db import Store
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -425,6 +426,8 @@ class AlertService:
                 self._worker.start()
 
     def _run(self) -> None:
+        import httpx  # only when a webhook is sent: keeps it off start-up
+
         with httpx.Client(timeout=self.timeout_s, follow_redirects=False,
                           trust_env=False) as client:
             while True:
@@ -452,6 +455,8 @@ class AlertService:
                 self.failed += 1
 
     def _deliver(self, client: httpx.Client, url: str, body: bytes) -> bool:
+        import httpx
+
         try:
             target = self.check_url(url)  # again: DNS and the allowlist may have changed
         except InvalidInput as exc:
