@@ -39,6 +39,7 @@ from appliance.audit import Auditor
 from appliance.config import Settings
 from appliance.domain.principal import SYSTEM, Principal
 from appliance.domain.roles import Role
+from appliance.durable import fsync_dir, write_synced
 from appliance.errors import ApplianceError, Conflict, InsufficientDisk, InvalidInput, NotFound
 from appliance.store import backup as q
 from appliance.store.db import ProcessLock, Store, migration_files
@@ -106,11 +107,11 @@ class BackupService:
                                "remove it and try again")
             try:
                 manifest = self._build(partial, progress)
-                _fsync_dir(partial)
+                fsync_dir(partial)
                 if dest.exists():
                     dest.rmdir()  # empty, checked above; os.replace needs it gone or empty
                 os.replace(partial, dest)
-                _fsync_dir(dest.parent)
+                fsync_dir(dest.parent)
             except BaseException:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise
@@ -237,7 +238,7 @@ class BackupService:
             "files": [e.as_dict() for e in sorted(entries, key=lambda e: e.path)],
         }
         manifest["manifest_sha256"] = _manifest_digest(manifest)
-        _write_synced(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        write_synced(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
         return manifest
 
 
@@ -329,10 +330,10 @@ def copy_backup(src: Path, dest: Path, progress: Progress | None = None) -> dict
             done += int(e["size"])
             if progress:
                 progress("copying", done, total)
-        _write_synced(partial / MANIFEST, (src / MANIFEST).read_bytes())
+        write_synced(partial / MANIFEST, (src / MANIFEST).read_bytes())
         if read_manifest(partial) != manifest:
             raise InvalidInput("the manifest changed while the backup was copied")
-        _fsync_dir(partial)
+        fsync_dir(partial)
         if dest.exists():
             dest.rmdir()
         os.replace(partial, dest)
@@ -412,7 +413,7 @@ def restore(settings: Settings, src: Path, *, actor: str = "system",
                 target = home / name
                 os.replace(tmp / name, target)  # an empty folder left by `init` is replaced
                 placed.append(target)
-        _fsync_dir(home)
+        fsync_dir(home)
     except BaseException:
         for target in placed:  # only reached before the store was opened: nothing is used yet
             if target.is_dir():
@@ -650,24 +651,3 @@ def _copy_checked(src: Path, dst: Path, entry: dict[str, Any]) -> None:
     if sha != entry["sha256"] or size != entry["size"]:
         raise InvalidInput(f"{entry['path']} changed while it was copied: it no longer matches "
                            "its checksum", detail={"path": entry["path"]})
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with path.open("xb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-

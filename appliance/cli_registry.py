@@ -26,6 +26,15 @@ def _backend(home: Path | None) -> Any:
     return open_backend(cli_settings(home))
 
 
+def _call(home: Path | None, fn: Any) -> Any:
+    """Run ``fn(backend)`` against the server or the store; an error exits 2 in one line."""
+    try:
+        with _backend(home) as backend:
+            return fn(backend)
+    except ApplianceError as exc:
+        _fail(exc)
+
+
 def _fail(exc: ApplianceError) -> None:
     typer.secho(f"error: {exc.message}", fg="red", err=True)
     raise typer.Exit(2)
@@ -101,31 +110,19 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_id: str, home: Home = None) -> None:
     """Show one run: params, metrics, environment, artifacts, trials, model version."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.run(run_id))
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.run(run_id)))
 
 
 @models_app.command("list")
 def models_list(home: Home = None) -> None:
     """List registered models with their newest version and aliases."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.models())
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.models()))
 
 
 @models_app.command("show")
 def models_show(name: str, home: Home = None) -> None:
     """Show a model, its versions and aliases."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.model(name))
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.model(name)))
 
 
 @models_app.command("promote")
@@ -138,11 +135,7 @@ def models_promote(
     home: Home = None,
 ) -> None:
     """Point ALIAS of NAME at VERSION (champion must pass the gate unless --force)."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.set_alias(name, alias, version, reason, force))
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.set_alias(name, alias, version, reason, force)))
 
 
 @models_app.command("rollback")
@@ -153,11 +146,7 @@ def models_rollback(
     home: Home = None,
 ) -> None:
     """Return ALIAS of NAME to the version it pointed at before, in one step."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.rollback(name, alias, reason))
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.rollback(name, alias, reason)))
 
 
 @models_app.command("export")
@@ -233,11 +222,7 @@ def drift(
     home: Home = None,
 ) -> None:
     """Test recent inputs (or a dataset version) for drift against the champion's training data."""
-    try:
-        with _backend(home) as backend:
-            report = backend.drift(model, window_hours, dataset_version)
-    except ApplianceError as exc:
-        _fail(exc)
+    report = _call(home, lambda backend: backend.drift(model, window_hours, dataset_version))
     drifted = [f["column"] for f in report["features"] if f["drift"]]
     _print({"drift": report["drift"], "drifted_columns": drifted,
             "prediction_drift": (report.get("prediction") or {}).get("drift"),
@@ -254,11 +239,7 @@ jobs_app = typer.Typer(help="Scheduled jobs: schedules, the run ledger, run-now,
 @jobs_app.command("list")
 def jobs_list(home: Home = None) -> None:
     """Every job with its trigger, next run and last run; invalid job files are reported."""
-    try:
-        with _backend(home) as backend:
-            out = backend.jobs()
-    except ApplianceError as exc:
-        _fail(exc)
+    out = _call(home, lambda backend: backend.jobs())
     for job in out["items"]:
         last = job.get("last_run") or {}
         state = "paused" if job["paused"] else (job.get("next_run") or "-")
@@ -280,21 +261,13 @@ def jobs_runs(
     home: Home = None,
 ) -> None:
     """The run ledger of one job, newest first."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.job_runs(job_id, status, limit))
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.job_runs(job_id, status, limit)))
 
 
 @jobs_app.command("run")
 def jobs_run(job_id: str, home: Home = None) -> None:
     """Run a job now: queued on the server when one is up, else run here and waited for."""
-    try:
-        with _backend(home) as backend:
-            out = backend.run_job(job_id)
-    except ApplianceError as exc:
-        _fail(exc)
+    out = _call(home, lambda backend: backend.run_job(job_id))
     _print(out)
     if out.get("status") == "failed":
         raise typer.Exit(1)
@@ -303,18 +276,10 @@ def jobs_run(job_id: str, home: Home = None) -> None:
 @jobs_app.command("pause")
 def jobs_pause(job_id: str, home: Home = None) -> None:
     """Stop a job's schedule (it stays paused across restarts); run-now still works."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.pause_job(job_id, True))
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.pause_job(job_id, True)))
 
 
 @jobs_app.command("resume")
 def jobs_resume(job_id: str, home: Home = None) -> None:
     """Put a paused job back on its schedule."""
-    try:
-        with _backend(home) as backend:
-            _print(backend.pause_job(job_id, False))
-    except ApplianceError as exc:
-        _fail(exc)
+    _print(_call(home, lambda backend: backend.pause_job(job_id, False)))

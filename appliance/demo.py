@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from appliance.durable import fsync_dir
+
 if TYPE_CHECKING:
     from appliance.config import Settings
 
@@ -162,22 +164,10 @@ def write_demo_file(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return final
 
 
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not every platform lets a directory be opened.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def example_jobs_dir() -> Path | None:

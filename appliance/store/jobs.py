@@ -89,25 +89,7 @@ def runs_in(s: Session, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
     return [_run(r) for r in rows]
 
 
-def list_runs(s: Session, *, job: str | None = None, status: str | None = None,
-              limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    where: list[str] = []
-    params: dict[str, Any] = {"n": limit, "o": offset}
-    if job is not None:
-        where.append("job = :job")
-        params["job"] = job
-    if status is not None:
-        where.append("status = :status")
-        params["status"] = status
-    clause = ("WHERE " + " AND ".join(where)) if where else ""
-    rows = s.execute(
-        text(f"SELECT {_LIST_COLUMNS} FROM job_runs {clause} "
-             "ORDER BY created_at DESC, id LIMIT :n OFFSET :o"), params,
-    ).fetchall()
-    return [_run(r) for r in rows]
-
-
-def count_runs(s: Session, *, job: str | None = None, status: str | None = None) -> int:
+def _filter(job: str | None, status: str | None) -> tuple[str, dict[str, Any]]:
     where: list[str] = []
     params: dict[str, Any] = {}
     if job is not None:
@@ -116,7 +98,22 @@ def count_runs(s: Session, *, job: str | None = None, status: str | None = None)
     if status is not None:
         where.append("status = :status")
         params["status"] = status
-    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    return ("WHERE " + " AND ".join(where)) if where else "", params
+
+
+def list_runs(s: Session, *, job: str | None = None, status: str | None = None,
+              limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    clause, params = _filter(job, status)
+    rows = s.execute(
+        text(f"SELECT {_LIST_COLUMNS} FROM job_runs {clause} "
+             "ORDER BY created_at DESC, id LIMIT :n OFFSET :o"),
+        {**params, "n": limit, "o": offset},
+    ).fetchall()
+    return [_run(r) for r in rows]
+
+
+def count_runs(s: Session, *, job: str | None = None, status: str | None = None) -> int:
+    clause, params = _filter(job, status)
     return int(s.execute(text(f"SELECT count(*) FROM job_runs {clause}"), params).scalar_one())
 
 

@@ -93,9 +93,20 @@ def known_request_ids(s: Session, model: str, request_ids: list[str]) -> set[str
     return {r[0] for r in rows}
 
 
+
+# Accuracy (labels equal to predictions) and RMSE over the labelled rows of a
+# prediction-log join ``p LEFT JOIN l``; shared with the per-bucket series.
+LABELLED_METRICS = """avg(CASE WHEN l.request_id IS NULL THEN NULL
+                        WHEN json_extract_string(p.prediction, '$')
+                             = json_extract_string(l.label, '$') THEN 1.0
+                        ELSE 0.0 END) AS accuracy,
+               sqrt(avg(CASE WHEN l.request_id IS NULL THEN NULL ELSE
+                    power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
+                          - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2) END)) AS rmse"""
+
 def performance(s: Session, model: str, since: dt.datetime) -> list[dict[str, Any]]:
     """Per version: predictions, labelled predictions, accuracy / RMSE, label delay."""
-    rows = s.execute(text("""
+    rows = s.execute(text(f"""
         WITH p AS (
             SELECT request_id, version, prediction, created_at FROM predictions
             WHERE model = :m AND created_at >= :since AND coalesce(role, 'primary') != 'shadow'
@@ -106,13 +117,7 @@ def performance(s: Session, model: str, since: dt.datetime) -> list[dict[str, An
         SELECT p.version,
                count(*) AS predictions,
                count(l.request_id) AS labelled,
-               avg(CASE WHEN l.request_id IS NULL THEN NULL
-                        WHEN json_extract_string(p.prediction, '$')
-                             = json_extract_string(l.label, '$') THEN 1.0
-                        ELSE 0.0 END) AS accuracy,
-               sqrt(avg(CASE WHEN l.request_id IS NULL THEN NULL ELSE
-                    power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
-                          - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2) END)) AS rmse,
+               {LABELLED_METRICS},
                avg(epoch(l.received_at) - epoch(p.created_at)) AS mean_label_delay_s
         FROM p LEFT JOIN l USING (request_id)
         GROUP BY p.version ORDER BY p.version

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
+from appliance.store.predictions import LABELLED_METRICS
+
 _SHADOW = "coalesce(role, 'primary') = 'shadow'"
 # a class label: a classifier's output (it has probabilities) or any non-float prediction
 _CLASS_LIKE = "(probabilities IS NOT NULL OR json_type(prediction) <> 'DOUBLE')"
@@ -94,13 +96,7 @@ def labelled(s: Session, model: str, since: dt.datetime, until: dt.datetime,
         SELECT p.bucket, p.version, p.shadow,
                count(*) AS predictions,
                count(l.request_id) AS labelled,
-               avg(CASE WHEN l.request_id IS NULL THEN NULL
-                        WHEN json_extract_string(p.prediction, '$')
-                             = json_extract_string(l.label, '$') THEN 1.0
-                        ELSE 0.0 END) AS accuracy,
-               sqrt(avg(CASE WHEN l.request_id IS NULL THEN NULL ELSE
-                    power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
-                          - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2) END)) AS rmse,
+               {LABELLED_METRICS},
                avg(epoch(l.received_at) - epoch(p.created_at)) AS delay,
                bool_or(p.class_like) AS classification
         FROM p LEFT JOIN l USING (request_id)
