@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from appliance_test_support import make_settings
+from appliance_test_support import make_settings, tiny_onnx
 
 from appliance.domain.principal import SYSTEM, Principal
 from appliance.domain.roles import Role
@@ -20,23 +20,6 @@ from appliance.domain.roles import Role
 APPROVER = Principal("ann", Role.approver)
 CSV_1 = "customer_id,age,plan\n" + "".join(f"{i},{20 + i % 40},{'ab'[i % 2]}\n" for i in range(80))
 CSV_2 = "customer_id,age,plan\n" + "".join(f"{i},{30 + i % 40},{'ab'[i % 2]}\n" for i in range(90))
-
-
-def tiny_onnx(bias: float = 1.0) -> bytes:
-    """y = x + bias: a real, checker-clean ONNX model of one float input."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    node = helper.make_node("Add", ["x", "b"], ["y"])
-    graph = helper.make_graph(
-        [node], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
-        initializer=[helper.make_tensor("b", TensorProto.FLOAT, [1], [bias])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
 
 
 def populate(app: Any) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from appliance_test_support import make_settings
+from appliance_test_support import make_settings, tiny_onnx
 
 from appliance.backup import read_manifest, restore, verify_backup
 from appliance.domain.principal import SYSTEM
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.store.db import ProcessLock
 
-from .conftest import Source, populate_light, reseal_file, rewrite_manifest, state, tiny_onnx
+from .conftest import Source, populate_light, reseal_file, rewrite_manifest, state
 
 
 def _restored(home: Path, backup: Path) -> dict[str, Any]:

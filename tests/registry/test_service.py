@@ -7,29 +7,13 @@ import pickle
 from typing import Any
 
 import pytest
+from appliance_test_support import tiny_onnx
 
 from appliance.domain.principal import SYSTEM, Principal
 from appliance.domain.roles import Role
 from appliance.errors import Conflict, InvalidInput, StoreUnavailable
 
 APPROVER = Principal("ann", Role.approver)
-
-
-def tiny_onnx(bias: float = 1.0) -> bytes:
-    """y = x + bias: a real, checker-clean ONNX model of one float input."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    node = helper.make_node("Add", ["x", "b"], ["y"])
-    graph = helper.make_graph(
-        [node], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
-        initializer=[helper.make_tensor("b", TensorProto.FLOAT, [1], [bias])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
 
 
 def test_register_upload_stores_a_checked_onnx_and_numbers_versions(appliance_app: Any) -> None:

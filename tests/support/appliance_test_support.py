@@ -151,3 +151,20 @@ def start_server(home: Path, *, port: int | None = None, env: dict[str, str] | N
         server.stop(signal.SIGKILL)
         raise AssertionError(f"serve did not become healthy:\n{server.log()}")
     return server
+
+
+def tiny_onnx(bias: float = 1.0) -> bytes:
+    """y = x + bias: a real, checker-clean ONNX model of one float input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Add", ["x", "b"], ["y"])
+    graph = helper.make_graph(
+        [node], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        initializer=[helper.make_tensor("b", TensorProto.FLOAT, [1], [bias])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
