@@ -246,8 +246,13 @@ class JobService:
                     jobs: list[JobDef] | None = None) -> list[dict[str, Any]]:
         """A dataset version was accepted: queue each new-data job for it, once."""
         out = []
+        paused = self.ledger.paused()
         for job in jobs if jobs is not None else list(self._defs.values()):
             if job.new_data != dataset:
+                continue
+            if job.id in paused:
+                log.info("%s is paused: %s@%s is left for when it resumes", job.id, dataset,
+                         version)
                 continue
             key = f"{job.id}:{dataset}@{version}"
             if self._handled(job, key, dataset, version):
@@ -312,6 +317,8 @@ class JobService:
             self.scheduler.pause(job.id)
         else:
             self.scheduler.resume(job.id)
+            if job.new_data:  # catch up on the newest data that arrived while paused
+                self.reconcile()
         return self.job(job.id)
 
     # -- reading -----------------------------------------------------------------

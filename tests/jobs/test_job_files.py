@@ -117,3 +117,13 @@ def test_a_loop_still_waiting_for_older_data_is_superseded_by_newer_data(rig: Ri
     assert gone["status"] == "skipped" and gone["error"] == "superseded by customers@2"
     assert rig.jobs.ledger.get(newer["id"])["status"] == "queued"
     assert rig.jobs.on_new_data("customers", 1) == []  # superseded still counts as handled
+
+
+def test_a_paused_loop_ignores_new_data(rig: Rig) -> None:
+    from scheduler_clock import ADMIN
+
+    write(rig, "churn.yaml", JOB.format(name="churn", train="{on: new_data}"))
+    rig.jobs.reload()
+    rig.jobs.pause("train.churn", by=ADMIN)
+    assert rig.jobs.on_new_data("customers", 1) == []
+    assert rig.runs("train.churn") == []

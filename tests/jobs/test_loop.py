@@ -119,6 +119,17 @@ def test_file_drops_alone_drive_validate_train_evaluate_register_promote(
         assert sorted(v["number"] for v in versions) == [1, 2, 3]
         assert len({v["dataset_version"] for v in versions}) == 3  # each version trained once
 
+        # pause the loop: new data waits; resume: it catches up on the newest version
+        c.pause_job("train.churn")
+        row = server.drop("customers", "v5.csv", clean(800, seed=5, start_id=30000))
+        assert row["outcome"] == "accepted"
+        time.sleep(2.0)
+        assert not [r for r in loop_runs(c)
+                    if r["idempotency_key"] == f"train.churn:customers@{row['version']}"]
+        c.resume_job("train.churn")
+        caught_up = wait_loop(c, f"train.churn:customers@{row['version']}")
+        assert caught_up["status"] == "succeeded" and caught_up["trigger"] == "new_data"
+
 
 def test_jobs_api_lists_the_loop_and_pause_stops_new_data_runs_no_more_than_the_schedule(
         server_factory: Any, tmp_path: Path) -> None:
