@@ -28,6 +28,7 @@ from appliance.store.db import Store
 log = logging.getLogger(__name__)
 MAX_ROWS = 10_000
 MAX_LABELS = 10_000
+MAX_AUC_ROWS = 200_000  # newest labelled predictions per version scored for AUC
 REQUEST_ID = "request_id"
 
 
@@ -157,6 +158,13 @@ class PredictionService:
         self.log.flush()
         with self.store.read() as s:
             versions = q.performance(s, model, since)
+            classes = q.label_classes(s, model, since)
+            for v in versions:
+                v["auc"] = None
+                labels = sorted(classes.get(v["version"], []))
+                if len(labels) == 2:  # binary: the larger label is the positive class
+                    v["auc"] = roc_auc(q.positive_scores(s, model, since, v["version"],
+                                                         labels[1], MAX_AUC_ROWS))
         if not versions:
             self.sessions.registry.show_model(model)  # NotFound for an unknown model
         if self.metrics is not None:
@@ -344,6 +352,24 @@ def _refuse(loaded: LoadedModel, rows: list[dict[str, Any]]) -> None:
             if not finite:
                 raise UnprocessableInput(f"row {i}: field {column!r} is not finite ({v})"[:300],
                                          detail={"row": i, "field": column})
+
+
+def roc_auc(pairs: list[tuple[float, bool]]) -> float | None:
+    """Area under the ROC curve from (score, is positive) pairs, ties counted half
+    (the Mann-Whitney statistic); None unless both classes are present."""
+    if not pairs:
+        return None
+    import numpy as np
+    from scipy.stats import rankdata
+
+    scores = np.fromiter((p[0] for p in pairs), dtype=float, count=len(pairs))
+    positive = np.fromiter((p[1] for p in pairs), dtype=bool, count=len(pairs))
+    n_pos = int(positive.sum())
+    n_neg = len(pairs) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _decode(loaded: LoadedModel, outputs: list[Any]) -> tuple[list[Any], list[dict[str, float]] | None]:

@@ -93,7 +93,6 @@ def known_request_ids(s: Session, model: str, request_ids: list[str]) -> set[str
     return {r[0] for r in rows}
 
 
-
 # Accuracy (labels equal to predictions) and RMSE over the labelled rows of a
 # prediction-log join ``p LEFT JOIN l``; shared with the per-bucket series.
 LABELLED_METRICS = """avg(CASE WHEN l.request_id IS NULL THEN NULL
@@ -103,6 +102,41 @@ LABELLED_METRICS = """avg(CASE WHEN l.request_id IS NULL THEN NULL
                sqrt(avg(CASE WHEN l.request_id IS NULL THEN NULL ELSE
                     power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
                           - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2) END)) AS rmse"""
+
+_LABELLED = """
+        WITH p AS (
+            SELECT request_id, version, prediction, probabilities FROM predictions
+            WHERE model = :m AND created_at >= :since AND coalesce(role, 'primary') != 'shadow'
+        ), l AS (
+            SELECT request_id, arg_max(label, received_at) AS label FROM labels
+            WHERE model = :m GROUP BY request_id
+        )"""
+
+
+def label_classes(s: Session, model: str, since: dt.datetime) -> dict[int, list[str]]:
+    """Per version: the distinct labels of its labelled predictions that carry probabilities
+    (at most three are returned: enough to tell a binary task)."""
+    rows = s.execute(text(_LABELLED + """
+        SELECT p.version, list(DISTINCT json_extract_string(l.label, '$'))[1:3]
+        FROM p JOIN l USING (request_id)
+        WHERE p.probabilities IS NOT NULL GROUP BY p.version
+    """), {"m": model, "since": since}).fetchall()
+    return {int(v): [str(c) for c in classes if c is not None] for v, classes in rows}
+
+
+def positive_scores(s: Session, model: str, since: dt.datetime, version: int, positive: str,
+                    limit: int) -> list[tuple[float, bool]]:
+    """(probability of ``positive``, label is ``positive``) for a version's newest labelled
+    predictions; rows whose probability is missing are left out."""
+    rows = s.execute(text(_LABELLED + """
+        SELECT TRY_CAST(json_extract_string(p.probabilities, '$."' || :pos || '"') AS DOUBLE),
+               json_extract_string(l.label, '$') = :pos
+        FROM p JOIN l USING (request_id)
+        WHERE p.version = :v AND p.probabilities IS NOT NULL
+        LIMIT :n
+    """), {"m": model, "since": since, "v": version, "pos": positive, "n": limit}).fetchall()
+    return [(float(score), bool(y)) for score, y in rows if score is not None]
+
 
 def performance(s: Session, model: str, since: dt.datetime) -> list[dict[str, Any]]:
     """Per version: predictions, labelled predictions, accuracy / RMSE, label delay."""

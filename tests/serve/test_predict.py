@@ -431,3 +431,32 @@ def test_predict_skips_routing_yet_is_timed_under_its_route_and_documented(
     assert {p["name"] for p in spec["parameters"]} >= {"name", "alias", "version"}
     assert "application/vnd.apache.parquet" in spec["requestBody"]["content"]
     assert spec["security"] == [{"HTTPBearer": []}]
+
+
+def test_delayed_labels_give_live_auc_equal_to_sklearns_on_the_same_rows(
+        served: TestClient) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    frame = make_customers(300, seed=77, start_id=70_000)
+    truth = frame["churned"].to_list()
+    rows = [{**r, "request_id": f"auc-{i}"}
+            for i, r in enumerate(frame.drop("churned", "customer_id").to_dicts())]
+    out = served.post("/api/v1/models/churn/predict", params={"version": 2}, json=rows).json()
+    served.post("/api/v1/models/churn/feedback",
+                json=[{"request_id": rid, "label": y}
+                      for rid, y in zip(out["request_ids"], truth, strict=True)])
+    perf = served.get("/api/v1/models/churn/performance").json()
+    v2 = next(v for v in perf["versions"] if v["version"] == 2)
+    expected = roc_auc_score(truth, [p["1"] for p in out["probabilities"]])
+    assert v2["auc"] == pytest.approx(expected, abs=1e-6)
+    assert 0.5 < v2["auc"] <= 1.0
+
+
+def test_roc_auc_counts_ties_half_and_needs_both_classes() -> None:
+    from appliance.serve.service import roc_auc
+
+    assert roc_auc([(0.9, True), (0.1, False)]) == 1.0
+    assert roc_auc([(0.1, True), (0.9, False)]) == 0.0
+    assert roc_auc([(0.5, True), (0.5, False)]) == 0.5
+    assert roc_auc([(0.7, True), (0.2, True)]) is None
+    assert roc_auc([]) is None
