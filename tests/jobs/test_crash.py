@@ -120,6 +120,7 @@ def test_kill_9_at_three_points_of_the_loop_loses_and_duplicates_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # eleven crash-and-recover rounds, each with a training run
 def test_kill_9_at_every_point_of_the_loop_loses_and_duplicates_nothing(
         server_factory: Any, tmp_path: Path) -> None:
     assert len(POINTS) >= 10
