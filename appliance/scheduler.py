@@ -69,9 +69,6 @@ class Scheduler:
         if self._scheduler is not None:
             self._schedule(job_id)
 
-    def add_interval(self, job_id: str, fn: Callable[[], None], *, minutes: float) -> None:
-        self.add(job_id, fn, TriggerSpec.every(minutes * 60))
-
     def remove(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
         self._paused.discard(job_id)
@@ -120,15 +117,6 @@ class Scheduler:
             return None
         job = self._scheduler.get_job(job_id)
         return job.next_run_time if job is not None else None
-
-    def jobs(self) -> list[dict[str, Any]]:
-        out = []
-        for job_id, (_, trigger) in self._jobs.items():
-            nxt = self.next_run(job_id)
-            out.append({"id": job_id, "trigger": trigger.describe(),
-                        "paused": job_id in self._paused,
-                        "next_run": nxt.isoformat() if nxt else None})
-        return out
 
     # -- internals ---------------------------------------------------------------
 
