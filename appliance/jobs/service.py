@@ -26,16 +26,16 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from appliance.audit import Auditor
-from appliance.domain.jobs import JobRunStatus, Trigger, backoff_seconds, check_job_id, parse_duration
+from appliance.domain.jobs import JobRunStatus, Trigger, backoff_seconds, check_job_id
 from appliance.domain.principal import Principal
 from appliance.errors import ApplianceError, InvalidInput, NotFound
 from appliance.failpoints import failpoint
 from appliance.jobs import files as jobfiles
+from appliance.jobs.defs import JobDef, RunContext, jsonable, timing
 from appliance.jobs.ledger import JobLedger, captured_logs, heartbeats
 from appliance.scheduler import Scheduler, TriggerSpec
 from appliance.store.db import Store
@@ -43,45 +43,6 @@ from appliance.store.db import Store
 log = logging.getLogger(__name__)
 SYSTEM = "scheduler"
 _KEY = re.compile(r"^(?P<job>[a-z0-9_.-]+):(?P<dataset>[a-z0-9_-]+)@(?P<version>\d+)$")
-
-
-@dataclass
-class RunContext:
-    """What a running job gets: its ledger row, params and a heartbeat."""
-
-    run_id: str
-    job_id: str
-    trigger: str
-    attempt: int
-    key: str | None
-    params: dict[str, Any]
-    beat: Callable[[], None]
-    note: Callable[[str], None] = lambda message: log.info(message)
-
-    def log(self, message: str) -> None:
-        """Record a step in the run's logs (kept whatever the log level) and the log."""
-        self.note(message)
-
-
-@dataclass
-class JobDef:
-    id: str
-    kind: str  # builtin | train | drift
-    run: Callable[[RunContext], Any]
-    trigger: TriggerSpec | None = None
-    new_data: str | None = None  # the dataset whose new versions trigger it
-    retries: int = 0
-    source: str | None = None
-    description: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def describe(self) -> str:
-        parts = []
-        if self.new_data:
-            parts.append(f"on new data in {self.new_data}")
-        if self.trigger is not None:
-            parts.append(self.trigger.describe())
-        return ", ".join(parts) or "manual"
 
 
 class JobService:
@@ -174,7 +135,7 @@ class JobService:
         self._define(JobDef(
             id=train_id, kind="train",
             run=functools.partial(self._train_loop, text=jf.text, spec=spec),
-            trigger=_timing(train.cron, train.every) if train else None,
+            trigger=timing(train.cron, train.every) if train else None,
             new_data=spec.dataset if train is not None and train.on == "new_data" else None,
             retries=train.retries if train else 1, source=str(jf.path),
             description=f"train {spec.name} on {spec.dataset}: train, evaluate, register, "
@@ -186,7 +147,7 @@ class JobService:
             self._define(JobDef(
                 id=drift_id, kind="drift",
                 run=functools.partial(self._drift_check, spec=spec),
-                trigger=_timing(drift.cron, drift.every), retries=0, source=str(jf.path),
+                trigger=timing(drift.cron, drift.every), retries=0, source=str(jf.path),
                 description=f"drift and live metrics of {spec.name} over {drift.window}"))
             ids.append(drift_id)
         return ids
@@ -453,7 +414,7 @@ class JobService:
                             exc_info=not isinstance(exc, ApplianceError))
         duration = round((time.perf_counter() - started) * 1000, 1)
         self.ledger.finish(row["id"], status, duration_ms=duration, error=error,
-                           logs=logs.text(), result=_jsonable(result))
+                           logs=logs.text(), result=jsonable(result))
         failpoint("jobs.after_finish")
         metrics = self.services.get("metrics")
         if metrics is not None:
@@ -494,18 +455,3 @@ class JobService:
 
     def prune(self) -> dict[str, Any]:
         return {"job_runs_pruned": self.ledger.prune(self.history)}
-
-
-def _timing(cron: str | None, every: str | None) -> TriggerSpec | None:
-    if cron is not None:
-        return TriggerSpec.crontab(cron)
-    if every is not None:
-        return TriggerSpec.every(parse_duration(every))
-    return None
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, dict | list | str | int | float | bool):
-        return value
-    return {"value": str(value)}
-

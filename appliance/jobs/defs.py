@@ -1,0 +1,67 @@
+"""What a scheduled job is (``JobDef``) and what a running one gets (``RunContext``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.domain.jobs import parse_duration
+from appliance.scheduler import TriggerSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """What a running job gets: its ledger row, params and a heartbeat."""
+
+    run_id: str
+    job_id: str
+    trigger: str
+    attempt: int
+    key: str | None
+    params: dict[str, Any]
+    beat: Callable[[], None]
+    note: Callable[[str], None] = lambda message: log.info(message)
+
+    def log(self, message: str) -> None:
+        """Record a step in the run's logs (kept whatever the log level) and the log."""
+        self.note(message)
+
+
+@dataclass
+class JobDef:
+    id: str
+    kind: str  # builtin | train | drift
+    run: Callable[[RunContext], Any]
+    trigger: TriggerSpec | None = None
+    new_data: str | None = None  # the dataset whose new versions trigger it
+    retries: int = 0
+    source: str | None = None
+    description: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def describe(self) -> str:
+        parts = []
+        if self.new_data:
+            parts.append(f"on new data in {self.new_data}")
+        if self.trigger is not None:
+            parts.append(self.trigger.describe())
+        return ", ".join(parts) or "manual"
+
+
+def timing(cron: str | None, every: str | None) -> TriggerSpec | None:
+    if cron is not None:
+        return TriggerSpec.crontab(cron)
+    if every is not None:
+        return TriggerSpec.every(parse_duration(every))
+    return None
+
+
+def jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list | str | int | float | bool):
+        return value
+    return {"value": str(value)}
