@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from appliance_test_support import (
-    ADMIN_PASSWORD,
     ServerProcess,
     drop_file,
+    logged_in,
     make_settings,
     start_server,
 )
@@ -58,9 +58,7 @@ def api(appliance_app: Any) -> Iterator[Any]:
     from appliance.api.app import create_app
 
     with TestClient(create_app(appliance_app)) as c:
-        token = c.post("/api/v1/auth/token",
-                       json={"username": "admin", "password": ADMIN_PASSWORD}).json()
-        c.headers["Authorization"] = f"Bearer {token['access_token']}"
+        logged_in(c)
         yield c
 
 

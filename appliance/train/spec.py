@@ -209,6 +209,16 @@ def parse_job(text: str, *, check_params: bool = True) -> JobSpec:
     if not isinstance(data, dict):
         raise _error(None, 1, "a job file must be a YAML mapping of fields (name, dataset, ...)")
     _refuse_duplicate_keys(root)
+    return _validated(data, root, check_params)
+
+
+def validate_job(data: dict[str, Any], *, check_params: bool = True) -> JobSpec:
+    """The same checks on an already-parsed mapping (a job sent as JSON); no line numbers."""
+    return _validated(data, None, check_params)
+
+
+def _validated(data: dict[str, Any], root: Any, check_params: bool) -> JobSpec:
+    """Model, metric and (optionally) estimator checks; ``root`` gives errors their lines."""
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
@@ -216,18 +226,6 @@ def parse_job(text: str, *, check_params: bool = True) -> JobSpec:
     _check_metric(spec, root)
     if check_params:
         check_job(spec, root)
-    return spec
-
-
-def validate_job(data: dict[str, Any], *, check_params: bool = True) -> JobSpec:
-    """The same checks on an already-parsed mapping (a job sent as JSON); no line numbers."""
-    try:
-        spec = JobSpec.model_validate(data)
-    except ValidationError as exc:
-        raise _from_validation(exc, None) from None
-    _check_metric(spec, None)
-    if check_params:
-        check_job(spec, None)
     return spec
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from appliance_test_support import ADMIN_PASSWORD, make_settings
+from appliance_test_support import logged_in, make_settings, train_and_wait
 from fastapi.testclient import TestClient
 
 from appliance.demo import make_customers
@@ -36,17 +36,9 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestCl
     app.serving.log.start()
     try:
         with TestClient(create_app(app)) as client:
-            token = client.post("/api/v1/auth/token",
-                                json={"username": "admin", "password": ADMIN_PASSWORD}).json()
-            client.headers["Authorization"] = f"Bearer {token['access_token']}"
+            logged_in(client)
             _upload(client, make_customers(600, seed=4), "c1.csv", 1)
-            run = client.post("/api/v1/runs", json={"job": JOB}).json()
-            deadline = time.monotonic() + 120
-            while (run := client.get(f"/api/v1/runs/{run['id']}").json())["status"] not in (
-                    "succeeded", "failed"):
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
-            assert run["status"] == "succeeded", run["error"]
+            train_and_wait(client, JOB)
             _upload(client, shifted(600, seed=5), "c2.csv", 2)
             yield client, app
     finally:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from appliance_test_support import ADMIN_PASSWORD, make_settings
+from appliance_test_support import logged_in, make_settings, train_and_wait
 from fastapi.testclient import TestClient
 
 from appliance.demo import make_customers
@@ -26,14 +26,7 @@ metric: roc_auc
 
 
 def _train(client: TestClient, c: float) -> dict[str, Any]:
-    run = client.post("/api/v1/runs", json={"job": JOB % c}).json()
-    deadline = time.monotonic() + 120
-    while (run := client.get(f"/api/v1/runs/{run['id']}").json())["status"] not in (
-            "succeeded", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    assert run["status"] == "succeeded", run["error"]
-    return dict(run)
+    return train_and_wait(client, JOB % c)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     app.serving.log.start()
     try:
         with TestClient(create_app(app)) as client:
-            token = client.post("/api/v1/auth/token",
-                                json={"username": "admin", "password": ADMIN_PASSWORD}).json()
-            client.headers["Authorization"] = f"Bearer {token['access_token']}"
+            logged_in(client)
             data = make_customers(500, seed=4).write_csv().encode()
             assert client.post("/api/v1/datasets/customers/files", params={"filename": "c.csv"},
                                content=data,

@@ -168,3 +168,23 @@ def tiny_onnx(bias: float = 1.0) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
+
+
+def logged_in(client: Any) -> Any:
+    """Log a TestClient in as admin (the bearer header rides on every later request)."""
+    token = client.post("/api/v1/auth/token",
+                        json={"username": "admin", "password": ADMIN_PASSWORD}).json()
+    client.headers["Authorization"] = f"Bearer {token['access_token']}"
+    return client
+
+
+def train_and_wait(client: Any, job_text: str, timeout: float = 120) -> dict[str, Any]:
+    """POST a job file to /api/v1/runs, wait for the run to end and require it succeeded."""
+    run = client.post("/api/v1/runs", json={"job": job_text}).json()
+    deadline = time.monotonic() + timeout
+    while (run := client.get(f"/api/v1/runs/{run['id']}").json())["status"] not in (
+            "succeeded", "failed", "interrupted"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.2)
+    assert run["status"] == "succeeded", run["error"]
+    return dict(run)
