@@ -111,6 +111,8 @@ class PredictionLog:
 
     def flush(self) -> int:
         """Write everything queued now (in batches): what a reader must see is in the store."""
+        with self._write_lock:  # a batch the writer thread already took lands first
+            pass
         due, total = self._queued, 0
         while total < due and (n := self._write_batch()):  # bounded: new traffic can't pin it
             total += n
