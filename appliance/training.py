@@ -30,7 +30,8 @@ from appliance.datasets.service import DatasetService
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHALLENGER, CHAMPION, VersionStatus, beats
 from appliance.domain.runs import RunKind, RunStatus
-from appliance.errors import ApplianceError, InsufficientDisk, InvalidInput, NotFound
+from appliance.durable import require_free_disk
+from appliance.errors import ApplianceError, InvalidInput, NotFound
 from appliance.failpoints import failpoint
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
@@ -92,12 +93,8 @@ class TrainingService:
             size = parquet.stat().st_size
         except OSError:
             size = 0
-        free = shutil.disk_usage(self.settings.home).free
-        need = self.settings.min_free_disk_mb * 1024 * 1024 + 4 * size
-        if free < need:
-            raise InsufficientDisk(
-                f"only {free // 2**20} MiB free; training needs {need // 2**20} MiB",
-                detail={"free_bytes": free, "needed_bytes": need})
+        require_free_disk(self.settings.home, floor_mb=self.settings.min_free_disk_mb,
+                          extra_bytes=4 * size, doing="training")
 
     def wait(self, run_id: str, *, timeout: float, poll: float = 0.5,
              beat: Any = None) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
 from appliance.domain.names import check_dataset_name, check_file_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
+from appliance.durable import require_free_disk
 from appliance.errors import (
     ApplianceError,
     IngestRejected,
@@ -483,13 +483,8 @@ class IngestService:
         return ingest_public(row)
 
     def _check_disk(self, incoming: int) -> None:
-        free = shutil.disk_usage(self.settings.home).free
-        need = self.settings.min_free_disk_mb * 1024 * 1024 + 2 * incoming
-        if free < need:
-            raise InsufficientDisk(
-                f"only {free // 2**20} MiB free; ingesting needs {need // 2**20} MiB",
-                detail={"free_bytes": free, "needed_bytes": need},
-            )
+        require_free_disk(self.settings.home, floor_mb=self.settings.min_free_disk_mb,
+                          extra_bytes=2 * incoming, doing="ingesting")
 
 
 def ingest_public(row: IngestRow) -> dict[str, Any]:
