@@ -4,13 +4,28 @@
 or rolls back with the change it describes. After commit the chain head is
 written to ``audit.head`` beside the store: an anchor outside the database,
 so truncating the newest events is detected too, not only edits and gaps.
+
+The anchor may lag the table, never lead it: it is written after the commit
+(a ``kill -9`` in between leaves it one transaction behind), and a fresh
+store gets the genesis anchor (seq 0) before its first event. So at start
+``check_anchor`` accepts a table that runs ahead of the anchor when the
+events after it chain onto it, catches the anchor up, and reports anything
+else (fewer events than the anchor names, a different event at its seq, a
+missing or unreadable anchor while events exist) as a finding that
+degrades the store. That check reads the anchor's event and the tail only,
+so it costs the same for ten events or a million; ``verify`` recomputes the
+whole chain on demand.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +33,41 @@ from sqlmodel import Session
 
 from appliance.domain.audit import GENESIS, ChainProblem, event_hash, verify_chain
 from appliance.domain.principal import Principal
+from appliance.errors import Conflict
+from appliance.failpoints import failpoint
 from appliance.store import audit as q
 from appliance.store.db import Store
 from appliance.store.tables import AuditEventRow
+
+log = logging.getLogger(__name__)
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The newest ``(seq, hash)`` the anchor file vouches for; seq 0 is the genesis."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    """What the start-up check found: the table's newest seq against the anchor."""
+
+    ok: bool
+    newest_seq: int  # 0 for an empty log
+    anchor: Anchor | None
+    checked: int  # events after the anchor, recomputed and linked to it
+    problems: tuple[ChainProblem, ...] = ()
+
+    def describe(self) -> str:
+        found = "; ".join(f"seq {p.seq}: {p.problem}" for p in self.problems[:5])
+        more = f" (+{len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        return (f"the audit log does not match its anchor (audit.head): {found}{more}. "
+                "Writes are refused so the evidence is kept: see `appliance audit verify`, "
+                "then restore a backup, or stop the server and accept the log as it is with "
+                "`appliance audit reanchor` (recorded in the chain)")
 
 
 class Auditor:
@@ -63,32 +110,154 @@ class Auditor:
         return row
 
     def _write_head(self, seq: int, digest: str) -> None:
+        """Replace the anchor (after the commit, under the store's write lock: in order).
+
+        Flushed before the rename, so a power cut leaves the old anchor or the new
+        one, never a torn file. A failed write is logged, not raised: the commit
+        stands, the anchor lags, and the next start checks the events since it.
+        """
         if self._head is None or seq > self._head[0]:
             self._head = (seq, digest)
+        failpoint("audit.before_anchor")
         tmp = self.head_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"seq": seq, "hash": digest}))
-        os.replace(tmp, self.head_path)
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(json.dumps({"seq": seq, "hash": digest}).encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.head_path)
+        except OSError as exc:
+            log.error("could not write the audit anchor %s (seq %d): %s; the next start "
+                      "checks the events after the last anchor", self.head_path, seq, exc)
+
+    # -- checking ------------------------------------------------------------------
+
+    def read_anchor(self) -> tuple[Anchor | None, str | None]:
+        """(anchor, problem): ``(None, None)`` when there is no anchor file."""
+        try:
+            raw = self.head_path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"the anchor audit.head cannot be read: {exc}"
+        try:
+            data = json.loads(raw)
+            seq, digest = data["seq"], data["hash"]
+        except (ValueError, KeyError, TypeError):
+            return None, "the anchor audit.head is not a {\"seq\", \"hash\"} document"
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 \
+                or not isinstance(digest, str) or not _HASH.fullmatch(digest):
+            return None, "the anchor audit.head holds no valid seq and sha256"
+        return Anchor(seq, digest), None
+
+    def check_anchor(self, *, repair: bool = True) -> AnchorCheck:
+        """The start-up check: the newest events against the anchor (see the module doc).
+
+        With ``repair`` (a writable store) an anchor that lags an intact tail is
+        caught up, and an empty log gets the genesis anchor before its first event.
+        """
+        anchor, unreadable = self.read_anchor()
+        with self.store.read() as s:
+            last = q.last_event(s)
+            newest = last.seq if last else 0
+            problems = self._anchor_problems(s, anchor, unreadable, newest)
+            tail = _Counted(q.iter_events(s, from_seq=anchor.seq + 1)) if anchor else None
+            if not problems and anchor is not None and tail is not None and newest > anchor.seq:
+                problems += verify_chain(tail, start_seq=anchor.seq + 1, prev_hash=anchor.hash)
+            checked = tail.count if tail is not None else 0
+        result = AnchorCheck(ok=not problems, newest_seq=newest, anchor=anchor, checked=checked,
+                             problems=tuple(problems))
+        if not result.ok:
+            log.error("AUDIT ANCHOR MISMATCH: %s", result.describe())
+            return result
+        if last is not None:
+            self._head = (last.seq, last.hash)
+        if repair and (anchor is None or (last is not None and last.seq > anchor.seq)):
+            if anchor is not None:
+                log.warning("the audit anchor was %d event(s) behind the log (a stop between "
+                            "a commit and its anchor); the events after it check out, caught "
+                            "up to seq %d", checked, newest)
+            self._write_head(*(self._head or (0, GENESIS)))
+        return result
+
+    def _anchor_problems(self, s: Session, anchor: Anchor | None, unreadable: str | None,
+                         newest: int) -> list[ChainProblem]:
+        """What the anchor says about the log's newest events (not the chain before them)."""
+        if unreadable is not None:
+            return [ChainProblem(newest, unreadable)]
+        if anchor is None:
+            if newest == 0:
+                return []
+            return [ChainProblem(newest, f"the anchor audit.head is missing while {newest} "
+                                         "events exist: it was deleted")]
+        if newest < anchor.seq:
+            return [ChainProblem(anchor.seq, f"events after seq {newest} were deleted: the "
+                                             f"anchor names seq {anchor.seq}")]
+        if anchor.seq == 0:
+            return []
+        at = next(q.iter_events(s, from_seq=anchor.seq, batch=1), None)
+        if at is None or at["seq"] != anchor.seq:
+            return [ChainProblem(anchor.seq, "the event the anchor names was deleted")]
+        if at["hash"] != anchor.hash:
+            return [ChainProblem(anchor.seq, "the event at the anchor's seq does not match "
+                                             "the anchor: the newest events were replaced")]
+        return []
 
     def recent(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         with self.store.read() as s:
             return [event_public(e) for e in q.list_events(s, limit=limit, offset=offset)]
 
     def verify(self) -> dict[str, Any]:
+        """Recompute the whole chain, then hold its newest events against the anchor."""
+        anchor, unreadable = self.read_anchor()
         with self.store.read() as s:
-            events = [event_public(e) for e in q.all_events(s)]
-        problems = verify_chain(events)
-        if self.head_path.exists():
-            head = json.loads(self.head_path.read_text())
-            last = events[-1] if events else None
-            if last is None or last["seq"] < head["seq"]:
-                problems.append(ChainProblem(int(head["seq"]), "events after this point were deleted"))
-            elif last["seq"] == head["seq"] and last["hash"] != head["hash"]:
-                problems.append(ChainProblem(int(head["seq"]), "newest event does not match the anchor"))
+            events = _Counted(q.iter_events(s))
+            problems = verify_chain(events)
+            last = q.last_event(s)
+            problems += self._anchor_problems(s, anchor, unreadable, last.seq if last else 0)
         return {
             "ok": not problems,
-            "events": len(events),
+            "events": events.count,
+            "anchor": {"seq": anchor.seq, "hash": anchor.hash} if anchor else None,
             "problems": [{"seq": p.seq, "problem": p.problem} for p in problems],
         }
+
+
+def reanchor(store: Store, head_path: Path, *, by: Principal | str) -> dict[str, Any]:
+    """Accept the log as it is after a finding: record the finding, then re-anchor.
+
+    For an operator who has looked at a mismatch and will not restore a
+    backup. The store must be open read-write and not degraded (the server
+    stopped; the CLI opens the store itself). The ``audit.reanchor`` event
+    carries the old anchor and every problem found, so the evidence moves
+    into the chain instead of disappearing; edits found inside the chain
+    stay reported by ``verify``.
+    """
+    auditor = Auditor(store, head_path)
+    found = auditor.check_anchor(repair=False)
+    if found.ok:
+        raise Conflict("the audit log matches its anchor: there is nothing to accept "
+                       "(`appliance audit verify` reports any edit inside the chain)")
+    full = auditor.verify()
+    with store.write() as s:
+        event = auditor.record(s, by, "audit.reanchor", f"audit:{head_path.name}", before={
+            "anchor": full["anchor"], "newest_seq": found.newest_seq,
+        }, after={"problems": full["problems"][:100], "problem_count": len(full["problems"])})
+    return {"seq": event.seq, "hash": event.hash, "previous_anchor": full["anchor"],
+            "problems": full["problems"], "anchor_ok_before": found.ok}
+
+
+class _Counted:
+    """An iterator that counts what went through it (events checked, without a list)."""
+
+    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for item in self._items:
+            self.count += 1
+            yield item
 
 
 def event_public(e: AuditEventRow) -> dict[str, Any]:

@@ -238,6 +238,30 @@ def audit_verify(home: Home = None) -> None:
     typer.secho(f"audit chain intact ({out['events']} events)", fg="green", err=True)
 
 
+@audit_app.command("reanchor")
+def audit_reanchor(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    home: Home = None,
+) -> None:
+    """Accept the audit log as it is after an anchor finding (server stopped; recorded)."""
+    from appliance.audit import reanchor
+    from appliance.cli_backend import _os_user
+    from appliance.store.db import Store
+
+    settings = _settings(home)
+    if not yes:
+        typer.confirm("Record the finding in the audit chain and re-anchor it to the log as "
+                      "it is now?", abort=True)
+    try:
+        with Store(settings.db_path, lock_path=settings.lock_path) as store:
+            out = reanchor(store, settings.home / "audit.head", by=f"local:{_os_user()}")
+    except ApplianceError as exc:
+        _fail(exc)
+    _print(out)
+    typer.secho(f"re-anchored at seq {out['seq']}; the finding is audit event {out['seq']}",
+                fg="green", err=True)
+
+
 def _add_registry_verbs() -> None:
     from appliance.cli_registry import drift, jobs_app, models_app, predict, runs_app, train
 

@@ -24,7 +24,8 @@ class Metrics:
             "appliance_inbox_polls", "Inbox polls since start", registry=self.registry
         )
         self.store_degraded = Gauge(
-            "appliance_store_degraded", "1 when the store opened read-only after a bad WAL",
+            "appliance_store_degraded",
+            "1 when the store refuses writes (a bad WAL, or the audit log against its anchor)",
             registry=self.registry,
         )
 

@@ -101,8 +101,13 @@ def build(settings: Settings) -> Appliance:
     store = Store(settings.db_path, lock_path=settings.lock_path).open()
     try:
         metrics = Metrics()
-        metrics.store_degraded.set(1 if store.degraded else 0)
         auditor = Auditor(store, settings.home / "audit.head")
+        # Before anything writes: deleting the newest events while the server was down
+        # must not be papered over by the next event (it would chain onto what is left).
+        anchor = auditor.check_anchor(repair=not store.degraded)
+        if not anchor.ok:
+            store.degrade(anchor.describe())
+        metrics.store_degraded.set(1 if store.degraded else 0)
         artifacts = ArtifactStore(settings.artifacts_dir)
         runs = RunService(store, auditor, artifacts)
         registry = RegistryService(store, auditor, artifacts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,11 +52,16 @@ class ChainProblem:
     problem: str
 
 
-def verify_chain(events: list[dict[str, Any]]) -> list[ChainProblem]:
-    """Check events (ordered by seq) and return every break found; empty means intact."""
+def verify_chain(events: Iterable[dict[str, Any]], *, start_seq: int = 1,
+                 prev_hash: str = GENESIS) -> list[ChainProblem]:
+    """Check events (ordered by seq) and return every break found; empty means intact.
+
+    ``start_seq`` and ``prev_hash`` let a caller check a tail of the chain: the
+    events after a trusted one (the anchor), linked to that event's hash.
+    """
     problems: list[ChainProblem] = []
-    prev = GENESIS
-    expected_seq = 1
+    prev = prev_hash
+    expected_seq = start_seq
     for e in events:
         seq = int(e["seq"])
         if seq != expected_seq:

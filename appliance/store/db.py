@@ -84,9 +84,11 @@ class ProcessLock:
 class Store:
     """The metadata store: one DuckDB file, one writer.
 
-    ``degraded`` is set when the write-ahead log could not be replayed: the
-    WAL is copied aside, the database opens read-only and every write raises
-    :class:`StoreUnavailable` until an operator has looked at it.
+    ``degraded`` is set when the write-ahead log could not be replayed (the
+    WAL is copied aside and the database opens read-only), or by
+    :meth:`degrade` when a start-up check finds something an operator must
+    look at (the audit log against its anchor). Then every write raises
+    :class:`StoreUnavailable` until the operator has dealt with it.
     """
 
     def __init__(self, db_path: Path, *, lock_path: Path | None = None) -> None:
@@ -134,6 +136,11 @@ class Store:
     @property
     def degraded(self) -> bool:
         return self.degraded_reason is not None
+
+    def degrade(self, reason: str) -> None:
+        """Refuse every write from now on, for ``reason`` (kept beside an earlier one)."""
+        self.degraded_reason = reason if self.degraded_reason is None \
+            else f"{self.degraded_reason}; and {reason}"
 
     def _connect(self, *, read_only: bool) -> Engine:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
