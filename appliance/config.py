@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     train_timeout_seconds: float = Field(default=3600.0, gt=0, description="Per training run.")
     train_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a trainer.")
     session_ttl_hours: float = Field(default=12.0, gt=0)
+    login_failures_per_user: int = Field(
+        default=5, ge=1,
+        description="Failed logins for one username before each further try waits (1 s, 2 s, 4 s...).")
+    login_failures_per_address: int = Field(
+        default=20, ge=1,
+        description="Failed logins from one client address (not loopback) before back-off starts.")
+    login_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, description="The longest wait the login back-off asks for.")
+    api_docs: bool = Field(
+        default=True,
+        description="Serve /docs, /redoc and /openapi.json (without a token: they hold no data).")
     checkpoint_minutes: float = Field(default=10.0, gt=0)
     backup_keep: int = Field(
         default=7, ge=1, description="Scheduled backups kept in $APPLIANCE_HOME/backups.")

@@ -12,6 +12,7 @@ classes to statuses in one place and the CLI maps them to exit codes::
     ├── Conflict                the request clashes with current state
     ├── Unauthenticated         no or bad credentials
     ├── PermissionDenied        credentials are fine, the role is too small
+    ├── Throttled               too many failed attempts: try again after ``retry_after`` s
     ├── IngestRejected          a file was refused (carries a reason code)
     ├── StoreLocked             another process owns the store (carries its PID)
     ├── StoreUnavailable        the store cannot be opened or is degraded
@@ -72,6 +73,17 @@ class Unauthenticated(ApplianceError):
 
 class PermissionDenied(ApplianceError):
     kind = "permission_denied"
+
+
+class Throttled(ApplianceError):
+    """Refused without looking: too many recent failures (failed logins, per user or address)."""
+
+    kind = "throttled"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        seconds = max(1, int(-(-retry_after // 1)))  # whole seconds, rounded up
+        super().__init__(message, detail={"retry_after_seconds": seconds})
+        self.retry_after = seconds
 
 
 class IngestRejected(ApplianceError):

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
+from appliance.auth.login import LoginLimits
 from appliance.auth.service import AuthService
 from appliance.backup import BackupService
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
+from appliance.domain.roles import Role
 from appliance.ingest.service import IngestService
 from appliance.ingest.watcher import InboxWatcher
 from appliance.jobs.ledger import JobLedger
@@ -117,7 +119,10 @@ def build(settings: Settings) -> Appliance:
         sessions = SessionCache(registry)
         registry.on_alias_change.append(sessions.refresh)
         serving = PredictionService(store, sessions, PredictionLog(store), metrics, auditor)
-        auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours)
+        auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours,
+                           limits=LoginLimits(per_user=settings.login_failures_per_user,
+                                              per_address=settings.login_failures_per_address,
+                                              max_delay_seconds=settings.login_backoff_max_seconds))
         datasets = DatasetService(store, auditor, home=settings.home)
         ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
         ingest.on_labels = lambda model, records: serving.feedback(model, records, source="file")
@@ -171,13 +176,17 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
     jobs.add_builtin("housekeeping.checkpoint", store.checkpoint,
                      TriggerSpec.every(settings.checkpoint_minutes * 60),
                      description="CHECKPOINT: fold the WAL into the database file", retries=1)
+    # Deleting history and taking (and pruning) backups are an admin's business, by hand
+    # and in pausing them: POST /api/v1/backups needs admin too. The others are harmless.
     jobs.add_builtin("housekeeping.retention", jobs.prune, TriggerSpec.crontab("30 3 * * *"),
                      description=f"prune finished job runs older than "
-                                 f"{settings.job_history_days:g} days", retries=1)
+                                 f"{settings.job_history_days:g} days", retries=1,
+                     role=Role.admin)
     jobs.add_builtin("housekeeping.backup", backup.create_scheduled,
                      TriggerSpec.crontab("0 2 * * *"),
                      description=f"a backup into backups/, keeping the newest "
-                                 f"{settings.backup_keep}", retries=1)
+                                 f"{settings.backup_keep} scheduled ones", retries=1,
+                     role=Role.admin)
 
     def reload() -> None:  # not ledgered: it runs every few seconds and is cheap
         if jobs.reload()["changed"]:

@@ -24,10 +24,16 @@ from appliance.runtime import Appliance
 
 
 def create_app(appliance: Appliance) -> FastAPI:
+    # The API's own description is public on purpose (it is in docs/ too and holds no
+    # data); APPLIANCE_API_DOCS=false takes the three pages away where that is policy.
+    docs = appliance.settings.api_docs
     app = FastAPI(
         title="The appliance",
         version=__version__,
         description="Embedded single-node MLOps: datasets, contracts, lineage, audit.",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.appliance = appliance
     errors.install(app)

@@ -21,6 +21,7 @@ STATUS: list[tuple[type[e.ApplianceError], int]] = [
     (e.PermissionDenied, 403),
     (e.NotFound, 404),
     (e.Conflict, 409),
+    (e.Throttled, 429),
     (e.IngestRejected, 422),
     (e.StoreLocked, 503),
     (e.StoreUnavailable, 503),
@@ -48,6 +49,8 @@ def install(app: FastAPI) -> None:
     async def _appliance(_: Request, exc: e.ApplianceError) -> JSONResponse:
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, e.Throttled):
+            headers = {"Retry-After": str(exc.retry_after)}
         body = error_body(exc.kind, exc.message, exc.detail)
         return JSONResponse(body, status_code=status, headers=headers)
 

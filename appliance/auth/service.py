@@ -4,22 +4,31 @@ Passwords are hashed with argon2 (argon2-cffi). Tokens are 256-bit random
 secrets, so a fast sha256 digest is enough to store them; the plain secret is
 shown once and never stored. Sessions (from ``POST /auth/token``) and API
 tokens are the same kind of row, with a different ``kind`` and lifetime.
+
+A user's role is read from the user row on each check (cached for at most
+30 s, and the cache is cleared on every change), so a role change applies
+to their API tokens at the next request; a change of password, role or a
+disable also ends their sessions. The last enabled admin cannot be demoted
+or disabled: nobody could manage users any more.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 import threading
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from appliance.audit import Auditor
+from appliance.auth.login import LoginGuard, LoginLimits
 from appliance.domain.names import check_username
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
@@ -31,6 +40,8 @@ from appliance.store.tables import TokenRow, UserRow
 TOKEN_PREFIX = "apl_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 30.0
 _MIN_PASSWORD = 8
+_MAX_PASSWORD = 1024  # argon2 hashes any length; a megabyte "password" is only a cost
+MAX_TOKEN_DAYS = 3650  # an API token lives (0, 10 years]; no expiry is spelled None
 
 
 def hash_token(token: str) -> str:
@@ -47,10 +58,12 @@ _DUMMY_HASH = ("$argon2id$v=19$m=65536,t=3,p=4$svV6aJPtkXlahCkufVz90A$"
 
 
 class AuthService:
-    def __init__(self, store: Store, auditor: Auditor, *, session_ttl_hours: float) -> None:
+    def __init__(self, store: Store, auditor: Auditor, *, session_ttl_hours: float,
+                 limits: LoginLimits | None = None) -> None:
         self.store = store
         self.auditor = auditor
         self.session_ttl = dt.timedelta(hours=session_ttl_hours)
+        self.guard = LoginGuard(store, auditor, limits or LoginLimits())
         self._hasher = PasswordHasher()
         # token hash -> (principal, valid-until monotonic); cleared on any user/token change
         self._cache: dict[str, tuple[Principal, float]] = {}
@@ -123,23 +136,42 @@ class AuthService:
         password: str | None = None,
         disabled: bool | None = None,
     ) -> dict[str, Any]:
+        new_role = _role(role) if role is not None else None
+        if password is not None:
+            _check_password(password)
+        hashed = self._hasher.hash(password) if password is not None else None  # before the lock
         with self.store.write() as s:
             row = q.get_user(s, username)
             if row is None:
                 raise NotFound(f"user {username!r} does not exist")
             before = user_public(row)
-            if role is not None:
-                row.role = _role(role).value
-            if password is not None:
-                _check_password(password)
-                row.password_hash = self._hasher.hash(password)
+            if disabled and username == by.username:
+                raise Conflict("you cannot disable yourself")
+            role_changes = new_role is not None and new_role.value != row.role
+            disables = bool(disabled) and not row.disabled
+            if row.role == Role.admin.value and not row.disabled and (
+                    disables or (role_changes and new_role is not Role.admin)) \
+                    and q.count_enabled_admins(s) <= 1:
+                raise Conflict(
+                    f"{username!r} is the last enabled admin: make another user admin first, "
+                    "or nobody could manage users any more",
+                    detail={"username": username, "reason": "last_admin"})
+            if new_role is not None:
+                row.role = new_role.value
+            if hashed is not None:
+                row.password_hash = hashed
             if disabled is not None:
-                if disabled and username == by.username:
-                    raise Conflict("you cannot disable yourself")
                 row.disabled = disabled
             s.add(row)
+            ended = 0
+            if hashed is not None or role_changes or disables:
+                # whoever holds an old session no longer holds this user's rights; the
+                # caller's own session survives a change they make to themselves
+                own = by.token_id if by.username == username and by.token_id else None
+                ended = q.revoke_sessions_of(s, row.id, dt.datetime.now(dt.UTC),
+                                             keep=uuid.UUID(own) if own else None)
             after = user_public(row)
-            changes = {"password_changed": password is not None}
+            changes = {"password_changed": password is not None, "sessions_ended": ended}
             self.auditor.record(
                 s, by, "user.update", f"user:{username}", before=before, after={**after, **changes}
             )
@@ -152,17 +184,24 @@ class AuthService:
 
     # -- tokens ---------------------------------------------------------------
 
-    def login(self, username: str, password: str) -> dict[str, Any]:
+    def login(self, username: str, password: str, *, client: str | None = None) -> dict[str, Any]:
+        """A session for a right password; throttled and audited (see ``auth.login``)."""
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise Unauthenticated("wrong username or password")
+        keys = self.guard.begin(username, client)
         with self.store.read() as s:
-            user = q.get_user(s, username) if isinstance(username, str) else None
+            user = q.get_user(s, username)
         hashed = user.password_hash if user and user.password_hash else self._dummy_hash
         try:
-            self._hasher.verify(hashed, password)
-            ok = user is not None and not user.disabled
+            right = self._hasher.verify(hashed, password) and user is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
-        if not ok or user is None:
+            right = False
+        if user is None or not right or user.disabled:
+            reason = ("unknown user" if user is None else
+                      "wrong password" if not right else "user disabled")
+            self.guard.failed(username, client, reason)
             raise Unauthenticated("wrong username or password")
+        self.guard.succeeded(keys)
         secret = new_secret()
         expires = dt.datetime.now(dt.UTC) + self.session_ttl
         if self.store.degraded:
@@ -179,7 +218,8 @@ class AuthService:
                              token_hash=hash_token(secret), expires_at=expires),
                 )
                 self.auditor.record(s, user.username, "auth.login", f"token:{row.id}",
-                                    after={"kind": "session", "expires_at": expires.isoformat()})
+                                    after={"kind": "session", "expires_at": expires.isoformat(),
+                                           "client": client})
         return {
             "access_token": secret,
             "token_type": "bearer",
@@ -193,9 +233,11 @@ class AuthService:
     ) -> dict[str, Any]:
         if not name or len(name) > 64:
             raise InvalidInput("a token needs a name of 1-64 characters")
+        check_expires_days(expires_days)
         secret = new_secret()
         expires = (
-            dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days) if expires_days else None
+            dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days)
+            if expires_days is not None else None
         )
         with self.store.write() as s:
             user = q.get_user(s, username)
@@ -215,15 +257,25 @@ class AuthService:
             names: dict[uuid.UUID | None, str] = {u.id: u.username for u in q.list_users(s)}
             return [token_public(t, names.get(t.user_id)) for t in q.list_tokens(s)]
 
-    def revoke_token(self, token_id: str, *, by: Principal) -> dict[str, Any]:
+    def list_sessions(self) -> list[TokenInfo]:
+        """Live login sessions (not revoked, not expired), newest first."""
+        with self.store.read() as s:
+            names: dict[uuid.UUID | None, str] = {u.id: u.username for u in q.list_users(s)}
+            return [TokenInfo.of(t, names.get(t.user_id))
+                    for t in q.active_sessions(s, dt.datetime.now(dt.UTC))]
+
+    def revoke_token(self, token_id: str, *, by: Principal,
+                     kind: str | None = None) -> dict[str, Any]:
+        """Revoke a token or session by id (``kind`` narrows which: a session route)."""
+        what = "session" if kind == "session" else "token"
         try:
             tid = uuid.UUID(token_id)
         except ValueError:
-            raise NotFound(f"token {token_id!r} does not exist") from None
+            raise NotFound(f"{what} {token_id!r} does not exist") from None
         with self.store.write() as s:
             row = q.get_token(s, tid)
-            if row is None:
-                raise NotFound(f"token {token_id!r} does not exist")
+            if row is None or (kind is not None and row.kind != kind):
+                raise NotFound(f"{what} {token_id!r} does not exist")
             user = q.get_user_by_id(s, row.user_id) if row.user_id else None
             before = token_public(row, user.username if user else None)
             if row.revoked_at is None:
@@ -291,20 +343,45 @@ def user_public(u: UserRow) -> dict[str, Any]:
     }
 
 
-def token_public(t: TokenRow, username: str | None) -> dict[str, Any]:
-    def iso(v: dt.datetime | None) -> str | None:
-        return v.isoformat() if v else None
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token or session as users see it: never the secret nor its hash."""
 
-    return {
-        "id": str(t.id),
-        "username": username,
-        "name": t.name,
-        "kind": t.kind,
-        "created_at": iso(t.created_at),
-        "expires_at": iso(t.expires_at),
-        "revoked_at": iso(t.revoked_at),
-        "last_used_at": iso(t.last_used_at),
-    }
+    id: str
+    username: str | None
+    name: str
+    kind: str  # session | api | bootstrap
+    created_at: str | None
+    expires_at: str | None
+    revoked_at: str | None
+    last_used_at: str | None
+
+    @classmethod
+    def of(cls, t: TokenRow, username: str | None) -> TokenInfo:
+        def iso(v: dt.datetime | None) -> str | None:
+            return v.isoformat() if v else None
+
+        return cls(id=str(t.id), username=username, name=t.name, kind=t.kind,
+                   created_at=iso(t.created_at), expires_at=iso(t.expires_at),
+                   revoked_at=iso(t.revoked_at), last_used_at=iso(t.last_used_at))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def token_public(t: TokenRow, username: str | None) -> dict[str, Any]:
+    return TokenInfo.of(t, username).as_dict()
+
+
+def check_expires_days(days: float | None) -> None:
+    """An API token's lifetime: None (never expires) or more than 0 and at most 3650 days."""
+    if days is None:
+        return
+    if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days) \
+            or not 0 < days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(
+            f"expires_days must be more than 0 and at most {MAX_TOKEN_DAYS}, or left out for "
+            f"a token that never expires (got {days!r})", detail={"field": "expires_days"})
 
 
 def _role(role: Role | str) -> Role:
@@ -317,5 +394,5 @@ def _role(role: Role | str) -> Role:
 
 
 def _check_password(password: str) -> None:
-    if not isinstance(password, str) or len(password) < _MIN_PASSWORD:
-        raise InvalidInput(f"a password needs at least {_MIN_PASSWORD} characters")
+    if not isinstance(password, str) or not _MIN_PASSWORD <= len(password) <= _MAX_PASSWORD:
+        raise InvalidInput(f"a password needs {_MIN_PASSWORD} to {_MAX_PASSWORD} characters")

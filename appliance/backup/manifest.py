@@ -161,6 +161,7 @@ def summarize(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         "path": str(path.resolve()),
         "complete": True,
         "created_at": manifest["created_at"],
+        "origin": manifest.get("origin"),
         "appliance_version": manifest["appliance_version"],
         "format_version": manifest["format_version"],
         "migration_level": manifest["migration_level"],

@@ -44,6 +44,7 @@ from appliance.store import backup as q
 from appliance.store.db import Store
 
 log = logging.getLogger(__name__)
+MANUAL, SCHEDULED = "manual", "scheduled"  # a backup's origin, in its manifest
 
 
 class BackupService:
@@ -61,9 +62,12 @@ class BackupService:
 
     # -- creating --------------------------------------------------------------
 
-    def create(self, dest: Path, *, by: Principal | str,
-               progress: Progress | None = None) -> dict[str, Any]:
-        """Back the home up into ``dest``, which must not exist or be an empty folder."""
+    def create(self, dest: Path, *, by: Principal | str, progress: Progress | None = None,
+               origin: str = MANUAL) -> dict[str, Any]:
+        """Back the home up into ``dest``, which must not exist or be an empty folder.
+
+        ``origin`` goes into the manifest: only ``scheduled`` backups are ever pruned.
+        """
         dest = Path(dest).absolute()
         check_destination(dest)
         home = self.settings.home.resolve()
@@ -77,7 +81,7 @@ class BackupService:
                 raise Conflict(f"{partial} exists: a backup is running there or one failed; "
                                "remove it and try again")
             try:
-                manifest = self._build(partial, progress)
+                manifest = self._build(partial, progress, origin)
                 fsync_dir(partial)
                 if dest.exists():
                     dest.rmdir()  # empty, checked above; os.replace needs it gone or empty
@@ -97,8 +101,8 @@ class BackupService:
                  summary["bytes"])
         return summary
 
-    def create_in_home(self, *, by: Principal | str,
-                       progress: Progress | None = None) -> dict[str, Any]:
+    def create_in_home(self, *, by: Principal | str, progress: Progress | None = None,
+                       origin: str = MANUAL) -> dict[str, Any]:
         """A backup in ``$APPLIANCE_HOME/backups/<UTC stamp>/``: a path the server picks."""
         with self._lock:
             self.backups_dir.mkdir(parents=True, exist_ok=True)
@@ -110,22 +114,28 @@ class BackupService:
                      if _STAMP.fullmatch(p.name.removesuffix(".partial"))]
             n = max((k[1] for k in taken if k[0] == stamp), default=0) + 1
             dest = self.backups_dir / (stamp if n == 1 else f"{stamp}-{n}")
-            return self.create(dest, by=by, progress=progress)
+            return self.create(dest, by=by, progress=progress, origin=origin)
 
     def create_scheduled(self, keep: int | None = None) -> dict[str, Any]:
-        """The housekeeping job: a backup in the home, then keep only the newest ``keep``."""
+        """The housekeeping job: a backup in the home, then keep only the newest ``keep``
+        scheduled ones (a backup someone made on purpose is never pruned)."""
         keep = self.settings.backup_keep if keep is None else keep
         if keep < 1:
             raise InvalidInput("keep must be at least 1")
-        out = self.create_in_home(by=SYSTEM)
+        out = self.create_in_home(by=SYSTEM, origin=SCHEDULED)
         out["pruned"] = self.prune(keep)
         return out
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` complete backups in the home (and stale partials)."""
+        """Delete all but the newest ``keep`` scheduled backups in the home (and stale partials).
+
+        Only a backup whose manifest (checked against its digest) says it was
+        scheduled is a candidate: one made by ``POST /api/v1/backups``, or older
+        than the ``origin`` field, or unreadable, stays.
+        """
         with self._lock:
-            complete = [b for b in self._home_backups() if (b / MANIFEST).is_file()]
-            doomed = complete[:-keep] if keep > 0 else complete
+            scheduled = [b for b in self._home_backups() if _origin(b) == SCHEDULED]
+            doomed = scheduled[:-keep] if keep > 0 else scheduled
             if self.backups_dir.is_dir():  # no backup runs now (we hold the lock)
                 doomed += [p for p in self.backups_dir.iterdir()
                            if p.is_dir() and p.name.endswith(".partial")]
@@ -151,7 +161,7 @@ class BackupService:
                        if p.is_dir() and not p.is_symlink() and _STAMP.fullmatch(p.name)),
                       key=_stamp_key)
 
-    def _build(self, out: Path, progress: Progress | None) -> dict[str, Any]:
+    def _build(self, out: Path, progress: Progress | None, origin: str) -> dict[str, Any]:
         home = self.settings.home
         out.mkdir(parents=True)
         db_dir = out / DB_DIR
@@ -197,6 +207,7 @@ class BackupService:
             "format_version": FORMAT_VERSION,
             "appliance_version": __version__,
             "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "origin": origin,
             "home": str(home.resolve()),
             "migration_level": max((v for v, _ in snap.migrations), default=0),
             "migrations": [[v, n] for v, n in snap.migrations],
@@ -211,3 +222,12 @@ class BackupService:
         manifest["manifest_sha256"] = _manifest_digest(manifest)
         write_synced(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
         return manifest
+
+
+def _origin(path: Path) -> str | None:
+    """The origin a complete backup's manifest records; None when it has none or is unreadable."""
+    try:
+        origin = read_manifest(path).get("origin")
+    except InvalidInput:
+        return None
+    return origin if isinstance(origin, str) else None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.domain.jobs import parse_duration
+from appliance.domain.roles import Role
 from appliance.scheduler import TriggerSpec
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class JobDef:
     retries: int = 0
     source: str | None = None
     description: str = ""
+    role: Role = Role.operator  # needed to run it by hand, pause or resume it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def describe(self) -> str:

@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance.audit import Auditor
+from appliance.auth.service import require
 from appliance.domain.jobs import JobRunStatus, Trigger, backoff_seconds, check_job_id
 from appliance.domain.principal import Principal
+from appliance.domain.roles import Role
 from appliance.errors import ApplianceError, InvalidInput, NotFound
 from appliance.failpoints import failpoint
 from appliance.jobs import files as jobfiles
@@ -68,10 +70,10 @@ class JobService:
     # -- definitions -------------------------------------------------------------
 
     def add_builtin(self, job_id: str, fn: Callable[[], Any], trigger: TriggerSpec, *,
-                    description: str, retries: int = 0) -> None:
+                    description: str, retries: int = 0, role: Role = Role.operator) -> None:
         check_job_id(job_id)
         self._define(JobDef(id=job_id, kind="builtin", run=lambda ctx: fn(), trigger=trigger,
-                            retries=retries, description=description))
+                            retries=retries, description=description, role=role))
 
     def _define(self, job: JobDef) -> None:
         old = self._defs.get(job.id)
@@ -243,7 +245,7 @@ class JobService:
         return any(r["status"] in ("queued", "running", "succeeded") for r in runs)
 
     def run_now(self, job_id: str, *, by: Principal) -> dict[str, Any]:
-        job = self._job(job_id)
+        job = self._job(job_id, by=by)
         with self.store.write() as s:
             self.auditor.record(s, by, "job.run", f"job:{job.id}",
                                 after={"trigger": Trigger.manual.value})
@@ -251,7 +253,7 @@ class JobService:
 
     def run_here(self, job_id: str, *, by: Principal) -> dict[str, Any]:
         """Run a job in this process and wait for it (the CLI when no server is up)."""
-        job = self._job(job_id)
+        job = self._job(job_id, by=by)
         with self.store.write() as s:
             self.auditor.record(s, by, "job.run", f"job:{job.id}",
                                 after={"trigger": Trigger.manual.value})
@@ -268,7 +270,7 @@ class JobService:
     def _set_paused(self, job_id: str, paused: bool, by: Principal) -> dict[str, Any]:
         from appliance.store import jobs as q
 
-        job = self._job(job_id)
+        job = self._job(job_id, by=by)
         was = job.id in self.ledger.paused()
         with self.store.write() as s:
             q.set_paused(s, job.id, paused=paused, by=by.actor, at=self.ledger.clock())
@@ -322,15 +324,18 @@ class JobService:
         return {"id": job.id, "kind": job.kind, "trigger": job.describe(),
                 "description": job.description, "source": job.source,
                 "paused": job.id in paused, "running": job.lock.locked(),
-                "retries": job.retries,
+                "retries": job.retries, "role": job.role.value,
                 "next_run": nxt.isoformat() if nxt and job.id not in paused else None,
                 "last_run": last.get(job.id)}
 
-    def _job(self, job_id: str) -> JobDef:
+    def _job(self, job_id: str, *, by: Principal | None = None) -> JobDef:
+        """The job; with ``by``, also the check that they may run, pause or resume it."""
         check_job_id(job_id)
         job = self._defs.get(job_id)
         if job is None:
             raise NotFound(f"no job {job_id!r}: see GET /api/v1/jobs")
+        if by is not None:
+            require(by, job.role)
         return job
 
     # -- running -----------------------------------------------------------------

@@ -63,3 +63,32 @@ def revoke_tokens_of_kind(s: Session, kind: str, at: dt.datetime) -> int:
         s.add(row)
         n += 1
     return n
+
+
+def count_enabled_admins(s: Session) -> int:
+    q = select(func.count()).select_from(UserRow).where(
+        UserRow.role == "admin", col(UserRow.disabled).is_(False))
+    return int(s.exec(q).one())
+
+
+def active_sessions(s: Session, now: dt.datetime) -> list[TokenRow]:
+    """Session tokens not revoked and not expired, newest first."""
+    q = select(TokenRow).where(
+        TokenRow.kind == "session", col(TokenRow.revoked_at).is_(None),
+        (col(TokenRow.expires_at).is_(None)) | (col(TokenRow.expires_at) > now))
+    return list(s.exec(q.order_by(col(TokenRow.created_at).desc())).all())
+
+
+def revoke_sessions_of(s: Session, user_id: uuid.UUID, at: dt.datetime, *,
+                       keep: uuid.UUID | None = None) -> int:
+    """End every live session of a user (except ``keep``); the number ended."""
+    n = 0
+    for row in s.exec(select(TokenRow).where(
+            TokenRow.user_id == user_id, TokenRow.kind == "session",
+            col(TokenRow.revoked_at).is_(None))).all():
+        if row.id == keep or (row.expires_at is not None and row.expires_at <= at):
+            continue
+        row.revoked_at = at
+        s.add(row)
+        n += 1
+    return n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from appliance.domain.principal import SYSTEM
 from appliance.domain.roles import Role
-from appliance.errors import Conflict, InvalidInput, InvalidName, Unauthenticated
+from appliance.errors import Conflict, InvalidInput, InvalidName, NotFound, Unauthenticated
 from appliance.runtime import build
 
 
@@ -84,3 +85,114 @@ def test_first_start_without_password_mints_a_one_time_bootstrap_token(
             app.auth.authenticate(token)  # revoked once a user exists
     finally:
         app.close()
+
+
+# -- the last admin -----------------------------------------------------------------------
+
+def test_demoting_the_last_admin_is_refused(appliance_app: Any) -> None:
+    admin = appliance_app.auth.authenticate(_login(appliance_app, "admin"))
+    with pytest.raises(Conflict, match="last enabled admin"):
+        appliance_app.auth.update_user("admin", by=admin, role="viewer")
+    with pytest.raises(Conflict, match="last enabled admin"):
+        appliance_app.auth.update_user("admin", by=SYSTEM, disabled=True)
+    assert appliance_app.auth.list_users()[0] == {**appliance_app.auth.list_users()[0],
+                                                  "role": "admin", "disabled": False}
+
+
+def test_an_admin_can_step_down_once_another_admin_exists(appliance_app: Any) -> None:
+    appliance_app.auth.add_user("second", "password123", "admin", by=SYSTEM)
+    appliance_app.auth.update_user("second", by=SYSTEM, disabled=True)  # disabled: not counted
+    with pytest.raises(Conflict, match="last enabled admin"):
+        appliance_app.auth.update_user("admin", by=SYSTEM, role="operator")
+    appliance_app.auth.update_user("second", by=SYSTEM, disabled=False)
+    assert appliance_app.auth.update_user("admin", by=SYSTEM, role="operator")["role"] == "operator"
+    with pytest.raises(Conflict, match="last enabled admin"):
+        appliance_app.auth.update_user("second", by=SYSTEM, role="approver")
+
+
+# -- sessions end when a password or role changes -----------------------------------------
+
+def test_changing_a_password_ends_the_users_sessions(appliance_app: Any) -> None:
+    appliance_app.auth.add_user("carol", "password123", "operator", by=SYSTEM)
+    stolen = _login(appliance_app, "carol")
+    out = appliance_app.auth.update_user("carol", by=SYSTEM, password="new-password-1")
+    assert out == {**out, "role": "operator"}
+    with pytest.raises(Unauthenticated):
+        appliance_app.auth.authenticate(stolen)
+    event = appliance_app.auditor.recent(limit=1)[0]
+    assert event["action"] == "user.update" and event["after"]["sessions_ended"] == 1
+    assert _login(appliance_app, "carol", "new-password-1")
+
+
+def test_changing_a_role_ends_sessions_and_tokens_get_the_new_role_at_once(appliance_app: Any) -> None:
+    appliance_app.auth.add_user("dave", "password123", "approver", by=SYSTEM)
+    session = _login(appliance_app, "dave")
+    token = appliance_app.auth.create_token("dave", "ci", by=SYSTEM)["token"]
+    assert appliance_app.auth.authenticate(token).role is Role.approver  # now cached
+    appliance_app.auth.update_user("dave", by=SYSTEM, role="viewer")
+    with pytest.raises(Unauthenticated):
+        appliance_app.auth.authenticate(session)
+    assert appliance_app.auth.authenticate(token).role is Role.viewer
+
+
+def test_disabling_a_user_ends_sessions_that_would_revive_on_enable(appliance_app: Any) -> None:
+    appliance_app.auth.add_user("erin", "password123", "viewer", by=SYSTEM)
+    session = _login(appliance_app, "erin")
+    appliance_app.auth.update_user("erin", by=SYSTEM, disabled=True)
+    appliance_app.auth.update_user("erin", by=SYSTEM, disabled=False)
+    with pytest.raises(Unauthenticated):
+        appliance_app.auth.authenticate(session)
+
+
+def test_changing_your_own_password_keeps_the_session_you_used(appliance_app: Any) -> None:
+    mine, other = _login(appliance_app, "admin"), _login(appliance_app, "admin")
+    me = appliance_app.auth.authenticate(mine)
+    appliance_app.auth.update_user("admin", by=me, password="another-password")
+    assert appliance_app.auth.authenticate(mine).username == "admin"
+    with pytest.raises(Unauthenticated):
+        appliance_app.auth.authenticate(other)
+
+
+def test_list_sessions_shows_live_sessions_and_revoking_one_ends_it(appliance_app: Any) -> None:
+    appliance_app.auth.add_user("fay", "password123", "viewer", by=SYSTEM)
+    session = _login(appliance_app, "fay")
+    appliance_app.auth.create_token("fay", "ci", by=SYSTEM)  # an API token is not a session
+    live = [s for s in appliance_app.auth.list_sessions() if s.username == "fay"]
+    assert len(live) == 1 and live[0].kind == "session" and live[0].revoked_at is None
+    appliance_app.auth.revoke_token(live[0].id, by=SYSTEM, kind="session")
+    with pytest.raises(Unauthenticated):
+        appliance_app.auth.authenticate(session)
+    assert not [s for s in appliance_app.auth.list_sessions() if s.username == "fay"]
+
+
+def test_revoking_an_api_token_as_a_session_is_not_found(appliance_app: Any) -> None:
+    made = appliance_app.auth.create_token("admin", "ci", by=SYSTEM)
+    with pytest.raises(NotFound, match="session"):
+        appliance_app.auth.revoke_token(made["id"], by=SYSTEM, kind="session")
+    assert appliance_app.auth.authenticate(made["token"]).username == "admin"
+
+
+# -- token lifetimes ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("days", [0, -1, 1e9, 3650.5, float("nan"), float("inf"), True])
+def test_create_token_refuses_a_lifetime_out_of_range(appliance_app: Any, days: Any) -> None:
+    with pytest.raises(InvalidInput, match="expires_days"):
+        appliance_app.auth.create_token("admin", "bad", by=SYSTEM, expires_days=days)
+    assert not [t for t in appliance_app.auth.list_tokens() if t["name"] == "bad"]
+
+
+def test_create_token_without_a_lifetime_never_expires_and_3650_days_is_allowed(
+    appliance_app: Any,
+) -> None:
+    assert appliance_app.auth.create_token("admin", "forever", by=SYSTEM)["expires_at"] is None
+    longest = appliance_app.auth.create_token("admin", "long", by=SYSTEM, expires_days=3650)
+    lifetime = dt.datetime.fromisoformat(longest["expires_at"]) - dt.datetime.fromisoformat(
+        longest["created_at"])
+    assert abs(lifetime - dt.timedelta(days=3650)) < dt.timedelta(minutes=1)
+
+
+def _login(app: Any, username: str, password: str | None = None) -> str:
+    if password is None:
+        password = (app.settings.admin_password.get_secret_value() if username == "admin"
+                    else "password123")
+    return str(app.auth.login(username, password)["access_token"])

@@ -278,6 +278,34 @@ def test_scheduled_backups_go_to_the_home_and_keep_the_newest(tmp_path: Path) ->
     assert all(b["complete"] and b["counts"]["model_versions"] == 1 for b in listed)
 
 
+def test_scheduled_backups_never_prune_a_backup_someone_made(tmp_path: Path) -> None:
+    from appliance.runtime import build
+
+    app = build(make_settings(tmp_path / "home", backup_keep=1))
+    try:
+        populate_light(app)
+        mine = app.backup.create_in_home(by=SYSTEM)  # POST /api/v1/backups, `appliance backup`
+        legacy = app.backup.create_in_home(by=SYSTEM)
+        _drop_origin(Path(legacy["path"]))  # a backup from before manifests said who made it
+        runs = [app.backup.create_scheduled() for _ in range(4)]  # run-now, again and again
+        listed = {b["name"]: b for b in app.backup.list_backups()}
+    finally:
+        app.close()
+    assert set(listed) == {mine["name"], legacy["name"], runs[-1]["name"]}
+    assert listed[mine["name"]]["origin"] == "manual"
+    assert listed[runs[-1]["name"]]["origin"] == "scheduled"
+    assert all(mine["name"] not in r["pruned"] and legacy["name"] not in r["pruned"] for r in runs)
+
+
+def _drop_origin(path: Path) -> None:
+    from appliance.backup import _manifest_digest
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["origin"]
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_copying_a_backup_checks_every_checksum(backup_copy: Path, tmp_path: Path) -> None:
     from appliance.backup import copy_backup
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from appliance.api.deps import Admin, App, Approver
+from appliance.auth.service import MAX_TOKEN_DAYS, TokenInfo
 from appliance.domain.roles import Role
 
 router = APIRouter(prefix="/api/v1")
@@ -28,7 +29,10 @@ class UserUpdate(BaseModel):
 class TokenCreate(BaseModel):
     username: str
     name: str
-    expires_days: float | None = None
+    expires_days: float | None = Field(
+        default=None, gt=0, le=MAX_TOKEN_DAYS, allow_inf_nan=False,
+        description=f"Lifetime in days, more than 0 and at most {MAX_TOKEN_DAYS}; "
+                    "null or left out: the token never expires.")
 
 
 @router.get("/audit", tags=["audit"])
@@ -72,4 +76,17 @@ def create_token(app: App, who: Admin, body: TokenCreate) -> dict[str, Any]:
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
 def revoke_token(app: App, who: Admin, token_id: str) -> dict[str, Any]:
+    """Revoke an API token or a session (any kind) by id."""
     return app.auth.revoke_token(token_id, by=who)
+
+
+@router.get("/sessions", tags=["tokens"])
+def list_sessions(app: App, _: Admin) -> list[TokenInfo]:
+    """Live login sessions (not revoked, not expired), newest first."""
+    return app.auth.list_sessions()
+
+
+@router.delete("/sessions/{session_id}", tags=["tokens"])
+def revoke_session(app: App, who: Admin, session_id: str) -> dict[str, Any]:
+    """End one login session; 404 for an id that is not a session."""
+    return app.auth.revoke_token(session_id, by=who, kind="session")

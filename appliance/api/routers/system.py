@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from appliance import __version__
 from appliance.api.deps import App, Viewer
@@ -15,8 +15,8 @@ router = APIRouter()
 
 
 class LoginBody(BaseModel):
-    username: str
-    password: str
+    username: str = Field(max_length=256)
+    password: str = Field(max_length=1024)
 
 
 def health_of(app: App) -> dict[str, Any]:
@@ -43,7 +43,10 @@ def metrics(app: App, _: Viewer) -> Response:
 
 @router.post("/api/v1/auth/token", tags=["auth"])
 async def login(app: App, request: Request) -> dict[str, Any]:
-    """Exchange a username and password (JSON or form) for a bearer token."""
+    """Exchange a username and password (JSON or form) for a bearer token.
+
+    Failed attempts are audited and slowed down per username and per client
+    address: past the free failures the answer is 429 with ``Retry-After``."""
     ctype = request.headers.get("content-type", "")
     if "form" in ctype:
         form = await request.form()
@@ -59,7 +62,9 @@ async def login(app: App, request: Request) -> dict[str, Any]:
         raise InvalidInput("send {\"username\", \"password\"} as JSON or a form") from None
     from starlette.concurrency import run_in_threadpool
 
-    out: dict[str, Any] = await run_in_threadpool(app.auth.login, body.username, body.password)
+    client = request.client.host if request.client else None
+    out: dict[str, Any] = await run_in_threadpool(app.auth.login, body.username, body.password,
+                                                  client=client)
     return out
 
 
