@@ -221,6 +221,44 @@ def users_token(
         _fail(exc)
 
 
+@users_app.command("sessions")
+def users_sessions(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    home: Home = None,
+) -> None:
+    """List live login sessions (end one with `appliance users revoke ID`)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend:
+            rows = backend.sessions()
+    except ApplianceError as exc:
+        _fail(exc)
+    if as_json:
+        _print(rows)
+        return
+    table = Table("id", "username", "created", "expires")
+    for r in rows:
+        table.add_row(r["id"], str(r["username"]), str(r["created_at"])[:19],
+                      str(r["expires_at"])[:19])
+    Console().print(table)
+
+
+@users_app.command("revoke")
+def users_revoke(token_id: str, home: Home = None) -> None:
+    """Revoke an API token or end a session, by id."""
+    from appliance.cli_backend import open_backend
+
+    try:
+        with open_backend(_settings(home)) as backend:
+            _print(backend.revoke(token_id))
+    except ApplianceError as exc:
+        _fail(exc)
+
+
 @audit_app.command("verify")
 def audit_verify(home: Home = None) -> None:
     """Check the audit hash chain; exits 1 when any event was edited or deleted."""

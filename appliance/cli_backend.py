@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import typer
 
@@ -37,6 +38,8 @@ class Backend(Protocol):
     def ingest(self, path: Path, dataset: str, progress: Progress | None) -> dict[str, Any]: ...
     def add_user(self, username: str, password: str, role: str) -> dict[str, Any]: ...
     def create_token(self, username: str, name: str, days: float | None) -> dict[str, Any]: ...
+    def sessions(self) -> list[dict[str, Any]]: ...
+    def revoke(self, token_id: str) -> dict[str, Any]: ...
     def audit_verify(self) -> dict[str, Any]: ...
     def train(self, job_text: str) -> dict[str, Any]: ...
     def run(self, run_id: str) -> dict[str, Any]: ...
@@ -89,6 +92,14 @@ class RemoteBackend:
         out: dict[str, Any] = self.client.post(
             "/tokens", json={"username": username, "name": name, "expires_days": days}
         )
+        return out
+
+    def sessions(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.client.get("/sessions")
+        return out
+
+    def revoke(self, token_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.delete(f"/tokens/{quote(token_id, safe='')}")
         return out
 
     def audit_verify(self) -> dict[str, Any]:
@@ -199,6 +210,13 @@ class LocalBackend:
         out: dict[str, Any] = self.app.auth.create_token(
             username, name, by=self.who, expires_days=days
         )
+        return out
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return [s.as_dict() for s in self.app.auth.list_sessions()]
+
+    def revoke(self, token_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.auth.revoke_token(token_id, by=self.who)
         return out
 
     def audit_verify(self) -> dict[str, Any]:
