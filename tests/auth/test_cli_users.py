@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from appliance_test_support import make_settings
 from typer.testing import CliRunner, Result
 
 from appliance.cli import app as cli
+from appliance.errors import Unauthenticated
 from appliance.runtime import build
 
 
@@ -44,6 +46,12 @@ def test_users_revoke_ends_a_session(tmp_path: Path) -> None:
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["revoked_at"]
     assert json.loads(_invoke(home, "users", "sessions", "--json").output) == []
+    app = build(make_settings(home))
+    try:
+        with pytest.raises(Unauthenticated):
+            app.auth.authenticate(secret)
+    finally:
+        app.close()
     missing = _invoke(home, "users", "revoke", "not-a-token-id")
     assert missing.exit_code == 2 and "does not exist" in missing.output
 
