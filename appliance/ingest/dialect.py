@@ -12,7 +12,7 @@ The decimal comma is taken when the separator is not ``,`` and the sample's
 numbers are written ``1,5`` and never ``1.5``.
 
 We sniff ourselves rather than ask DuckDB's ``sniff_csv``: it reads far more
-(20,480 rows: 0.14 s on a 168 MB file against about 5 ms here), takes a
+(20,480 rows: 0.14 s on a 168 MB file against 12-20 ms here), takes a
 ragged comma file for one ``|``-separated column, and does not detect the
 decimal comma (measured with DuckDB 2.0).
 
