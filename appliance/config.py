@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     max_uncompressed_bytes: int = Field(
         default=4 * 1024**3, gt=0, description="Cap on a decompressed .gz stream."
     )
+    max_columns: int = Field(
+        default=2000, gt=0,
+        description="Most columns a file may have; checked on the header, before the parse.")
     parse_timeout_seconds: float = Field(default=600.0, gt=0)
     parse_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a parser.")
     min_free_disk_mb: int = Field(default=256, ge=0)

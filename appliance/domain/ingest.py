@@ -27,6 +27,9 @@ class Reason(StrEnum):
     empty = "empty"                         # zero bytes or header only
     encoding = "encoding"                   # not UTF-8 (Latin-1, UTF-16 BOM, ...)
     malformed = "malformed"                 # ragged rows, unclosed quote, bad value for type
+    too_many_columns = "too_many_columns"   # more columns than APPLIANCE_MAX_COLUMNS
+    header_too_long = "header_too_long"     # the CSV header line does not end within 1 MiB
+    changed_while_reading = "changed_while_reading"  # a writer changed the file after the claim
     contract_failed = "contract_failed"
     duplicate = "duplicate"                 # the same bytes are already a version
     parser_crashed = "parser_crashed"       # the child died: memory cap, signal

@@ -37,8 +37,27 @@ def check_file_name(name: str) -> str:
         or ".." in name
         or "\\" in name
     ):
+        shown = printable_name(name) if isinstance(name, str) else repr(name)
         raise InvalidName(
-            f"invalid file name {name!r}",
+            f"invalid file name '{shown}'",
             detail={"field": "file", "pattern": FILE_NAME.pattern},
         )
     return name
+
+
+def printable_name(name: str) -> str:
+    """A file name as it may be stored, logged and shown.
+
+    A name that is not UTF-8 on disk reaches Python with its bad bytes as
+    surrogate escapes (``b'caf\\xe9.csv'`` is ``'caf\\udce9.csv'``), which no
+    UTF-8 encoder (DuckDB, JSON readers) takes: those bytes become ``\\xe9``,
+    and control characters become escapes too (``\\n``, ``\\x1b``).
+    """
+    try:
+        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:   # a surrogate that is not an escaped byte
+        text = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)

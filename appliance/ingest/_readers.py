@@ -1,21 +1,19 @@
 """The format readers of the parser child: bytes on disk to a polars frame, or a refusal.
 
 Split out of :mod:`appliance.ingest.parse`, which opens the file and orchestrates.
-CSV, JSON lines and Parquet readers, gzip decompression under its cap, the UTF-8
-and header checks, and the slow diagnostics (DuckDB's strict CSV reader, bad-value
-look-ups, a JSON line scan) that only run once something already looks wrong.
-polars and DuckDB are imported inside the functions: only the child loads them.
+Gzip decompression under its cap, the UTF-8 check, the JSON lines and Parquet
+readers and the helpers the CSV reader (:mod:`appliance.ingest._csv`) shares.
+The slow diagnostics (a JSON line scan) only run once something already looks
+wrong. polars and DuckDB are imported inside the functions: only the child
+loads them.
 """
 
 from __future__ import annotations
 
 import codecs
-import csv
-import io
 import json
 import mmap
 import os
-import re
 import time
 import zlib
 from contextlib import suppress
@@ -29,13 +27,11 @@ if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
 
 _CHUNK = 4 << 20            # UTF-8 scan and gunzip step
-_HEADER_MAX = 1 << 20       # the CSV header must fit in the first MiB
 _DIAGNOSE_S = 10.0          # at most this long hunting for the bad JSON line
+_UTF8_ONLY = ("save the file as UTF-8 (encodings tried: UTF-8, with or without a BOM; "
+              "in Excel choose \"CSV UTF-8\")")
 _BOMS = ((b"\xff\xfe", "UTF-16/32 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)"),
          (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"))
-_POLARS_BAD_VALUE = re.compile(
-    r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]*)` at column '.*?' "
-    r"\(column number (?P<number>\d+)\)", re.S)
 
 
 def reject(reason: Reason, message: str) -> IngestRejected:
@@ -89,30 +85,18 @@ def gunzip_capped(fd: int, out_path: Path, cap: int) -> None:
         os.close(out)
 
 
-# -- text: encoding, CSV, JSON lines ------------------------------------------------------
+# -- text: encoding, JSON lines ----------------------------------------------------------
 
 
-def read_text(path: str, fmt: str, types: dict[str, pl.DataType] | None) -> pl.DataFrame:
-    with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            raise reject(Reason.empty, "the file is empty (0 bytes)")
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            skip = _check_utf8(mm)
-            if fmt == "jsonl":
-                # polars' JSON reader refuses a UTF-8 BOM: hand it the bytes after it
-                return _read_jsonl(mm[skip:] if skip else path, types, mm)
-            return _read_csv(path, types, _csv_header(mm, skip))
-
-
-def _check_utf8(mm: mmap.mmap) -> int:
+def check_utf8(mm: mmap.mmap) -> int:
     """Refuse anything but UTF-8 text; return the length of a UTF-8 BOM to skip."""
     for bom, name in _BOMS:
         if mm[: len(bom)] == bom:
-            raise reject(Reason.encoding, f"the file is {name} (byte-order mark); save it as UTF-8")
+            raise reject(Reason.encoding, f"the file is {name} (byte-order mark); {_UTF8_ONLY}")
     nul = mm.find(b"\x00")
     if nul >= 0:
         raise reject(Reason.encoding, f"line {_line_at(mm, nul)} holds a NUL byte: UTF-16 "
-                                      "text or binary data, not UTF-8")
+                                      f"text or binary data, not UTF-8; {_UTF8_ONLY}")
     skip = 3 if mm[:3] == codecs.BOM_UTF8 else 0
     pos, size = skip, len(mm)
     with memoryview(mm) as view:
@@ -123,7 +107,7 @@ def _check_utf8(mm: mmap.mmap) -> int:
             except UnicodeDecodeError as exc:
                 bad = pos + exc.start
                 raise reject(Reason.encoding, f"line {_line_at(mm, bad)} is not UTF-8 (byte "
-                             f"0x{mm[bad]:02X} at offset {bad}); save the file as UTF-8") from exc
+                             f"0x{mm[bad]:02X} at offset {bad}); {_UTF8_ONLY}") from exc
             pos += max(used, 1)
     return skip
 
@@ -132,86 +116,7 @@ def _line_at(mm: mmap.mmap, offset: int) -> int:
     return mm[:offset].count(b"\n") + 1
 
 
-def _csv_header(mm: mmap.mmap, skip: int) -> list[str]:
-    head = mm[skip: skip + _HEADER_MAX]
-    text = codecs.utf_8_decode(head, "strict", False)[0]
-    if not text.strip() and len(mm) - skip <= _HEADER_MAX:
-        raise reject(Reason.empty, "the file holds no header and no rows")
-    try:
-        header = next(csv.reader(io.StringIO(text, newline=""), strict=True), [])
-    except csv.Error as exc:
-        raise reject(Reason.malformed, f"line 1 (the header) cannot be read: {exc}") from exc
-    if not header:
-        raise reject(Reason.malformed, "line 1 is blank; expected a header of column names")
-    for i, name in enumerate(header, 1):
-        if not name.strip():
-            raise reject(Reason.malformed, f"column {i} has no name in the header (line 1)")
-        if name in header[: i - 1]:
-            raise reject(Reason.malformed, f"column name {name!r} appears twice in the header")
-    return header
-
-
-def _read_csv(path: str, types: dict[str, pl.DataType] | None, header: list[str]) -> pl.DataFrame:
-    """Read with the contract's types (no inference); widen inferred columns that drift."""
-    import polars as pl
-
-    known = {h: types[h] for h in header if h in types} if types else {}
-    widened: dict[str, pl.DataType] = {}
-    while True:
-        try:
-            if types is not None and len(known) == len(header):
-                df = pl.read_csv(path, schema=known, glob=False)
-            else:
-                df = pl.read_csv(path, schema_overrides={**known, **widened}, glob=False)
-            break
-        except pl.exceptions.NoDataError as exc:
-            raise reject(Reason.empty, "the file holds no header and no rows") from exc
-        except pl.exceptions.ComputeError as exc:
-            bad = _POLARS_BAD_VALUE.search(str(exc))
-            number = int(bad["number"]) if bad else 0
-            column = header[number - 1] if 0 < number <= len(header) else None
-            if bad and column and column not in known and bad["dtype"] != "str" \
-                    and widened.get(column) != pl.String:
-                # typed from the first rows, then a later value disagreed: widen and re-read
-                integer = bad["dtype"].startswith(("i", "u"))
-                widened[column] = (pl.Float64() if integer and _is_float(bad["value"])
-                                   else pl.String())
-                continue
-            if bad and column in known:
-                located = _locate_bad_value(path, column, known[column])
-                if located:
-                    raise reject(Reason.malformed, located) from exc
-            raise reject(Reason.malformed, _csv_structure_error(path, len(header))
-                         or _first_line(exc)) from exc
-    # polars pads short rows with nulls silently; a short row always nulls the last column
-    if widened or df.get_column(df.columns[-1]).null_count():
-        problem = _csv_structure_error(path, len(header))
-        if problem:
-            raise reject(Reason.malformed, problem)
-    return df
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _locate_bad_value(path: str, column: str, dtype: pl.DataType) -> str | None:
-    import polars as pl
-
-    raw = pl.read_csv(path, columns=[column], infer_schema=False, glob=False).get_column(column)
-    hit = _first_cast_failure(raw, dtype)
-    if hit is None:
-        return None
-    row, value = hit
-    return (f"column {column!r}, row {row} (line {row + 1}): value {value!r:.80} is not a valid "
-            f"{dtype}")
-
-
-def _first_cast_failure(s: pl.Series, dtype: pl.DataType) -> tuple[int, Any] | None:
+def first_cast_failure(s: pl.Series, dtype: pl.DataType) -> tuple[int, Any] | None:
     """1-based row and value of the first non-null that does not survive a cast to ``dtype``."""
     import polars as pl
 
@@ -226,61 +131,42 @@ def _first_cast_failure(s: pl.Series, dtype: pl.DataType) -> tuple[int, Any] | N
     return (int(idx[0]) + 1, s[int(idx[0])]) if len(idx) else None
 
 
-def _csv_structure_error(path: str, ncols: int) -> str | None:
-    """Ask DuckDB's strict reader for the first ragged row or unclosed quote, by line."""
-    import duckdb
-
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}"
-    con = duckdb.connect(":memory:", config={"memory_limit": "256MB", "threads": 1})
-    try:
-        con.execute(
-            f"SELECT count(*) FROM read_csv($1, header=true, auto_detect=false, "
-            f"columns={columns}, delim=',', quote='\"', escape='\"', strict_mode=true, "
-            f"null_padding=false, store_rejects=true, max_line_size=16777216, "
-            f"buffer_size=33554432)", [path]).fetchall()
-        row = con.execute(
-            "SELECT line, error_type, error_message FROM reject_errors "
-            "WHERE error_type IN ('MISSING COLUMNS', 'TOO MANY COLUMNS', 'UNQUOTED VALUE') "
-            "ORDER BY line LIMIT 1").fetchone()
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
-    if row is None:
-        return None
-    line, kind, text = row
-    if kind == "UNQUOTED VALUE":
-        return f"line {line}: a quoted value is never closed (unclosed quote)"
-    found = re.search(r"Found: (\d+)", str(text))
-    fields = f"{found[1]} field{'s' if found[1] != '1' else ''}" if found else "a different count"
-    return f"line {line}: ragged row with {fields} where the header has {ncols}"
-
-
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-def _read_jsonl(source: str | bytes, types: dict[str, pl.DataType] | None,
-                mm: mmap.mmap) -> pl.DataFrame:
+def read_jsonl(source: str | bytes, types: dict[str, pl.DataType] | None,
+               mm: mmap.mmap, *, max_columns: int) -> pl.DataFrame:
     import polars as pl
+
+    from appliance.ingest.cells import json_null_tokens, parse_iso_dates
 
     try:
         # the whole file decides the columns: keys first seen late must not vanish
         df = pl.read_ndjson(source, infer_schema_length=None)
     except pl.exceptions.PolarsError as exc:
         raise reject(Reason.malformed, _jsonl_bad_line(mm) or
-                     f"not valid JSON lines: {_first_line(exc)}") from exc
+                     f"not valid JSON lines: {first_line(exc)}") from exc
     if df.width == 0:
         raise reject(Reason.empty, "the file holds no JSON records")
+    check_width(df.width, max_columns)
+    typed = set(types or ())
+    df = json_null_tokens(df, typed)
     casts = []
     for name, dtype in (types or {}).items():
         if name in df.columns and df.schema[name] != dtype:
-            hit = _first_cast_failure(df.get_column(name), dtype)
+            hit = first_cast_failure(df.get_column(name), dtype)
             if hit is not None:
                 raise reject(Reason.malformed, f"column {name!r}, line {hit[0]}: value "
                                                f"{hit[1]!r:.80} is not a valid {dtype}")
             casts.append(pl.col(name).cast(dtype))
-    return df.with_columns(casts) if casts else df
+    return parse_iso_dates(df.with_columns(casts) if casts else df, typed)
+
+
+def check_width(columns: int, max_columns: int) -> None:
+    if columns > max_columns:
+        raise reject(Reason.too_many_columns, f"the file has {columns:,} columns, over the limit "
+                                              f"of {max_columns:,} (APPLIANCE_MAX_COLUMNS)")
 
 
 def _jsonl_bad_line(mm: mmap.mmap) -> str | None:
@@ -307,9 +193,11 @@ def _jsonl_bad_line(mm: mmap.mmap) -> str | None:
 # -- Parquet -----------------------------------------------------------------------------
 
 
-def read_parquet(path: str, cap: int) -> pl.DataFrame:
+def read_parquet(path: str, cap: int, *, max_columns: int) -> pl.DataFrame:
     import duckdb
     import polars as pl
+
+    from appliance.ingest.cells import dictionaries_as_strings
 
     con = duckdb.connect(":memory:", config={"memory_limit": "256MB", "threads": 1})
     try:
@@ -319,16 +207,17 @@ def read_parquet(path: str, cap: int) -> pl.DataFrame:
             [path]).fetchone() or (0, 0, 0)
     except duckdb.Error as exc:
         raise reject(Reason.malformed, "not a readable Parquet file: "
-                     f"{_first_line(exc).replace(path, 'the file')}") from exc
+                     f"{first_line(exc).replace(path, 'the file')}") from exc
     finally:
         con.close()
+    check_width(int(leaves or 0), max_columns)
     # Dictionary/RLE pages can decode far past their stored size: bound by rows too.
     estimate = max(int(size or 0), int(rows or 0) * int(leaves or 0) * 8)
     if estimate > cap:
         raise reject(Reason.too_big, f"the Parquet file decodes to about {mb(estimate)}, over "
                                      f"the {mb(cap)} limit")
     try:
-        return pl.read_parquet(path, glob=False)
+        return dictionaries_as_strings(pl.read_parquet(path, glob=False))
     except pl.exceptions.PolarsError as exc:
         raise reject(Reason.malformed, "not a readable Parquet file: "
-                     f"{_first_line(exc).replace(path, 'the file')}") from exc
+                     f"{first_line(exc).replace(path, 'the file')}") from exc

@@ -1,4 +1,4 @@
-"""Files on their way in: uploads written to the claimed area, content hashes."""
+"""Files on their way in: uploads written to the claimed area, content hashes, late writers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from appliance.domain.ingest import Reason
+from appliance.domain.names import printable_name
 from appliance.errors import IngestRejected, InvalidInput
 from appliance.ingest import inbox
 
@@ -75,3 +76,28 @@ def sha256_file(path: Path) -> str:
         return h.hexdigest()
     finally:
         os.close(fd)
+
+
+def check_unchanged(path: Path, name: str, before: os.stat_result, *, discard: Path) -> None:
+    """Refuse a claimed file that changed while it was hashed and parsed.
+
+    A writer that paused past the inbox's stability window and then wrote on
+    (through the descriptor it still holds) changes the file under the reader:
+    what was read may be half of it, and accepting it would keep the half. So
+    the claim's stat before the read is compared with one after it; on a
+    change ``discard`` (the staging Parquet) is removed and the file refused.
+    """
+    after = os.stat(path, follow_symlinks=False)
+    if (after.st_ino, after.st_size, after.st_mtime_ns) == \
+            (before.st_ino, before.st_size, before.st_mtime_ns):
+        return
+    discard.unlink(missing_ok=True)
+    raise IngestRejected(
+        Reason.changed_while_reading,
+        f"'{printable_name(name)}' changed while it was being read ({before.st_size:,} then "
+        f"{after.st_size:,} bytes): its writer was still writing after the file was taken, "
+        "so none of it was accepted. Write the file under a .part (or hidden) name and "
+        "rename it into place when it is complete.",
+        detail={"size_before": before.st_size, "size_after": after.st_size,
+                "mtime_ns_before": before.st_mtime_ns, "mtime_ns_after": after.st_mtime_ns},
+    )

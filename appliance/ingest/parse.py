@@ -22,6 +22,7 @@ import ast
 import errno
 import functools
 import json
+import mmap
 import os
 import re
 import stat
@@ -33,12 +34,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.domain.ingest import Reason
+from appliance.domain.text import MAX_VALUE_CHARS, clip_text
 from appliance.errors import IngestRejected
-from appliance.ingest._readers import gunzip_capped, mb, read_parquet, read_text, reject
+from appliance.ingest._readers import (
+    check_utf8,
+    gunzip_capped,
+    mb,
+    read_jsonl,
+    read_parquet,
+    reject,
+)
 from appliance.ingest.formats import FORMATS
 
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
+
+
+DEFAULT_MAX_COLUMNS = 2000         # APPLIANCE_MAX_COLUMNS' default
+MAX_MESSAGE_CHARS = 2000           # a refusal's message, as stored and shown
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class ParseLimits:
     max_uncompressed_bytes: int    # the decompressed stream (.csv.gz) or decoded Parquet
     timeout_s: float               # wall clock per file, enforced by the parent
     memory_mb: int                 # RLIMIT_AS of the parser child
+    max_columns: int = DEFAULT_MAX_COLUMNS   # checked before the parse
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +69,8 @@ class ParseLimits:
     def from_dict(cls, d: dict[str, Any]) -> ParseLimits:
         return cls(max_bytes=int(d["max_bytes"]),
                    max_uncompressed_bytes=int(d["max_uncompressed_bytes"]),
-                   timeout_s=float(d["timeout_s"]), memory_mb=int(d["memory_mb"]))
+                   timeout_s=float(d["timeout_s"]), memory_mb=int(d["memory_mb"]),
+                   max_columns=int(d["max_columns"]))
 
 
 @dataclass
@@ -72,7 +87,8 @@ class ParseResult:
 
     @classmethod
     def failed(cls, reason: str | Reason, message: str) -> ParseResult:
-        return cls(ok=False, reason=Reason(reason).value, message=message)
+        return cls(ok=False, reason=Reason(reason).value, message=clip_text(message,
+                                                                            MAX_MESSAGE_CHARS))
 
     def to_json(self) -> str:
         # default=str: an odd value in a report (a date, a decimal) must not make it unsendable
@@ -101,12 +117,12 @@ class ParseResult:
             return cls(
                 ok=ok,
                 reason=None if reason is None else Reason(reason).value,
-                message=str(d.get("message", "")),
+                message=clip_text(str(d.get("message", "")), MAX_MESSAGE_CHARS),
                 rows=int(d.get("rows", 0)),
                 columns=[{"name": c["name"], "dtype": c["dtype"]} for c in columns],
                 contract_yaml=contract,
                 inferred=_strict_bool(d.get("inferred", False)),
-                report=report,
+                report=None if report is None else bounded(report),
                 parquet_written=_strict_bool(d.get("parquet_written", False)),
             )
         except (KeyError, TypeError) as exc:
@@ -166,11 +182,12 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
         if fmt == "csv.gz":
             scratch = scratch_paths(dst)[1]
             gunzip_capped(fd, scratch, limits.max_uncompressed_bytes)
-            df = read_text(str(scratch), "csv", types)
+            df = _read_text(str(scratch), "csv", types, limits)
         elif fmt == "parquet":
-            df = read_parquet(_fd_path(fd), limits.max_uncompressed_bytes)
+            df = read_parquet(_fd_path(fd), limits.max_uncompressed_bytes,
+                              max_columns=limits.max_columns)
         else:
-            df = read_text(_fd_path(fd), fmt, types)
+            df = _read_text(_fd_path(fd), fmt, types, limits)
     if df.height == 0:
         raise reject(Reason.empty, "the file has a header but no data rows")
     for name, dtype in df.schema.items():
@@ -179,6 +196,22 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
                          f"column {name!r} holds nested values ({dtype}); only flat tables are taken")
     return _finish(df, dst, dataset=dataset, contract_yaml=contract_yaml,
                    contract_version=contract_version)
+
+
+def _read_text(path: str, fmt: str, types: dict[str, pl.DataType] | None,
+               limits: ParseLimits) -> pl.DataFrame:
+    from appliance.ingest._csv import read_csv
+
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            raise reject(Reason.empty, "the file is empty (0 bytes)")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            skip = check_utf8(mm)
+            if fmt == "jsonl":
+                # polars' JSON reader refuses a UTF-8 BOM: hand it the bytes after it
+                return read_jsonl(mm[skip:] if skip else path, types, mm,
+                                  max_columns=limits.max_columns)
+            return read_csv(path, mm, skip, types, max_columns=limits.max_columns)
 
 
 def _finish(df: pl.DataFrame, dst: Path, *, dataset: str, contract_yaml: str | None,
@@ -206,11 +239,25 @@ def _finish(df: pl.DataFrame, dst: Path, *, dataset: str, contract_yaml: str | N
     os.replace(tmp, dst)
     return ParseResult(
         ok=True, reason=None,
-        message=f"{df.height} rows" if report.passed else report.headline(),
+        message=clip_text(f"{df.height} rows" if report.passed else report.headline(),
+                          MAX_MESSAGE_CHARS),
         rows=df.height,
         columns=[{"name": n, "dtype": str(t)} for n, t in df.schema.items()],
-        contract_yaml=contract, inferred=contract_yaml is None, report=report.to_dict(),
-        parquet_written=True)
+        contract_yaml=contract, inferred=contract_yaml is None,
+        report=bounded(report.to_dict()), parquet_written=True)
+
+
+def bounded(value: Any, *, limit: int = MAX_MESSAGE_CHARS) -> Any:
+    """A report with its text cut: sample values to ``MAX_VALUE_CHARS``, any other text to
+    ``MAX_MESSAGE_CHARS`` (cells of any size may have been quoted into it)."""
+    if isinstance(value, str):
+        return clip_text(value, limit)
+    if isinstance(value, dict):
+        return {k: bounded(v, limit=MAX_VALUE_CHARS if k == "sample_values" else limit)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [bounded(v, limit=limit) for v in value]
+    return value
 
 
 def summarize_parquet(path: Path) -> list[dict[str, Any]]:

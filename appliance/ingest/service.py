@@ -7,7 +7,9 @@ The order is what makes ``kill -9`` safe at any moment:
 2. the bytes are hashed; the same bytes as an existing version are a
    duplicate, unless that version was recorded by this very claim (a crash
    after commit), in which case only the filing away is redone;
-3. a child process parses, validates and writes a staging Parquet file;
+3. a child process parses, validates and writes a staging Parquet file; a
+   file whose size or mtime changed meanwhile is refused (its writer was
+   not done: ``changed_while_reading``);
 4. the Parquet file is renamed to its final, content-addressed place;
 5. one transaction records the version, its contract, its ingest row, its
    lineage edges and its audit event: nothing is visible before this commit;
@@ -31,7 +33,7 @@ from typing import IO, Any
 from appliance.audit import Auditor
 from appliance.config import Settings
 from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
-from appliance.domain.names import check_dataset_name, check_file_name
+from appliance.domain.names import check_dataset_name, check_file_name, printable_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
 from appliance.durable import require_free_disk
@@ -43,8 +45,9 @@ from appliance.errors import (
 )
 from appliance.failpoints import failpoint
 from appliance.ingest import inbox
-from appliance.ingest.files import UploadSink, sha256_file
+from appliance.ingest.files import UploadSink, check_unchanged, sha256_file
 from appliance.ingest.formats import detect_format
+from appliance.ingest.labels import LABELS_SUFFIX, read_labels
 from appliance.ingest.parse import ParseLimits, ParseResult
 from appliance.ingest.worker import ParserPool
 from appliance.store import datasets as dq
@@ -58,7 +61,6 @@ _CHUNK = 4 * 1024 * 1024
 
 OutcomeHook = Callable[[str, float], None]
 LabelsHook = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
-LABELS_SUFFIX = "__labels"  # inbox/<model>__labels/: delayed ground truth, not a dataset
 
 
 def file_node(sha256: str) -> str:
@@ -96,6 +98,7 @@ class IngestService:
                 max_uncompressed_bytes=settings.max_uncompressed_bytes,
                 timeout_s=settings.parse_timeout_seconds,
                 memory_mb=settings.parse_memory_mb,
+                max_columns=settings.max_columns,
             )
         )
         self._lock = threading.Lock()  # one file at a time: the parser child is single
@@ -155,17 +158,23 @@ class IngestService:
         return self.ingest_claim(claim, who=who)
 
     def quarantine_entry(self, entry: inbox.Hostile) -> dict[str, Any]:
-        """A hostile inbox entry: moved aside unopened, recorded, never parsed."""
+        """A hostile inbox entry: moved aside unopened, then reason JSON, ingest row, audit
+        event and alert as for any refusal, its name escaped (it may not be UTF-8)."""
         started = time.perf_counter()
         claim_id = uuid.uuid4().hex
+        name = printable_name(entry.path.name)
+        dataset = entry.dataset or inbox.INVALID_DATASET_FOLDER
         inbox.quarantine(
             entry.path, quarantine_dir=self.settings.quarantine_dir, dataset=entry.dataset,
-            name=entry.path.name, reason=entry.reason, message=entry.message, claim_id=claim_id,
+            name=name, reason=entry.reason, message=entry.message, claim_id=claim_id,
         )
+        if self.alerts is not None:
+            self.alerts.validation_rejected(dataset, entry.message,
+                                            {"reason": entry.reason.value, "file": name})
         out = self._record_ingest(
-            claim_id, dataset=entry.dataset or inbox.INVALID_DATASET_FOLDER,
-            file_name=entry.path.name, who=INBOX, outcome=IngestOutcome.quarantined,
-            reason=entry.reason.value, message=entry.message, started=started,
+            claim_id, dataset=dataset, file_name=name, who=INBOX,
+            outcome=IngestOutcome.quarantined, reason=entry.reason.value,
+            message=entry.message, started=started,
         )
         if self.on_outcome:
             self.on_outcome(out["outcome"], time.perf_counter() - started)
@@ -240,7 +249,7 @@ class IngestService:
         fmt = detect_format(claim.name)
         self._check_disk(st.st_size)
         if claim.dataset.endswith(LABELS_SUFFIX):
-            return self._ingest_labels(claim, fmt, who, started, st.st_size)
+            return self._ingest_labels(claim, fmt, who, started, st)
         with self.store.read() as s:
             already = s.get(IngestRow, uuid.UUID(claim.id))
             ds = dq.get_dataset(s, claim.dataset)
@@ -260,6 +269,7 @@ class IngestService:
             sha = sha256_file(claim.path)
             hashed = time.perf_counter()
             result = parsing.result()
+        check_unchanged(claim.path, claim.name, st, discard=staging)
         log.info("%s/%s: hashed in %.3f s, parsed in %.3f s (%s)", claim.dataset, claim.name,
                  hashed - started, time.perf_counter() - started, result.reason or "ok")
         with self.store.read() as s:
@@ -371,14 +381,8 @@ class IngestService:
         }
 
     def _ingest_labels(self, claim: inbox.Claim, fmt: str, who: Principal, started: float,
-                       size: int) -> dict[str, Any]:
-        """``inbox/<model>__labels/<file>``: columns request_id,label, joined to predictions.
-
-        Parsed by the same child as any inbox file; the rows go to the serving
-        side's feedback, and the file is archived, or quarantined with a reason.
-        """
-        import polars as pl
-
+                       before: os.stat_result) -> dict[str, Any]:
+        """``inbox/<model>__labels/<file>``: request_id,label rows, joined to predictions."""
         model = claim.dataset.removesuffix(LABELS_SUFFIX)
         with self.store.read() as s:
             already = s.get(IngestRow, uuid.UUID(claim.id))
@@ -386,20 +390,8 @@ class IngestService:
             return self._finish_recovered(claim, already)
         if self.on_labels is None:
             raise IngestRejected(Reason.internal, "labels are not taken by this process")
-        staging = self.settings.staging_dir / f"{claim.id}.parquet"
-        try:
-            result = self.pool.parse(claim.path, staging, fmt=fmt, dataset=claim.dataset,
-                                     contract_yaml=None, contract_version=None)
-            if not result.ok:
-                raise IngestRejected(Reason(result.reason or Reason.internal), result.message)
-            frame = pl.read_parquet(staging)
-        finally:
-            staging.unlink(missing_ok=True)
-        if sorted(frame.columns) != ["label", "request_id"]:
-            raise IngestRejected(Reason.contract_failed,
-                                 f"a labels file has exactly the columns request_id,label; "
-                                 f"found {', '.join(frame.columns)}")
-        records = frame.with_columns(pl.col("request_id").cast(pl.String)).to_dicts()
+        records = read_labels(self.pool, claim, fmt=fmt, before=before,
+                              staging=self.settings.staging_dir / f"{claim.id}.parquet")
         try:
             out = self.on_labels(model, records)
         except ApplianceError as exc:
@@ -407,7 +399,8 @@ class IngestService:
         message = f"{out['received']} labels, {out['matched']} matched to predictions"
         row = IngestRow(
             id=uuid.UUID(claim.id), dataset=claim.dataset, file_name=claim.name,
-            sha256=sha256_file(claim.path), size_bytes=size, outcome=IngestOutcome.accepted.value,
+            sha256=sha256_file(claim.path), size_bytes=before.st_size,
+            outcome=IngestOutcome.accepted.value,
             message=message, actor=who.actor,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
@@ -471,6 +464,7 @@ class IngestService:
         started: float,
         size: int | None = None,
     ) -> dict[str, Any]:
+        file_name = printable_name(file_name)
         row = IngestRow(
             id=uuid.UUID(claim_id), dataset=dataset, file_name=file_name, size_bytes=size,
             outcome=outcome.value, reason=reason, message=message, actor=who.actor,

@@ -21,7 +21,11 @@ Conventions:
 * Strings, categoricals, enums and booleans: the 10 most frequent non-null
   values as ``[{"value": v, "count": n}]``, ties broken by value.
 * Dates, datetimes and times: ``min`` and ``max`` as ISO strings.
-* Every value is a plain JSON-safe python value: NaN/inf become None.
+* Every value is a plain JSON-safe python value: NaN/inf become None, and
+  text (a top value, a string minimum or maximum) is cut to 200 characters
+  followed by ``…`` (``appliance.domain.text.MAX_VALUE_CHARS``): a summary is
+  stored in the metadata store and served by the API, and one cell can be
+  50 MB. Two long values that share their first 200 characters show alike.
 """
 
 from __future__ import annotations

@@ -118,3 +118,14 @@ def test_summarize_empty_frame():
     assert summarize(pl.DataFrame()) == []
     s = summarize(pl.DataFrame({"x": pl.Series([], dtype=pl.Float64)}))[0]
     assert (s.count, s.nulls, s.min, s.histogram) == (0, 0, None, None)
+
+
+def test_summarize_cuts_long_text_to_200_characters_and_an_ellipsis():
+    from appliance.domain.text import ELLIPSIS, MAX_VALUE_CHARS
+
+    long = "x" * 1_000_000
+    s = by_name(pl.DataFrame({"t": [long, long, "short", None],
+                              "b": [b"y" * 10_000, b"y" * 10_000, b"z", None]}))
+    assert s["t"].top_values == [{"value": "x" * MAX_VALUE_CHARS + ELLIPSIS, "count": 2},
+                                 {"value": "short", "count": 1}]
+    assert len(json.dumps([x.to_dict() for x in s.values()])) < 5_000
