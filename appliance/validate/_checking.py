@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from appliance.domain.reports import CheckFailure
-from appliance.validate._counting import SAMPLE_SIZE, Counted, count_all, of, rows_of, shown
+from appliance.validate._counting import SAMPLE_SIZE, Counted, count_all, of, shown
 from appliance.validate._tolerances import column_items, duplicate_warning, judge
 from appliance.validate._values import json_safe
 from appliance.validate.profile import ContractProfile

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 import polars as pl
@@ -55,29 +56,25 @@ def observe(df: pl.DataFrame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
         s = stats[name]
         nulls = int(s["nulls"])
         null_fraction = ceil_fraction(nulls, rows)
-        common = {
-            "null_fraction": null_fraction,
-            "max_null_fraction": tolerance(null_fraction, NULL_REJECT_MARGIN),
-        }
         kind = _kind(dtype, s, rows - nulls)
+        profile = ColumnProfile(kind=kind, null_fraction=null_fraction,
+                                max_null_fraction=tolerance(null_fraction, NULL_REJECT_MARGIN))
         if kind == "categorical":
             categorical.append(name)
         if dtype.is_numeric() and s.get("lo") is not None:
             lo, hi = json_safe(s["lo"]), json_safe(s["hi"])
-            expected = None if s.get("infinite") else expected_range(lo, hi, dtype, kind)
-            columns[name] = ColumnProfile(kind=kind, **common, observed_range=(_short(lo), _short(hi)),
-                                          expected_range=expected)
-        else:
-            columns[name] = ColumnProfile(kind=kind, **common)
+            profile = replace(
+                profile, observed_range=(_short(lo), _short(hi)),
+                expected_range=None if s.get("infinite") else expected_range(lo, hi, dtype, kind),
+            )
+        columns[name] = profile
     if categorical:
         values = df.select(
             _as_string(pl.col(n), df.schema[n]).drop_nulls().unique().sort().implode()
             for n in categorical
         ).row(0)
         for name, domain in zip(categorical, values, strict=True):
-            columns[name] = ColumnProfile(
-                **{**columns[name].__dict__, "domain": tuple(domain), "min_domain_mass": MIN_DOMAIN_MASS}
-            )
+            columns[name] = replace(columns[name], domain=tuple(domain), min_domain_mass=MIN_DOMAIN_MASS)
     duplicates = ceil_fraction(rows - df.hash_rows().n_unique(), rows) if rows and df.width else 0.0
     frame = FrameProfile(rows=rows, duplicate_fraction=duplicates,
                          max_duplicate_fraction=tolerance(duplicates, DUPLICATE_WARN_MARGIN))

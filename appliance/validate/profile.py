@@ -158,7 +158,10 @@ def _column_profile(raw: Mapping[str, Any], column: str) -> ColumnProfile:
     if observed is not None:
         if not isinstance(observed, Mapping) or set(observed) - {"min", "max"}:
             raise _invalid(column, "profile 'observed_range' must be {min: ..., max: ...}")
-        observed = (_number(observed.get("min"), column), _number(observed.get("max"), column))
+        lo, hi = _number(observed.get("min"), column), _number(observed.get("max"), column)
+        if lo is None or hi is None:
+            raise _invalid(column, "profile 'observed_range' needs both min and max")
+        observed = (lo, hi)
     expected = raw.get("expected_range")
     if expected is not None:
         if not isinstance(expected, Mapping) or set(expected) - {"min_value", "max_value"}:
