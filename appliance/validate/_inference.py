@@ -29,6 +29,7 @@ DOMAIN_MIN_VALUES = 50        # a domain needs at least this many non-null value
 DOMAIN_MAX_DISTINCT = 50      # ... at most this many categories ...
 DOMAIN_MIN_REPEAT = 2         # ... each seen this many times on average
 TEXT_MIN_MEAN_LENGTH = 40     # longer values on average: free text
+RANGE_SPANS = 3              # the expected range reaches this many spans beyond the observed one
 DATE_LIKE_SHARE = 0.9         # this share of values looking like dates: a date column
 _DATE_SAMPLE = 1000
 
@@ -138,14 +139,14 @@ def _kind(dtype: pl.DataType, s: dict[str, Any], non_null: int) -> str:
 
 
 def expected_range(lo: Any, hi: Any, dtype: pl.DataType, kind: str) -> tuple[Any, Any]:
-    """The soft range: the observed one widened by its span; no upper bound for a sequence.
+    """The soft range: the observed one widened by three spans; no upper bound for a sequence.
 
-    ``span = max - min`` (or ``abs(max)``, or 1, when that is zero); ``lower = 0``
-    if ``min >= 0`` else ``min - span``; ``upper = max + span``. Bounds are rounded
-    outward to three significant digits of the span and clamped to an integer
-    dtype's limits.
+    ``span = max - min`` (or ``abs(max)``, or 1, when that is zero), ``reach =
+    RANGE_SPANS * span``; ``lower = 0`` if ``min >= 0`` else ``min - reach``;
+    ``upper = max + reach``. Bounds are rounded outward to three significant
+    digits of the reach and clamped to an integer dtype's limits.
     """
-    span = (hi - lo) or abs(hi) or 1
+    span = ((hi - lo) or abs(hi) or 1) * RANGE_SPANS
     lower = 0 if lo >= 0 else lo - span
     upper = hi + span
     exponent = math.floor(math.log10(span)) - 2   # -52.637361 -> -53
