@@ -30,6 +30,7 @@ natural later files. Faults are injected into later parts (``inject``).
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ def load(dataset: Dataset) -> pl.DataFrame:
 def splits(df: pl.DataFrame, parts: int = SPLITS) -> list[pl.DataFrame]:
     """``parts`` consecutive slices of nearly equal size, in order."""
     bounds = np.linspace(0, df.height, parts + 1).round().astype(int)
-    return [df.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [df.slice(int(a), int(b - a)) for a, b in itertools.pairwise(bounds)]
 
 
 def inject(fault: str, later: pl.DataFrame, dataset: Dataset, *, seed: int = 0) -> pl.DataFrame | None:
@@ -165,7 +166,7 @@ class Ours:
 class PanderaInferred:
     """``pandera.infer_schema`` on pandas, as a pandas + pandera user would write it."""
 
-    name = "pandera.infer_schema"
+    name = "pandera"
 
     def __init__(self, first: pl.DataFrame, dataset: str) -> None:
         import pandera.pandas as pa
