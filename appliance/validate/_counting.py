@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -42,6 +42,52 @@ def count_all(df: pl.DataFrame, counted: list[Counted]) -> None:
         exprs.append(bad.unique(maintain_order=True).head(SAMPLE_SIZE).implode().alias(str(i)))
     for c, values in zip(failing, df.select(exprs).row(0), strict=True):
         c.samples = [json_safe(v) for v in values]
+
+
+_EXACT_DUPLICATES_UP_TO = 200_000   # rows; larger frames are screened first
+_KEY_COLUMNS = 3
+_SCREEN_MARGIN = 0.03               # HyperLogLog's error is ~1%: a 3-point margin is ~4 sigma
+
+
+def duplicate_rows(df: pl.DataFrame) -> int:
+    """How many rows repeat an earlier row exactly (one row hash over every column).
+
+    A cheaper bound comes first: rows equal in every column are equal in a few
+    (``_key_columns``), so no duplicate on those means none at all.
+    """
+    if df.height < 2 or df.width == 0:
+        return 0
+    key = _key_columns(df)
+    if len(key) < df.width and df.select(key).hash_rows().n_unique() == df.height:
+        return 0
+    return df.height - df.hash_rows().n_unique()
+
+
+def duplicates_above(df: pl.DataFrame, limit: float) -> int | None:
+    """The exact duplicate-row count if its share may be above ``limit``, else None.
+
+    Large frames are screened on a few columns' row hash with a HyperLogLog
+    count (about 10 ms per million rows): only a share that could be within
+    ``_SCREEN_MARGIN`` of the limit pays for the exact count over every column.
+    """
+    rows = df.height
+    if rows < 2 or df.width == 0:
+        return None
+    if rows > _EXACT_DUPLICATES_UP_TO:
+        estimate = cast(int, df.select(_key_columns(df)).hash_rows().approx_n_unique())
+        if 1 - estimate / rows <= limit - _SCREEN_MARGIN:
+            return None
+    duplicates = duplicate_rows(df)
+    return duplicates if duplicates / rows > limit else None
+
+
+def _key_columns(df: pl.DataFrame) -> list[str]:
+    """A few columns likely to tell rows apart: floats, then integers, then the rest."""
+    def rank(dtype: pl.DataType) -> int:
+        return 0 if dtype.is_float() else 1 if dtype.is_integer() else 2 if dtype.is_temporal() else 3
+
+    ordered = sorted(df.schema.items(), key=lambda item: rank(item[1]))
+    return [name for name, _ in ordered[:_KEY_COLUMNS]]
 
 
 def rows_of(n: int, noun: str = "row") -> str:

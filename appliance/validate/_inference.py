@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from appliance.validate._counting import duplicate_rows
 from appliance.validate._values import json_safe
 from appliance.validate.profile import (
     DUPLICATE_WARN_MARGIN,
@@ -76,7 +77,7 @@ def observe(df: pl.DataFrame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
         ).row(0)
         for name, domain in zip(categorical, values, strict=True):
             columns[name] = replace(columns[name], domain=tuple(domain), min_domain_mass=MIN_DOMAIN_MASS)
-    duplicates = ceil_fraction(rows - df.hash_rows().n_unique(), rows) if rows and df.width else 0.0
+    duplicates = ceil_fraction(duplicate_rows(df), rows)
     frame = FrameProfile(rows=rows, duplicate_fraction=duplicates,
                          max_duplicate_fraction=tolerance(duplicates, DUPLICATE_WARN_MARGIN))
     return frame, columns

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from appliance.domain.reports import CheckFailure
-from appliance.validate._counting import Counted, of, percent, shown
+from appliance.validate._counting import Counted, duplicates_above, of, percent, shown
 from appliance.validate.profile import (
     MIN_DOMAIN_MASS,
     NULL_WARN_MARGIN,
@@ -126,10 +126,10 @@ def duplicate_warning(df: pl.DataFrame, profile: ContractProfile, *, where: str)
     """A warning when the share of exact duplicate rows is above the profile's tolerance."""
     limit = profile.frame.max_duplicate_fraction
     rows = df.height
-    if limit is None or rows == 0 or df.width == 0:
+    if limit is None:
         return None
-    duplicates = rows - df.hash_rows().n_unique()
-    if duplicates / rows <= limit:
+    duplicates = duplicates_above(df, limit)
+    if duplicates is None:
         return None
     seen = profile.frame.duplicate_fraction
     return CheckFailure(

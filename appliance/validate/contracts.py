@@ -128,7 +128,7 @@ def infer_contract(df: pl.DataFrame, *, dataset: str) -> str:
     text = _HEADER.format(dataset=dataset, rows=df.height) + yaml.safe_dump(
         document, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
     )
-    if load_contract(text) != schema or load_profile(text) != ContractProfile(frame, profiles):
+    if load_contract(text) != schema or _profile(text) != ContractProfile(frame, profiles):
         raise ContractInvalid(
             f"the contract inferred for {dataset!r} does not round-trip through pandera YAML",
             detail={"dataset": dataset, "yaml": text},

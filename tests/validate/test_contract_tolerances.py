@@ -212,3 +212,18 @@ def test_validation_report_headline_counts_what_it_leaves_out():
         "column 'plan' is missing (required by contract v2); column 'spend' is missing "
         "(required by contract v2); column 'vip' is not in contract v2 (the contract is strict); "
         "add it to the contract to accept it; and 1 more (and 1 warning)")
+
+
+@pytest.mark.parametrize(("copies", "warned"), [(0, False), (15_000, False), (18_000, True)])
+def test_validate_frame_counts_duplicates_of_a_large_file_exactly(copies, warned):
+    """Over 200k rows a few columns' HyperLogLog count screens first; near the limit it is exact."""
+    n = 300_000
+    df = pl.DataFrame({"age": [i % 90 for i in range(n)], "plan": ["basic"] * n,
+                       "spend": [float(i) for i in range(n)]})
+    df = pl.concat([df, pl.concat([df.head(1)] * copies)]) if copies else df
+    report = validate_frame(df, CONTRACT.replace("max_duplicate_fraction: 0.05", "max_duplicate_fraction: 0.055"))
+    dup = [w for w in report.warnings if w.column is None]  # 15,000 of 315,000 is 4.8%; 18,000 is 5.7%
+    if warned:
+        assert [(w.check, w.failing_rows) for w in dup] == [("max_duplicate_fraction(0.055)", copies)]
+    else:
+        assert dup == []
