@@ -184,6 +184,7 @@ def version_public(dataset: str, v: DatasetVersionRow) -> dict[str, Any]:
         "contract_version": v.contract_version,
         "created_at": v.created_at.isoformat(),
         "report_headline": ValidationReport.from_dict(report).headline() if report else None,
+        "warnings": len(report.get("warnings") or []),
     }
 
 

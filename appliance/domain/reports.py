@@ -1,14 +1,26 @@
-"""Validation reports and column summaries: plain data, JSON round-trippable."""
+"""Validation reports and column summaries: plain data, JSON round-trippable.
+
+A report has two lists of :class:`CheckFailure` rows: ``failures`` (hard: the
+version is rejected) and ``warnings`` (soft: the version is accepted and the
+warnings are kept with it). Reports stored before warnings existed have no
+``warnings`` key and read back with an empty list.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+HEADLINE_ITEMS = 3  # rows spelled out in a headline; the rest are counted
+
 
 @dataclass(frozen=True)
 class CheckFailure:
-    """One failed check: which column, which check, how many rows, a few bad values."""
+    """One failed check: which column, which check, how many rows, a few bad values.
+
+    ``message`` is one readable line naming the column, the check, the counts
+    and sample values; headlines are made of these lines.
+    """
 
     column: str | None       # None for frame-level checks (e.g. a column set mismatch)
     check: str               # e.g. "in_range(0, 120)", "dtype('Float64')", "column_in_schema"
@@ -29,6 +41,12 @@ class CheckFailure:
             message=str(d.get("message", "")),
         )
 
+    def line(self) -> str:
+        """The readable line for headlines (older reports may lack a message)."""
+        if self.message:
+            return self.message
+        return f"{self.column or 'the file'}: {self.check} ({_count(self.failing_rows, 'row')})"
+
 
 @dataclass(frozen=True)
 class ValidationReport:
@@ -36,6 +54,7 @@ class ValidationReport:
     contract_version: int | None = None
     rows: int = 0
     failures: list[CheckFailure] = field(default_factory=list)
+    warnings: list[CheckFailure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +62,7 @@ class ValidationReport:
             "contract_version": self.contract_version,
             "rows": self.rows,
             "failures": [f.to_dict() for f in self.failures],
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
     @classmethod
@@ -52,13 +72,30 @@ class ValidationReport:
             contract_version=d.get("contract_version"),
             rows=int(d.get("rows", 0)),
             failures=[CheckFailure.from_dict(f) for f in d.get("failures", [])],
+            warnings=[CheckFailure.from_dict(w) for w in d.get("warnings") or []],
         )
 
     def headline(self) -> str:
-        if self.passed:
+        """One line: ``passed``, ``passed with 1 warning: ...`` or the failures (and a warning count)."""
+        if self.passed and not self.warnings:
             return "passed"
-        parts = [f"{f.column or '<frame>'}: {f.check} ({f.failing_rows} rows)" for f in self.failures]
-        return "; ".join(parts[:5]) + (" ..." if len(parts) > 5 else "")
+        if self.passed:
+            return f"passed with {_count(len(self.warnings), 'warning')}: {_lines(self.warnings)}"
+        text = _lines(self.failures)
+        if self.warnings:
+            text += f" (and {_count(len(self.warnings), 'warning')})"
+        return text
+
+
+def _lines(items: list[CheckFailure]) -> str:
+    text = "; ".join(item.line() for item in items[:HEADLINE_ITEMS])
+    if len(items) > HEADLINE_ITEMS:
+        text += f"; and {len(items) - HEADLINE_ITEMS} more"
+    return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @dataclass(frozen=True)

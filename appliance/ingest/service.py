@@ -332,10 +332,10 @@ class IngestService:
                 contract_version=contract_version, report=report,
             )
             s.add(row)
-            message = (
-                "accepted" if passed
-                else "contract failed: " + ValidationReport.from_dict(report).headline()
-            )
+            headline = ValidationReport.from_dict(report).headline()
+            # "accepted", "accepted with 2 warnings: ...", or "contract failed: ..."
+            message = ("accepted" + headline.removeprefix("passed") if passed
+                       else "contract failed: " + headline)
             s.add(IngestRow(
                 id=uuid.UUID(claim.id), dataset=claim.dataset, file_name=claim.name,
                 sha256=sha, size_bytes=size, outcome=outcome.value,

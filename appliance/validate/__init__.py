@@ -8,8 +8,11 @@ from appliance.validate.contracts import (
     contract_columns,
     infer_contract,
     load_contract,
+    load_profile,
     validate_frame,
 )
 from appliance.validate.summary import summarize
 
-__all__ = ["contract_columns", "infer_contract", "load_contract", "summarize", "validate_frame"]
+__all__ = [
+    "contract_columns", "infer_contract", "load_contract", "load_profile", "summarize", "validate_frame",
+]

@@ -23,6 +23,12 @@ coercion, element-wise or custom checks), and data on which a check expression
 cannot run, go through pandera alone, uncapped, and counts come from its
 failure cases (which, in the polars backend, list every failing row).
 
+The contract's profile (``metadata.profile``, see :mod:`appliance.validate.profile`)
+adds counts to the same select: nulls, expected ranges and categories of
+each column present with the contract's dtype (:mod:`appliance.validate._tolerances`
+judges them into failures and warnings). On the pure-pandera path they are
+counted in a select of their own.
+
 Report conventions: a missing or extra column is a frame-level failure
 (``column=None``) naming the column in ``sample_values``; a frame-level or
 dtype failure counts every row; a column with the wrong dtype reports only
@@ -39,26 +45,23 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from appliance.domain.reports import CheckFailure
+from appliance.validate._counting import SAMPLE_SIZE, Counted, count_all, of, shown
+from appliance.validate._tolerances import column_items, duplicate_warning, judge
 from appliance.validate._values import json_safe
+from appliance.validate.profile import ContractProfile
 
 if TYPE_CHECKING:
     import pandera.polars as pa
 
-SAMPLE_SIZE = 5
-_SAMPLE_SCAN_ROWS = 100_000  # distinct samples are drawn from the first failing rows only
 _CAPPED_FAILURE_CASES = 5
 
 
-@dataclass
-class _Counted:
-    """One failure candidate whose row count comes out of the shared select."""
+@dataclass(frozen=True)
+class Outcome:
+    """What a frame did against a contract: hard failures and soft warnings."""
 
-    column: str
-    check: str
-    fails: pl.Expr             # true where a row fails
-    key: tuple[Any, ...]
-    count: int = 0
-    samples: list[Any] = field(default_factory=list)
+    failures: list[CheckFailure] = field(default_factory=list)
+    warnings: list[CheckFailure] = field(default_factory=list)
 
 
 class _Capture:
@@ -69,38 +72,50 @@ class _Capture:
 
 
 def check_frame(
-    df: pl.DataFrame, schema: pa.DataFrameSchema, *, reload: Callable[[], pa.DataFrameSchema]
-) -> list[CheckFailure]:
-    """All failures of ``df`` against ``schema`` (empty when it passes); never raises on data.
+    df: pl.DataFrame,
+    schema: pa.DataFrameSchema,
+    *,
+    reload: Callable[[], pa.DataFrameSchema],
+    profile: ContractProfile | None = None,
+    where: str = "the contract",
+) -> Outcome:
+    """All failures and warnings of ``df`` against ``schema`` and ``profile``; never raises on data.
 
     ``reload`` gives a fresh copy of the schema, so the capped cross-check can
-    change check options without touching ``schema``.
+    change check options without touching ``schema``. ``where`` names the
+    contract in messages (``contract v3``).
     """
+    profile = profile or ContractProfile()
     plan = _plan(schema)
     if plan is None:
-        return check_with_pandera(df, schema)
+        return _pandera_outcome(df, schema, profile, where)
     try:
-        failures, keys = _fast_failures(df, schema, plan)
+        failures, keys, soft = _fast_failures(df, schema, plan, profile, where)
     except pl.exceptions.PolarsError:
-        return check_with_pandera(df, schema)
-    if not failures:
-        return []
-    capped = reload()
-    for column in capped.columns.values():
-        for check in column.checks:
-            check.n_failure_cases = _CAPPED_FAILURE_CASES
-    errors = _pandera_errors(df, capped)
-    if isinstance(errors, Exception):
-        return check_with_pandera(df, schema)
-    mistyped = {f.column for f in failures if f.check.startswith("dtype(")}
-    unmodelled = [
-        e for e in errors
-        if _error_key(e) not in keys and (_error_column(e) not in mistyped or _reason(e) == "wrong_dtype")
-    ]
-    return check_with_pandera(df, schema) if unmodelled else failures
+        return _pandera_outcome(df, schema, profile, where)
+    if failures:
+        capped = reload()
+        for column in capped.columns.values():
+            for check in column.checks:
+                check.n_failure_cases = _CAPPED_FAILURE_CASES
+        errors = _pandera_errors(df, capped)
+        if isinstance(errors, Exception):
+            failures = check_with_pandera(df, schema, where=where)
+        else:
+            mistyped = {f.column for f in failures if f.check.startswith("dtype(")}
+            unmodelled = [
+                e for e in errors
+                if _error_key(e) not in keys
+                and (_error_column(e) not in mistyped or _reason(e) == "wrong_dtype")
+            ]
+            if unmodelled:
+                failures = check_with_pandera(df, schema, where=where)
+    return Outcome(failures + soft.failures, soft.warnings)
 
 
-def check_with_pandera(df: pl.DataFrame, schema: pa.DataFrameSchema) -> list[CheckFailure]:
+def check_with_pandera(
+    df: pl.DataFrame, schema: pa.DataFrameSchema, *, where: str = "the contract"
+) -> list[CheckFailure]:
     """The pure-pandera path: uncapped lazy validation, counts from its failure cases."""
     errors = _pandera_errors(df, schema)
     if isinstance(errors, Exception):
@@ -118,8 +133,48 @@ def check_with_pandera(df: pl.DataFrame, schema: pa.DataFrameSchema) -> list[Che
         if key in seen:
             continue
         seen.add(key)
-        failures.append(_failure_from_error(df, error))
+        failures.append(_failure_from_error(df, error, where))
     return _drop_checks_of_mistyped(failures)
+
+
+def _pandera_outcome(
+    df: pl.DataFrame, schema: pa.DataFrameSchema, profile: ContractProfile, where: str
+) -> Outcome:
+    """Pandera for the contract's checks; the profile's counts in a select of their own."""
+    failures = check_with_pandera(df, schema, where=where)
+    items: list[Counted] = []
+    nullable: dict[str, bool] = {}
+    for name, column in schema.columns.items():
+        name = str(name)
+        if name in df.schema and _dtype_ok(df, name, column):
+            nullable[name] = bool(column.nullable)
+            items += column_items(name, df.schema[name], profile.columns.get(name),
+                                  nullable=bool(column.nullable))
+    try:
+        count_all(df, items)
+    except pl.exceptions.PolarsError as exc:
+        return Outcome(failures, [CheckFailure(
+            None, "profile_error", df.height, [], f"the profile checks could not run: {exc}"[:300])])
+    soft = _judged(df, items, profile, where, nullable)
+    return Outcome(failures + soft.failures, soft.warnings)
+
+
+def _judged(df: pl.DataFrame, items: list[Counted], profile: ContractProfile, where: str,
+            nullable: dict[str, bool]) -> Outcome:
+    failures, warnings = judge(items, profile, rows=df.height, where=where, nullable=nullable)
+    duplicates = duplicate_warning(df, profile, where=where)
+    return Outcome(failures, warnings + ([duplicates] if duplicates else []))
+
+
+def _dtype_ok(df: pl.DataFrame, name: str, column: Any) -> bool:
+    from pandera.api.polars.types import PolarsData
+
+    if column.dtype is None:
+        return False
+    try:
+        return bool(column.dtype.check(df.schema[name], PolarsData(df.lazy().select(name), name)))
+    except Exception:  # a dtype pandera cannot compare: leave the column to pandera
+        return False
 
 
 # --------------------------------------------------------------------------- fast path
@@ -170,69 +225,58 @@ def _capture(check: Any, name: str) -> pl.Expr | None:
 
 
 def _fast_failures(
-    df: pl.DataFrame, schema: pa.DataFrameSchema, plan: _Plan
-) -> tuple[list[CheckFailure], set[tuple[Any, ...]]]:
+    df: pl.DataFrame, schema: pa.DataFrameSchema, plan: _Plan, profile: ContractProfile, where: str
+) -> tuple[list[CheckFailure], set[tuple[Any, ...]], Outcome]:
     from pandera.api.polars.types import PolarsData
 
     present = df.schema
     rows = df.height
-    ordered: list[CheckFailure | _Counted] = []
+    ordered: list[CheckFailure | Counted] = []
     for name, column, _ in plan:
         if name not in present and column.required:
-            ordered.append(_missing(name, rows))
+            ordered.append(_missing(name, rows, where))
     if schema.strict is True:
-        ordered += [_extra(name, rows) for name in df.columns if name not in schema.columns]
+        ordered += [_extra(name, rows, where) for name in df.columns if name not in schema.columns]
     lazy = df.lazy()
+    soft: list[Counted] = []
+    nullable: dict[str, bool] = {}
     for name, column, checks in plan:
         if name not in present:
             continue
         actual = present[name]
         if not column.dtype.check(actual, PolarsData(lazy.select(name), name)):
-            ordered.append(_dtype_failure(df, name, column.dtype))
+            ordered.append(_dtype_failure(df, name, column.dtype, where))
             continue
         col = pl.col(name)
         if not column.nullable:
             nulls = col.is_null() | col.is_nan() if actual.is_float() else col.is_null()
-            ordered.append(_Counted(name, "not_nullable", nulls, ("not_nullable", name)))
+            ordered.append(Counted(name, "not_nullable", nulls, ("not_nullable", name),
+                                   samples_wanted=False))
         for index, check, fails in checks:
-            ordered.append(_Counted(name, _check_label(check), fails, ("check", name, index)))
+            ordered.append(Counted(name, _check_label(check), fails, ("check", name, index)))
+        nullable[name] = bool(column.nullable)
+        soft += column_items(name, actual, profile.columns.get(name), nullable=bool(column.nullable))
 
-    counted = [c for c in ordered if isinstance(c, _Counted)]
-    if counted:
-        sums = df.select(c.fails.sum().alias(str(i)) for i, c in enumerate(counted)).row(0)
-        for c, n in zip(counted, sums, strict=True):
-            c.count = int(n or 0)
-        _fill_samples(df, [c for c in counted if c.count])
+    count_all(df, [c for c in ordered if isinstance(c, Counted)] + soft)
 
     failures: list[CheckFailure] = []
     keys: set[tuple[Any, ...]] = set()
     for item in ordered:
-        if isinstance(item, _Counted):
+        if isinstance(item, Counted):
             if not item.count:
                 continue
             keys.add(item.key)
-            failures.append(_counted_failure(item))
+            failures.append(_counted_failure(item, rows, where))
         else:
             keys.add(_failure_key(item))
             failures.append(item)
-    return failures, keys
+    return failures, keys, _judged(df, soft, profile, where, nullable)
 
 
-def _fill_samples(df: pl.DataFrame, failing: list[_Counted]) -> None:
-    if not failing:
-        return
-    exprs = []
-    for i, c in enumerate(failing):
-        bad = pl.col(c.column).filter(c.fails).head(_SAMPLE_SCAN_ROWS)
-        exprs.append(bad.unique(maintain_order=True).head(SAMPLE_SIZE).implode().alias(str(i)))
-    for c, values in zip(failing, df.select(exprs).row(0), strict=True):
-        c.samples = [json_safe(v) for v in values]
-
-
-def _counted_failure(c: _Counted) -> CheckFailure:
+def _counted_failure(c: Counted, rows: int, where: str) -> CheckFailure:
     if c.check == "not_nullable":
-        return _null_failure(c.column, c.count)
-    return _check_failure(c.column, c.check, c.count, c.samples)
+        return _null_failure(c.column, c.count, rows, where)
+    return _check_failure(c.column, c.check, c.count, c.samples, rows)
 
 
 # --------------------------------------------------------------------------- pandera path
@@ -285,15 +329,15 @@ def _failure_key(failure: CheckFailure) -> tuple[Any, ...]:
     return ("dtype", failure.column)
 
 
-def _failure_from_error(df: pl.DataFrame, error: Any) -> CheckFailure:
+def _failure_from_error(df: pl.DataFrame, error: Any, where: str) -> CheckFailure:
     reason, column = _reason(error), _error_column(error)
     cases = error.failure_cases
     if reason == "column_not_in_dataframe":
-        return _missing(str(cases), df.height)
+        return _missing(str(cases), df.height, where)
     if reason == "column_not_in_schema":
-        return _extra(str(cases), df.height)
+        return _extra(str(cases), df.height, where)
     if reason == "wrong_dtype" and column is not None:
-        return _dtype_failure(df, column, error.schema.dtype)
+        return _dtype_failure(df, column, error.schema.dtype, where)
     label = _check_label(error.check) if error.check is not None else reason
     if reason == "check_error":
         where = f"column {column!r}" if column is not None else "the frame"
@@ -305,7 +349,7 @@ def _failure_from_error(df: pl.DataFrame, error: Any) -> CheckFailure:
         )
     count = cases.height if isinstance(cases, pl.DataFrame) else df.height
     if reason == "series_contains_nulls" and column is not None:
-        return _null_failure(column, count)
+        return _null_failure(column, count, df.height, where)
     samples: list[Any] = []
     if isinstance(cases, pl.DataFrame) and cases.width == 1:
         samples = [json_safe(v) for v in cases.to_series().unique(maintain_order=True).head(SAMPLE_SIZE)]
@@ -314,7 +358,7 @@ def _failure_from_error(df: pl.DataFrame, error: Any) -> CheckFailure:
     elif cases is not None:
         samples = [json_safe(cases)]
     if column is not None and isinstance(cases, pl.DataFrame):
-        return _check_failure(column, label, count, samples)
+        return _check_failure(column, label, count, samples, df.height)
     message = " ".join(str(error).strip().splitlines()[:1]) or reason
     return CheckFailure(column, label, count, samples[:SAMPLE_SIZE], message)
 
@@ -334,22 +378,21 @@ def _check_label(check: Any) -> str:
     return error if isinstance(error, str) and error else str(getattr(check, "name", check))
 
 
-def _missing(name: str, rows: int) -> CheckFailure:
+def _missing(name: str, rows: int, where: str) -> CheckFailure:
     return CheckFailure(
-        None, "column_in_dataframe", rows, [name],
-        f"column {name!r} is required by the contract but missing from the data",
+        None, "column_in_dataframe", rows, [name], f"column {name!r} is missing (required by {where})"
     )
 
 
-def _extra(name: str, rows: int) -> CheckFailure:
+def _extra(name: str, rows: int, where: str) -> CheckFailure:
     return CheckFailure(
         None, "column_in_schema", rows, [name],
-        f"column {name!r} is not in the contract (the contract is strict); "
+        f"column {name!r} is not in {where} (the contract is strict); "
         "add it to the contract to accept it",
     )
 
 
-def _dtype_failure(df: pl.DataFrame, name: str, expected: Any) -> CheckFailure:
+def _dtype_failure(df: pl.DataFrame, name: str, expected: Any, where: str) -> CheckFailure:
     target = getattr(expected, "type", expected)
     actual = df.schema[name]
     col = pl.col(name)
@@ -362,29 +405,21 @@ def _dtype_failure(df: pl.DataFrame, name: str, expected: Any) -> CheckFailure:
         ).row(0)
     except Exception:  # no cast between the two types: show what is there instead
         samples = df.get_column(name).drop_nulls().unique(maintain_order=True).head(SAMPLE_SIZE)
-    message = f"column {name!r} should be {target} but is {actual}"
+    values = [json_safe(v) for v in samples]
+    message = f"{name}: type {actual}, but {where} says {target}"
     if unreadable:
-        message += f"; {_rows(unreadable, 'value')} cannot be read as {target}"
-    return CheckFailure(
-        name, f"dtype('{expected}')", df.height, [json_safe(v) for v in samples], message
-    )
+        message += f"; {of(unreadable, df.height)} cannot be read as {target}{shown(values)}"
+    return CheckFailure(name, f"dtype('{expected}')", df.height, values, message)
 
 
-def _null_failure(name: str, count: int) -> CheckFailure:
+def _null_failure(name: str, count: int, rows: int, where: str) -> CheckFailure:
     return CheckFailure(
         name, "not_nullable", count, [None],
-        f"column {name!r} has {_rows(count, 'null value')} but the contract does not allow nulls",
+        f"{name}: {of(count, rows)} null, but {where} allows no nulls (nullable: false)",
     )
 
 
-def _check_failure(name: str, check: str, count: int, samples: list[Any]) -> CheckFailure:
-    shown = ", ".join(repr(v) for v in samples)
+def _check_failure(name: str, check: str, count: int, samples: list[Any], rows: int) -> CheckFailure:
     return CheckFailure(
-        name, check, count, samples,
-        f"{_rows(count)} of column {name!r} {'fails' if count == 1 else 'fail'} {check}"
-        + (f", e.g. {shown}" if shown else ""),
+        name, check, count, samples, f"{name}: {of(count, rows)} fail {check}{shown(samples)}"
     )
-
-
-def _rows(n: int, noun: str = "row") -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

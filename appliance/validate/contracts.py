@@ -1,35 +1,49 @@
 """Data contracts: pandera polars schemas, inferred from a dataset's first file, stored as YAML.
 
-The stored format is exactly what ``pandera.polars.DataFrameSchema.to_yaml()``
-writes (``schema_type: polars_dataframe``, one entry per column with its
-``dtype``, ``nullable`` when true, and its checks as ``check_name: arguments``)
-and it is read back with pandera's own polars deserialiser, so a contract can
-be edited by hand and used directly with ``pandera.polars``.
+The stored format is what ``pandera.polars.DataFrameSchema.to_yaml()`` writes
+(``schema_type: polars_dataframe``, one entry per column with its ``dtype``,
+``nullable``, and its checks as ``check_name: arguments``) plus the dataset's
+*profile* under pandera's ``metadata`` key (:mod:`appliance.validate.profile`).
+It is read back with pandera's own polars deserialiser, which ignores
+``metadata``, so a contract can be edited by hand and used directly with
+``pandera.polars``.
 
-Inference rules (:func:`infer_contract`):
+Inference (:func:`infer_contract`), after TensorFlow Data Validation's schema
+inference: type, presence and nullability, and categorical domains; never
+a hard bound that the next file could trip over by being a little different.
 
 * ``strict: true``: a column that is not in the contract fails validation;
   every observed column is required; no coercion (``coerce`` stays false).
-* ``dtype`` is the polars dtype as read (``Float64``, ``String``,
-  ``Datetime(time_unit='us', time_zone=None)``, ...).
-* ``nullable: true`` only if the first file had nulls in that column (for
-  float columns NaN counts as null, as it does in pandera's null check).
-* Integer and float columns get ``in_range(lower, upper)`` from the observed
-  finite min and max, with ``span = max - min`` (or ``abs(max)``, or 1, when
-  that is zero): ``lower = 0`` if ``min >= 0`` else ``min - span``, and
-  ``upper = max + span``. Bounds are rounded outward to three significant
-  digits of the span so the YAML stays readable, and clamped to the integer
-  dtype's limits. Ordinary new data passes; values far outside what was seen
-  fail. Float columns where NaN or +/-inf was seen get no range check
-  (pandera's ``in_range`` fails NaN even in a nullable column).
-* ``String`` columns with at most 20 distinct values in at least 50 rows get
-  ``isin`` with the sorted observed values.
-* Other dtypes (booleans, dates, decimals, nested types) get dtype and
-  nullability only.
+* ``dtype`` is the polars dtype as read (``Float64``, ``String``, ``Date``, ...).
+* ``nullable: true`` for every column: nulls are governed by the profile's
+  ``null_fraction`` (seen, rounded up; a rise of more than 2 points warns, and
+  any null where none was seen warns) and ``max_null_fraction`` (seen + 0.25:
+  above it the file is rejected).
+* integer and float columns: ``observed_range`` and a soft ``expected_range``,
+  the observed range widened by its span (``lower = 0`` if ``min >= 0``).
+  Values outside it make a warning, not a rejection. An integer column that
+  never decreases in the first file (a year, a season, a running id) is a
+  ``sequence``: its expected range has no upper bound. Float columns where an
+  infinity was seen get no expected range.
+* ``String`` columns: *categorical* (at least 50 non-null values, at most 50
+  distinct, each seen twice on average) get a ``domain`` with
+  ``min_domain_mass: 0.99``; values that look like dates (90% of a sample),
+  long values (over 40 characters on average: free text) and identifiers
+  (all distinct) stay free-form.
+* ``Date``/``Datetime``, booleans and other dtypes: dtype and nulls only.
+* the schema's profile: ``duplicate_fraction`` seen and
+  ``max_duplicate_fraction`` (seen + 0.05: above it a warning).
+
+Hard checks are everything pandera itself checks (dtype, required and
+strict columns, ``nullable: false``, every check written under a column) plus
+``max_null_fraction`` and ``min_domain_mass``; the rest of the profile is soft.
+To harden an expected range, write ``in_range: {min_value: .., max_value: ..}``
+on the column.
 
 :func:`load_contract` parses with ``yaml.safe_load`` only (no python tags),
-refuses unknown keys (a typo such as ``nulable`` would otherwise be ignored)
-and allows only pandera's built-in column checks.
+refuses unknown keys (a typo such as ``nulable`` would otherwise be ignored),
+allows only pandera's built-in column checks, and checks the profile's keys
+and types.
 
 :func:`validate_frame` is documented in :mod:`appliance.validate._checking`,
 which holds the fast path and the translation of pandera errors into
@@ -40,7 +54,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +62,15 @@ import yaml
 
 from appliance.domain.reports import ValidationReport
 from appliance.errors import ContractInvalid
+from appliance.validate.profile import (
+    ContractProfile,
+    parse_profile,
+    profile_metadata,
+)
 
 if TYPE_CHECKING:
     import pandera.polars as pa
 
-ISIN_MAX_DISTINCT = 20
-ISIN_MIN_ROWS = 50
 _MAX_YAML_NODES = 200_000  # stops alias bombs ("billion laughs") before pandera walks them
 
 _TOP_KEYS = frozenset({
@@ -74,27 +90,30 @@ ALLOWED_CHECKS = frozenset({
     "str_startswith", "str_endswith", "str_length", "unique_values_eq",
 })
 
+_HEADER = """\
+# Contract inferred from the first file of {dataset!r} ({rows} rows): a pandera polars schema.
+# Hard (a failing file is rejected): dtype, required and strict columns, nullable: false,
+#   every check written under a column (e.g. in_range, isin), and in metadata.profile:
+#   max_null_fraction, and min_domain_mass (the share of values that must be in the domain).
+# Soft (the file is accepted with a warning): expected_range, a small rise in nulls, a few
+#   unseen categories, duplicate rows above max_duplicate_fraction.
+# To make a range hard, add to the column: in_range: {{min_value: 0, max_value: 120}}
+"""
+
 
 # --------------------------------------------------------------------------- inference
 
 
 def infer_contract(df: pl.DataFrame, *, dataset: str) -> str:
-    """Infer a strict pandera polars schema from ``df`` and return it as contract YAML."""
+    """Infer a strict pandera polars schema and a profile from ``df``; return the contract YAML."""
     import pandera.polars as pa
 
-    observed = _observe(df)
-    columns: dict[str, pa.Column] = {}
-    for name, dtype in df.schema.items():
-        obs = observed[name]
-        checks: list[pa.Check] = []
-        if obs.get("lo") is not None and not obs.get("non_finite"):
-            lower, upper = _range_bounds(obs["lo"], obs["hi"], dtype)
-            checks.append(pa.Check.in_range(lower, upper))
-        if obs.get("categories") is not None:
-            checks.append(pa.Check.isin(obs["categories"]))
-        columns[name] = pa.Column(
-            dtype, checks=checks or None, nullable=bool(obs["nulls"]), required=True
-        )
+    from appliance.validate._inference import observe
+
+    frame, profiles = observe(df)
+    columns = {
+        name: pa.Column(dtype, nullable=True, required=True) for name, dtype in df.schema.items()
+    }
     schema = pa.DataFrameSchema(
         columns,
         strict=True,
@@ -102,73 +121,19 @@ def infer_contract(df: pl.DataFrame, *, dataset: str) -> str:
         name=dataset,
         description=f"inferred from the first file of dataset {dataset!r} ({df.height} rows)",
     )
-    text = schema.to_yaml()
-    if not isinstance(text, str) or load_contract(text) != schema:
+    document = yaml.safe_load(schema.to_yaml() or "")
+    for name, spec in document["columns"].items():
+        spec["metadata"] = profile_metadata(profiles[name])
+    document["metadata"] = profile_metadata(frame)
+    text = _HEADER.format(dataset=dataset, rows=df.height) + yaml.safe_dump(
+        document, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
+    )
+    if load_contract(text) != schema or _profile(text) != ContractProfile(frame, profiles):
         raise ContractInvalid(
             f"the contract inferred for {dataset!r} does not round-trip through pandera YAML",
             detail={"dataset": dataset, "yaml": text},
         )
     return text
-
-
-def _observe(df: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    """Null counts, finite ranges and small category sets, in one select (plus one for categories)."""
-    exprs: list[pl.Expr] = []
-    for i, (name, dtype) in enumerate(df.schema.items()):
-        col, key = pl.col(name), f"{i}:"
-        nulls = col.null_count()
-        if dtype.is_float():
-            nulls = nulls + col.is_nan().sum()
-            finite = col.filter(col.is_finite())
-            exprs += [
-                finite.min().alias(key + "lo"),
-                finite.max().alias(key + "hi"),
-                (col.is_nan() | col.is_infinite()).sum().alias(key + "non_finite"),
-            ]
-        elif dtype.is_integer():
-            exprs += [col.min().alias(key + "lo"), col.max().alias(key + "hi")]
-        elif dtype == pl.String and df.height >= ISIN_MIN_ROWS:
-            exprs.append(col.drop_nulls().n_unique().alias(key + "distinct"))
-        exprs.append(nulls.alias(key + "nulls"))
-    row = df.select(exprs).row(0, named=True) if exprs else {}
-    by_index: dict[int, dict[str, Any]] = {i: {} for i in range(df.width)}
-    for key, value in row.items():
-        index, _, stat = key.partition(":")
-        by_index[int(index)][stat] = value
-    out = {name: by_index[i] for i, name in enumerate(df.columns)}
-    small = [n for n, o in out.items() if 0 < (o.get("distinct") or 0) <= ISIN_MAX_DISTINCT]
-    if small:
-        uniques = df.select(pl.col(n).drop_nulls().unique().implode() for n in small).row(0)
-        for name, values in zip(small, uniques, strict=True):
-            out[name]["categories"] = sorted(values)
-    return out
-
-
-def _range_bounds(lo: float, hi: float, dtype: pl.DataType) -> tuple[float, float]:
-    span = (hi - lo) or abs(hi) or 1
-    lower = 0 if lo >= 0 else lo - span
-    upper = hi + span
-    # Round outward to three significant digits of the span: -52.637361 -> -53.
-    exponent = math.floor(math.log10(span)) - 2
-    if dtype.is_integer():
-        if exponent > 0:
-            step = 10**exponent
-            lower, upper = (int(lower) // step) * step, -(-int(upper) // step) * step
-        dmin, dmax = _integer_limits(dtype)
-        return max(int(lower), dmin), min(int(upper), dmax)
-    step = 10.0**exponent
-    digits = max(-exponent, 0)
-    flo = round(math.floor(lower / step) * step, digits) if lower else 0.0
-    fhi = round(math.ceil(upper / step) * step, digits)
-    return float(flo), float(fhi)
-
-
-def _integer_limits(dtype: pl.DataType) -> tuple[int, int]:
-    name = str(dtype)
-    if name.startswith("UInt"):
-        return 0, 2 ** int(name[4:]) - 1
-    bits = int(name[3:])
-    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 # --------------------------------------------------------------------------- loading
@@ -185,7 +150,7 @@ def load_contract(yaml_text: str) -> pa.DataFrameSchema:
 
     try:
         # pandera pops keys out of list-form checks: give it a copy.
-        return deserialize_schema(copy.deepcopy(document))
+        schema = deserialize_schema(copy.deepcopy(document))
     except Exception as exc:  # pandera raises TypeError/ValueError/SchemaDefinitionError/...
         failing = _failing_column(document)
         column, reason = failing if failing else (None, _first_line(exc))
@@ -194,6 +159,37 @@ def load_contract(yaml_text: str) -> pa.DataFrameSchema:
             f"the contract is not a valid pandera schema: {where}{reason}",
             detail={"column": column, "error": f"{type(exc).__name__}: {exc}"},
         ) from exc
+    _check_profile_types(schema, _profile(yaml_text))
+    return schema
+
+
+def load_profile(yaml_text: str) -> ContractProfile:
+    """The contract's profile (empty for a contract without ``metadata.profile``)."""
+    load_contract(yaml_text)
+    return _profile(yaml_text)
+
+
+def _check_profile_types(schema: pa.DataFrameSchema, profile: ContractProfile) -> None:
+    for name, p in profile.columns.items():
+        dtype = getattr(schema.columns[name].dtype, "type", None)
+        if p.domain is not None and not (
+            dtype == pl.String or dtype == pl.Categorical or isinstance(dtype, pl.Enum)
+        ):
+            raise ContractInvalid(
+                f"column {name!r}: a profile 'domain' is for String columns; "
+                f"use an isin check for {dtype}", detail={"column": name},
+            )
+        numeric = bool(getattr(dtype, "is_numeric", lambda: False)())
+        if (p.expected_range is not None or p.observed_range is not None) and not numeric:
+            raise ContractInvalid(
+                f"column {name!r}: a profile range is for numeric columns, not {dtype}",
+                detail={"column": name},
+            )
+
+
+@functools.lru_cache(maxsize=32)
+def _profile(yaml_text: str) -> ContractProfile:
+    return parse_profile(_parse_yaml(yaml_text))
 
 
 @functools.lru_cache(maxsize=32)
@@ -224,13 +220,20 @@ def contract_columns(contract_yaml: str) -> dict[str, str]:
 def validate_frame(
     df: pl.DataFrame, contract_yaml: str, *, contract_version: int | None = None
 ) -> ValidationReport:
-    """Validate ``df`` against the contract; never raises on bad data (see ``_checking``)."""
+    """Validate ``df`` against the contract; never raises on bad data (see ``_checking``).
+
+    Hard failures reject (``passed`` is false); soft ones are ``warnings``.
+    """
     from appliance.validate._checking import check_frame
 
     schema = load_contract(contract_yaml)
-    failures = check_frame(df, schema, reload=lambda: load_contract(contract_yaml))
+    outcome = check_frame(
+        df, schema, reload=lambda: load_contract(contract_yaml), profile=_profile(contract_yaml),
+        where=f"contract v{contract_version}" if contract_version is not None else "the contract",
+    )
     return ValidationReport(
-        passed=not failures, contract_version=contract_version, rows=df.height, failures=failures
+        passed=not outcome.failures, contract_version=contract_version, rows=df.height,
+        failures=outcome.failures, warnings=outcome.warnings,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -66,22 +67,55 @@ def test_a_type_change_is_rejected_or_quarantined_naming_the_column(seeded: Any)
         assert any(f["column"] == "age" for f in _failures(seeded, 2))
 
 
-def test_out_of_range_values_are_rejected_with_counts_and_samples(seeded: Any) -> None:
+def test_out_of_range_values_are_accepted_with_a_warning_with_counts_and_samples(seeded: Any) -> None:
+    """Inferred ranges are soft: the version is accepted and the warning kept with it."""
     rows = [(r[0], 5000 if r[0] < 3 else r[1], r[2], r[3]) for r in BASE_ROWS]
     out = _upload(seeded, "customers", "v2.csv", _csv(rows))
-    assert out["outcome"] == "rejected"
-    fails = [f for f in _failures(seeded, 2) if f["column"] == "age"]
-    assert fails and fails[0]["failing_rows"] == 3 and 5000 in fails[0]["sample_values"]
+    assert out["outcome"] == "accepted"
+    assert out["message"].startswith("accepted with 1 warning: age: 3 of 200 values outside the expected range")
+    listed = {v["number"]: v for v in seeded.get("/api/v1/datasets/customers/versions").json()}
+    assert (listed[1]["warnings"], listed[2]["warnings"]) == (0, 1)
+    assert listed[2]["status"] == "accepted"
+    assert listed[2]["report_headline"].startswith("passed with 1 warning: age: 3 of 200 values")
+    report = seeded.get("/api/v1/datasets/customers/versions/2").json()["report"]
+    assert report["passed"] is True and report["failures"] == []
+    (warning,) = report["warnings"]
+    assert warning["column"] == "age" and warning["failing_rows"] == 3 and 5000 in warning["sample_values"]
+
+
+def test_a_flood_of_unseen_categories_is_rejected_with_counts_and_samples(
+    seeded: Any, appliance_app: Any
+) -> None:
+    rows = [(r[0], r[1], r[2], "platinum" if r[0] % 4 else "gold") for r in BASE_ROWS]
+    out = _upload(seeded, "customers", "v2.csv", _csv(rows))
+    assert out["outcome"] == "rejected" and out["reason"] == "contract_failed"
+    assert out["message"].startswith(
+        "contract failed: plan: 200 of 200 values not in contract v1's categories ('gold', 'platinum')")
+    (failure,) = _failures(seeded, 2)
+    assert (failure["column"], failure["check"], failure["failing_rows"]) == ("plan", "min_domain_mass(0.99)", 200)
+    reason = json.loads(next((appliance_app.settings.quarantine_dir / "customers").glob("*.reason.json"))
+                        .read_text())
+    assert reason["reason"] == "contract_failed"
+    assert reason["detail"]["report"]["failures"][0]["column"] == "plan"
+    assert reason["detail"]["report"]["warnings"] == []
+
+
+def test_a_few_unseen_categories_are_accepted_with_a_warning(seeded: Any) -> None:
+    rows = [(*r[:3], "platinum" if r[0] == 7 else r[3]) for r in BASE_ROWS]
+    rows += [(1000 + i, 30, 5.0, "basic") for i in range(200)]  # 1 unseen in 400 values: under 1%
+    out = _upload(seeded, "customers", "v2.csv", _csv(rows))
+    assert out["outcome"] == "accepted"
+    (warning,) = seeded.get("/api/v1/datasets/customers/versions/2").json()["report"]["warnings"]
+    assert (warning["column"], warning["check"], warning["sample_values"]) == ("plan", "domain", ["platinum"])
 
 
 def test_editing_the_contract_and_revalidating_accepts_the_version(seeded: Any) -> None:
-    rows = [(r[0], 5000 if r[0] < 3 else r[1], r[2], r[3]) for r in BASE_ROWS]
+    rows = [(r[0], r[1], r[2], "platinum") for r in BASE_ROWS]
     assert _upload(seeded, "customers", "v2.csv", _csv(rows))["outcome"] == "rejected"
     doc = yaml.safe_load(seeded.get("/api/v1/datasets/customers/contract").json()["yaml"])
-    text = yaml.safe_dump(doc)
-    assert "age" in text
-    age = _find_column(doc, "age")
-    _widen(age)
+    domain = doc["columns"]["plan"]["metadata"]["profile"]["domain"]
+    assert domain == ["basic", "plus", "pro"]
+    domain.append("platinum")
     resp = seeded.put("/api/v1/datasets/customers/contract", json={"yaml": yaml.safe_dump(doc)})
     assert resp.status_code == 200, resp.text
     assert resp.json()["version"] == 2
@@ -89,6 +123,20 @@ def test_editing_the_contract_and_revalidating_accepts_the_version(seeded: Any) 
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "accepted" and again.json()["contract_version"] == 2
     assert [c["version"] for c in seeded.get("/api/v1/datasets/customers/contracts").json()] == [2, 1]
+
+
+def test_hardening_a_soft_range_rejects_out_of_range_values(seeded: Any) -> None:
+    doc = yaml.safe_load(seeded.get("/api/v1/datasets/customers/contract").json()["yaml"])
+    age = _find_column(doc, "age")
+    age["in_range"] = dict(age["metadata"]["profile"]["expected_range"])
+    resp = seeded.put("/api/v1/datasets/customers/contract", json={"yaml": yaml.safe_dump(doc)})
+    assert resp.status_code == 200, resp.text
+    rows = [(r[0], 5000 if r[0] < 3 else r[1], r[2], r[3]) for r in BASE_ROWS]
+    out = _upload(seeded, "customers", "v2.csv", _csv(rows))
+    assert out["outcome"] == "rejected"
+    fails = [f for f in _failures(seeded, 2) if f["column"] == "age"]
+    assert fails and fails[0]["failing_rows"] == 3 and 5000 in fails[0]["sample_values"]
+    assert fails[0]["check"].startswith("in_range(")
 
 
 def test_a_garbage_contract_is_refused_with_a_readable_error(seeded: Any) -> None:
@@ -149,16 +197,3 @@ def _find_column(doc: Any, name: str) -> Any:
             if found is not None:
                 return found
     return None
-
-
-def _widen(node: Any) -> None:
-    """Raise every numeric upper bound under the node, whatever the YAML layout."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k in ("max_value", "le", "lt", "max") and isinstance(v, (int, float)):
-                node[k] = 10**6
-            else:
-                _widen(v)
-    elif isinstance(node, list):
-        for v in node:
-            _widen(v)

@@ -182,6 +182,35 @@ def test_datasets_page_viewer_reads_contract_without_editing(
     assert [c.value.strip() for c in at.code] == [admin_api.contract(DATASET)["yaml"].strip()]
 
 
+WARNED = "ui_warned"
+
+
+def test_datasets_page_shows_warnings_of_an_accepted_version(
+    console: AppTest, live_server: Any, admin_api: ApplianceClient
+):
+    first = "id,age\n" + "".join(f"{i},{20 + i % 50}\n" for i in range(100))
+    later = "id,age\n" + "".join(f"{i},{-3 if i == 150 else 20 + i % 50}\n" for i in range(100, 200))
+    assert live_server.drop(WARNED, "first.csv", first.encode())["outcome"] == "accepted"
+    out = live_server.drop(WARNED, "later.csv", later.encode())
+    assert out["outcome"] == "accepted" and out["message"].startswith("accepted with 1 warning: age:")
+
+    at = open_page(log_in(console, "admin", live_server.admin_password), DATASETS_PAGE)
+    at.selectbox(key="dataset").select(WARNED).run()
+
+    assert_clean(at)
+    versions = table(at, "number", "status", "warnings").set_index("number")
+    assert (versions.loc[1, "warnings"], versions.loc[2, "warnings"]) == (0, 1)
+    assert versions.loc[2, "status"] == "accepted"
+    assert f"{WARNED} v2 · accepted · ⚠ 1 warning" in texts(at.subheader)
+    assert any(t.startswith("Validation passed with 1 warning(s)") for t in texts(at.warning))
+    warnings = table(at, "check", "failing_rows", "message")
+    expected = admin_api.version(WARNED, 2)["report"]["warnings"]
+    assert list(warnings["message"]) == [w["message"] for w in expected]
+    assert warnings.loc[0, "column"] == "age" and warnings.loc[0, "failing_rows"] == 1
+    assert "(-3)" in warnings.loc[0, "message"]
+    assert not has_key(at.button, "revalidate")
+
+
 # -- audit ------------------------------------------------------------------------
 
 

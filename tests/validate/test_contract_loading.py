@@ -98,3 +98,61 @@ def test_load_contract_refuses_an_alias_bomb():
     text = "\n".join(lines) + "\ncolumns:\n  x:\n    dtype: String\n    isin: *a8\n"
     with pytest.raises(ContractInvalid, match="too large"):
         load_contract(text)
+
+
+PROFILED = """\
+schema_type: polars_dataframe
+columns:
+  age:
+    dtype: Int64
+    nullable: true
+    metadata:
+      owner: crm-team
+      profile: {null_fraction: 0.0, expected_range: {min_value: 0, max_value: 120}}
+  plan:
+    dtype: String
+    metadata:
+      profile: {domain: [basic, pro], min_domain_mass: 0.99}
+metadata:
+  profile: {rows: 10, duplicate_fraction: 0.0, max_duplicate_fraction: 0.05}
+"""
+
+
+def test_load_contract_reads_a_profile_beside_the_users_own_metadata():
+    from appliance.validate.contracts import load_profile
+
+    assert list(load_contract(PROFILED).columns) == ["age", "plan"]
+    profile = load_profile(PROFILED)
+    assert profile.columns["age"].expected_range == (0, 120)
+    assert profile.columns["plan"].domain == ("basic", "pro")
+    assert profile.frame.max_duplicate_fraction == 0.05
+
+
+@pytest.mark.parametrize(("old", "new", "names"), [
+    ("null_fraction: 0.0,", "null_fracton: 0.0,", "null_fracton"),
+    ("null_fraction: 0.0,", "null_fraction: 1.5,", "'null_fraction' must be a number from 0 to 1"),
+    ("null_fraction: 0.0,", "null_fraction: yes,", "'null_fraction' must be a number from 0 to 1"),
+    ("min_value: 0, max_value: 120", "min_value: 200, max_value: 120", "min_value above max_value"),
+    ("min_value: 0, max_value: 120", "min_value: .nan, max_value: 120", "finite numbers"),
+    ("min_value: 0, max_value: 120", "low: 0", "expected_range"),
+    ("domain: [basic, pro]", "domain: basic", "list of strings"),
+    ("domain: [basic, pro]", "domain: [1, 2]", "list of strings"),
+    ("max_duplicate_fraction: 0.05", "max_duplicates: 0.05", "max_duplicates"),
+    ("  profile: {rows: 10,", "  profile: [10]\n  mine: {rows: 10,", "'metadata.profile' must be a mapping"),
+    ("      owner: crm-team\n      profile", "      - owner\n      - profile", "'metadata' must be a mapping"),
+])
+def test_load_contract_refuses_a_bad_profile_naming_the_column(old, new, names):
+    text = PROFILED.replace(old, new, 1)
+    assert text != PROFILED
+    with pytest.raises(ContractInvalid) as caught:
+        load_contract(text)
+    assert names in caught.value.message
+
+
+def test_load_contract_refuses_a_domain_on_a_numeric_column_and_a_range_on_text():
+    domain_on_int = PROFILED.replace("expected_range: {min_value: 0, max_value: 120}", "domain: [a]")
+    with pytest.raises(ContractInvalid, match="column 'age': a profile 'domain' is for String"):
+        load_contract(domain_on_int)
+    range_on_text = PROFILED.replace("domain: [basic, pro]", "expected_range: {min_value: 0}")
+    with pytest.raises(ContractInvalid, match="column 'plan': a profile range is for numeric"):
+        load_contract(range_on_text)

@@ -12,8 +12,13 @@ from appliance.client import ApplianceClient
 
 DATASET_COLUMNS = ["name", "versions", "current_version", "latest_version", "contract_version",
                    "rows", "created_at"]
-VERSION_COLUMNS = ["number", "status", "rows", "contract_version", "report_headline",
+VERSION_COLUMNS = ["number", "status", "warnings", "rows", "contract_version", "report_headline",
                    "source_file", "created_at", "sha256"]
+WARNING_COLUMNS = ["column", "check", "failing_rows", "sample_values", "message"]
+WARNING_STYLE = "background-color: #fff3cd; color: #856404"
+SOFT_HINT = ("Warnings come from the contract's soft checks (expected ranges, a small rise in "
+             "nulls, a few unseen categories, duplicate rows): the version was kept. Harden a "
+             "range by adding `in_range` to the column in the contract.")
 SUMMARY_COLUMNS = ["name", "dtype", "count", "nulls", "n_unique", "min", "max", "mean", "std"]
 EDGE_COLUMNS = ["src", "relation", "dst", "at"]
 EMPTY_HINT = (
@@ -36,7 +41,7 @@ def pick_dataset(datasets: list[dict[str, Any]]) -> str:
 
 def pick_version(name: str, versions: list[dict[str, Any]]) -> int:
     """Versions come newest first, so the newest is the default."""
-    labels = {v["number"]: f"v{v['number']} · {v['status']}" for v in versions}
+    labels = {v["number"]: f"v{v['number']} · {v['status']}" + warning_badge(v) for v in versions}
     number: int = st.selectbox(
         "Version", list(labels), format_func=labels.__getitem__, key=f"version_{name}"
     )
@@ -46,18 +51,38 @@ def pick_version(name: str, versions: list[dict[str, Any]]) -> int:
 # -- one version ------------------------------------------------------------------
 
 
+def warning_badge(version: dict[str, Any]) -> str:
+    n = int(version.get("warnings") or 0)
+    return f" · ⚠ {n} warning{'s' if n != 1 else ''}" if n else ""
+
+
 def show_report(client: ApplianceClient, detail: dict[str, Any]) -> None:
     report: dict[str, Any] = detail.get("report") or {}
     rows, against = report.get("rows", detail.get("rows")), report.get("contract_version")
-    if report.get("passed"):
+    warnings = report.get("warnings") or []
+    if report.get("passed") and warnings:
+        st.warning(f"Validation passed with {len(warnings)} warning(s): {rows} rows against "
+                   f"contract v{against}.")
+    elif report.get("passed"):
         st.success(f"Validation passed: {rows} rows against contract v{against}.")
     else:
         failures = report.get("failures", [])
         st.error(f"Validation failed: {len(failures)} failing check(s) on {rows} rows "
                  f"against contract v{against}.")
         views.failures_table(failures)
+    if warnings:
+        warnings_table(warnings)
     if detail.get("status") == "rejected" and lib.has_role("operator"):
         revalidate_button(client, detail["dataset"], detail["number"])
+
+
+def warnings_table(warnings: list[dict[str, Any]]) -> None:
+    """Soft-check warnings of a validation report, every cell in amber."""
+    st.markdown(f"**Warnings** ({len(warnings)})")
+    st.caption(SOFT_HINT)
+    df = views.frame(warnings, WARNING_COLUMNS)
+    df["column"] = df["column"].fillna("(whole file)")  # the duplicate-row check names no column
+    st.dataframe(df.style.map(lambda _: WARNING_STYLE), hide_index=True, width="stretch")
 
 
 def revalidate_button(client: ApplianceClient, name: str, number: int) -> None:
@@ -164,7 +189,7 @@ def show_version(client: ApplianceClient, name: str, number: int) -> None:
     detail = lib.fetch(lambda: client.version(name, number))
     if detail is None:
         return
-    st.subheader(f"{name} v{number} · {detail.get('status')}")
+    st.subheader(f"{name} v{number} · {detail.get('status')}{warning_badge(detail)}")
     st.caption(f"{detail.get('rows')} rows · from `{detail.get('source_file')}` · "
                f"{detail.get('created_at')} · sha256 {str(detail.get('sha256'))[:12]}")
     tabs = st.tabs(["Report", "Schema", "Summary", "Contract", "Lineage", "Ingests"])
