@@ -153,7 +153,7 @@ def test_predict_a_csv_body_for_an_unnamed_vector_input_says_how_to_send_it(
 def test_predict_a_rank_1_input_and_output(served: Served) -> None:
     api = served.client
     assert api.post("/api/v1/models/double/versions", content=doubled([None]),
-                              headers=OCTET).status_code == 201
+                    headers=OCTET).status_code == 201
     resp = api.post("/api/v1/models/double/predict", params={"version": 1},
                     json=[{"x": 1.5}, {"x": -2.0}])
     assert resp.status_code == 200, resp.text
@@ -168,10 +168,11 @@ def test_predict_a_vector_output_answers_a_list_a_row(served: Served) -> None:
                     json=[[1.0, 2.0], [3.0, 4.0]])
     assert resp.status_code == 200, resp.text
     assert resp.json()["predictions"] == [[2.0, 4.0], [6.0, 8.0]]
+    metrics = api.get("/metrics").text
+    assert 'model="pair"' in metrics and "[2.0" not in metrics   # a vector is not a class
 
 
-def test_predict_an_output_without_one_entry_a_row_is_422_naming_it(
-        served: Served) -> None:
+def test_predict_an_output_without_one_entry_a_row_is_422_naming_it(served: Served) -> None:
     from onnx import TensorProto, helper
 
     api = served.client
