@@ -26,6 +26,7 @@ from appliance.serve.sessions import LoadedModel
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 _TRUE, _FALSE = frozenset({"true"}), frozenset({"false"})
+_FLOAT_KINDS = frozenset({"float", "double", "float16"})
 _INT_KINDS = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                         "uint64"})
 
@@ -152,6 +153,15 @@ def _kinds(loaded: LoadedModel) -> dict[str, str]:
 def _convert(values: list[str], kind: str, name: str, places: CsvPlaces) -> list[Any]:
     if kind == "string":
         return [v if v != "" else None for v in values]
+    if kind in _FLOAT_KINDS:  # the common case first: every field a plain number
+        try:
+            numbers = [float(v) for v in values]
+        except ValueError:
+            numbers = []
+        # NaN came from a missing-value token, "_" from what float() reads but CSV never
+        # means (1_000): both take the careful path below
+        if numbers and all(x == x for x in numbers) and "_" not in "".join(values):
+            return numbers
     out: list[Any] = []
     for i, v in enumerate(values):
         try:
