@@ -72,7 +72,8 @@ class Metrics:
         v = str(version)
         self.predict_requests.labels(model=model, version=v).inc()
         self.predict_seconds.labels(model=model, version=v).observe(seconds)
-        if predictions and not isinstance(predictions[0], float):  # classes, not a regression
+        # classes, not a regression nor a vector a row (which would be a label per value)
+        if predictions and not isinstance(predictions[0], float | list):
             counts: dict[str, int] = {}
             for p in predictions:
                 counts[str(p)] = counts.get(str(p), 0) + 1

@@ -377,6 +377,10 @@ class TrainingService:
         metric = spec["metric"]
         value = (result.get("metrics") or {}).get(metric)
         champion_value = result.get("champion_metric")
+        basis = "native"
+        if champion_value is not None and result.get("challenger_metric") is not None:
+            # like with like: both ONNX-scored on the same holdout, so a tie is exact
+            value, basis = result["challenger_metric"], "onnx"
         min_delta = float((spec.get("promote") or {}).get("min_delta") or 0.0)
         fairness = result.get("fairness") or {}
         fair = fairness.get("passed", True) if fairness else True
@@ -384,7 +388,7 @@ class TrainingService:
                   and beats(metric, float(value), champion_value, min_delta))
         return {"metric": metric, "value": value, "champion_version": spec.get("_champion_version"),
                 "champion_value": champion_value, "min_delta": min_delta, "fairness_passed": fair,
-                "passed": bool(passed)}
+                "basis": basis, "passed": bool(passed)}
 
 
 def _tail(path: Path, limit: int = 20_000) -> str:

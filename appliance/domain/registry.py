@@ -27,10 +27,20 @@ def check_alias(alias: str) -> str:
     return alias
 
 
+# slack for the subtraction's own rounding: 0.3 - 0.29 is 0.00999..., not 0.01
+GATE_SLACK = 1e-12
+
+
 def beats(metric: str, candidate: float, incumbent: float | None, min_delta: float) -> bool:
-    """Does the candidate beat the incumbent by at least ``min_delta`` on ``metric``?"""
+    """Does the candidate beat the incumbent by at least ``min_delta`` on ``metric``?
+
+    The tie rule: an improvement of exactly ``min_delta`` passes. So with
+    ``min_delta: 0`` a tie passes (the newer model takes over when it is no worse),
+    and with ``min_delta > 0`` a tie keeps the champion. Both values must be scored
+    the same way (the gate scores both ONNX models on one holdout), or float noise
+    decides ties.
+    """
     if incumbent is None:
         return True
-    if metric in LOWER_IS_BETTER:
-        return incumbent - candidate >= min_delta
-    return candidate - incumbent >= min_delta
+    gain = incumbent - candidate if metric in LOWER_IS_BETTER else candidate - incumbent
+    return gain >= min_delta - GATE_SLACK

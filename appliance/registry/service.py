@@ -25,6 +25,7 @@ from appliance.store import lineage as lq
 from appliance.store import registry as q
 from appliance.store.db import Store
 from appliance.store.tables import AliasEventRow, ModelVersionRow, RegisteredModelRow
+from appliance.train.signature import readable
 
 MAX_ONNX_BYTES = 1024 * 1024 * 1024
 log = logging.getLogger(__name__)
@@ -66,13 +67,18 @@ class RegistryService:
         dataset_version: int | None = None,
         facts: dict[str, Any] | None = None,
         status: VersionStatus = VersionStatus.ready,
+        checked: Any = None,
     ) -> dict[str, Any]:
-        """Store the ONNX file (content-addressed) and record a new version."""
-        from appliance.train.export import check_onnx_bytes
+        """Store the ONNX file (content-addressed) and record a new version.
+
+        ``checked`` is the parsed model when the caller has already checked these bytes.
+        """
+        from appliance.train.export import check_onnx_bytes, signature_of
 
         check_dataset_name(model)
-        proto = check_onnx_bytes(onnx_bytes)  # refuses anything that is not one ONNX file
-        signature = signature or _signature_of(proto)
+        # refuses anything that is not one ONNX file
+        proto = checked if checked is not None else check_onnx_bytes(onnx_bytes)
+        signature = signature or signature_of(proto)
         art = self.artifacts.put_bytes(onnx_bytes)
         actor = by.actor if isinstance(by, Principal) else by
         with self.store.write() as s:
@@ -93,10 +99,26 @@ class RegistryService:
                                        "run_id": str(run_id) if run_id else None})
         return self._version_public(model, row, {})
 
-    def register_upload(self, name: str, data: bytes, *, by: Principal) -> dict[str, Any]:
+    def register_upload(self, name: str, data: bytes, *, by: Principal,
+                        features: list[str] | None = None) -> dict[str, Any]:
+        """Register an ONNX file built elsewhere, refused with reasons unless serving can
+        feed it (see ``appliance.train.signature``). ``features`` names the values of a
+        model's one vector input, so records and CSV bodies can be keyed by them."""
+        from appliance.train.export import check_onnx_bytes, signature_of
+        from appliance.train.signature import check_features, check_servable
+
         if len(data) > MAX_ONNX_BYTES:
             raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
+        check_dataset_name(name)
+        proto = check_onnx_bytes(data)
+        check_servable(proto)
+        names = check_features(proto, features)
+        _check_loads(data)
+        signature = signature_of(proto)
+        if names is not None:
+            signature["inputs"][0]["features"] = names
         return self.register(model=name, onnx_bytes=data, flavor="onnx", by=by,
+                             signature=signature, checked=proto,
                              facts={"purpose": "registered as an ONNX file"})
 
     # -- reading -------------------------------------------------------------------
@@ -286,7 +308,8 @@ class RegistryService:
         return {
             "model": name, "number": v.number, "status": v.status,
             "run_id": str(v.run_id) if v.run_id else None, "flavor": v.flavor, "task": v.task,
-            "onnx_sha256": v.onnx_sha256, "onnx_size": v.onnx_size, "signature": v.signature,
+            "onnx_sha256": v.onnx_sha256, "onnx_size": v.onnx_size,
+            "signature": readable(v.signature),
             "parity": v.parity, "metrics": v.metrics, "fairness": v.fairness,
             "gate": (v.card or {}).get("gate"),
             "dataset": v.dataset, "dataset_version": v.dataset_version,
@@ -332,13 +355,12 @@ def _event_public(e: AliasEventRow) -> dict[str, Any]:
             "at": e.created_at.isoformat()}
 
 
-def _signature_of(proto: Any) -> dict[str, Any]:
-    def describe(values: Any) -> list[dict[str, Any]]:
-        out = []
-        for vi in values:
-            t = vi.type.tensor_type
-            dims = [d.dim_param or d.dim_value or None for d in t.shape.dim]
-            out.append({"name": vi.name, "type": int(t.elem_type), "shape": dims})
-        return out
+def _check_loads(data: bytes) -> None:
+    """Refuse a model onnxruntime cannot load now, rather than at its first request."""
+    from appliance.train.parity import onnx_session
 
-    return {"inputs": describe(proto.graph.input), "outputs": describe(proto.graph.output)}
+    try:
+        onnx_session(data)
+    except Exception as exc:  # onnxruntime raises its own types
+        raise InvalidInput(f"onnxruntime cannot load the model: {str(exc)[:500]}",
+                           detail={"field": "onnx", "reason": "not_servable"}) from exc

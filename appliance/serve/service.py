@@ -1,9 +1,11 @@
 """Predictions: a request checked against the model's signature, scored, logged.
 
-The body is a list of records keyed by column (or one record). Every input
-column must be there with the right type and nothing else may be (besides an
-optional ``request_id``); the error names the field. Labels that arrive later
-are joined to the log by request id for live metrics per model version.
+The body is a list of records keyed by column (or one record), or a CSV body
+typed by the signature (``appliance.serve.csvbody``). Every input column must
+be there with the right type and nothing else may be (besides an optional
+``request_id``); the error names the field and the row (``appliance.serve.feeds``).
+Labels that arrive later are joined to the log by request id for live metrics
+per model version.
 """
 
 from __future__ import annotations
@@ -14,22 +16,23 @@ import logging
 import math
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, UnprocessableInput
+from appliance.serve.csvbody import CsvRecords
+from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, feeds_for, rows_of
 from appliance.serve.log import PredictionLog
+from appliance.serve.outputs import Probabilities, decode
 from appliance.serve.sessions import LoadedModel, SessionCache
 from appliance.store import predictions as q
 from appliance.store.db import Store
 
 log = logging.getLogger(__name__)
-MAX_ROWS = 10_000
 MAX_LABELS = 10_000
 MAX_AUC_ROWS = 200_000  # newest labelled predictions per version scored for AUC
-REQUEST_ID = "request_id"
+__all__ = ["MAX_ROWS", "REQUEST_ID", "PredictionService", "Routing", "roc_auc"]
 
 
 class PredictionService:
@@ -45,8 +48,9 @@ class PredictionService:
 
     def predict(self, model: str, records: Any, *, alias: str | None = None,
                 version: int | None = None) -> dict[str, Any]:
+        """Score ``records``: a JSON record or array of them, or a parsed CSV body."""
         started = time.perf_counter()
-        rows = _rows(records)
+        rows = records.raw() if isinstance(records, CsvRecords) else rows_of(records)
         self.log.room_for(len(rows))
         routing = self._routing_for(model) if version is None and alias in (None, CHAMPION) \
             else None
@@ -56,8 +60,7 @@ class PredictionService:
             loaded, role = self.sessions.resolve(model, version=routing.canary), "canary"
         else:
             loaded = self.sessions.resolve(model, alias=alias, version=version)
-        feeds, request_ids = _feeds(loaded, rows)
-        predictions, probabilities = _decode(loaded, loaded.session.run(None, feeds))
+        predictions, probabilities, request_ids, rows = _score(loaded, records, rows)
         latency_ms = (time.perf_counter() - started) * 1000
         now = dt.datetime.now(dt.UTC)
         per_row = latency_ms / len(rows)
@@ -67,7 +70,7 @@ class PredictionService:
             for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions, strict=True))
         ]
         if routing is not None and routing.shadow is not None:
-            entries += self._shadow(model, routing.shadow, rows, request_ids, now)
+            entries += self._shadow(model, routing.shadow, records, rows, request_ids, now)
         self.log.offer(entries)
         if self.metrics is not None:
             self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions)
@@ -75,14 +78,13 @@ class PredictionService:
                 "predictions": predictions, "probabilities": probabilities,
                 "request_ids": request_ids}
 
-    def _shadow(self, model: str, version: int, rows: list[dict[str, Any]],
+    def _shadow(self, model: str, version: int, records: Any, rows: list[Any],
                 request_ids: list[str], now: dt.datetime) -> list[Any]:
         """Score with the shadow version and log it; never part of the answer."""
         started = time.perf_counter()
         try:
             shadow = self.sessions.resolve(model, version=version)
-            feeds, _ = _feeds(shadow, rows)
-            preds, proba = _decode(shadow, shadow.session.run(None, feeds))
+            preds, proba, _, rows = _score(shadow, records, rows)
         except Exception:  # a broken shadow must never break the primary answer
             log.exception("shadow scoring with %s v%s failed", model, version)
             return []
@@ -189,8 +191,8 @@ class Routing:
     def active(self) -> bool:
         return (self.canary is not None and self.percent > 0) or self.shadow is not None
 
-    def takes_canary(self, row: dict[str, Any], rng: random.Random) -> bool:
-        if self.key is not None and row.get(self.key) is not None:
+    def takes_canary(self, row: Any, rng: random.Random) -> bool:
+        if self.key is not None and isinstance(row, dict) and row.get(self.key) is not None:
             digest = hashlib.sha256(str(row[self.key]).encode()).digest()
             return int.from_bytes(digest[:8], "big") % 10_000 < self.percent * 100
         return rng.random() * 100 < self.percent
@@ -228,130 +230,27 @@ class Routing:
         return cls(**out)
 
 
-def _rows(records: Any) -> list[dict[str, Any]]:
-    rows = [records] if isinstance(records, dict) else records
-    if not isinstance(rows, list) or not rows:
-        raise UnprocessableInput("send a JSON object, or an array of objects keyed by column")
-    if len(rows) > MAX_ROWS:
-        raise InvalidInput(f"at most {MAX_ROWS} rows a request; score bigger files with "
-                           "`appliance predict`", detail={"reason": "too_big", "rows": len(rows)})
-    for i, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise UnprocessableInput(f"row {i} is not an object", detail={"row": i})
-    return rows
+def _score(loaded: LoadedModel, records: Any, rows: list[Any]
+           ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]]]:
+    """(predictions, probabilities, request ids, the rows as logged) from one model.
 
-
-_NUMBER_TYPES = frozenset({int, float, type(None)})
-_TEXT_TYPES = frozenset({str, type(None)})
-_INTS = {int}
-_INT_TYPES = frozenset({int, type(None)})  # a float in an int64 input is checked slowly
-
-
-def _feeds(loaded: LoadedModel, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
-    """The ONNX feeds and request ids for ``rows``, or 422 naming the first bad field.
-
-    The float inputs are checked and converted together: one pass collects the
-    Python types present, numpy converts the whole table at once and finds any
-    NaN/inf. Only when something is wrong is the table walked value by value
-    (``_refuse``), to name the first bad field the way a reader would look.
+    A CSV body is typed by this model's own signature; an onnxruntime failure on
+    input that passed the checks (a model that cannot score it) is a 422 naming
+    the model, never a 500.
     """
-    import numpy as np
-
-    expected = loaded.columns
-    with_id = expected | {REQUEST_ID}
-    request_ids: list[str] = []
-    for i, row in enumerate(rows):
-        keys = row.keys()
-        if keys == expected:  # the common case: exactly the signature, no request id
-            request_ids.append(uuid.uuid4().hex)
-            continue
-        if keys != with_id:
-            extra = keys - with_id
-            if extra:
-                name = sorted(extra)[0]
-                raise UnprocessableInput(f"row {i}: unknown field {name!r}",
-                                         detail={"row": i, "field": name})
-            missing = expected - keys
-            if missing:
-                name = sorted(missing)[0]
-                raise UnprocessableInput(f"row {i}: missing field {name!r}",
-                                         detail={"row": i, "field": name})
-        rid = row.get(REQUEST_ID)
-        if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 100):
-            raise UnprocessableInput(f"row {i}: request_id must be a string of 1-100 characters",
-                                     detail={"row": i, "field": REQUEST_ID})
-        request_ids.append(rid or uuid.uuid4().hex)
-
-    floats = [inp for inp in loaded.inputs if inp.kind not in ("string", "int64")]
-    columns = [inp.column for inp in floats]
-    table = [[row[c] for c in columns] for row in rows]
-    number_types: set[type] = set()
-    for values in table:
-        number_types.update(map(type, values))
-    texts = {inp.column: [row[inp.column] for row in rows]
-             for inp in loaded.inputs if inp.kind == "string"}
-    ints = {inp.column: [row[inp.column] for row in rows]
-            for inp in loaded.inputs if inp.kind == "int64"}
-    if not number_types <= _NUMBER_TYPES \
-            or any(not set(map(type, v)) <= _TEXT_TYPES for v in texts.values()) \
-            or any(not set(map(type, v)) <= _INT_TYPES for v in ints.values()):
-        _refuse(loaded, rows)  # raises, naming the first bad field
+    places = ROWS
+    if isinstance(records, CsvRecords):
+        rows, places = records.typed(loaded), records.places
+    feeds, request_ids, rows = feeds_for(loaded, rows, places)
     try:
-        matrix = np.array(table, dtype=np.float64).reshape(len(rows), len(floats))  # None: nan
-    except OverflowError:  # an integer too big for a float
-        _refuse(loaded, rows)
-        raise
-    if number_types != _INTS and not np.isfinite(matrix).all():
-        bad = ~np.isfinite(matrix)
-        for i, j in zip(*np.nonzero(bad.T)[::-1], strict=True):  # column by column, as read
-            if table[i][j] is not None:
-                raise UnprocessableInput(
-                    f"row {i}: field {columns[j]!r} is not finite ({table[i][j]})",
-                    detail={"row": int(i), "field": columns[j]})
-
-    feeds: dict[str, Any] = {}
-    single = matrix.T.astype(np.float32, order="C")  # one contiguous row per input
-    double = np.ascontiguousarray(matrix.T) if any(i.kind == "double" for i in floats) \
-        else None
-    for j, inp in enumerate(floats):
-        source = double if inp.kind == "double" and double is not None else single
-        feeds[inp.name] = source[j].reshape(-1, 1)
-    for inp in loaded.inputs:
-        if inp.kind == "string":
-            values = texts[inp.column]
-            feeds[inp.name] = np.array([v if v is not None else "" for v in values],
-                                       dtype=object).reshape(-1, 1)
-        elif inp.kind == "int64":
-            feeds[inp.name] = np.asarray([0 if v is None else v for v in ints[inp.column]],
-                                         dtype=np.int64).reshape(-1, 1)
-    return feeds, request_ids
-
-
-def _refuse(loaded: LoadedModel, rows: list[dict[str, Any]]) -> None:
-    """Raise 422 for the first bad value, input by input and row by row."""
-    for inp in loaded.inputs:
-        column = inp.column
-        for i, row in enumerate(rows):
-            v = row[column]
-            if v is None:
-                continue
-            if inp.kind == "string":
-                if not isinstance(v, str):
-                    raise UnprocessableInput(
-                        f"row {i}: field {column!r} must be text, got {type(v).__name__}",
-                        detail={"row": i, "field": column})
-                continue
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise UnprocessableInput(
-                    f"row {i}: field {column!r} must be a number, got {type(v).__name__}",
-                    detail={"row": i, "field": column})
-            try:
-                finite = math.isfinite(v)
-            except OverflowError:  # an integer too big for a float
-                finite = False
-            if not finite:
-                raise UnprocessableInput(f"row {i}: field {column!r} is not finite ({v})"[:300],
-                                         detail={"row": i, "field": column})
+        outputs = loaded.session.run(None, feeds)
+    except Exception as exc:  # onnxruntime raises its own types
+        raise UnprocessableInput(
+            f"{loaded.model} v{loaded.version} could not score this input: "
+            f"{str(exc)[:300]}", detail={"model": loaded.model,
+                                         "version": loaded.version}) from exc
+    predictions, probabilities = decode(loaded, outputs, len(rows))
+    return predictions, probabilities, request_ids, rows
 
 
 def roc_auc(pairs: list[tuple[float, bool]]) -> float | None:
@@ -370,21 +269,3 @@ def roc_auc(pairs: list[tuple[float, bool]]) -> float | None:
         return None
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _decode(loaded: LoadedModel, outputs: list[Any]) -> tuple[list[Any], list[dict[str, float]] | None]:
-    first = outputs[0]
-    if loaded.classes is not None or len(outputs) > 1:
-        labels = [int(x) for x in first.reshape(-1).tolist()]
-        classes = loaded.classes
-        predictions = [classes[i] if classes is not None and 0 <= i < len(classes) else i
-                       for i in labels]
-        probabilities = None
-        if len(outputs) > 1:
-            proba = outputs[1]
-            names = [str(c) for c in classes] if classes is not None else \
-                [str(i) for i in range(proba.shape[1])]
-            probabilities = [dict(zip(names, row, strict=True))  # tolist() gives floats
-                             for row in proba.tolist()]
-        return predictions, probabilities
-    return [float(x) for x in first.reshape(-1).tolist()], None

@@ -18,12 +18,37 @@ from appliance.domain.registry import CHAMPION, check_alias
 from appliance.errors import NotFound
 from appliance.registry.service import RegistryService
 
+FAST_KINDS = frozenset({"float", "double", "string", "int64"})
+UNKNOWN = -1  # a dimension of no fixed size after the batch: such an input cannot be fed
+
 
 @dataclass(frozen=True)
 class Input:
     name: str    # the ONNX input
-    column: str  # the raw column that feeds it
-    kind: str    # float | string | int64 | double | ...
+    column: str  # the raw column (or, for a vector input, the record field) that feeds it
+    kind: str    # element type: float | string | int64 | double | bool | ...
+    shape: tuple[int, ...] = (1,)  # one row's shape: (1,) a value a row, () a rank-1 input
+    features: tuple[str, ...] | None = None  # names of a vector input's values (upload)
+
+    @property
+    def scalar(self) -> bool:
+        """One value a row (shape ``[batch]`` or ``[batch, 1]``)."""
+        return self.shape in ((), (1,))
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """How to read a model's outputs: a label and probabilities, or values.
+
+    ``classifier``: the first output holds one label a row and the second the
+    probabilities, as a ``[batch, k]`` tensor or (``zipmap``) a list of
+    ``{class: p}`` maps. Otherwise the first output is the prediction: one value
+    a row, or a nested list for a row shape other than ``[1]``.
+    """
+
+    names: tuple[str, ...]
+    classifier: bool = False
+    zipmap: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,10 +59,16 @@ class LoadedModel:
     inputs: tuple[Input, ...]
     outputs: tuple[str, ...]
     classes: tuple[Any, ...] | None
+    reading: Outputs | None = None  # None: the appliance's own export (label index, proba)
 
     @cached_property
     def columns(self) -> frozenset[str]:  # cached: asked on every request
         return frozenset(i.column for i in self.inputs)
+
+    @cached_property
+    def fast(self) -> bool:
+        """Every input one value a row of a kind the table-wise checks handle (our exports)."""
+        return all(i.shape == (1,) and i.kind in FAST_KINDS for i in self.inputs)
 
 
 class SessionCache:
@@ -88,21 +119,59 @@ class SessionCache:
             meta = session.get_modelmeta().custom_metadata_map
             columns = _json(meta.get("appliance.columns"), {})
             classes = _json(meta.get("appliance.classes"), None)
+            features = _features(self.registry.version(model, version).get("signature"))
             inputs = tuple(
                 Input(i.name, str(columns.get(i.name, i.name)) if isinstance(columns, dict)
-                      else i.name, _kind(i.type))
+                      else i.name, _kind(i.type), _row_shape(i.shape), features.get(i.name))
                 for i in session.get_inputs()
             )
+            outputs = session.get_outputs()
+            classes_known = isinstance(classes, list)
             loaded = LoadedModel(model, version, session, inputs,
-                                 tuple(o.name for o in session.get_outputs()),
-                                 tuple(classes) if isinstance(classes, list) else None)
+                                 tuple(o.name for o in outputs),
+                                 tuple(classes) if classes_known else None,
+                                 None if classes_known else _reading(outputs))
             self._sessions[(model, version)] = loaded
             return loaded
 
 
 def _kind(onnx_type: str) -> str:
-    return {"tensor(float)": "float", "tensor(string)": "string", "tensor(double)": "double",
-            "tensor(int64)": "int64"}.get(onnx_type, onnx_type)
+    """``tensor(float)`` -> ``float``; anything that is not a tensor keeps its full name."""
+    if onnx_type.startswith("tensor(") and onnx_type.endswith(")"):
+        return onnx_type[7:-1]
+    return onnx_type
+
+
+def _row_shape(shape: Any) -> tuple[int, ...]:
+    """One row's shape: the dimensions after the batch, UNKNOWN where not fixed."""
+    dims = list(shape or [])[1:]
+    return tuple(d if isinstance(d, int) and d > 0 else UNKNOWN for d in dims)
+
+
+def _features(signature: Any) -> dict[str, tuple[str, ...]]:
+    """Input name -> the feature names its upload gave (vector inputs only)."""
+    out: dict[str, tuple[str, ...]] = {}
+    entries = signature.get("inputs") if isinstance(signature, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        names = entry.get("features") if isinstance(entry, dict) else None
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            out[str(entry.get("name"))] = tuple(names)
+    return out
+
+
+_LABEL_TYPES = frozenset({"tensor(int64)", "tensor(int32)", "tensor(string)"})
+
+
+def _reading(outputs: Any) -> Outputs:
+    """A model from elsewhere: a label-plus-probabilities pair, or plain values."""
+    names = tuple(o.name for o in outputs)
+    if len(outputs) >= 2 and outputs[0].type in _LABEL_TYPES:
+        second = outputs[1].type
+        if second in ("tensor(float)", "tensor(double)"):
+            return Outputs(names, classifier=True)
+        if second.startswith("seq(map("):
+            return Outputs(names, classifier=True, zipmap=True)
+    return Outputs(names)
 
 
 def _json(raw: str | None, default: Any) -> Any:

@@ -1,4 +1,10 @@
-"""Score the current champion's ONNX on the candidate's holdout, for the promotion gate.
+"""Score an ONNX model on the candidate's holdout, for the promotion gate.
+
+The gate compares like with like: the champion and the challenger are both
+scored here, by their own ONNX sessions, on the same raw holdout rows, with
+the same metric code. So a retrain identical to the champion gets exactly the
+champion's value (a tie), not a value off by the float32 noise between a
+native pipeline and its ONNX export.
 
 The champion may predate the candidate: it may take other columns, or know the
 classes in another order. Its inputs are built from the raw holdout by name, and
@@ -20,9 +26,9 @@ from appliance.train.estimators import CLASSIFICATION
 from appliance.train.pipeline import CATEGORICAL, NUMERIC, Feature, prepare_frame
 
 
-def score_champion(path: Path, holdout: Any, y_true: Any, *, task: str, classes: list[Any] | None,
-                   metric: str) -> tuple[float | None, str | None]:
-    """(the champion's ``metric`` on the holdout, None) or (None, why it could not be scored)."""
+def score_onnx(path: Path, holdout: Any, y_true: Any, *, task: str, classes: list[Any] | None,
+               metric: str) -> tuple[float | None, str | None]:
+    """(the model's ``metric`` on the holdout, None) or (None, why it could not be scored)."""
     from appliance.train.export import check_onnx_bytes, input_columns
     from appliance.train.parity import onnx_feeds, onnx_session
 
@@ -30,7 +36,7 @@ def score_champion(path: Path, holdout: Any, y_true: Any, *, task: str, classes:
         data = path.read_bytes()
         model = check_onnx_bytes(data)
     except (OSError, ApplianceError) as exc:
-        return None, f"the champion model cannot be read: {getattr(exc, 'message', exc)}"
+        return None, f"the model cannot be read: {getattr(exc, 'message', exc)}"
     meta = {p.key: p.value for p in model.metadata_props}
     try:
         session = onnx_session(data)
@@ -39,13 +45,13 @@ def score_champion(path: Path, holdout: Any, y_true: Any, *, task: str, classes:
         for inp in session.get_inputs():
             column = columns[inp.name]
             if column not in holdout.columns:
-                return None, f"the champion takes a column {column!r} that this data lacks"
+                return None, f"the model takes a column {column!r} that this data lacks"
             kind = CATEGORICAL if inp.type == "tensor(string)" else NUMERIC
             features.append(Feature(column, str(holdout.schema[column]), kind))
         frame = prepare_frame(holdout, features)
         outputs = session.run(None, onnx_feeds(session, frame, columns))
     except Exception as exc:   # onnxruntime raises its own types; report, do not fail the run
-        return None, f"the champion model could not be run: {type(exc).__name__}: {str(exc)[:300]}"
+        return None, f"the model could not be run: {type(exc).__name__}: {str(exc)[:300]}"
     n = len(frame)
     if task != CLASSIFICATION:
         pred = outputs[0].reshape(n, -1)[:, 0]
@@ -73,4 +79,4 @@ def score_champion(path: Path, holdout: Any, y_true: Any, *, task: str, classes:
             if str(c) in ours:
                 proba[:, ours[str(c)]] = outputs[1][:, j]
     value = m.classification_metrics(y_true, pred, proba, len(classes)).get(metric)
-    return value, None if value is not None else f"{metric} could not be computed for the champion"
+    return value, None if value is not None else f"{metric} could not be computed for the model"

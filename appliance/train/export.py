@@ -83,7 +83,7 @@ def export_onnx(pipeline: Any, features: list[Feature], info: EstimatorInfo, *,
         meta["appliance.classes"] = json.dumps(classes)
     meta.update(metadata or {})
     onnx.helper.set_model_props(model, meta)
-    data = model.SerializeToString()
+    data = canonical(model).SerializeToString()
     check_onnx_bytes(data)
     return data, signature_of(model)
 
@@ -103,25 +103,30 @@ def input_columns(model: Any) -> dict[str, str]:
 
 def signature_of(model: Any) -> dict[str, Any]:
     """Inputs carry the raw ``column`` that feeds them (it differs from ``name`` when
-    skl2onnx had to rename an unsafe column name)."""
+    skl2onnx had to rename an unsafe column name); types are names (see ``signature``)."""
+    from appliance.train.signature import describe, graph_inputs
+
     columns = input_columns(model)
-    return {"inputs": [{**_value_info(v), "column": columns[v.name]} for v in model.graph.input],
-            "outputs": [_value_info(v) for v in model.graph.output]}
+    return {"inputs": [{**describe(v), "column": columns[v.name]} for v in graph_inputs(model)],
+            "outputs": [describe(v) for v in model.graph.output]}
 
 
-def _value_info(value: Any) -> dict[str, Any]:
-    import onnx
+def canonical(model: Any) -> Any:
+    """The model with its order-free lists sorted, so the same model gives the same bytes.
 
-    tensor = value.type.tensor_type
-    elem = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
-    kind = {"float32": "float", "object": "string"}.get(str(elem), str(elem))
-    shape: list[int | str | None] = []
-    for dim in tensor.shape.dim:
-        if dim.HasField("dim_value"):
-            shape.append(int(dim.dim_value))
-        else:
-            shape.append(None)
-    return {"name": value.name, "type": kind, "shape": shape}
+    skl2onnx collects the operator domains in a set, so ``opset_import``'s order follows
+    Python's string hashing, which differs between processes (``PYTHONHASHSEED``): two
+    trainings of the same job on the same data would otherwise get two sha256s.
+    """
+    opsets = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in opsets:
+        model.opset_import.add(domain=domain, version=version)
+    props = sorted((p.key, p.value) for p in model.metadata_props)
+    del model.metadata_props[:]
+    for key, value in props:
+        model.metadata_props.add(key=key, value=value)
+    return model
 
 
 def check_onnx_bytes(data: bytes) -> Any:

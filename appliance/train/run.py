@@ -40,6 +40,7 @@ def empty_result() -> dict[str, Any]:
     keys = ("task", "flavor", "estimator", "metric", "higher_is_better", "params", "metrics",
             "metric_steps", "trials", "best_trial", "features", "target", "classes", "signature",
             "parity", "fairness", "champion_metric", "champion_error", "champion_improvement",
+            "challenger_metric",
             "onnx_path", "holdout_path", "rows_train", "rows_test", "seed", "duration_s", "environment")
     out: dict[str, Any] = {"ok": False, "error": None, **dict.fromkeys(keys)}
     out.update(metric_steps=[], trials=[], warnings=[])
@@ -183,13 +184,16 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
 
     if request.get("champion_onnx"):
         report("champion", 0.95)
-        from appliance.train.champion import score_champion
+        from appliance.train.champion import score_onnx
 
-        result["champion_metric"], result["champion_error"] = score_champion(
+        result["champion_metric"], result["champion_error"] = score_onnx(
             Path(request["champion_onnx"]), holdout_raw, y_test, task=info.task,
             classes=classes, metric=metric)
+        # the gate's basis: the challenger scored by its own ONNX session, as the champion is
+        result["challenger_metric"], _ = score_onnx(
+            onnx_path, holdout_raw, y_test, task=info.task, classes=classes, metric=metric)
         result["champion_improvement"] = m.improvement(
-            metric, result["metrics"].get(metric), result["champion_metric"])
+            metric, result["challenger_metric"], result["champion_metric"])
 
     holdout_path = out_dir / "holdout.parquet"
     tmp = holdout_path.with_name(holdout_path.name + ".tmp")

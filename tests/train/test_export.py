@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -81,3 +82,41 @@ def test_check_onnx_bytes_exported_model_accepted(data_dir: Path, tmp_path: Path
     props = {p.key: p.value for p in model.metadata_props}
     assert props["appliance.classes"] == '["no", "yes"]'
     assert [i.name for i in model.graph.input] == [i["name"] for i in result["signature"]["inputs"]]
+
+
+def test_canonical_sorts_opset_imports_and_metadata() -> None:
+    from appliance.train.export import canonical
+
+    model = tiny_model()
+    del model.opset_import[:]
+    model.opset_import.extend([helper.make_opsetid("ai.onnx.ml", 3), helper.make_opsetid("", 17)])
+    onnx.helper.set_model_props(model, {"b": "2", "a": "1"})
+    canonical(model)
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 17), ("ai.onnx.ml", 3)]
+    assert [p.key for p in model.metadata_props] == ["a", "b"]
+
+
+def train_in_a_child(data_dir: Path, out: Path, hash_seed: str) -> bytes:
+    """One training child (``python -m appliance.train.worker``), as the server starts it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    spec = job("LogisticRegression", "label", features={"exclude": ["customer id", "amount"]})
+    request = {"job": spec, "parquet_path": str(data_dir / "mixed.parquet"), "out_dir": str(out)}
+    done = subprocess.run([sys.executable, "-m", "appliance.train.worker"],
+                          input=json.dumps(request).encode(), capture_output=True, timeout=120,
+                          env={**os.environ, "PYTHONHASHSEED": hash_seed}, check=True)
+    result = json.loads(done.stdout.splitlines()[-1])["result"]
+    assert result["ok"], result["error"]
+    return (out / "model.onnx").read_bytes()
+
+
+def test_same_job_same_data_version_gives_the_same_onnx_sha256(data_dir: Path,
+                                                               tmp_path: Path) -> None:
+    # two processes hash strings differently (skl2onnx gathers opset domains in a set);
+    # seeds 1 and 3 ordered them differently before the export sorted them
+    first = train_in_a_child(data_dir, tmp_path / "a", "1")
+    second = train_in_a_child(data_dir, tmp_path / "b", "3")
+    assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()

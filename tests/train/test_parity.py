@@ -95,3 +95,58 @@ def test_check_parity_linear_model_has_no_threshold_rows(data_dir: Path) -> None
     report = check_parity(pipeline, onnx_bytes, X, features, info)
     assert report["passed"] and report["threshold_rows"] == 0
     assert report["tolerance"]["probability_abs"] == 1e-5
+
+
+@pytest.fixture(scope="module")
+def big_forest(data_dir: Path) -> tuple[Any, Any, list, estimators.EstimatorInfo, bytes]:
+    """1,000 identical trees (no bootstrap, every feature): the onnxruntime sum of 1,000
+    equal float32 terms rounds the same way each time, the worst case of accumulation."""
+    pipeline, X, features, info = fitted("RandomForestClassifier", data_dir, "wine",
+                                         n_estimators=1000, max_depth=2, bootstrap=False,
+                                         max_features=None)
+    onnx_bytes, _ = export_onnx(pipeline, features, info)
+    return pipeline, X, features, info, onnx_bytes
+
+
+def test_check_parity_large_random_forest_passes_within_float32_accumulation(
+        big_forest: tuple[Any, ...]) -> None:
+    pipeline, X, features, info, onnx_bytes = big_forest
+    report = check_parity(pipeline, onnx_bytes, X, features, info)
+    tol = report["tolerance"]
+    assert report["max_abs_diff"] > 1e-5   # what the fixed 1e-5 used to fail on
+    assert report["passed"], report["worst_rows"]
+    assert tol["float32_terms"] == 1000
+    assert tol["float32_bound"] == pytest.approx(1002 * 2.0 ** -24)
+    assert report["max_abs_diff"] < tol["float32_bound"] / 2   # the bound is not loose by 1e3
+
+
+def test_check_parity_large_random_forest_with_one_wrong_tree_still_fails(
+        big_forest: tuple[Any, ...]) -> None:
+    import copy
+
+    pipeline, X, features, info, onnx_bytes = big_forest
+    wrong = copy.deepcopy(pipeline)
+    tree = wrong.steps[-1][1].estimators_[0].tree_
+    tree.value[:] = tree.value[:, :, ::-1]  # one tree of 1,000 votes for the other classes
+    assert np.abs(wrong.predict_proba(X) - pipeline.predict_proba(X)).max() < 2e-3
+    report = check_parity(wrong, onnx_bytes, X, features, info)
+    assert report["passed"] is False and report["failed_rows"] > 0
+
+
+def test_float32_bound_grows_with_terms_and_output_scale() -> None:
+    from appliance.train.parity import float32_bound
+
+    assert float32_bound(1, 1.0) == pytest.approx(3 * 2.0 ** -24)
+    assert float32_bound(100, 0.5) == float32_bound(100, 1.0)   # at least 1
+    assert float32_bound(100, 1000.0) == pytest.approx(1000 * float32_bound(100, 1.0))
+
+
+def test_check_parity_forest_near_tie_labels_are_not_mismatches(data_dir: Path) -> None:
+    # 50 fully grown trees vote 25:25 on some rows: natively a tie goes to the first
+    # class, while onnxruntime's float32 sum may land a hair above 0.5 for the other
+    pipeline, X, features, info = fitted("RandomForestClassifier", data_dir, "mixed", "label",
+                                         n_estimators=50)
+    onnx_bytes, _ = export_onnx(pipeline, features, info)
+    report = check_parity(pipeline, onnx_bytes, X, features, info)
+    assert report["label_near_ties"] > 0
+    assert report["passed"] and report["label_mismatches"] == 0, report["worst_rows"]

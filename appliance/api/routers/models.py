@@ -36,11 +36,18 @@ def show_model(app: App, _: Viewer, name: str) -> dict[str, Any]:
 
 
 @router.post("/{name}/versions", status_code=201)
-async def upload_version(app: App, who: Operator, name: str, request: Request) -> dict[str, Any]:
-    """Register an ONNX file built elsewhere: refused unless it is one valid ONNX model."""
+async def upload_version(
+    app: App, who: Operator, name: str, request: Request,
+    features: str | None = Query(None, max_length=100_000, description=(
+        "Comma-separated names of the values of the model's one input of shape [batch, k], "
+        "so predict takes records (and CSV columns) keyed by them.")),
+) -> dict[str, Any]:
+    """Register an ONNX file built elsewhere: refused unless it is one valid ONNX model
+    that serving can feed (the reasons are listed in ``detail.problems``)."""
     body = await read_capped(request, MAX_ONNX_BYTES, "an ONNX model")
+    names = None if features is None else [f.strip() for f in features.split(",")]
     out: dict[str, Any] = await run_in_threadpool(app.registry.register_upload, name, body,
-                                                  by=who)
+                                                  by=who, features=names)
     return out
 
 

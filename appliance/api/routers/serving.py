@@ -16,6 +16,7 @@ from appliance.api.errors import error_body, status_for
 from appliance.domain.roles import Role
 from appliance.errors import ApplianceError, UnprocessableInput
 from appliance.runtime import Appliance
+from appliance.serve.csvbody import CsvRecords, parse_csv
 from appliance.serve.service import MAX_ROWS
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,7 @@ def _records(body: bytes, content_type: str) -> Any:
     if is_parquet(body, content_type):
         return parquet_records(body, MAX_ROWS)
     if "csv" in content_type:
-        import polars as pl
-
-        try:
-            return pl.read_csv(body).to_dicts()
-        except Exception as exc:  # polars raises several kinds for a bad CSV
-            raise UnprocessableInput(f"the CSV body cannot be read: {exc}"[:500]) from exc
+        return parse_csv(body)  # text until the model's signature types it
     try:
         return json.loads(body)
     except ValueError as exc:
@@ -102,7 +98,7 @@ async def score(request: Request, name: str) -> JSONResponse:
         records = await run_in_threadpool(_records, body, ctype)
     else:
         records = _records(body, ctype)
-    if isinstance(records, list) and len(records) > _INLINE_ROWS:
+    if isinstance(records, list | CsvRecords) and len(records) > _INLINE_ROWS:
         out: dict[str, Any] = await run_in_threadpool(
             app.serving.predict, name, records, alias=alias, version=version)
     else:
