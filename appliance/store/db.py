@@ -113,7 +113,11 @@ class Store:
         if migrate and not self.degraded:
             from appliance.store.migrations import apply_migrations
 
-            apply_migrations(self)
+            try:
+                apply_migrations(self)  # refuses a store from a newer appliance
+            except BaseException:
+                self.close()
+                raise
         return self
 
     def close(self) -> None:
