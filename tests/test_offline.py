@@ -8,8 +8,9 @@ install, the checkout and HOME read-only. See tests/support/airgap.py for
 the two watchers (strace on every process; an audit hook in every Python
 process) and why both.
 
-Slow (a minute or more: `up` starts two servers, the demo trains its churn
-model): run with `./scripts/test -m slow tests/test_offline.py`.
+The tour is slow (15-30 s: `up` starts two servers and the demo trains its
+churn model): run it with `./scripts/test -m slow tests/test_offline.py`. The
+settings that keep the libraries from calling out are checked fast, below it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 
 import pytest
 from airgap import PROBE, REPO, refusal, run_tour
+from appliance_test_support import make_settings
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 def test_up_demo_tour_and_training_make_no_connection_off_the_host(tmp_path: Path) -> None:
     reason = refusal()
     if reason:
@@ -53,3 +54,23 @@ def test_up_demo_tour_and_training_make_no_connection_off_the_host(tmp_path: Pat
     for needle in ("appliance serve", "streamlit run", "appliance.ingest.worker", "appliance.train.worker",
                    "datasets list"):
         assert any(needle in argv for argv in started), (needle, started)
+
+
+def test_console_turns_off_streamlits_telemetry_and_external_ip_lookup(tmp_path: Path) -> None:
+    from appliance.supervisor import console_command
+
+    cmd, env = console_command(make_settings(tmp_path / "home", host="0.0.0.0"))
+    assert cmd[cmd.index("--browser.gatherUsageStats") + 1] == "false"
+    assert cmd[cmd.index("--server.headless") + 1] == "true"
+    assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
+    # bound to 0.0.0.0, the banner would GET checkip.amazonaws.com for an "External URL"
+    assert env["STREAMLIT_LOGGER_HIDE_WELCOME_MESSAGE"] == "true"
+
+
+def test_store_never_downloads_a_duckdb_extension(tmp_path: Path) -> None:
+    from appliance.store.db import Store
+
+    settings = make_settings(tmp_path / "home")
+    with Store(settings.db_path, lock_path=settings.lock_path) as store:
+        rows = store.execute("SELECT value FROM duckdb_settings() WHERE name = 'autoinstall_known_extensions'")
+    assert rows == [("false",)]

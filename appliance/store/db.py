@@ -143,7 +143,9 @@ class Store:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             f"duckdb:///{self.db_path}",
-            connect_args={"read_only": read_only},  # no ICU offline: TIMESTAMPTZ is UTC
+            # no ICU offline: TIMESTAMPTZ is UTC. DuckDB would otherwise download a "known"
+            # extension a query needs from extensions.duckdb.org: nothing calls out.
+            connect_args={"read_only": read_only, "config": {"autoinstall_known_extensions": False}},
         )
         try:
             with engine.connect() as conn:
