@@ -324,6 +324,16 @@ def _add_ops_verbs() -> None:
 _add_ops_verbs()
 
 
+def _add_install_verbs() -> None:
+    from appliance.cli_install import bundle, migrate
+
+    app.command("migrate")(migrate)
+    app.command("bundle")(bundle)
+
+
+_add_install_verbs()
+
+
 def main() -> None:
     try:
         app()

@@ -46,7 +46,11 @@ def console_command(settings: Settings) -> tuple[list[str], dict[str, str]]:
         "--global.developmentMode", "false",
     ]
     env = {**os.environ, "APPLIANCE_API_URL": settings.resolved_api_url,
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           # Streamlit's start-up banner looks up "External URL" (an HTTP GET to
+           # checkip.amazonaws.com) when bound to 0.0.0.0, as in the container.
+           # An environment variable, not a flag: older releases ignore it.
+           "STREAMLIT_LOGGER_HIDE_WELCOME_MESSAGE": "true"}
     return cmd, env
 
 

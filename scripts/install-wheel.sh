@@ -6,11 +6,15 @@
 # This is the one install path: CI (scripts/test), scripts/demo and the
 # Dockerfile all run it, so what CI tests is the wheel users get. EXTRAS is a
 # comma-separated list of optional-dependency groups from pyproject.toml
-# ("test", "bench", "test,bench").
+# ("test", "gpu", "bench", "test,bench").
 #
-# PYTHON picks the interpreter for a new venv (default: python3.11, else python3).
-# Needs only a package index (for hatchling and the dependencies); no `build`
-# package, no network beyond the index.
+# Dependencies come from the lock (locks/*.txt, written by scripts/lock), each
+# installed with `pip --no-deps`: the same pins and the same routine
+# (appliance/lockfile.py) as an offline bundle's install.sh. VENV_DIR is the
+# appliance's own: packages the lock does not list are removed from it. An
+# extra without a lock file (bench) is installed by pip's resolver, constrained
+# by the lock.
+#
 set -eu
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
@@ -49,12 +53,6 @@ wheel=$1
 ver=$(basename "$wheel" | sed 's/^appliance-\(.*\)-py3-none-any\.whl$/\1/')
 echo "install-wheel: installing appliance $ver${extras:+ [$extras]} into $venv" >&2
 
-# pip skips a wheel whose version is already installed, and a dev checkout may
-# have the package on sys.path another way; uninstall first so the fresh
-# wheel's files are the ones on disk. Dependencies stay, so reruns are quick.
-"$py" -m pip uninstall --quiet --yes appliance >/dev/null 2>&1 || true
-if [ -n "$extras" ]; then
-    "$py" -m pip install --quiet "$wheel[$extras]"
-else
-    "$py" -m pip install --quiet "$wheel"
-fi
+# lockfile.py runs by path in the venv's interpreter (-I: not the checkout on
+# sys.path); it removes strays, installs the pins, then the fresh wheel.
+"$py" -I "$root/appliance/lockfile.py" install --quiet --locks "$root/locks" --extras "$extras" --wheel "$wheel"

@@ -1,8 +1,10 @@
 """CI, the demo and the container install the same wheel the same way.
 
 Docker cannot run in CI, so the Dockerfile is checked by reading it: it must
-build through ``scripts/install-wheel.sh`` like ``scripts/test`` does, run a
-real CLI command, and use a Python that ``requires-python`` admits.
+build through ``scripts/install-wheel.sh`` like ``scripts/test`` does (or
+through an offline bundle's ``install.sh``, which runs the same routine,
+``appliance/lockfile.py``), run a real CLI command, keep its writes in /data
+and /tmp, and use a Python that ``requires-python`` admits.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -20,7 +23,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = ["scripts/install-wheel.sh", "scripts/test", "scripts/demo", ".ci/run"]
+SCRIPTS = ["scripts/install-wheel.sh", "scripts/test", "scripts/demo", "scripts/lock",
+           "scripts/make-upgrade-fixture", ".ci/run", "appliance/install_bundle.sh"]
 
 
 def _dockerfile() -> list[tuple[str, str]]:
@@ -85,6 +89,50 @@ def test_dockerfile_installs_through_the_ci_script() -> None:
     assert ci_installs == ["./scripts/install-wheel.sh .venv test"]
     demo_installs = [ln for ln in _shell_lines("scripts/demo") if "scripts/install-wheel.sh" in ln]
     assert demo_installs == ["./scripts/install-wheel.sh .venv"]
+
+
+def test_dockerfile_builds_from_a_bundle_when_one_is_present() -> None:
+    instrs = _dockerfile()
+    copies = [args.split() for instr, args in instrs if instr == "COPY" and "--from" not in args]
+    # A wildcard so the COPY is a no-op without a bundle (BuildKit copies nothing for no match).
+    assert ["bundl[e]", "bundle/"] in copies
+    (install,) = [args for instr, args in instrs if instr == "RUN" and "/opt/venv" in args]
+    assert re.search(r"if \[ -f bundle/install\.sh \]; then sh bundle/install\.sh /opt/venv;", install)
+    assert re.search(r"else sh scripts/install-wheel\.sh /opt/venv \"\$EXTRAS\"; fi", install)
+    assert "/bundle/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_bundle_installer_and_ci_script_run_the_same_install_routine() -> None:
+    """Both end in `python -I lockfile.py install`: the same pins, pip --no-deps, the same sync."""
+    wheel_script = " ".join(_shell_lines("scripts/install-wheel.sh"))
+    bundle_script = " ".join(ln.rstrip("\\") for ln in _shell_lines("appliance/install_bundle.sh"))
+    assert '"$py" -I "$root/appliance/lockfile.py" install --quiet --locks "$root/locks"' in wheel_script
+    assert re.search(r'"\$venv/bin/python" -I "\$here/lockfile\.py" install --lock "\$here/requirements\.lock"\s+'
+                     r'--find-links "\$here/wheels" --wheel "\$wheel"', bundle_script), bundle_script
+    # The checksums are checked before the venv is made or anything from the bundle runs.
+    text = (REPO / "appliance" / "install_bundle.sh").read_text()
+    assert text.index("SHA256SUMS") < text.index('-m venv') < text.index("lockfile.py\" install")
+
+
+def test_dockerfile_keeps_writes_in_data_and_tmp() -> None:
+    env: dict[str, str] = {}
+    for instr, args in _dockerfile():
+        if instr == "ENV":
+            for word in shlex.split(args):
+                key, _, value = word.partition("=")
+                env[key] = value
+    for key in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLCONFIGDIR", "NUMBA_CACHE_DIR", "TMPDIR"):
+        assert env[key] == "/tmp" or env[key].startswith("/tmp/"), (key, env[key])
+    assert env["APPLIANCE_HOME"] == "/data"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"  # the venv is read-only at run time
+    assert env["HOME"] == "/home/appliance"  # read-only under --read-only: nothing writes there
+    # No phone-home: Streamlit's telemetry and start-up IP lookups, Hugging Face if ever installed.
+    assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
+    assert env["STREAMLIT_LOGGER_HIDE_WELCOME_MESSAGE"] == "true"
+    assert env["STREAMLIT_SERVER_HEADLESS"] == "true"
+    assert env["HF_HUB_OFFLINE"] == "1" and env["HF_HUB_DISABLE_TELEMETRY"] == "1"
+    docs = (REPO / "docs" / "operations.md").read_text()
+    assert "docker run --read-only --tmpfs /tmp" in " ".join(docs.split())
 
 
 def test_dockerfile_builder_copies_every_wheel_input() -> None:
@@ -192,6 +240,9 @@ def test_wheel_ships_the_console_and_entry_point(tmp_path: Path) -> None:
     assert "appliance/demo.py" in names
     # `init --demo` copies the example jobs from here (pyproject force-include jobs -> _jobs).
     assert "appliance/_jobs/churn.yaml" in names
+    # `appliance bundle` from an installed appliance: the lock, the installer and its routine.
+    assert {"appliance/_locks/runtime.txt", "appliance/_locks/gpu.txt", "appliance/install_bundle.sh",
+            "appliance/lockfile.py"} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert re.search(r"^appliance\s*=\s*appliance\.cli:main$", scripts, re.M), scripts
 

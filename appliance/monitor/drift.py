@@ -261,7 +261,11 @@ def _input_columns(version: dict[str, Any]) -> list[str]:
 def _feature_tests(reference: Any, current: Any, numeric: dict[str, bool], p_val: float,
                    correction: str) -> list[dict[str, Any]]:
     import numpy as np
-    from alibi_detect.cd import ChiSquareDrift, KSDrift  # ~2 s import: only here
+
+    from appliance.monitor.alibi import detectors  # alibi-detect: imported here only
+
+    found = detectors()
+    ChiSquareDrift, KSDrift = found.ChiSquareDrift, found.KSDrift
 
     results: list[dict[str, Any]] = []
     for col, is_num in numeric.items():
@@ -299,9 +303,9 @@ def _correct(results: list[dict[str, Any]], p_val: float, correction: str) -> No
     if correction == "bonferroni" or not tested:
         threshold = p_val / max(len(tested), 1)
     else:
-        from alibi_detect.utils.statstest import fdr
+        from appliance.monitor.alibi import detectors
 
-        _, thr = fdr(np.array([r["p_value"] for r in tested]), q_val=p_val)
+        _, thr = detectors().fdr(np.array([r["p_value"] for r in tested]), q_val=p_val)
         threshold = float(thr) if np.ndim(thr) == 0 else 0.0  # nothing significant
     for r in results:
         r["threshold"] = threshold

@@ -115,7 +115,11 @@ class Store:
         if migrate and not self.degraded:
             from appliance.store.migrations import apply_migrations
 
-            apply_migrations(self)
+            try:
+                apply_migrations(self)  # refuses a store from a newer appliance
+            except BaseException:
+                self.close()
+                raise
         return self
 
     def close(self) -> None:
@@ -146,7 +150,9 @@ class Store:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             f"duckdb:///{self.db_path}",
-            connect_args={"read_only": read_only},  # no ICU offline: TIMESTAMPTZ is UTC
+            # no ICU offline: TIMESTAMPTZ is UTC. DuckDB would otherwise download a "known"
+            # extension a query needs from extensions.duckdb.org: nothing calls out.
+            connect_args={"read_only": read_only, "config": {"autoinstall_known_extensions": False}},
         )
         try:
             with engine.connect() as conn:

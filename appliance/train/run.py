@@ -34,6 +34,9 @@ Progress = Callable[[str, float], None]
 PACKAGES = ("scikit-learn", "xgboost", "onnx", "onnxruntime", "skl2onnx", "onnxmltools",
             "numpy", "polars", "pandas", "fairlearn")
 MAX_WARNINGS = 20
+# Packages installed under another distribution name: `import xgboost` comes from the
+# CPU-only `xgboost-cpu` wheel by default, from `xgboost` in the GPU variant.
+DISTRIBUTIONS = {"xgboost": ("xgboost", "xgboost-cpu")}
 
 
 def empty_result() -> dict[str, Any]:
@@ -239,10 +242,13 @@ def environment() -> dict[str, Any]:
 
     packages: dict[str, str | None] = {}
     for name in PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
+        packages[name] = None
+        for dist in DISTRIBUTIONS.get(name, (name,)):
+            try:
+                packages[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
     return {"python": platform.python_version(), "implementation": platform.python_implementation(),
             "packages": packages}
 

@@ -1,32 +1,96 @@
-"""Numbered schema migrations, applied in order at start.
+"""Numbered schema migrations, applied in order at start or by ``appliance migrate``.
 
 Each ``NNNN_name.sql`` runs once, in its own transaction, and is recorded in
 ``schema_migrations``. DDL stays here, off hot paths.
+
+A store that records a migration this package does not ship (a number it
+does not know, or a known number under another name) was written by a newer
+appliance: it is refused before anything runs, never migrated "down" or
+guessed at.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from appliance.errors import NotFound, StoreUnavailable
 
 if TYPE_CHECKING:
     from appliance.store.db import Store
 
+_CREATE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.number:04d}_{self.name}"
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What ``appliance migrate`` did to one store."""
+
+    path: str
+    level_before: int | None  # None: the store had no schema_migrations table
+    level: int
+    applied: tuple[Migration, ...]
+    known: tuple[Migration, ...]  # every migration this appliance ships
+
+
+def known_migrations() -> list[Migration]:
+    from appliance.store.db import migration_files
+
+    return [Migration(number, name) for number, name, _sql in migration_files()]
+
+
+def _recorded(conn: Connection) -> list[Migration]:
+    rows = conn.execute(text("SELECT version, name FROM schema_migrations ORDER BY version"))
+    return [Migration(int(v), str(n)) for v, n in rows]
+
+
+def check_known(recorded: list[Migration], path: object) -> None:
+    """Refuse a store whose migration record names a migration this appliance does not ship."""
+    from appliance import __version__
+
+    known = {m.number: m for m in known_migrations()}
+    unknown = [m for m in recorded if known.get(m.number) != m]
+    if not unknown:
+        return
+    newest = max(known.values(), key=lambda m: m.number) if known else None
+    raise StoreUnavailable(
+        f"the store at {path} was written by a newer appliance: it records schema migration"
+        f"{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))}, which appliance "
+        f"{__version__} does not know (it ships up to {newest}). Install the appliance release "
+        "that wrote it (or newer), or restore a backup made by this one; a store is never "
+        "migrated down.",
+        detail={"store_migrations": [str(m) for m in recorded], "unknown": [str(m) for m in unknown],
+                "appliance_version": __version__, "known_up_to": str(newest)},
+    )
+
 
 def apply_migrations(store: Store) -> list[int]:
+    """Apply every shipped migration the store has not recorded; the numbers applied."""
     from appliance.store.db import migration_files
 
     engine = store._engine()
-    applied: list[int] = []
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-            )
-        )
-        done = {r[0] for r in conn.execute(text("SELECT version FROM schema_migrations"))}
+        conn.execute(text(_CREATE))
+        recorded = _recorded(conn)
+    check_known(recorded, store.db_path)
+    done = {m.number for m in recorded}
+    applied: list[int] = []
     for number, name, sql in migration_files():
         if number in done:
             continue
@@ -39,6 +103,42 @@ def apply_migrations(store: Store) -> list[int]:
             )
         applied.append(number)
     return applied
+
+
+def migrate(db_path: Path, lock_path: Path) -> MigrationReport:
+    """Open an existing store as its one writer and bring its schema up to this appliance's.
+
+    Raises NotFound when there is no store file (a new home needs no
+    migration), StoreLocked while a server holds it, StoreUnavailable for a
+    store from a newer appliance or one that only opens read-only.
+    """
+    from appliance.store.db import Store
+
+    if not db_path.is_file():
+        raise NotFound(f"there is no store at {db_path}: nothing to migrate")
+    store = Store(db_path, lock_path=lock_path).open(migrate=False)
+    try:
+        if store.degraded:
+            raise StoreUnavailable(f"nothing migrated: {store.degraded_reason}")
+        with store._engine().begin() as conn:
+            has_table = bool(conn.execute(text(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+            )).scalar())
+            before = _recorded(conn) if has_table else None
+        numbers = apply_migrations(store)
+        with store._engine().begin() as conn:
+            after = _recorded(conn)
+    finally:
+        store.close()
+    known = known_migrations()
+    by_number = {m.number: m for m in known}
+    return MigrationReport(
+        path=str(db_path),
+        level_before=max((m.number for m in before), default=0) if before is not None else None,
+        level=max((m.number for m in after), default=0),
+        applied=tuple(by_number[n] for n in numbers),
+        known=tuple(known),
+    )
 
 
 def _statements(sql: str) -> list[str]:
