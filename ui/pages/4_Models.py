@@ -78,7 +78,8 @@ def show_history(client: ApplianceClient, name: str, aliases: dict[str, int]) ->
     names = sorted(set(aliases) | {CHAMPION})
     alias: str = st.selectbox("Alias", names, index=names.index(CHAMPION),
                               key=f"history_alias_{name}")
-    events = lib.fetch(lambda: client.get(f"/models/{name}/aliases/{alias}/history"))
+    events = lib.fetch(lambda: client.get(f"/models/{name}/aliases/{alias}/history"),
+                       what=f"the history of `{alias}`")
     if events is None:
         return
     if not events:
@@ -206,11 +207,11 @@ def pick_version(name: str, versions: list[dict[str, Any]]) -> dict[str, Any]:
 
 def show_card(client: ApplianceClient, name: str, number: int) -> None:
     path = f"/models/{name}/versions/{number}/card"
-    markdown = lib.fetch(lambda: client.get(path, format="md"))
+    markdown = lib.fetch(lambda: client.get(path, format="md"), what="the model card")
     if markdown is not None:
         with st.container(border=True):
             st.markdown(markdown)
-    card = lib.fetch(lambda: client.get(path))
+    card = lib.fetch(lambda: client.get(path), what="the model card (JSON)")
     if card is not None:
         with st.expander("Model card (JSON)"):
             st.json(card)
@@ -252,14 +253,14 @@ def show_version(client: ApplianceClient, name: str, version: dict[str, Any]) ->
 
 def main() -> None:
     client = lib.open_page("Models")
-    models = lib.fetch(lambda: client.get("/models"))
+    models = lib.fetch(lambda: client.get("/models"), what="the list of models")
     if models is None:
         return
     if not models:
         st.info(EMPTY_HINT)
         return
     name = pick_model(models)
-    model = lib.fetch(lambda: client.get(f"/models/{name}"))
+    model = lib.fetch(lambda: client.get(f"/models/{name}"), what=f"model {name}")
     if model is None:
         return
     versions, aliases = model.get("versions") or [], model.get("aliases") or {}
