@@ -183,6 +183,9 @@ class TrainingService:
             detail = self.runs.show(str(run_id))
             spec = self._check(detail["spec"], detail.get("dataset_version"))
             result = self._train(run_id, spec, out_dir)
+            warnings = [str(w) for w in result.get("warnings") or []]
+            if warnings:
+                self.runs.set_warnings(run_id, warnings)
             if not result.get("ok"):
                 err = result.get("error") or {}
                 raise InvalidInput(str(err.get("message") or "training failed"),
@@ -345,7 +348,8 @@ class TrainingService:
             fairness=result.get("fairness"), dataset=spec["dataset"],
             dataset_version=spec["_dataset_version"], by=principal, status=status,
             facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
-                   "contract_version": None, "gate": gate},
+                   "contract_version": None, "gate": gate,
+                   "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")
         self._apply_gate(spec, gate, version, status, principal)

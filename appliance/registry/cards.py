@@ -94,7 +94,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     else:
         lines.append("No metrics recorded.")
     lines += ["", "## ONNX parity", "", _parity(card.get("parity"))]
-    lines += ["", "## Fairness", ""] + _fairness(card.get("fairness"))
+    lines += ["", "## Fairness", "", *_fairness(card.get("fairness"))]
     lines += ["", "## Known limitations", ""]
     lines += [f"- {_text(x)}" for x in card.get("known_limitations") or []]
     lines += ["", "## Promotions", ""]

@@ -18,7 +18,7 @@ from appliance.client import ApplianceClient
 
 CHAMPION = "champion"
 MODEL_COLUMNS = ["name", "latest_version", "aliases", "created_at"]
-VERSION_COLUMNS = ["number", "status", "aliases", "parity"]
+VERSION_COLUMNS = ["number", "status", "aliases", "parity", "warnings"]
 VERSION_TAIL = ["flavor", "task", "dataset", "dataset_version", "run_id", "created_by",
                 "created_at", "onnx_size", "onnx_sha256"]
 HISTORY_COLUMNS = ["at", "alias", "action", "version", "previous_version", "forced", "actor",
@@ -61,6 +61,7 @@ def versions_table(versions: list[dict[str, Any]]) -> None:
     rows, metric_columns = views.with_metrics([{**v, "parity": parity_text(v)} for v in versions])
     df = views.frame(rows, VERSION_COLUMNS + metric_columns + VERSION_TAIL)
     df["aliases"] = [", ".join(v.get("aliases") or []) for v in versions]
+    df["warnings"] = [len(v.get("warnings") or []) for v in versions]
     views.table(df, colour_by="status")
 
 
@@ -242,6 +243,8 @@ def download_onnx(client: ApplianceClient, name: str, version: dict[str, Any]) -
 
 
 def show_version(client: ApplianceClient, name: str, version: dict[str, Any]) -> None:
+    views.training_warnings(version.get("warnings") or [],
+                            f"when it trained v{version['number']}")
     tabs = st.tabs(["Model card", "Signature and checks", "Download"])
     with tabs[0]:
         show_card(client, name, version["number"])
