@@ -85,8 +85,8 @@ def _aliases(aliases: dict[str, int]) -> str:
 
 def model_detail(model: dict[str, Any]) -> list[Any]:
     versions = model.get("versions") or []
-    gated = [(v.get("gate") or {}).get("metric") for v in versions]
-    names = sorted({k for v in versions for k in (v.get("metrics") or {})})
+    gated = [str((v.get("gate") or {}).get("metric")) for v in versions]
+    names = sorted({str(k) for v in versions for k in (v.get("metrics") or {})})
     metric_names = list(dict.fromkeys([g for g in gated if g in names] + names))[:3]
     items = []
     for v in versions:
