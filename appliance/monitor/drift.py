@@ -32,6 +32,7 @@ from typing import Any
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, NotFound
+from appliance.monitor.foreign import quiet_import
 from appliance.store import drift as q
 from appliance.store import lineage as lq
 from appliance.store.db import Store
@@ -261,7 +262,9 @@ def _input_columns(version: dict[str, Any]) -> list[str]:
 def _feature_tests(reference: Any, current: Any, numeric: dict[str, bool], p_val: float,
                    correction: str) -> list[dict[str, Any]]:
     import numpy as np
-    from alibi_detect.cd import ChiSquareDrift, KSDrift  # ~2 s import: only here
+
+    with quiet_import():  # ~2 s import: only here
+        from alibi_detect.cd import ChiSquareDrift, KSDrift
 
     results: list[dict[str, Any]] = []
     for col, is_num in numeric.items():
@@ -299,7 +302,8 @@ def _correct(results: list[dict[str, Any]], p_val: float, correction: str) -> No
     if correction == "bonferroni" or not tested:
         threshold = p_val / max(len(tested), 1)
     else:
-        from alibi_detect.utils.statstest import fdr
+        with quiet_import():
+            from alibi_detect.utils.statstest import fdr
 
         _, thr = fdr(np.array([r["p_value"] for r in tested]), q_val=p_val)
         threshold = float(thr) if np.ndim(thr) == 0 else 0.0  # nothing significant
