@@ -298,3 +298,24 @@ def test_demo_script_installs_then_starts_when_nothing_runs(tmp_path: Path) -> N
     out = run_demo(root, home, APPLIANCE_HOME=str(home))
     assert out.returncode == 0, out
     assert (root / "notes").read_text().splitlines() == ["installed", "started up --demo"]
+
+
+def test_demo_feeder_stops_after_its_batches_and_stays_stopped_on_restart(tmp_path: Path) -> None:
+    feeder = DemoFeeder(tmp_path, interval_s=0.02, batch_rows=10, max_batches=3)
+    feeder.start()
+    deadline = time.monotonic() + 10
+    while feeder.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not feeder.running and feeder.exhausted  # the thread ended by itself
+    names = sorted(p.name for p in (tmp_path / "customers").glob("*.csv"))
+    assert names == [f"customers-batch{k:05d}.csv" for k in range(3)]
+    again = DemoFeeder(tmp_path, interval_s=0.02, batch_rows=10, max_batches=3)
+    again.start()
+    time.sleep(0.2)
+    again.stop()
+    assert again.dropped == 0 and len(list((tmp_path / "customers").glob("*.csv"))) == 3
+
+
+def test_demo_feeder_rejects_a_negative_batch_count(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        DemoFeeder(tmp_path, max_batches=-1)
