@@ -148,7 +148,12 @@ def job_run_detail(run: dict[str, Any]) -> list[Any]:
     elif run.get("result") is not None:
         out.append(record({"result": run["result"]}))
     out.append(text("logs:", "bold"))
-    out.append(text(run.get("logs") or "(no logs captured)"))
+    if run.get("logs"):
+        out.append(text(run["logs"]))
+    elif run.get("status") in ("queued", "running"):
+        out.append(text(f"(the run is {run['status']}: its logs are kept when it ends)", "dim"))
+    else:
+        out.append(text("(no logs captured)", "dim"))
     return out
 
 
@@ -177,6 +182,7 @@ def job_run_row(run: dict[str, Any]) -> list[Any]:
 
 
 def job_state(job: dict[str, Any]) -> list[Any]:
-    state = "paused" if job.get("paused") else f"scheduled, next run {job.get('next_run') or '-'}"
+    state = ("paused" if job.get("paused") else f"scheduled, next run {job['next_run']}"
+             if job.get("next_run") else f"scheduled ({job.get('trigger')})")
     return [text(f"{job['id']}: {state}", "yellow" if job.get("paused") else "green"),
             record(job, fields=["id", "kind", "trigger", "paused", "next_run", "source"])]

@@ -202,8 +202,13 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             print(f"appliance is up: API {settings.resolved_api_url}  "
                   f"console http://{settings.host}:{settings.console_port}", flush=True)
             if demo:
+                import logging
+
                 from appliance.demo import DemoFeeder
 
+                # the feeder runs in this process: its lines go where serve's do
+                logging.basicConfig(level=settings.log_level.upper(),
+                                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
                 feeder = DemoFeeder(settings.inbox_dir)
                 feeder.start()
         return _supervise(children)

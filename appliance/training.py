@@ -357,7 +357,9 @@ class TrainingService:
             fairness=result.get("fairness"), dataset=spec["dataset"],
             dataset_version=spec["_dataset_version"], by=principal, status=status,
             facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
-                   "contract_version": None, "gate": gate,
+                   "contract_version": self.datasets.version(
+                       spec["dataset"], spec["_dataset_version"]).get("contract_version"),
+                   "gate": gate,
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")

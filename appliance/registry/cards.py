@@ -111,9 +111,13 @@ def render_markdown(card: dict[str, Any]) -> str:
 def _parity(parity: dict[str, Any] | None) -> str:
     if not parity:
         return "Not checked: the model was registered as ONNX, with no native model."
+    tolerance = parity.get("tolerance")
+    if isinstance(tolerance, dict):  # per output: {"probability_abs": 1e-05, "labels": ...}
+        tolerance = ", ".join(f"{k.replace('_', ' ')} {_num(v)}" for k, v in tolerance.items()
+                              if k not in ("flavor", "task"))
     return (f"{'Passed' if parity.get('passed') else 'FAILED'}: {parity.get('rows_checked')} rows "
             f"({parity.get('threshold_rows', 0)} at split thresholds), max abs difference "
-            f"{_num(parity.get('max_abs_diff'))}, tolerance {parity.get('tolerance')}.")
+            f"{_num(parity.get('max_abs_diff'))}, tolerance {_text(tolerance)}.")
 
 
 def _fairness(fairness: dict[str, Any] | None) -> list[str]:

@@ -146,6 +146,7 @@ def test_get_model_card_answers_every_format_with_and_without_fairness_and_searc
         assert {tuple(sorted(g["group"])) for g in card["fairness"]["by_group"]} == {
             ("gender", "region")}
     assert card["search"] == ({"trials": 2} if with_search else None)
+    assert isinstance(card["training_data"]["contract_version"], int)  # the data's contract
     assert isinstance(card["training_warnings"], list)
 
 
