@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from appliance.cli_backend import cli_settings
+from appliance.cli_output import Json, show
 from appliance.errors import ApplianceError
 
 app = typer.Typer(
@@ -40,10 +40,6 @@ def _dataset(name: str) -> str:
         return check_dataset_name(name)
     except ApplianceError as exc:
         _fail(exc)
-
-
-def _print(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
 
 
 def _fail(exc: ApplianceError) -> NoReturn:
@@ -105,6 +101,7 @@ def init(
 def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name.")],
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Ingest FILE into DATASET through the same path as the inbox."""
@@ -115,7 +112,7 @@ def ingest(
 
     _dataset(dataset)
     try:
-        # The bar goes to stderr: stdout carries only the JSON answer, for scripts.
+        # The bar goes to stderr: stdout carries only the answer (JSON with --json, for scripts).
         with open_backend(_settings(home)) as backend, Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), transient=True, console=Console(stderr=True),
@@ -124,33 +121,40 @@ def ingest(
             out = backend.ingest(file, dataset, lambda n: bar.advance(task, n))
     except ApplianceError as exc:
         _fail(exc)
-    _print(out)
+    show(out, as_json, _ingest_view)
     if out.get("outcome") not in ("accepted", "recovered"):
         raise typer.Exit(1)
 
 
-@datasets_app.command("list")
-def datasets_list(home: Home = None) -> None:
-    """List datasets with their newest and current (accepted) versions."""
-    from rich.console import Console
-    from rich.table import Table
+def _ingest_view(out: dict[str, Any]) -> list[Any]:
+    from appliance.cli_output import record, text
 
+    ok = out.get("outcome") in ("accepted", "recovered")
+    return [record(out, title=f"{out.get('file_name') or 'file'}: {out.get('outcome')}"),
+            text(f"{out.get('dataset')} v{out.get('version')}" if ok and out.get("version")
+                 else f"not accepted: {out.get('message') or out.get('reason') or '-'}",
+                 "green" if ok else "red")]
+
+
+@datasets_app.command("list")
+def datasets_list(as_json: Json = False, home: Home = None) -> None:
+    """List datasets with their newest and current (accepted) versions."""
     from appliance.cli_backend import open_backend
+    from appliance.cli_output import rows
 
     try:
         with open_backend(_settings(home)) as backend:
-            rows = backend.datasets()
+            found = backend.datasets()
     except ApplianceError as exc:
         _fail(exc)
-    table = Table("name", "versions", "current", "latest", "contract", "rows")
-    for r in rows:
-        table.add_row(r["name"], str(r["versions"]), str(r["current_version"]),
-                      str(r["latest_version"]), str(r["contract_version"]), str(r["rows"]))
-    Console().print(table)
+    show(found, as_json, lambda items: [rows(
+        [{**r, "current": r.get("current_version"), "latest": r.get("latest_version"),
+          "contract": r.get("contract_version")} for r in items],
+        ["name", "versions", "current", "latest", "contract", "rows"])])
 
 
 @datasets_app.command("show")
-def datasets_show(name: str, home: Home = None) -> None:
+def datasets_show(name: str, as_json: Json = False, home: Home = None) -> None:
     """Show a dataset and its versions."""
     from appliance.cli_backend import open_backend
 
@@ -160,7 +164,18 @@ def datasets_show(name: str, home: Home = None) -> None:
             out = {**backend.dataset(name), "version_list": backend.versions(name)}
     except ApplianceError as exc:
         _fail(exc)
-    _print(out)
+    show(out, as_json, _dataset_view)
+
+
+def _dataset_view(out: dict[str, Any]) -> list[Any]:
+    from appliance.cli_output import record, rows
+
+    head = {k: v for k, v in out.items() if k != "version_list" and not isinstance(v, list | dict)}
+    return [record(head, title=f"dataset {out.get('name')}"),
+            rows(out.get("version_list") or [],
+                 ["number", "status", "rows", "contract_version", "source_file", "created_at",
+                  "report_headline"],
+                 title="versions")]
 
 
 @datasets_app.command("contract")
@@ -190,18 +205,21 @@ def users_add(
     username: str,
     role: Annotated[str, typer.Option(help="viewer, operator, approver or admin.")] = "viewer",
     password: Annotated[str | None, typer.Option(help="Prompted for when left out.")] = None,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Create a user."""
     from appliance.cli_backend import open_backend
+    from appliance.cli_output import record
 
     if password is None:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     try:
         with open_backend(_settings(home)) as backend:
-            _print(backend.add_user(username, password, role))
+            out = backend.add_user(username, password, role)
     except ApplianceError as exc:
         _fail(exc)
+    show(out, as_json, lambda user: [record(user, title=f"user {user.get('username')} added")])
 
 
 @users_app.command("token")
@@ -209,16 +227,20 @@ def users_token(
     username: str,
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
     expires_days: Annotated[float | None, typer.Option(help="Lifetime in days.")] = None,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Mint an API token for a user; the secret is printed once."""
     from appliance.cli_backend import open_backend
+    from appliance.cli_output import record, text
 
     try:
         with open_backend(_settings(home)) as backend:
-            _print(backend.create_token(username, name, expires_days))
+            out = backend.create_token(username, name, expires_days)
     except ApplianceError as exc:
         _fail(exc)
+    show(out, as_json, lambda t: [record(t, title=f"token for {username}"), text(
+        "The token is shown this once; only its hash is stored.", "yellow")])
 
 
 @users_app.command("sessions")
@@ -260,16 +282,20 @@ def users_revoke(token_id: str, home: Home = None) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(home: Home = None) -> None:
+def audit_verify(as_json: Json = False, home: Home = None) -> None:
     """Check the audit hash chain; exits 1 when any event was edited or deleted."""
     from appliance.cli_backend import open_backend
+    from appliance.cli_output import record, rows
 
     try:
         with open_backend(_settings(home)) as backend:
             out = backend.audit_verify()
     except ApplianceError as exc:
         _fail(exc)
-    _print(out)
+    show(out, as_json, lambda r: [record({k: v for k, v in r.items() if k != "problems"},
+                                         title="audit chain")]
+         + ([rows(r["problems"], sorted({k for p in r["problems"] for k in p}),
+                  title="problems")] if r.get("problems") else []))
     if not out["ok"]:
         typer.secho("audit chain is BROKEN", fg="red", err=True)
         raise typer.Exit(1)

@@ -55,6 +55,7 @@ class Backend(Protocol):
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
     def jobs(self) -> dict[str, Any]: ...
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]: ...
+    def job_run(self, job_id: str, run_id: str) -> dict[str, Any]: ...
     def run_job(self, job_id: str) -> dict[str, Any]: ...
     def pause_job(self, job_id: str, paused: bool) -> dict[str, Any]: ...
 
@@ -145,6 +146,9 @@ class RemoteBackend:
 
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]:
         return self.client.job_runs(job_id, status=status, limit=limit)
+
+    def job_run(self, job_id: str, run_id: str) -> dict[str, Any]:
+        return self.client.job_run(job_id, run_id)
 
     def run_job(self, job_id: str) -> dict[str, Any]:
         return self.client.run_job(job_id)
@@ -266,6 +270,10 @@ class LocalBackend:
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]:
         self.app.jobs.reload()
         out: dict[str, Any] = self.app.jobs.runs(job_id, status=status, limit=limit)
+        return out
+
+    def job_run(self, job_id: str, run_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.app.jobs.run(run_id)
         return out
 
     def run_job(self, job_id: str) -> dict[str, Any]:

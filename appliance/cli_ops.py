@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from appliance.cli_output import Json, record, show, text
 from appliance.errors import ApplianceError
 
 Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
@@ -22,13 +22,9 @@ def _fail(exc: ApplianceError) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _print(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
-
-
 @contextmanager
 def _bar() -> Iterator[Any]:
-    """A byte progress bar on stderr (stdout carries only the JSON answer, for scripts)."""
+    """A byte progress bar on stderr (stdout carries only the answer: JSON with --json)."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -44,6 +40,7 @@ def _bar() -> Iterator[Any]:
 
 def backup(
     path: Annotated[Path, typer.Argument(help="A new (or empty) folder to write the backup to.")],
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Write a consistent backup of the home (store, datasets, artifacts, jobs) to PATH."""
@@ -72,13 +69,14 @@ def backup(
                 out = backend.app.backup.create(path, by=backend.who, progress=progress)
     except ApplianceError as exc:
         _fail(exc)
-    _print(out)
+    show(out, as_json, lambda b: [record(b, title="backup")])
     typer.secho(f"backup written to {out['path']} ({out['files']} files, {out['bytes']} bytes)",
                 fg="green", err=True)
 
 
 def restore(
     path: Annotated[Path, typer.Argument(help="A backup folder written by `appliance backup`.")],
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Restore the backup at PATH into an empty home (offline: no server may run there)."""
@@ -91,12 +89,24 @@ def restore(
             out = run_restore(settings, path, actor=f"local:{_os_user()}", progress=progress)
     except ApplianceError as exc:
         _fail(exc)
-    _print(out)
+    show(out, as_json, _restore_view)
     if not out["ok"]:
         typer.secho("restored, but the checks found problems (see above)", fg="red", err=True)
         raise typer.Exit(1)
     typer.secho(f"restored into {out['home']}; audit chain intact "
                 f"({out['audit']['events']} events)", fg="green", err=True)
+
+
+def _restore_view(out: dict[str, Any]) -> list[Any]:
+    lines = [record({k: v for k, v in out.items() if not isinstance(v, dict | list)},
+                    title="restore")]
+    for key, value in out.items():
+        if isinstance(value, dict):
+            lines.append(record(value, title=key))
+        elif isinstance(value, list) and value:
+            lines.append(text(f"{key}: " + "; ".join(str(v) for v in value),
+                              "red" if key == "problems" else None))
+    return lines
 
 
 def _os_user() -> str:

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from appliance import cli_views as views
+from appliance.cli_output import Json, show
 from appliance.errors import ApplianceError
 
 runs_app = typer.Typer(help="Tracked runs: training jobs, search trials, notebook runs.",
@@ -40,14 +42,11 @@ def _fail(exc: ApplianceError) -> None:
     raise typer.Exit(2)
 
 
-def _print(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
-
-
 def train(
     spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
                                          help="A job file (YAML).")],
     detach: Annotated[bool, typer.Option(help="Queue the run and return at once.")] = False,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Train the job in SPEC.yaml: a tracked run and, if it passes, a new model version."""
@@ -58,7 +57,7 @@ def train(
         with _backend(home) as backend:
             run = backend.train(spec.read_text())
             if detach:
-                _print(run)
+                show(run, as_json, views.run_detail)
                 return
             with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                           transient=True, console=Console(stderr=True)) as bar:
@@ -73,8 +72,9 @@ def train(
     except ApplianceError as exc:
         _fail(exc)
     summary = {k: run.get(k) for k in ("id", "name", "status", "metrics", "error",
-                                       "model_version", "dataset", "dataset_version")}
-    _print(summary)
+                                       "model_version", "dataset", "dataset_version",
+                                       "warnings")}
+    show(summary, as_json, views.train_summary)
     if run["status"] != "succeeded":
         raise typer.Exit(1)
 
@@ -86,43 +86,31 @@ def runs_list(
     sort: Annotated[str, typer.Option(help="-created_at, name, metric:<key>, ...")] = "-created_at",
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """List runs, filtered and sorted on the server, a page at a time."""
-    from rich.console import Console
-    from rich.table import Table
-
-    try:
-        with _backend(home) as backend:
-            page = backend.runs(status=status, experiment=experiment, sort=sort, limit=limit,
-                                offset=offset)
-    except ApplianceError as exc:
-        _fail(exc)
-    table = Table("id", "name", "kind", "status", "experiment", "metrics", "created_at",
-                  title=f"{len(page['items'])} of {page['total']} runs")
-    for r in page["items"]:
-        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())[:4])
-        table.add_row(r["id"][:8], r["name"], r["kind"], r["status"], r["experiment"],
-                      metrics, r["created_at"][:19])
-    Console().print(table)
+    page = _call(home, lambda backend: backend.runs(status=status, experiment=experiment,
+                                                    sort=sort, limit=limit, offset=offset))
+    show(page, as_json, views.runs_page)
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, home: Home = None) -> None:
+def runs_show(run_id: str, as_json: Json = False, home: Home = None) -> None:
     """Show one run: params, metrics, environment, artifacts, trials, model version."""
-    _print(_call(home, lambda backend: backend.run(run_id)))
+    show(_call(home, lambda backend: backend.run(run_id)), as_json, views.run_detail)
 
 
 @models_app.command("list")
-def models_list(home: Home = None) -> None:
+def models_list(as_json: Json = False, home: Home = None) -> None:
     """List registered models with their newest version and aliases."""
-    _print(_call(home, lambda backend: backend.models()))
+    show(_call(home, lambda backend: backend.models()), as_json, views.models_list)
 
 
 @models_app.command("show")
-def models_show(name: str, home: Home = None) -> None:
+def models_show(name: str, as_json: Json = False, home: Home = None) -> None:
     """Show a model, its versions and aliases."""
-    _print(_call(home, lambda backend: backend.model(name)))
+    show(_call(home, lambda backend: backend.model(name)), as_json, views.model_detail)
 
 
 @models_app.command("promote")
@@ -132,10 +120,12 @@ def models_promote(
     alias: Annotated[str, typer.Option(help="The alias to move.")] = "champion",
     reason: Annotated[str, typer.Option(help="Why: kept in the alias history.")] = "",
     force: Annotated[bool, typer.Option(help="Skip the promotion gate (audited).")] = False,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Point ALIAS of NAME at VERSION (champion must pass the gate unless --force)."""
-    _print(_call(home, lambda backend: backend.set_alias(name, alias, version, reason, force)))
+    show(_call(home, lambda backend: backend.set_alias(name, alias, version, reason, force)),
+         as_json, views.alias_move)
 
 
 @models_app.command("rollback")
@@ -143,10 +133,12 @@ def models_rollback(
     name: str,
     alias: Annotated[str, typer.Option(help="The alias to move back.")] = "champion",
     reason: Annotated[str, typer.Option(help="Why: kept in the alias history.")] = "",
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Return ALIAS of NAME to the version it pointed at before, in one step."""
-    _print(_call(home, lambda backend: backend.rollback(name, alias, reason)))
+    show(_call(home, lambda backend: backend.rollback(name, alias, reason)), as_json,
+         views.alias_move)
 
 
 @models_app.command("export")
@@ -175,6 +167,7 @@ def predict(
                                          help="A CSV or Parquet file of rows to score.")],
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Parquet to write (default FILE.predictions.parquet).")] = None,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Score a file with a registry model; writes the rows plus predictions as Parquet."""
@@ -210,8 +203,8 @@ def predict(
             pl.Series("probabilities", [json.dumps(p) for p in probabilities]))
     destination = out or file.with_name(file.stem + ".predictions.parquet")
     result.write_parquet(destination)
-    typer.echo(json.dumps({"rows": result.height, "model": name,
-                           "versions": sorted(served), "out": str(destination)}))
+    show({"rows": result.height, "model": name, "versions": sorted(served),
+          "out": str(destination)}, as_json, views.predict_result)
 
 
 def drift(
@@ -219,15 +212,16 @@ def drift(
     window_hours: Annotated[float, typer.Option(help="Prediction-log window to test.")] = 24.0,
     dataset_version: Annotated[int | None, typer.Option(
         help="Test this version of the training dataset instead of the log.")] = None,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Test recent inputs (or a dataset version) for drift against the champion's training data."""
     report = _call(home, lambda backend: backend.drift(model, window_hours, dataset_version))
     drifted = [f["column"] for f in report["features"] if f["drift"]]
-    _print({"drift": report["drift"], "drifted_columns": drifted,
-            "prediction_drift": (report.get("prediction") or {}).get("drift"),
-            "reference": report["reference"], "current": report["current"],
-            "id": report["id"]})
+    show({"drift": report["drift"], "drifted_columns": drifted,
+          "prediction_drift": (report.get("prediction") or {}).get("drift"),
+          "reference": report["reference"], "current": report["current"],
+          "id": report["id"]}, as_json, views.drift_report)
     if report["drift"]:
         raise typer.Exit(1)
 
@@ -237,14 +231,10 @@ jobs_app = typer.Typer(help="Scheduled jobs: schedules, the run ledger, run-now,
 
 
 @jobs_app.command("list")
-def jobs_list(home: Home = None) -> None:
+def jobs_list(as_json: Json = False, home: Home = None) -> None:
     """Every job with its trigger, next run and last run; invalid job files are reported."""
     out = _call(home, lambda backend: backend.jobs())
-    for job in out["items"]:
-        last = job.get("last_run") or {}
-        state = "paused" if job["paused"] else (job.get("next_run") or "-")
-        typer.echo(f"{job['id']:<32} {job['trigger']:<34} next: {state:<34} "
-                   f"last: {last.get('status', '-')}")
+    show(out, as_json, views.jobs_list)
     for f in out["files"]:
         if not f["ok"]:
             err = f["error"] or {}
@@ -258,28 +248,37 @@ def jobs_runs(
     job_id: str,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
-    """The run ledger of one job, newest first."""
-    _print(_call(home, lambda backend: backend.job_runs(job_id, status, limit)))
+    """The run ledger of one job, newest first; a single run also shows its steps and logs."""
+
+    def page(backend: Any) -> dict[str, Any]:
+        out: dict[str, Any] = backend.job_runs(job_id, status, limit)
+        if len(out["items"]) == 1:  # the list leaves logs out; one run is shown whole
+            out["items"] = [backend.job_run(job_id, out["items"][0]["id"])]
+        return out
+
+    show(_call(home, page), as_json, views.job_runs)
 
 
 @jobs_app.command("run")
-def jobs_run(job_id: str, home: Home = None) -> None:
+def jobs_run(job_id: str, as_json: Json = False, home: Home = None) -> None:
     """Run a job now: queued on the server when one is up, else run here and waited for."""
     out = _call(home, lambda backend: backend.run_job(job_id))
-    _print(out)
+    show(out, as_json, views.job_run_row)
     if out.get("status") == "failed":
         raise typer.Exit(1)
 
 
 @jobs_app.command("pause")
-def jobs_pause(job_id: str, home: Home = None) -> None:
+def jobs_pause(job_id: str, as_json: Json = False, home: Home = None) -> None:
     """Stop a job's schedule (it stays paused across restarts); run-now still works."""
-    _print(_call(home, lambda backend: backend.pause_job(job_id, True)))
+    show(_call(home, lambda backend: backend.pause_job(job_id, True)), as_json, views.job_state)
 
 
 @jobs_app.command("resume")
-def jobs_resume(job_id: str, home: Home = None) -> None:
+def jobs_resume(job_id: str, as_json: Json = False, home: Home = None) -> None:
     """Put a paused job back on its schedule."""
-    _print(_call(home, lambda backend: backend.pause_job(job_id, False)))
+    show(_call(home, lambda backend: backend.pause_job(job_id, False)), as_json,
+         views.job_state)

@@ -18,6 +18,11 @@ from appliance.errors import RemoteError, Unauthenticated
 from appliance.tracking import DEFAULT_BUFFER_SIZE, DEFAULT_FLUSH_INTERVAL, TrackedRun
 
 API = "/api/v1"
+# RemoteError kinds of a request that got no HTTP answer (status 0)
+CONNECTION_REFUSED = "connection_refused"
+TIMEOUT = "timeout"
+CONNECTION_DROPPED = "connection_dropped"
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 __all__ = ["API", "ApplianceClient", "TrackedRun"]
 
@@ -59,21 +64,31 @@ class ApplianceClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         url = path if path.startswith("/healthz") or path.startswith("/metrics") else API + path
         headers = {**self._headers(), **kwargs.pop("headers", {})}
-        try:
-            resp = self._http.request(method, url, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise RemoteError(0, "connection_error", f"cannot reach {self.base_url}: {exc}") from exc
-        return _decode(resp)
+        return _decode(self._send(method, url, headers=headers, **kwargs))
 
     def download(self, path: str) -> bytes:
         """Raw bytes of a GET (an ONNX file, an artifact); errors as for any request."""
-        try:
-            resp = self._http.get(API + path, headers=self._headers())
-        except httpx.HTTPError as exc:
-            raise RemoteError(0, "connection_error", f"cannot reach {self.base_url}: {exc}") from exc
+        resp = self._send("GET", API + path, headers=self._headers())
         if resp.status_code >= 400:
             _decode(resp)
         return resp.content
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request; a transport failure becomes a :class:`RemoteError` with status 0.
+
+        A read-only request whose kept-alive connection was dropped before any answer
+        (the server closed it meanwhile) is sent once more on a fresh connection, as
+        browsers do; nothing else is retried.
+        """
+        attempts = 2 if method in _IDEMPOTENT and "content" not in kwargs else 1
+        for attempt in range(attempts):
+            try:
+                return self._http.request(method, url, **kwargs)
+            except httpx.HTTPError as exc:
+                error = transport_error(exc, self.base_url)
+                if error.remote_kind != CONNECTION_DROPPED or attempt + 1 == attempts:
+                    raise error from exc
+        raise AssertionError("unreachable")
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
@@ -303,14 +318,22 @@ class ApplianceClient:
         return out
 
     def artifact(self, run_id: str, name: str) -> bytes:
-        url = f"{API}/runs/{run_id}/artifacts/{quote(name, safe='')}"
-        try:
-            resp = self._http.get(url, headers=self._headers())
-        except httpx.HTTPError as exc:
-            raise RemoteError(0, "connection_error", f"cannot reach {self.base_url}: {exc}") from exc
-        if resp.status_code >= 400:
-            _decode(resp)
-        return resp.content
+        return self.download(f"/runs/{run_id}/artifacts/{quote(name, safe='')}")
+
+
+def transport_error(exc: httpx.HTTPError, base_url: str) -> RemoteError:
+    """What went wrong below HTTP, as a RemoteError of status 0 and a kind that says which:
+
+    ``connection_refused`` (nothing listens there: the API is down or elsewhere),
+    ``timeout`` (it is up but did not answer in time) or ``connection_dropped``
+    (it closed the connection before answering). Only the first is an outage.
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        return RemoteError(0, TIMEOUT, f"{base_url} did not answer in time ({type(exc).__name__})")
+    if isinstance(exc, httpx.ConnectError):
+        return RemoteError(0, CONNECTION_REFUSED, f"cannot connect to {base_url}: {exc}")
+    return RemoteError(0, CONNECTION_DROPPED,
+                       f"{base_url} closed the connection before answering: {exc or type(exc).__name__}")
 
 
 def _decode(resp: httpx.Response) -> Any:

@@ -230,8 +230,18 @@ def seed_home(settings: Settings, *, demo: bool) -> Iterator[str]:
     yield f"demo data: dropped {first}"
 
 
+DEMO_BATCHES = 6          # then the stream stops: the tour's rollback and promotes stay put
+DEMO_INTERVAL_S = 30.0
+
+
 class DemoFeeder:
-    """A daemon thread that drops ``batch_rows`` new customers every ``interval_s``.
+    """A daemon thread that drops ``batch_rows`` new customers every ``interval_s``, for
+    ``max_batches`` batches in all (None: for ever).
+
+    The stream is bounded on purpose: each batch retrains the demo job and may move the
+    champion, which a person walking the README tour (rolling back, promoting by hand,
+    acknowledging alerts) should not have to race. A restarted demo carries on from the
+    batch it reached, so a home that had its batches gets no more.
 
     Batch ``k`` is ``make_customers(batch_rows, seed=seed + k, start_id=start_id
     + k * batch_rows)`` written as ``<dataset>-batch<k>.csv``: customer ids
@@ -248,14 +258,18 @@ class DemoFeeder:
         inbox: Path,
         *,
         dataset: str = "customers",
-        interval_s: float = 30.0,
+        interval_s: float = DEMO_INTERVAL_S,
         batch_rows: int = 500,
         seed: int = 1000,
         start_id: int = 100_000,
         first_batch: int | None = None,
+        max_batches: int | None = DEMO_BATCHES,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        if max_batches is not None and max_batches < 0:
+            raise ValueError(f"max_batches must be >= 0, got {max_batches}")
+        self.max_batches = max_batches
         self.inbox = inbox
         self.dataset = dataset
         self.interval_s = interval_s
@@ -309,7 +323,16 @@ class DemoFeeder:
         tmp.write_text(json.dumps({"next_batch": self.next_batch}))
         os.replace(tmp, self.state_file)
 
+    @property
+    def exhausted(self) -> bool:
+        """Every batch of the bounded stream has been dropped."""
+        return self.max_batches is not None and self.next_batch >= self.max_batches
+
     def _loop(self) -> None:
+        if self.exhausted:
+            log.info("demo feeder: all %d batches were dropped before; no more demo data",
+                     self.max_batches)
+            return
         while not self._stop.wait(self.interval_s):
             try:
                 path = self.drop_once()
@@ -317,3 +340,7 @@ class DemoFeeder:
                 log.exception("demo feeder could not drop a batch into %s", self.inbox)
             else:
                 log.info("demo feeder dropped %s", path.name)
+            if self.exhausted:
+                log.info("demo feeder: dropped its %d batches; the demo data stops here",
+                         self.max_batches)
+                return

@@ -50,6 +50,24 @@ class TriggerSpec:
         return f"every {seconds:g}s"
 
 
+class _RoutineAtDebug(logging.Filter):
+    """APScheduler logs every run of every job at INFO ("Running job ...", "... executed
+    successfully": ``jobs.reload`` alone makes two lines every 5 s). Those are routine:
+    shown as DEBUG, and only when the process logs at debug level. Its warnings and errors
+    (a missed or skipped run) pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+_ROUTINE = _RoutineAtDebug()
+_ROUTINE_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default",
+                    "apscheduler.jobstores.default")
+
+
 class Scheduler:
     def __init__(self, *, backend: Any = None, misfire_grace_seconds: int = 300,
                  workers: int = 4) -> None:
@@ -130,6 +148,9 @@ class Scheduler:
 
                 self._scheduler = BackgroundScheduler(
                     timezone="UTC", executors={"default": ThreadPoolExecutor(self.workers)})
+            for name in _ROUTINE_LOGGERS:
+                if _ROUTINE not in logging.getLogger(name).filters:
+                    logging.getLogger(name).addFilter(_ROUTINE)
             from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 
             self._scheduler.add_listener(self._on_event,

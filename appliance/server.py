@@ -58,6 +58,7 @@ def _serve(settings: Settings, stop: _StopRequest) -> int:
     import uvicorn
 
     from appliance.api.app import create_app
+    from appliance.api.edge import keep_alive_after_errors
     from appliance.runtime import build
 
     logging.basicConfig(
@@ -88,7 +89,7 @@ def _serve(settings: Settings, stop: _StopRequest) -> int:
                 "    APPLIANCE_TOKEN=<token> appliance users add admin --role admin\n"
             )
             print(banner, file=sys.stderr, flush=True)
-        app = create_app(appliance)
+        app = keep_alive_after_errors(create_app(appliance))
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, workers=1,
             log_level=settings.log_level.lower(), access_log=False, reload=False,

@@ -136,7 +136,52 @@ class _Children:
                 child.wait()
 
 
+def preflight(settings: Settings) -> str | None:
+    """Why ``up`` cannot start on this home and these ports, or None.
+
+    Checked before anything is seeded or spawned, so a second ``up`` (or
+    ``./scripts/demo``) on a running appliance stops at once with a reason
+    instead of printing "appliance is up" and then losing a race for the lock.
+    """
+    from appliance.store.db import ProcessLock
+
+    pid = ProcessLock.holder(settings.lock_path)
+    if pid is not None:
+        who = f"PID {pid}" if pid > 0 else "another process"
+        return (f"an appliance is already running on {settings.home.resolve()} ({who} holds "
+                f"{settings.lock_path.name}); its API is {settings.resolved_api_url}. "
+                "Stop it first, or pick another APPLIANCE_HOME")
+    for what, variable, port in (("API", "APPLIANCE_PORT", settings.port),
+                                 ("console", "APPLIANCE_CONSOLE_PORT", settings.console_port)):
+        problem = port_problem(settings.host, port)
+        if problem:
+            return (f"the {what} port {port} on {settings.host} is not free ({problem}); another "
+                    f"appliance or program uses it. Stop it, or set {variable}")
+    return None
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on right now, or None (port 0 is always free)."""
+    import socket
+
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # as uvicorn does: a socket of a just-stopped server in TIME_WAIT does not count
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def run_up(settings: Settings, *, demo: bool) -> int:
+    problem = preflight(settings)
+    if problem:
+        print(f"appliance up: {problem}", file=sys.stderr, flush=True)
+        return 3
     env = {**os.environ, "APPLIANCE_HOME": str(settings.home)}
     children = _Children()
     previous = {sig: signal.signal(sig, children.forward) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -161,8 +206,13 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             print(f"appliance is up: API {settings.resolved_api_url}  "
                   f"console http://{settings.host}:{settings.console_port}", flush=True)
             if demo:
+                import logging
+
                 from appliance.demo import DemoFeeder
 
+                # the feeder runs in this process: its lines go where serve's do
+                logging.basicConfig(level=settings.log_level.upper(),
+                                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
                 feeder = DemoFeeder(settings.inbox_dir)
                 feeder.start()
         return _supervise(children)

@@ -28,7 +28,13 @@ from typing import Any
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
 from appliance.domain.principal import Principal
-from appliance.domain.registry import CHALLENGER, CHAMPION, VersionStatus, beats
+from appliance.domain.registry import (
+    CHALLENGER,
+    CHAMPION,
+    VersionStatus,
+    beats,
+    human_override,
+)
 from appliance.domain.runs import RunKind, RunStatus
 from appliance.durable import require_free_disk
 from appliance.errors import ApplianceError, InvalidInput, NotFound
@@ -183,6 +189,9 @@ class TrainingService:
             detail = self.runs.show(str(run_id))
             spec = self._check(detail["spec"], detail.get("dataset_version"))
             result = self._train(run_id, spec, out_dir)
+            warnings = [str(w) for w in result.get("warnings") or []]
+            if warnings:
+                self.runs.set_warnings(run_id, warnings)
             if not result.get("ok"):
                 err = result.get("error") or {}
                 raise InvalidInput(str(err.get("message") or "training failed"),
@@ -336,6 +345,9 @@ class TrainingService:
                                f"tolerance {parity.get('tolerance')}); worst rows: {worst}")
         gate = self._gate(spec, result)
         promote = spec.get("promote") or {}
+        override = self._human_override(spec["name"], promote.get("alias") or CHAMPION)
+        if gate["passed"] and override:
+            gate["held_because"] = override
         status = (VersionStatus.pending_approval
                   if gate["passed"] and promote.get("require_approval") else VersionStatus.ready)
         version = self.registry.register(
@@ -345,7 +357,10 @@ class TrainingService:
             fairness=result.get("fairness"), dataset=spec["dataset"],
             dataset_version=spec["_dataset_version"], by=principal, status=status,
             facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
-                   "contract_version": None, "gate": gate},
+                   "contract_version": self.datasets.version(
+                       spec["dataset"], spec["_dataset_version"]).get("contract_version"),
+                   "gate": gate,
+                   "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")
         self._apply_gate(spec, gate, version, status, principal)
@@ -364,6 +379,12 @@ class TrainingService:
         aliases = self.registry.aliases(spec["name"])
         reason = (f"gate: {gate['metric']} {gate['value']} vs champion "
                   f"{gate.get('champion_value')} (min_delta {gate['min_delta']})")
+        if gate.get("held_because") and aliases.get(alias) != version["number"]:
+            if aliases.get(CHALLENGER) != version["number"]:
+                self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
+                                        reason=f"held: {gate['held_because']}; " + reason,
+                                        by=principal)
+            return
         if gate["passed"] and status is VersionStatus.ready:
             if aliases.get(alias) == version["number"]:
                 return
@@ -372,6 +393,12 @@ class TrainingService:
         elif gate["passed"] and aliases.get(CHALLENGER) != version["number"]:
             self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
                                     reason="held for approval: " + reason, by=principal)
+
+    def _human_override(self, model: str, alias: str) -> str | None:
+        try:
+            return human_override(alias, self.registry.history(model, alias))
+        except NotFound:
+            return None
 
     def _gate(self, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         metric = spec["metric"]

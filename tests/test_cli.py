@@ -121,7 +121,7 @@ def test_init_demo_seeds_jobs_and_inbox_file(tmp_path: Path) -> None:
 def test_ingest_file_prints_accepted_ingest_json(tmp_path: Path) -> None:
     home = tmp_path / "home"
     src = write(tmp_path / "customers.csv", GOOD_CSV)
-    result = invoke(home, "ingest", str(src), "--dataset", "customers")
+    result = invoke(home, "ingest", str(src), "--dataset", "customers", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)  # stdout is the JSON alone; the progress bar goes to stderr
     assert out["outcome"] == "accepted"
@@ -132,7 +132,7 @@ def test_ingest_file_prints_accepted_ingest_json(tmp_path: Path) -> None:
 def test_ingest_malformed_file_exits_1_and_quarantines_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
     src = write(tmp_path / "broken.csv", MALFORMED_CSV)
-    result = invoke(home, "ingest", str(src), "--dataset", "customers")
+    result = invoke(home, "ingest", str(src), "--dataset", "customers", "--json")
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["outcome"] == "quarantined"
     quarantined = home / "quarantine" / "customers"
@@ -150,7 +150,7 @@ def test_list_datasets_shows_ingested_dataset(ingested_home: Path) -> None:
 
 
 def test_show_dataset_prints_its_versions(ingested_home: Path) -> None:
-    result = invoke(ingested_home, "datasets", "show", "customers")
+    result = invoke(ingested_home, "datasets", "show", "customers", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["name"] == "customers"
@@ -181,7 +181,7 @@ def test_set_contract_stores_a_new_version(tmp_path: Path) -> None:
     result = invoke(home, "datasets", "contract", "customers", "--set", str(edited))
     assert result.exit_code == 0, result.output
     assert "contract v2 stored for customers" in result.stdout
-    shown = json.loads(invoke(home, "datasets", "show", "customers").stdout)
+    shown = json.loads(invoke(home, "datasets", "show", "customers", "--json").stdout)
     assert shown["contract_version"] == 2
     assert yaml.safe_load(invoke(home, "datasets", "contract", "customers").stdout)["columns"]["age"][
         "nullable"] is True
@@ -219,7 +219,7 @@ def test_reject_bad_setting_with_one_line_error(tmp_path: Path) -> None:
 
 
 def test_verify_audit_on_fresh_home_exits_0(tmp_path: Path) -> None:
-    result = invoke(tmp_path / "home", "audit", "verify")
+    result = invoke(tmp_path / "home", "audit", "verify", "--json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["ok"] is True and out["problems"] == []
@@ -227,10 +227,11 @@ def test_verify_audit_on_fresh_home_exits_0(tmp_path: Path) -> None:
 
 def test_add_user_then_token_authenticates_against_later_server(tmp_path: Path, server_factory: Any) -> None:
     home = tmp_path / "home"
-    added = invoke(home, "users", "add", "bob", "--role", "operator", "--password", "bob-password-123")
+    added = invoke(home, "users", "add", "bob", "--role", "operator", "--password",
+                   "bob-password-123", "--json")
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout)["role"] == "operator"
-    minted = invoke(home, "users", "token", "bob", "--name", "laptop")
+    minted = invoke(home, "users", "token", "bob", "--name", "laptop", "--json")
     assert minted.exit_code == 0, minted.output
     token = json.loads(minted.stdout)["token"]
 
@@ -260,7 +261,7 @@ def test_ingest_remote_uploads_through_api_and_lists_it(tmp_path: Path, server_f
     src = write(tmp_path / "customers.csv", GOOD_CSV)
     env = {"APPLIANCE_PORT": str(server.port), "APPLIANCE_TOKEN": token}
 
-    up = run_cli(server.home, "ingest", str(src), "--dataset", "customers", **env)
+    up = run_cli(server.home, "ingest", str(src), "--dataset", "customers", "--json", **env)
     assert up.returncode == 0, up.stderr
     out = json.loads(up.stdout)
     assert out["outcome"] == "accepted" and out["version"] == 1
@@ -297,7 +298,7 @@ def test_bootstrap_token_creates_first_admin_then_is_refused(tmp_path: Path, ser
         "username": "bootstrap", "role": "admin"}
 
     out = run_cli(server.home, "users", "add", "admin", "--role", "admin", "--password", ADMIN_PASSWORD,
-                  APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=token)
+                  "--json", APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=token)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["username"] == "admin"
 
@@ -348,13 +349,14 @@ def test_train_then_models_verbs_in_local_mode(tmp_path: Path) -> None:
     assert invoke(home, "ingest", str(data), "--dataset", "customers").exit_code == 0
     spec = tmp_path / "job.yaml"
     spec.write_text(SMALL_JOB)
-    trained = invoke(home, "train", str(spec))
+    trained = invoke(home, "train", str(spec), "--json")
     assert trained.exit_code == 0, trained.output
     out = json.loads(trained.stdout)
     assert out["status"] == "succeeded" and out["model_version"] == {"model": "churn", "version": 1}
     listed = invoke(home, "runs", "list", "--status", "succeeded")
     assert listed.exit_code == 0 and "churn" in listed.stdout
-    assert json.loads(invoke(home, "models", "list").stdout)[0]["aliases"] == {"champion": 1}
+    assert json.loads(invoke(home, "models", "list", "--json").stdout)[0]["aliases"] == {
+        "champion": 1}
     onnx_path = tmp_path / "m.onnx"
     exported = invoke(home, "models", "export", "churn", "1", "--out", str(onnx_path))
     assert exported.exit_code == 0 and onnx_path.stat().st_size > 100
@@ -388,14 +390,14 @@ def test_predict_scores_a_file_into_parquet(tmp_path: Path) -> None:
     rows = tmp_path / "new.csv"
     rows.write_text(make_customers(7000, seed=6).drop("churned", "customer_id").write_csv())
     out = tmp_path / "scored.parquet"
-    result = invoke(home, "predict", "churn@champion", str(rows), "--out", str(out))
+    result = invoke(home, "predict", "churn@champion", str(rows), "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"] == 7000
     scored = pl.read_parquet(out)
     assert scored.height == 7000 and set(scored["prediction"].unique()) <= {0, 1}
     bad = invoke(home, "predict", "churn@v9", str(rows))
     assert bad.exit_code == 2 and "no version 9" in bad.output
-    checked = invoke(home, "drift", "churn")  # the 7,000 logged rows vs the training data
+    checked = invoke(home, "drift", "churn", "--json")  # the 7,000 logged rows vs the training data
     assert checked.exit_code in (0, 1), checked.output
     report = json.loads(checked.stdout)
     assert report["reference"] == "dataset:customers@1" and "drifted_columns" in report
@@ -418,16 +420,16 @@ def test_jobs_verbs_in_local_mode_list_pause_run_and_resume(tmp_path: Path) -> N
     assert "housekeeping.checkpoint" in listed.stdout and "inbox.scan" in listed.stdout
     assert "invalid job file" in listed.stderr and "broken.yaml" in listed.stderr
 
-    paused = invoke(home, "jobs", "pause", "housekeeping.checkpoint")
+    paused = invoke(home, "jobs", "pause", "housekeeping.checkpoint", "--json")
     assert paused.exit_code == 0 and json.loads(paused.stdout)["paused"] is True
-    assert re.search(r"housekeeping\.checkpoint .* next: paused",
-                     invoke(home, "jobs", "list").stdout)
-    ran = invoke(home, "jobs", "run", "housekeeping.checkpoint")
+    jobs = json.loads(invoke(home, "jobs", "list", "--json").stdout)["items"]
+    assert next(j for j in jobs if j["id"] == "housekeeping.checkpoint")["paused"] is True
+    ran = invoke(home, "jobs", "run", "housekeeping.checkpoint", "--json")
     assert ran.exit_code == 0, ran.output
     assert json.loads(ran.stdout)["status"] == "succeeded"
-    history = json.loads(invoke(home, "jobs", "runs", "housekeeping.checkpoint").stdout)
+    history = json.loads(invoke(home, "jobs", "runs", "housekeeping.checkpoint", "--json").stdout)
     assert history["total"] == 1 and history["items"][0]["trigger"] == "manual"
-    resumed = invoke(home, "jobs", "resume", "housekeeping.checkpoint")
+    resumed = invoke(home, "jobs", "resume", "housekeeping.checkpoint", "--json")
     assert json.loads(resumed.stdout)["paused"] is False
 
 
@@ -438,3 +440,93 @@ def test_jobs_verbs_refuse_bad_input_with_one_line_error(tmp_path: Path,
     result = invoke(tmp_path / "home", *args)
     assert result.exit_code == 2
     assert_one_line_error(result.stderr, mentions="job")
+
+
+# -- output for people: tables by default, JSON with --json ---------------------------
+
+LOOP_JOB = SMALL_JOB + 'features: {exclude: [customer_id]}\nschedule: {train: {"on": new_data}}\n'
+
+
+@pytest.fixture(scope="module")
+def looped_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local home whose `train.churn` loop ran once by hand: churn v1 is champion."""
+    from appliance.demo import make_customers
+
+    home = tmp_path_factory.mktemp("cli-tables") / "home"
+    data = home.parent / "customers.csv"
+    data.write_text(make_customers(300, seed=5).write_csv())
+    assert invoke(home, "ingest", str(data), "--dataset", "customers").exit_code == 0
+    (home / "jobs").mkdir(parents=True, exist_ok=True)
+    (home / "jobs" / "churn.yaml").write_text(LOOP_JOB)
+    ran = invoke(home, "jobs", "run", "train.churn")
+    assert ran.exit_code == 0, ran.output
+    return home
+
+
+def assert_table_not_json(result: Result, *words: str) -> None:
+    assert result.exit_code == 0, result.output
+    assert not result.stdout.lstrip().startswith(("{", "[")), result.stdout
+    assert "│" in result.stdout or "┃" in result.stdout, result.stdout  # a rich table
+    for word in words:
+        assert word in result.stdout, (word, result.stdout)
+
+
+def test_show_model_prints_a_version_table_and_json_with_the_flag(looped_home: Path) -> None:
+    assert_table_not_json(invoke(looped_home, "models", "show", "churn"),
+                          "churn: champion → v1", "1 versions", "roc_auc", "passed")
+    out = json.loads(invoke(looped_home, "models", "show", "churn", "--json").stdout)
+    assert out["aliases"] == {"champion": 1} and out["versions"][0]["number"] == 1
+
+
+def test_list_and_show_runs_print_tables_and_json_with_the_flag(looped_home: Path) -> None:
+    assert_table_not_json(invoke(looped_home, "runs", "list"), "churn", "succeeded", "1 of 1 runs")
+    page = json.loads(invoke(looped_home, "runs", "list", "--json").stdout)
+    run_id = page["items"][0]["id"]
+    assert_table_not_json(invoke(looped_home, "runs", "show", run_id), run_id, "params", "C",
+                          "roc_auc", "Produced model version churn v1")
+    shown = json.loads(invoke(looped_home, "runs", "show", run_id, "--json").stdout)
+    assert shown["id"] == run_id and shown["model_version"] == {"model": "churn", "version": 1}
+
+
+def test_pause_and_resume_job_print_its_state_and_json_with_the_flag(looped_home: Path) -> None:
+    paused = invoke(looped_home, "jobs", "pause", "train.churn")
+    assert_table_not_json(paused, "train.churn: paused")
+    assert_table_not_json(invoke(looped_home, "jobs", "list"), "train.churn", "paused")
+    resumed = json.loads(invoke(looped_home, "jobs", "resume", "train.churn", "--json").stdout)
+    assert resumed["id"] == "train.churn" and resumed["paused"] is False
+
+
+def test_list_models_and_datasets_print_tables(looped_home: Path) -> None:
+    assert_table_not_json(invoke(looped_home, "models", "list"), "churn", "champion → v1")
+    assert_table_not_json(invoke(looped_home, "datasets", "show", "customers"), "customers",
+                          "versions", "accepted")
+
+
+def test_jobs_runs_limit_1_shows_the_loop_steps_and_logs(looped_home: Path) -> None:
+    shown = invoke(looped_home, "jobs", "runs", "train.churn", "--limit", "1")
+    assert_table_not_json(shown, "1 of 1 runs", "steps", "validate", "promote", "logs:",
+                          "gate: [metric=roc_auc", "queued training run")  # [..] is not markup
+    page = json.loads(invoke(looped_home, "jobs", "runs", "train.churn", "--limit", "1",
+                             "--json").stdout)
+    assert "queued training run" in page["items"][0]["logs"]
+
+
+def test_jobs_runs_limit_1_shows_logs_from_a_running_server(tmp_path: Path,
+                                                           server_factory: Any) -> None:
+    server: ServerProcess = server_factory(tmp_path / "home")
+    with server.client() as c:
+        token = c.token
+        queued = c.run_job("housekeeping.checkpoint")
+        deadline = time.monotonic() + 30
+        while c.job_run("housekeeping.checkpoint", queued["id"])["status"] not in (
+                "succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        logs = c.job_run("housekeeping.checkpoint", queued["id"])["logs"]
+    out = run_cli(server.home, "jobs", "runs", "housekeeping.checkpoint", "--limit", "1", "--json",
+                  APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=str(token))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["items"][0]["logs"] == logs
+    table = run_cli(server.home, "jobs", "runs", "housekeeping.checkpoint", "--limit", "1",
+                    APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=str(token))
+    assert table.returncode == 0 and "logs:" in table.stdout, table.stderr

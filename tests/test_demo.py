@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -231,3 +232,90 @@ def test_seed_home_without_demo_only_makes_folders(tmp_path: Path) -> None:
     assert settings.inbox_dir.is_dir()
     assert not (settings.home / "samples").exists()
     assert not settings.resolved_jobs_dir.exists()
+
+
+# -- scripts/demo refuses to start over a running appliance ---------------------------
+
+
+def demo_checkout(tmp_path: Path) -> Path:
+    """A copy of scripts/demo in a fake checkout whose install step and `appliance` only
+    leave a note: the real ones would rewrite a venv a running appliance uses."""
+    root = tmp_path / "checkout"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "demo").write_bytes((REPO / "scripts" / "demo").read_bytes())
+    (root / "scripts" / "install-wheel.sh").write_text(
+        '#!/bin/sh\necho installed >> "$(dirname "$0")/../notes"\n')
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "appliance").write_text(
+        '#!/bin/sh\necho "started $*" >> "$(dirname "$0")/../../notes"\n')
+    for script in ("scripts/demo", "scripts/install-wheel.sh", ".venv/bin/appliance"):
+        os.chmod(root / script, 0o755)
+    return root
+
+
+def run_demo(root: Path, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    from appliance_test_support import free_port
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    full.update({"APPLIANCE_HOME": str(home), "APPLIANCE_PORT": str(free_port()),
+                 "APPLIANCE_CONSOLE_PORT": str(free_port()), **env})
+    return subprocess.run([str(root / "scripts" / "demo")], env=full, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_demo_script_stops_at_once_when_the_home_is_locked(tmp_path: Path) -> None:
+    from appliance.store.db import ProcessLock
+
+    root, home = demo_checkout(tmp_path), tmp_path / "home"
+    lock = ProcessLock(home / "appliance.lock")
+    lock.acquire()
+    try:
+        started = time.monotonic()
+        out = run_demo(root, home)
+    finally:
+        lock.release()
+    assert out.returncode == 3, out
+    assert time.monotonic() - started < 10
+    assert f"an appliance is already running on {home}" in out.stderr
+    assert f"PID {os.getpid()}" in out.stderr and "nothing was installed" in out.stderr
+    assert not (root / "notes").exists()  # neither installed nor started
+    assert "appliance is up" not in out.stdout
+
+
+def test_demo_script_stops_at_once_when_the_api_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    root = demo_checkout(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        out = run_demo(root, tmp_path / "home", APPLIANCE_PORT=str(taken.getsockname()[1]))
+    assert out.returncode == 3, out
+    assert "the API port" in out.stderr and "APPLIANCE_PORT" in out.stderr
+    assert not (root / "notes").exists()
+
+
+def test_demo_script_installs_then_starts_when_nothing_runs(tmp_path: Path) -> None:
+    root, home = demo_checkout(tmp_path), tmp_path / "home"
+    out = run_demo(root, home, APPLIANCE_HOME=str(home))
+    assert out.returncode == 0, out
+    assert (root / "notes").read_text().splitlines() == ["installed", "started up --demo"]
+
+
+def test_demo_feeder_stops_after_its_batches_and_stays_stopped_on_restart(tmp_path: Path) -> None:
+    feeder = DemoFeeder(tmp_path, interval_s=0.02, batch_rows=10, max_batches=3)
+    feeder.start()
+    deadline = time.monotonic() + 10
+    while feeder.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not feeder.running and feeder.exhausted  # the thread ended by itself
+    names = sorted(p.name for p in (tmp_path / "customers").glob("*.csv"))
+    assert names == [f"customers-batch{k:05d}.csv" for k in range(3)]
+    again = DemoFeeder(tmp_path, interval_s=0.02, batch_rows=10, max_batches=3)
+    again.start()
+    time.sleep(0.2)
+    again.stop()
+    assert again.dropped == 0 and len(list((tmp_path / "customers").glob("*.csv"))) == 3
+
+
+def test_demo_feeder_rejects_a_negative_batch_count(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        DemoFeeder(tmp_path, max_batches=-1)

@@ -85,9 +85,9 @@ def start_up(tmp_path: Path) -> Iterator[Callable[..., UpProcess]]:
     """Start `python -m appliance up ARGS` on free ports; whatever is left is killed at the end."""
     started: list[UpProcess] = []
 
-    def start(*args: str) -> UpProcess:
-        home = tmp_path / "home"
-        port, console_port = free_port(), free_port()
+    def start(*args: str, home: Path | None = None, port: int | None = None) -> UpProcess:
+        home = home or tmp_path / "home"
+        port, console_port = port or free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
         env.update({
             "APPLIANCE_HOME": str(home),
@@ -201,3 +201,31 @@ def _cmdline(p: psutil.Process) -> list[str]:
         return p.cmdline()
     except psutil.NoSuchProcess:
         return []
+
+
+def test_refuse_a_second_up_on_a_running_home_at_once(start_up: Callable[..., UpProcess]) -> None:
+    first = start_up("--demo")
+    wait_running(first)
+    started = time.monotonic()
+    second = start_up("--demo")
+    assert second.wait_exit(20) == 3
+    assert time.monotonic() - started < 15  # before any child is spawned or waited for
+    log = second.log()
+    assert "an appliance is already running on" in log, log
+    assert f"PID {first.child('serve').pid} holds appliance.lock" in log, log
+    assert "appliance is up" not in log and "demo data" not in log and "Traceback" not in log
+    assert _ok(first.api_url + "/healthz")  # the first one is untouched
+
+
+def test_refuse_up_when_the_api_port_is_taken_before_seeding(start_up: Callable[..., UpProcess],
+                                                            tmp_path: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        up = start_up("--demo", home=tmp_path / "other", port=port)
+        assert up.wait_exit(20) == 3
+    log = up.log()
+    assert f"the API port {port} on 127.0.0.1 is not free" in log and "APPLIANCE_PORT" in log
+    assert "appliance is up" not in log
+    assert not (tmp_path / "other" / ".demo-seeded").exists()  # nothing was seeded

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import streamlit as st
 
-from appliance.client import ApplianceClient
+from appliance.client import CONNECTION_REFUSED, TIMEOUT, ApplianceClient
 from appliance.errors import RemoteError, Unauthenticated
 
 T = TypeVar("T")
@@ -85,12 +85,14 @@ def notify(kind: str, message: str) -> None:
     st.session_state.setdefault(NOTICES, []).append((kind, message))
 
 
-def fetch(action: Callable[[], T], *, forbidden: str | None = None) -> T | None:
+def fetch(action: Callable[[], T], *, forbidden: str | None = None,
+          what: str | None = None) -> T | None:
     """Run one API call; on an error show it and return ``None``.
 
     ``forbidden`` replaces the generic text shown when the role is too small
-    (403). An expired or revoked token logs the user out and shows the login
-    form.
+    (403); ``what`` names what failed to load ("the model card"), so the
+    message says which part of the page is missing and why. An expired or
+    revoked token logs the user out and shows the login form.
     """
     try:
         return action()
@@ -98,7 +100,7 @@ def fetch(action: Callable[[], T], *, forbidden: str | None = None) -> T | None:
         logout("Your session has expired or was revoked. Please log in again.")
         st.rerun()
     except RemoteError as exc:
-        show_error(exc, forbidden=forbidden)
+        show_error(exc, forbidden=forbidden, what=what)
     return None
 
 
@@ -129,16 +131,31 @@ def fetch_bytes(client: ApplianceClient, path: str) -> bytes:
     return client.download(path)
 
 
-def show_error(exc: RemoteError, *, forbidden: str | None = None) -> None:
+def show_error(exc: RemoteError, *, forbidden: str | None = None, what: str | None = None) -> None:
     if exc.status == 403:
         st.info(forbidden or f"Your role cannot see this. {exc.message}")
+    elif what:
+        st.error(f"{what[:1].upper()}{what[1:]} could not be loaded: {error_text(exc)}")
     else:
         st.error(error_text(exc))
 
 
 def error_text(exc: RemoteError) -> str:
+    """What went wrong, as it happened: only a refused connection is called an outage.
+
+    A timeout, a dropped connection and a server error each say so; a 4xx
+    carries the API's own message.
+    """
     if exc.status == 0:
-        return f"The appliance API is not reachable at {api_url()}. Is `appliance serve` running?"
+        if exc.remote_kind == TIMEOUT:
+            return (f"The request timed out: the API at {api_url()} is up but did not answer "
+                    "in time (it may be busy, e.g. training). Try again in a moment.")
+        if exc.remote_kind == CONNECTION_REFUSED:
+            return (f"The appliance API is not reachable at {api_url()}. "
+                    "Is `appliance serve` running?")
+        return f"The connection to the API broke before it answered ({exc.message}). Try again."
+    if exc.status >= 500:
+        return f"The API failed on this request (HTTP {exc.status}): {exc.message}"
     return exc.message
 
 

@@ -210,6 +210,14 @@ def with_metrics(
     return out, [f"metric:{k}" for k in sorted(keys)]
 
 
+def training_warnings(warnings: Sequence[str], where: str) -> None:
+    """What training warned about (rows left out, a rare class...), as one yellow box."""
+    if not warnings:
+        return
+    st.warning(f"Training warned about {len(warnings)} thing(s) {where}:\n\n"
+               + "\n".join(f"- {' '.join(str(w).split())}" for w in warnings))
+
+
 def _action_scale() -> alt.Scale:
     return alt.Scale(domain=ALIAS_ACTIONS, range=["#1f77b4", "#d62728", "#2ca02c", "#7f7f7f"])
 

@@ -105,3 +105,36 @@ async def _json(send: Any, status: int, body: dict[str, Any]) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": payload})
+
+
+def keep_alive_after_errors(app: Any) -> Any:
+    """The app as uvicorn should run it: an answered 500 keeps its connection open.
+
+    Starlette's outermost middleware answers an unhandled exception with the
+    error handler's 500 and then raises it again "so servers can log it";
+    uvicorn then closes the kept-alive connection under the client, whose next
+    request on it (the console sends several per page) fails with "connection
+    reset" as if the API were down. The handler has logged the traceback, so an
+    exception raised after the whole answer was sent is dropped here; one raised
+    before any answer still reaches the server.
+    """
+
+    async def run(scope: Scope, receive: Any, send: Any) -> None:
+        answered = False
+
+        async def tracking(message: MutableMapping[str, Any]) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = True
+            await send(message)
+
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        try:
+            await app(scope, receive, tracking)
+        except Exception:
+            if not answered:
+                raise
+
+    return run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Any
 
 from appliance.errors import InvalidName
 
@@ -44,3 +45,20 @@ def beats(metric: str, candidate: float, incumbent: float | None, min_delta: flo
         return True
     gain = incumbent - candidate if metric in LOWER_IS_BETTER else candidate - incumbent
     return gain >= min_delta - GATE_SLACK
+
+
+def human_override(alias: str, history: list[dict[str, Any]]) -> str | None:
+    """Why automatic promotion of ``alias`` must wait, given its history (newest first):
+    its last move was a person's rollback or a forced move. Training never undoes that
+    decision; a new version is held as challenger until a person moves the alias again."""
+    if not history:
+        return None
+    last = history[0]
+    if last.get("action") == "rollback":
+        what = f"rolled back to v{last.get('version')}"
+    elif last.get("forced"):
+        what = f"forced to v{last.get('version')}"
+    else:
+        return None
+    return (f"{alias} was {what} by {last.get('actor')} at {str(last.get('at'))[:19]}; "
+            "automatic promotion waits until a person moves it again")

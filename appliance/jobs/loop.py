@@ -88,8 +88,10 @@ class TrainingLoop:
             ctx.log(f"{spec.name} v{mv['number']} is {alias}; the drift baseline is now "
                     f"{dataset}@{number}")
         else:
+            held_because = (mv.get("gate") or {}).get("held_because")
             ctx.log(f"{spec.name} v{mv['number']} registered, " + (
-                "held for approval as challenger" if held
+                f"held as challenger: {held_because}" if held and held_because
+                else "held for approval as challenger" if held
                 else f"not promoted (champion stays v{aliases.get(CHAMPION)})"))
         return {"trained": True, "dataset_version": number, "run_id": final["id"],
                 "model_version": mv["number"], "promoted": promoted,

@@ -5,7 +5,10 @@ is ``open`` or ``acknowledged``) raising it again only bumps ``count`` and
 ``last_seen``: nothing new is created and nobody is notified again. ``resolve``
 closes the breach when the condition clears, so the next breach alerts anew.
 Acknowledging is audited and stops nothing but the "unacknowledged" flag: an
-acknowledged breach that keeps breaching does not re-notify.
+acknowledged breach that keeps breaching does not re-notify. A breach that
+cleared before anyone acknowledged it is resolved but still unacknowledged, and
+can be acknowledged (it stays resolved): an alert is never lost to a person
+just because the condition went away first.
 
 Channels, when an alert fires: the ``alerts`` table (the console lists it),
 one JSON line appended to ``log_path``, and a POST to every registered webhook.
@@ -285,8 +288,10 @@ class AlertService:
             before = q.get_alert(s, aid)
             if before is None:
                 raise NotFound(f"no alert {alert_id!r}")
-            if before["status"] != "open":
-                raise Conflict(f"alert {aid} is already {before['status']}",
+            if before["acknowledged_by"] or before["status"] not in ("open", "resolved"):
+                raise Conflict(f"alert {aid} is already {before['status']}"
+                               + (f" and acknowledged by {before['acknowledged_by']}"
+                                  if before["acknowledged_by"] else ""),
                                detail={"status": before["status"]})
             q.acknowledge(s, aid, by=by.actor, note=note, at=_now())
             after = q.get_alert(s, aid)

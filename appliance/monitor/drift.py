@@ -32,6 +32,7 @@ from typing import Any
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, NotFound
+from appliance.monitor.foreign import quiet_import
 from appliance.store import drift as q
 from appliance.store import lineage as lq
 from appliance.store.db import Store
@@ -264,7 +265,8 @@ def _feature_tests(reference: Any, current: Any, numeric: dict[str, bool], p_val
 
     from appliance.monitor.alibi import detectors  # alibi-detect: imported here only
 
-    found = detectors()
+    with quiet_import():  # the first load: scipy/sklearn chatter stays out of the server log
+        found = detectors()
     ChiSquareDrift, KSDrift = found.ChiSquareDrift, found.KSDrift
 
     results: list[dict[str, Any]] = []

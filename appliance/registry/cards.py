@@ -1,8 +1,17 @@
-"""Model cards: generated from what the registry knows, as JSON and Markdown."""
+"""Model cards: generated from what the registry knows, as JSON and Markdown.
+
+The card is built from stored facts only (the version row, its run, its alias
+events). The Markdown renderer must never fail on a stored card: every section
+tolerates a missing or older-shaped value, and values that come from the data
+(group names, warnings) are escaped so they cannot break the document.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+_NO_FAIRNESS = "No sensitive columns were named in the job file."
 
 
 def build_card(
@@ -15,6 +24,7 @@ def build_card(
     contract_version: int | None,
     lineage: list[dict[str, Any]],
     promotions: list[dict[str, Any]],
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "model": model,
@@ -30,8 +40,10 @@ def build_card(
             "lineage": lineage,
         },
         "metrics": version.get("metrics") or {},
+        "search": _search(run),
         "parity": version.get("parity"),
         "fairness": version.get("fairness"),
+        "training_warnings": [str(w) for w in warnings or []],
         "signature": version.get("signature"),
         "onnx_sha256": version.get("onnx_sha256"),
         "run_id": version.get("run_id"),
@@ -45,66 +57,140 @@ def build_card(
     }
 
 
+def _search(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The hyperparameter search behind a run: its trial count (child runs of kind trial)."""
+    trials = [c for c in (run or {}).get("children") or [] if c.get("kind") == "trial"]
+    if not trials:
+        return None
+    return {"trials": len(trials)}
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     lines = [f"# Model card: {card['model']} v{card['version']}", "", "## Purpose", "",
-             card["purpose"], "", "## Model", ""]
+             _text(card.get("purpose")), "", "## Model", ""]
     lines += [f"- Task: {card.get('task') or 'n/a'}", f"- Flavor: {card.get('flavor') or 'n/a'}",
-              f"- Estimator: {card.get('estimator') or 'n/a'}",
+              f"- Estimator: {_text(card.get('estimator') or 'n/a')}",
               f"- ONNX sha256: `{card.get('onnx_sha256')}`",
-              f"- Training run: `{card.get('run_id') or 'n/a'}`", ""]
-    data = card["training_data"]
-    lines += ["## Training data", "",
+              f"- Training run: `{card.get('run_id') or 'n/a'}`"]
+    search = card.get("search")
+    if search:
+        lines.append(f"- Hyperparameter search: {search.get('trials')} trials; the best "
+                     "parameters were refitted on the whole training split")
+    data = card.get("training_data") or {}
+    lines += ["", "## Training data", "",
               f"- Dataset: {data.get('dataset') or 'n/a'} version {data.get('version') or 'n/a'}",
               f"- Contract version: {data.get('contract_version') or 'n/a'}"]
     for edge in data.get("lineage") or []:
-        lines.append(f"- Lineage: `{edge['src']}` -> `{edge['dst']}` ({edge['relation']})")
+        lines.append(f"- Lineage: `{edge.get('src')}` -> `{edge.get('dst')}` "
+                     f"({edge.get('relation')})")
+    lines += ["", "## Training warnings", ""]
+    warnings = card.get("training_warnings") or []
+    lines += [f"- {_text(w)}" for w in warnings] if warnings else ["None."]
     lines += ["", "## Metrics (holdout)", ""]
     metrics = card.get("metrics") or {}
     if metrics:
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_num(v)} |" for k, v in sorted(metrics.items())]
+        lines += [f"| {_cell(k)} | {_num(v)} |" for k, v in sorted(metrics.items())]
     else:
         lines.append("No metrics recorded.")
-    parity = card.get("parity")
-    lines += ["", "## ONNX parity", ""]
-    if parity:
-        lines.append(
-            f"{'Passed' if parity.get('passed') else 'FAILED'}: {parity.get('rows_checked')} rows "
-            f"({parity.get('threshold_rows', 0)} at split thresholds), max abs difference "
-            f"{_num(parity.get('max_abs_diff'))}, tolerance {parity.get('tolerance')}.")
-    else:
-        lines.append("Not checked: the model was registered as ONNX, with no native model.")
-    fairness = card.get("fairness")
-    lines += ["", "## Fairness", ""]
-    if fairness:
-        for key in ("demographic_parity_difference", "equalized_odds_difference"):
-            if fairness.get(key) is not None:
-                lines.append(f"- {key.replace('_', ' ')}: {_num(fairness[key])}")
-        for column, groups in (fairness.get("by_group") or {}).items():
-            lines += ["", f"By `{column}`:", "", "| group | " + " | ".join(_metric_names(groups)) + " |",
-                      "|---|" + "---|" * len(_metric_names(groups))]
-            for group, values in groups.items():
-                lines.append(f"| {group} | " + " | ".join(_num(values.get(m))
-                                                          for m in _metric_names(groups)) + " |")
-    else:
-        lines.append("No sensitive columns were named in the job file.")
-    lines += ["", "## Known limitations", ""] + [f"- {x}" for x in card["known_limitations"]]
+    lines += ["", "## ONNX parity", "", _parity(card.get("parity"))]
+    lines += ["", "## Fairness", "", *_fairness(card.get("fairness"))]
+    lines += ["", "## Known limitations", ""]
+    lines += [f"- {_text(x)}" for x in card.get("known_limitations") or []]
     lines += ["", "## Promotions", ""]
-    if card["promotions"]:
-        lines += [f"- {p['at']}: `{p['alias']}` {p['action']} by {p['actor']}"
-                  + (" (forced)" if p.get("forced") else "") + f": {p['reason'] or '-'}"
-                  for p in card["promotions"]]
+    promotions = card.get("promotions") or []
+    if promotions:
+        lines += [f"- {p.get('at')}: `{p.get('alias')}` {p.get('action')} by {p.get('actor')}"
+                  + (" (forced)" if p.get("forced") else "") + f": {_text(p.get('reason') or '-')}"
+                  for p in promotions]
     else:
         lines.append("Never promoted.")
     return "\n".join(lines) + "\n"
 
 
-def _metric_names(groups: dict[str, dict[str, Any]]) -> list[str]:
-    names: list[str] = []
-    for values in groups.values():
-        names += [k for k in values if k not in names]
-    return names
+def _parity(parity: dict[str, Any] | None) -> str:
+    if not parity:
+        return "Not checked: the model was registered as ONNX, with no native model."
+    tolerance = parity.get("tolerance")
+    if isinstance(tolerance, dict):  # per output: {"probability_abs": 1e-05, "labels": ...}
+        tolerance = ", ".join(f"{k.replace('_', ' ')} {_num(v)}" for k, v in tolerance.items()
+                              if k not in ("flavor", "task"))
+    return (f"{'Passed' if parity.get('passed') else 'FAILED'}: {parity.get('rows_checked')} rows "
+            f"({parity.get('threshold_rows', 0)} at split thresholds), max abs difference "
+            f"{_num(parity.get('max_abs_diff'))}, tolerance {_text(tolerance)}.")
+
+
+def _fairness(fairness: dict[str, Any] | None) -> list[str]:
+    """The fairness section: verdict, gap metrics against their limits, per-group table."""
+    if not fairness:
+        return [_NO_FAIRNESS]
+    sensitive = [str(c) for c in fairness.get("sensitive") or []]
+    lines = []
+    if sensitive:
+        lines.append("Sensitive columns: " + ", ".join(f"`{_cell(c)}`" for c in sensitive) + ".")
+    if "passed" in fairness:
+        lines.append("Thresholds met." if fairness.get("passed") else "Thresholds NOT met.")
+    thresholds = fairness.get("thresholds") or {}
+    if lines:
+        lines.append("")
+    for key in ("demographic_parity_difference", "equalized_odds_difference"):
+        value, limit = fairness.get(key), thresholds.get(f"max_{key}")
+        if value is None and limit is None:
+            continue
+        shown = _num(value) if value is not None else "not computed"
+        lines.append(f"- {key.replace('_', ' ')}: {shown}"
+                     + (f" (limit {_num(limit)})" if limit is not None else ""))
+    for violation in fairness.get("violations") or []:
+        lines.append(f"- Violation: {_text(violation)}")
+    rows = _group_rows(fairness.get("by_group"), sensitive)
+    if rows:
+        keys = list(dict.fromkeys(k for _, values in rows for k in values))
+        groups = list(dict.fromkeys(k for group, _ in rows for k in group))
+        lines += ["", "| " + " | ".join(_cell(c) for c in groups + keys) + " |",
+                  "|" + "---|" * (len(groups) + len(keys))]
+        for group, values in rows:
+            cells = [_cell(group.get(c, "")) for c in groups] + [_num(values.get(k)) for k in keys]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines or [_NO_FAIRNESS]
+
+
+def _group_rows(by_group: Any, sensitive: list[str]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Per-group rows as (group columns, metric values).
+
+    The stored shape is a list of ``{"group": {column: value}, metric: value}``;
+    a mapping ``{column: {group: {metric: value}}}`` (an older shape) is read too.
+    """
+    rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    if isinstance(by_group, list):
+        for entry in by_group:
+            if not isinstance(entry, dict):
+                continue
+            group = entry.get("group")
+            group = group if isinstance(group, dict) else {
+                (sensitive[0] if sensitive else "group"): group}
+            rows.append((group, {k: v for k, v in entry.items() if k != "group"}))
+    elif isinstance(by_group, dict):
+        for column, groups in by_group.items():
+            for name, values in (groups or {}).items() if isinstance(groups, dict) else []:
+                rows.append(({str(column): name}, values if isinstance(values, dict) else {}))
+    return rows
+
+
+def _text(value: Any) -> str:
+    """One line of prose: newlines folded, so a value cannot start a heading or a list."""
+    return " ".join(str(value).split())
+
+
+def _cell(value: Any) -> str:
+    """A table cell: one line, pipes escaped."""
+    return _text(value).replace("|", "\\|")
 
 
 def _num(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, int | str) or v is None:
+        return _cell(v)
+    return _cell(json.dumps(v, default=str))

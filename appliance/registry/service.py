@@ -177,7 +177,7 @@ class RegistryService:
         return build_card(model=name, version=public, run=run, purpose=facts.get("purpose"),
                           limitations=list(facts.get("limitations") or []),
                           contract_version=facts.get("contract_version"), lineage=lineage,
-                          promotions=promotions)
+                          promotions=promotions, warnings=list(facts.get("warnings") or []))
 
     def card_markdown(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> str:
         return render_markdown(self.card(name, number, run=run))
@@ -312,6 +312,7 @@ class RegistryService:
             "signature": readable(v.signature),
             "parity": v.parity, "metrics": v.metrics, "fairness": v.fairness,
             "gate": (v.card or {}).get("gate"),
+            "warnings": list((v.card or {}).get("warnings") or []),
             "dataset": v.dataset, "dataset_version": v.dataset_version,
             "aliases": sorted(a for a, n in aliases.items() if n == v.number),
             "created_by": v.created_by, "created_at": v.created_at.isoformat(),

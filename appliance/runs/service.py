@@ -25,6 +25,8 @@ from appliance.store.db import Store
 from appliance.store.tables import RunArtifactRow, RunRow
 
 _ARTIFACT_NAME_MAX = 200
+MAX_WARNINGS = 20
+MAX_WARNING_CHARS = 500
 
 
 class RunService:
@@ -111,6 +113,14 @@ class RunService:
         with self.store.write() as s:
             row = self._get(s, run_id)
             row.logs = logs
+            s.add(row)
+
+    def set_warnings(self, run_id: uuid.UUID, warnings: list[str]) -> None:
+        """What training warned about (rows left out, a rare class...): kept on the run."""
+        clean = [str(w)[:MAX_WARNING_CHARS] for w in warnings[:MAX_WARNINGS]]
+        with self.store.write() as s:
+            row = self._get(s, run_id)
+            row.warnings = clean
             s.add(row)
 
     def heartbeat(self, run_id: uuid.UUID, progress: dict[str, Any] | None = None) -> None:
@@ -247,6 +257,7 @@ def run_public(r: RunRow) -> dict[str, Any]:
         "parent_id": str(r.parent_id) if r.parent_id else None, "experiment": r.experiment,
         "dataset": r.dataset, "dataset_version": r.dataset_version,
         "metrics": r.metrics or {}, "tags": r.tags or {}, "progress": r.progress,
+        "warnings": r.warnings or [],
         "created_by": r.created_by, "created_at": iso(r.created_at),
         "started_at": iso(r.started_at), "ended_at": iso(r.ended_at), "duration_s": duration,
         "error": r.error,

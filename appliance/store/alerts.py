@@ -108,7 +108,9 @@ def count_by_status(s: Session) -> dict[str, int]:
 def acknowledge(s: Session, alert_id: str, *, by: str, note: str | None,
                 at: dt.datetime) -> None:
     s.execute(
-        text("UPDATE alerts SET status = 'acknowledged', acknowledged_by = :by, "
+        # a breach that already cleared stays resolved: acknowledging it only records who saw it
+        text("UPDATE alerts SET status = CASE WHEN status = 'resolved' THEN 'resolved' "
+             "ELSE 'acknowledged' END, acknowledged_by = :by, "
              "acknowledged_at = :at, note = :note WHERE id = :id"),
         {"id": alert_id, "by": by, "at": at, "note": note},
     )

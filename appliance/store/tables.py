@@ -163,6 +163,7 @@ class RunRow(SQLModel, table=True):
     started_at: dt.datetime | None = _ts(nullable=True)
     ended_at: dt.datetime | None = _ts(nullable=True)
     heartbeat_at: dt.datetime | None = _ts(nullable=True)
+    warnings: Any = _json()  # training warnings, a list of sentences (migration 0010)
 
 
 class RunMetricRow(SQLModel, table=True):

@@ -11,6 +11,7 @@ back as ``{"ok": false, "error": {...}}``; anything else raises to the worker.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from appliance.train import metrics as m
 from appliance.train.estimators import CLASSIFICATION, make_estimator
 from appliance.train.jsonsafe import jsonable
 from appliance.train.pipeline import (
+    Feature,
     build_pipeline,
     encode_target,
     prepare_frame,
@@ -37,6 +39,8 @@ MAX_WARNINGS = 20
 # Packages installed under another distribution name: `import xgboost` comes from the
 # CPU-only `xgboost-cpu` wheel by default, from `xgboost` in the GPU variant.
 DISTRIBUTIONS = {"xgboost": ("xgboost", "xgboost-cpu")}
+MIN_CLASS_ROWS = 10   # a class with fewer rows than this gets a warning: its metrics are noise
+_DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 def empty_result() -> dict[str, Any]:
@@ -65,7 +69,11 @@ def run_job(request: dict[str, Any], progress: Progress | None = None) -> dict[s
             result["error"] = {"type": exc.kind, "message": exc.message,
                                "field": detail.get("field"), "line": detail.get("line")}
     seen = list(dict.fromkeys(result["warnings"] + [
-        f"{w.category.__name__}: {w.message}" for w in caught]))
+        f"{w.category.__name__}: {w.message}" for w in caught if _for_users(w)]))
+    for w in caught:  # library deprecations are for developers: the run's log, not its warnings
+        if not _for_users(w):
+            print(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})",
+                  file=sys.stderr)
     result["warnings"] = [w[:500] for w in seen[:MAX_WARNINGS]]
     result["duration_s"] = round(time.monotonic() - started, 3)
     report("done", 1.0)
@@ -123,6 +131,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
                            f"{frame.schema[spec.target]}", detail={"field": "target"})
     y, classes = encode_target(frame[spec.target].to_numpy(), info.task)
     n_classes = len(classes) if classes is not None else 0
+    result["warnings"].extend(data_warnings(frame, features, y, classes))
     result.update(classes=classes, features=[f.to_dict() for f in features])
 
     report("split", 0.05)
@@ -203,6 +212,39 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
     holdout_raw.write_parquet(tmp)
     os.replace(tmp, holdout_path)
     result["holdout_path"] = str(holdout_path)
+
+
+def data_warnings(frame: Any, features: list[Feature], y: Any,
+                  classes: list[Any] | None) -> list[str]:
+    """What in the training data makes the model or its metrics doubtful, as sentences:
+    a feature column with one value (or none), a class with very few rows."""
+    import numpy as np
+
+    out = []
+    for f in features:
+        column = frame[f.name]
+        if column.dtype.is_float():
+            column = column.fill_nan(None)
+        values = column.drop_nulls()
+        if values.len() == 0:
+            out.append(f"column {f.name!r} has no values (all {frame.height} are missing): "
+                       "it cannot help the model")
+        elif values.n_unique() == 1:
+            shown = str(values[0])[:40]
+            out.append(f"column {f.name!r} has a single value ({shown}) in all {values.len()} "
+                       "rows that have one: it cannot help the model")
+    if classes is not None:
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=len(classes))
+        for label, count in zip(classes, counts.tolist(), strict=True):
+            if count < MIN_CLASS_ROWS:
+                out.append(f"class {label!r} of the target has only {count} of {len(y)} rows "
+                           f"(fewer than {MIN_CLASS_ROWS}): the model barely sees it and its "
+                           "holdout metrics are unreliable")
+    return out
+
+
+def _for_users(w: warnings.WarningMessage) -> bool:
+    return not issubclass(w.category, _DEVELOPER_WARNINGS)
 
 
 def _fit(pipeline: Any, flavor: str, X_train: Any, y_train: Any, X_test: Any,

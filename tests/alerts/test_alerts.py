@@ -319,3 +319,15 @@ def test_redirects_are_not_followed_and_failures_never_reach_the_caller(
     assert [r["path"] for r in receiver.requests] == ["/redirect"]
     assert (svc.delivered, svc.failed) == (0, 2)
     svc.close()
+
+
+def test_acknowledge_a_breach_that_cleared_before_anyone_saw_it(alerts: AlertService) -> None:
+    fired = alerts.raise_alert("validation_rejected", "customers", "a file was rejected")
+    alerts.validation_accepted("customers")  # the next file was fine: the breach cleared
+    resolved = alerts.list_alerts("resolved")[0]
+    assert resolved["id"] == fired["id"] and resolved["acknowledged_by"] is None
+    acked = alerts.acknowledge(fired["id"], OPERATOR, "saw the broken export")
+    assert acked["status"] == "resolved" and acked["acknowledged_by"] == "olga"
+    assert acked["note"] == "saw the broken export"
+    with pytest.raises(Conflict, match="acknowledged by olga"):
+        alerts.acknowledge(fired["id"], OPERATOR)

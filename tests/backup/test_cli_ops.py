@@ -37,11 +37,11 @@ def one_line_error(stderr: str, mentions: str) -> None:
 
 
 def test_backup_then_restore_through_the_cli_in_local_mode(source: Source, tmp_path: Path) -> None:
-    made = invoke(source.home, "backup", str(tmp_path / "b"))
+    made = invoke(source.home, "backup", str(tmp_path / "b"), "--json")
     assert made.exit_code == 0, made.output
     out = json.loads(made.stdout)
     assert out["path"] == str(tmp_path / "b") and out["counts"]["model_versions"] == 2
-    restored = invoke(tmp_path / "new", "restore", str(tmp_path / "b"))
+    restored = invoke(tmp_path / "new", "restore", str(tmp_path / "b"), "--json")
     assert restored.exit_code == 0, restored.output
     report = json.loads(restored.stdout)
     assert report["ok"] and report["audit"]["ok"] and report["counts"]["dataset_versions"] == 2
@@ -93,7 +93,7 @@ def test_backup_goes_through_the_api_while_a_server_runs_and_restore_is_refused(
     assert token
     env = {"APPLIANCE_PORT": str(server.port), "APPLIANCE_TOKEN": token}
 
-    made = run_cli(server.home, "backup", str(tmp_path / "b"), **env)
+    made = run_cli(server.home, "backup", str(tmp_path / "b"), "--json", **env)
     assert made.returncode == 0, made.stderr
     out = json.loads(made.stdout)
     assert Path(out["server_copy"]).parent == (server.home / "backups").resolve()
@@ -106,7 +106,7 @@ def test_backup_goes_through_the_api_while_a_server_runs_and_restore_is_refused(
     one_line_error(refused.stderr, f"running server (PID {server.proc.pid})")
 
     server.stop()
-    restored = invoke(tmp_path / "new", "restore", str(tmp_path / "b"))
+    restored = invoke(tmp_path / "new", "restore", str(tmp_path / "b"), "--json")
     assert restored.exit_code == 0, restored.output
     report = json.loads(restored.stdout)
     assert report["ok"] and report["counts"]["model_versions"] == 1 and report["counts"]["runs"] == 1

@@ -226,6 +226,45 @@ def test_run_job_null_targets_left_out_with_warning(tmp_path: Path) -> None:
     assert result["classes"] == [0.0, 1.0]
 
 
+def test_run_job_warns_about_constant_and_empty_columns_and_a_rare_class(tmp_path: Path) -> None:
+    rows = 60
+    pl.DataFrame({"x": [float(i % 7) for i in range(rows)],
+                  "same": [3.0] * rows,
+                  "city": ["oslo"] * (rows - 5) + [None] * 5,
+                  "empty": pl.Series([None] * rows, dtype=pl.Float64),
+                  "y": ["rare" if i < 3 else "ab"[i % 2] for i in range(rows)]}
+                 ).write_parquet(tmp_path / "odd.parquet")
+    result = run(tmp_path, tmp_path / "out", job("LogisticRegression", "y"), "odd")
+    assert result["ok"], result["error"]
+    text = "\n".join(result["warnings"])
+    assert "column 'same' has a single value (3.0) in all 60 rows" in text
+    assert "column 'city' has a single value (oslo) in all 55 rows" in text
+    assert "column 'empty' has no values (all 60 are missing)" in text
+    assert "class 'rare' of the target has only 3 of 60 rows" in text
+    assert "column 'x'" not in text and "class 'a'" not in text
+
+
+def test_run_job_keeps_library_deprecations_out_of_the_run_warnings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    from appliance.train import metrics
+
+    original = metrics.task_metrics
+
+    def noisy(*args: object, **kwargs: object) -> object:
+        warnings.warn("this argument will change in 9.9", FutureWarning, stacklevel=1)
+        warnings.warn("the solver gave up early", UserWarning, stacklevel=1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "task_metrics", noisy)
+    pl.DataFrame({"x": [float(i) for i in range(40)], "y": [i % 2 for i in range(40)]}
+                 ).write_parquet(tmp_path / "plain.parquet")
+    result = run(tmp_path, tmp_path / "out", job("LogisticRegression", "y"), "plain")
+    assert result["ok"] and result["warnings"] == ["UserWarning: the solver gave up early"]
+    assert "FutureWarning: this argument will change in 9.9" in capsys.readouterr().err
+
+
 def test_import_train_modules_loads_no_heavy_modules() -> None:
     import subprocess
     import sys

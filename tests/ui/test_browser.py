@@ -234,3 +234,49 @@ def test_console_pages_render_in_chromium(page: Any, console_url: str, live_serv
 
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+
+FAIR = "ui-browser-fair"
+FAIR_JOB = f"""
+name: {FAIR}
+dataset: ui_browser_people
+target: churned
+features: {{exclude: [customer_id]}}
+model: {{kind: LogisticRegression, params: {{}}}}
+split: {{test_size: 0.25, seed: 7}}
+metric: roc_auc
+fairness: {{sensitive: [gender], max_demographic_parity_difference: 0.9}}
+"""
+
+
+def test_models_page_shows_a_fairness_card_not_an_outage_in_chromium(
+        page: Any, console_url: str, live_server: Any) -> None:
+    """The tour's own step: a model trained with `fairness:` (its Markdown card was a 500, and
+    the page then showed "API is not reachable" while the API was fine)."""
+    from appliance_test_support import train_and_wait
+    from playwright.sync_api import expect
+
+    from appliance.demo import make_customers
+
+    live_server.drop("ui_browser_people", "people.csv",
+                     make_customers(300, seed=11).write_csv().encode())
+    with httpx.Client(base_url=live_server.url, timeout=60) as api:
+        token = api.post("/api/v1/auth/token", json={
+            "username": "admin", "password": live_server.admin_password}).json()["access_token"]
+        api.headers["Authorization"] = f"Bearer {token}"
+        train_and_wait(api, FAIR_JOB)
+
+    page.goto(console_url)  # a new page load is a new session: log in
+    expect(page.get_by_role("button", name="Log in")).to_be_visible()
+    page.get_by_role("textbox", name="Username").fill("admin")
+    page.get_by_role("textbox", name="Password").fill(live_server.admin_password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_text("Signed in as")).to_be_visible()
+    open_from_sidebar(page, "Models", "Models")
+    pick_model(page, FAIR)
+    expect(page.get_by_role("heading", name=f"Model card: {FAIR} v1")).to_be_visible()
+    expect(page.get_by_role("heading", name="Fairness")).to_be_visible()
+    expect(page.get_by_role("cell", name="female", exact=True).first).to_be_visible()
+    assert_no_exception(page)
+    assert page.get_by_text("not reachable").count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0

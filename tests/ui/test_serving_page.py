@@ -206,5 +206,5 @@ def test_empty_appliance_serving_and_monitoring_pages_say_what_to_do(
     assert texts(at.title) == ["Monitoring"]
     assert any(t.startswith("No models yet") for t in texts(at.info))
     assert texts(at.subheader) == ["Alerts"]  # alerts are not per model: still listed
-    assert "No open alerts." in texts(at.caption)
-    assert "No open alert to acknowledge." in texts(at.caption)
+    assert "No alert needs acknowledging." in texts(at.caption)
+    assert "No alert waits for acknowledgement." in texts(at.caption)

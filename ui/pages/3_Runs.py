@@ -298,6 +298,7 @@ def show_run_body(client: ApplianceClient, run_id: str, refreshing: bool = False
         show_progress(run)
     if run.get("error"):
         st.error(f"The run {run['status']}: {run['error']}")
+    views.training_warnings(run.get("warnings") or [], "in this run")
     show_model_version(run)
     tabs = st.tabs(["Metrics", "Params", "Tags", "Environment", "Artifacts", "Children", "Logs"])
     with tabs[0]:

@@ -18,7 +18,7 @@ from appliance.client import ApplianceClient
 
 CHAMPION = "champion"
 MODEL_COLUMNS = ["name", "latest_version", "aliases", "created_at"]
-VERSION_COLUMNS = ["number", "status", "aliases", "parity"]
+VERSION_COLUMNS = ["number", "status", "aliases", "parity", "warnings"]
 VERSION_TAIL = ["flavor", "task", "dataset", "dataset_version", "run_id", "created_by",
                 "created_at", "onnx_size", "onnx_sha256"]
 HISTORY_COLUMNS = ["at", "alias", "action", "version", "previous_version", "forced", "actor",
@@ -61,6 +61,7 @@ def versions_table(versions: list[dict[str, Any]]) -> None:
     rows, metric_columns = views.with_metrics([{**v, "parity": parity_text(v)} for v in versions])
     df = views.frame(rows, VERSION_COLUMNS + metric_columns + VERSION_TAIL)
     df["aliases"] = [", ".join(v.get("aliases") or []) for v in versions]
+    df["warnings"] = [len(v.get("warnings") or []) for v in versions]
     views.table(df, colour_by="status")
 
 
@@ -78,7 +79,8 @@ def show_history(client: ApplianceClient, name: str, aliases: dict[str, int]) ->
     names = sorted(set(aliases) | {CHAMPION})
     alias: str = st.selectbox("Alias", names, index=names.index(CHAMPION),
                               key=f"history_alias_{name}")
-    events = lib.fetch(lambda: client.get(f"/models/{name}/aliases/{alias}/history"))
+    events = lib.fetch(lambda: client.get(f"/models/{name}/aliases/{alias}/history"),
+                       what=f"the history of `{alias}`")
     if events is None:
         return
     if not events:
@@ -206,11 +208,11 @@ def pick_version(name: str, versions: list[dict[str, Any]]) -> dict[str, Any]:
 
 def show_card(client: ApplianceClient, name: str, number: int) -> None:
     path = f"/models/{name}/versions/{number}/card"
-    markdown = lib.fetch(lambda: client.get(path, format="md"))
+    markdown = lib.fetch(lambda: client.get(path, format="md"), what="the model card")
     if markdown is not None:
         with st.container(border=True):
             st.markdown(markdown)
-    card = lib.fetch(lambda: client.get(path))
+    card = lib.fetch(lambda: client.get(path), what="the model card (JSON)")
     if card is not None:
         with st.expander("Model card (JSON)"):
             st.json(card)
@@ -241,6 +243,8 @@ def download_onnx(client: ApplianceClient, name: str, version: dict[str, Any]) -
 
 
 def show_version(client: ApplianceClient, name: str, version: dict[str, Any]) -> None:
+    views.training_warnings(version.get("warnings") or [],
+                            f"when it trained v{version['number']}")
     tabs = st.tabs(["Model card", "Signature and checks", "Download"])
     with tabs[0]:
         show_card(client, name, version["number"])
@@ -252,14 +256,14 @@ def show_version(client: ApplianceClient, name: str, version: dict[str, Any]) ->
 
 def main() -> None:
     client = lib.open_page("Models")
-    models = lib.fetch(lambda: client.get("/models"))
+    models = lib.fetch(lambda: client.get("/models"), what="the list of models")
     if models is None:
         return
     if not models:
         st.info(EMPTY_HINT)
         return
     name = pick_model(models)
-    model = lib.fetch(lambda: client.get(f"/models/{name}"))
+    model = lib.fetch(lambda: client.get(f"/models/{name}"), what=f"model {name}")
     if model is None:
         return
     versions, aliases = model.get("versions") or [], model.get("aliases") or {}

@@ -32,7 +32,8 @@ METRIC_COLUMNS = ["version", "shadow", "metric", "predictions", "labelled", "lab
                   "accuracy", "rmse", "mean_label_delay_s"]
 ALERT_COLUMNS = ["last_seen", "kind", "key", "status", "message", "count", "first_seen",
                  "acknowledged_by", "acknowledged_at", "note", "resolved_at", "id"]
-ALERT_STATUSES = ["open", "acknowledged", "resolved", "all"]
+NEEDS_ACK = "not acknowledged"  # open, or resolved before anyone acknowledged it
+ALERT_STATUSES = [NEEDS_ACK, "open", "acknowledged", "resolved", "all"]
 ALERT_COLOURS = {"open": "background-color: #f8d7da; color: #721c24",
                  "acknowledged": "background-color: #fff3cd; color: #856404",
                  "resolved": "background-color: #d4edda; color: #155724"}
@@ -221,6 +222,12 @@ def alert_label(alert: dict[str, Any]) -> str:
     return f"{alert['kind']} · {alert['key']} · {str(alert.get('message') or '')[:80]}"
 
 
+def unacknowledged(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts nobody acknowledged yet, whether or not their condition has cleared."""
+    return [a for a in alerts if a.get("status") in ("open", "resolved")
+            and not a.get("acknowledged_by")]
+
+
 def ack_form(client: ApplianceClient, open_alerts: list[dict[str, Any]]) -> None:
     if not lib.has_role("operator"):
         role = (lib.current_user() or {}).get("role")
@@ -228,11 +235,13 @@ def ack_form(client: ApplianceClient, open_alerts: list[dict[str, Any]]) -> None
                    f"as {role}.")
         return
     if not open_alerts:
-        st.caption("No open alert to acknowledge.")
+        st.caption("No alert waits for acknowledgement.")
         return
     by_id = {a["id"]: a for a in open_alerts}
-    st.markdown("**Acknowledge** an open alert")
-    st.selectbox("Open alert", list(by_id), format_func=lambda i: alert_label(by_id[i]),
+    st.markdown("**Acknowledge** an alert (a resolved one stays resolved)")
+    st.selectbox("Alert not acknowledged yet", list(by_id),
+                 format_func=lambda i: alert_label(by_id[i]) + (
+                     " · resolved" if by_id[i].get("status") == "resolved" else ""),
                  key="ack_alert")
     st.text_input("Note", key="ack_note", placeholder="what is being done about it (audited)")
 
@@ -249,18 +258,23 @@ def ack_form(client: ApplianceClient, open_alerts: list[dict[str, Any]]) -> None
 def show_alerts(client: ApplianceClient) -> None:
     st.subheader("Alerts")
     status = st.selectbox("Status", ALERT_STATUSES, key="alert_status")
-    alerts = lib.fetch(lambda: client.get("/alerts", status=None if status == "all" else status))
+    everything = status in ("all", NEEDS_ACK)
+    alerts = lib.fetch(lambda: client.get("/alerts", status=None if everything else status),
+                       what="the alerts")
     if alerts is None:
         return
+    if status == NEEDS_ACK:
+        alerts = unacknowledged(alerts)
     if not alerts:
-        st.caption(f"No {'' if status == 'all' else status + ' '}alerts.")
+        st.caption("No alert needs acknowledging." if status == NEEDS_ACK
+                   else f"No {'' if status == 'all' else status + ' '}alerts.")
     else:
         df = views.frame(alerts, ALERT_COLUMNS)
         st.dataframe(df.style.map(lambda v: ALERT_COLOURS.get(str(v), ""), subset=["status"]),
                      hide_index=True, width="stretch")
-    open_alerts = alerts if status == "open" else lib.fetch(
-        lambda: client.get("/alerts", status="open")) or []
-    ack_form(client, open_alerts)
+    waiting = alerts if status == NEEDS_ACK else unacknowledged(
+        lib.fetch(lambda: client.get("/alerts"), what="the alerts") or [])
+    ack_form(client, waiting)
 
 
 # -- page ----------------------------------------------------------------------------------------
