@@ -52,6 +52,8 @@ class Backend(Protocol):
     def onnx(self, name: str, version: int) -> bytes: ...
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]: ...
+    def predict_csv(self, name: str, body: bytes, alias: str | None,
+                    version: int | None) -> dict[str, Any]: ...
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
     def jobs(self) -> dict[str, Any]: ...
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]: ...
@@ -168,6 +170,15 @@ class RemoteBackend:
         params = {k: v for k, v in (("alias", alias), ("version", version)) if v is not None}
         out: dict[str, Any] = self.client.request("POST", f"/models/{name}/predict",
                                                   json=records, params=params)
+        return out
+
+    def predict_csv(self, name: str, body: bytes, alias: str | None,
+                    version: int | None) -> dict[str, Any]:
+        """A CSV body as text: the server types each column by the model's signature."""
+        params = {k: v for k, v in (("alias", alias), ("version", version)) if v is not None}
+        out: dict[str, Any] = self.client.request(
+            "POST", f"/models/{name}/predict", content=body, params=params,
+            headers={"content-type": "text/csv"})
         return out
 
 
@@ -296,6 +307,14 @@ class LocalBackend:
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]:
         out: dict[str, Any] = self.app.serving.predict(name, records, alias=alias,
+                                                       version=version)
+        return out
+
+    def predict_csv(self, name: str, body: bytes, alias: str | None,
+                    version: int | None) -> dict[str, Any]:
+        from appliance.serve.csvbody import parse_csv
+
+        out: dict[str, Any] = self.app.serving.predict(name, parse_csv(body), alias=alias,
                                                        version=version)
         return out
 

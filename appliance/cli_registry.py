@@ -170,7 +170,11 @@ def predict(
     as_json: Json = False,
     home: Home = None,
 ) -> None:
-    """Score a file with a registry model; writes the rows plus predictions as Parquet."""
+    """Score a file with a registry model; writes the rows plus predictions as Parquet.
+
+    A CSV file goes to the model as text, typed by the model's signature (a zip code
+    `02139` stays a string where the model expects one); its columns are written back
+    as the text they were."""
     import polars as pl
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -178,7 +182,8 @@ def predict(
     name, _, ref = target.partition("@")
     alias, version = (None, int(ref[1:])) if ref.startswith("v") and ref[1:].isdigit() \
         else (ref or "champion", None)
-    frame = pl.read_parquet(file) if file.suffix == ".parquet" else pl.read_csv(file)
+    is_csv = file.suffix != ".parquet"
+    frame = pl.read_csv(file, infer_schema=False) if is_csv else pl.read_parquet(file)
     predictions: list[Any] = []
     probabilities: list[Any] = []
     served: set[int] = set()
@@ -189,12 +194,13 @@ def predict(
         ) as bar:
             task = bar.add_task("rows", total=frame.height)
             for start in range(0, frame.height, _CHUNK_ROWS):
-                chunk = frame.slice(start, _CHUNK_ROWS).to_dicts()
-                answer = backend.predict(name, chunk, alias, version)
+                chunk = frame.slice(start, _CHUNK_ROWS)
+                answer = (backend.predict_csv(name, chunk.write_csv().encode(), alias, version)
+                          if is_csv else backend.predict(name, chunk.to_dicts(), alias, version))
                 predictions += answer["predictions"]
-                probabilities += answer["probabilities"] or [None] * len(chunk)
+                probabilities += answer["probabilities"] or [None] * chunk.height
                 served.add(answer["version"])
-                bar.advance(task, len(chunk))
+                bar.advance(task, chunk.height)
     except ApplianceError as exc:
         _fail(exc)
     result = frame.with_columns(pl.Series("prediction", predictions))

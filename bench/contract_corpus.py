@@ -15,10 +15,14 @@ sunspots        statsmodels: datasets/sunspots/sunspots.csv   309         YEAR
 elec_equip      statsmodels: datasets/elec_equip/elec_equip   257         row order
 gapminder       plotly: package_data/datasets/gapminder       1,704       year
 plotly_stocks   plotly: package_data/datasets/stocks          105         date
+seattle_weather vega_datasets: _data/seattle-weather.csv      1,461       date
+us_employment   vega_datasets: _data/us-employment.csv        120         month
 ==============  ============================================  ==========  ======
 
-matplotlib comes with the appliance (alibi-detect needs it), so ``stocks_long``
-is always there; statsmodels and plotly come with the ``bench`` extra.
+vega_datasets (210 kB, pure Python) is in the ``test`` extra, so
+``seattle_weather`` is always there for the fast subset in the test suite;
+matplotlib, statsmodels and plotly come with the ``bench`` extra (a table
+whose package is absent is left out of the run, and the run says so).
 ``stocks_long`` is Stocks.csv (one column per ticker) unpivoted, keeping its
 empty cells, to ``Date, symbol, price``: a categorical column over time.
 
@@ -79,6 +83,10 @@ CORPUS: tuple[Dataset, ...] = (
             measure="gdpPercap", drop="lifeExp", category="continent"),
     Dataset("plotly_stocks", "plotly", "package_data/datasets/stocks.csv.gz", ("date",),
             measure="AAPL", drop="MSFT"),
+    Dataset("seattle_weather", "vega_datasets", "_data/seattle-weather.csv", ("date",),
+            measure="temp_max", drop="wind", category="weather"),
+    Dataset("us_employment", "vega_datasets", "_data/us-employment.csv", ("month",),
+            measure="construction", drop="utilities"),
 )
 BY_NAME = {d.name: d for d in CORPUS}
 

@@ -411,6 +411,35 @@ def test_predict_scores_a_file_into_parquet(tmp_path: Path) -> None:
         app.close()
 
 
+def test_predict_csv_sends_text_so_a_numeric_looking_string_feature_stays_a_string(
+    tmp_path: Path,
+) -> None:
+    """Regression: the CLI read CSVs with type guessing, so a branch code `007` reached a
+    model whose signature says string as the number 7 and was refused."""
+    import polars as pl
+
+    from appliance.demo import make_customers
+
+    home = tmp_path / "home"
+    frame = make_customers(300, seed=5)
+    frame = frame.with_columns(
+        pl.Series("branch", [f"{i % 12:03d}" for i in range(frame.height)]))
+    data = tmp_path / "customers.parquet"
+    frame.write_parquet(data)  # Parquet keeps `branch` a String column
+    assert invoke(home, "ingest", str(data), "--dataset", "customers").exit_code == 0
+    spec = tmp_path / "job.yaml"
+    spec.write_text(SMALL_JOB.replace("target: churned", "target: churned\nfeatures: {exclude: [customer_id]}"))
+    assert invoke(home, "train", str(spec)).exit_code == 0
+    rows = tmp_path / "new.csv"
+    rows.write_text(frame.head(20).drop("churned", "customer_id").write_csv())
+    assert "\n007," in rows.read_text() or ",007," in rows.read_text() or ",007\n" in rows.read_text()
+    out = tmp_path / "scored.parquet"
+    result = invoke(home, "predict", "churn", str(rows), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    scored = pl.read_parquet(out)
+    assert scored.height == 20 and scored["branch"].to_list()[:2] == ["000", "001"]
+
+
 def test_jobs_verbs_in_local_mode_list_pause_run_and_resume(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / "jobs").mkdir(parents=True)

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from appliance.domain.ingest import Reason
 from appliance.errors import IngestRejected
 from appliance.ingest._readers import first_cast_failure, first_line, reject
-from appliance.ingest.cells import NULL_TOKENS, has_null_tokens, parse_iso_dates
+from appliance.ingest.cells import NULL_TOKENS, has_null_tokens, parse_iso_dates, parse_late_numbers
 from appliance.ingest.dialect import Dialect, Header, count_fields, read_header
+from appliance.ingest.scratch import scratch_duckdb
 
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
@@ -105,6 +106,7 @@ def _read(path: str, types: dict[str, pl.DataType] | None, header: Header) -> pl
         problem = structure_error(path, header)
         if problem:
             raise reject(Reason.malformed, problem)
+    df = parse_late_numbers(df, typed=known, decimal_comma=header.dialect.decimal_comma)
     return parse_iso_dates(df, typed=known)
 
 
@@ -143,7 +145,7 @@ def structure_error(path: str, header: Header, *, thorough: bool = False) -> str
     dialect, ncols = header.dialect, len(header.raw)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(ncols)) + "}"
     quote = _sql_text(dialect.quote)
-    con = duckdb.connect(":memory:", config={"memory_limit": "256MB", "threads": 1})
+    con = scratch_duckdb()
     try:
         con.execute(
             f"SELECT count(*) FROM read_csv($1, header=true, auto_detect=false, "

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.domain.ingest import Reason
 from appliance.errors import IngestRejected
+from appliance.ingest.scratch import scratch_duckdb
 
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
@@ -199,7 +200,7 @@ def read_parquet(path: str, cap: int, *, max_columns: int) -> pl.DataFrame:
 
     from appliance.ingest.cells import dictionaries_as_strings
 
-    con = duckdb.connect(":memory:", config={"memory_limit": "256MB", "threads": 1})
+    con = scratch_duckdb()
     try:
         size, leaves, rows = con.execute(
             "SELECT sum(total_uncompressed_size), count(DISTINCT path_in_schema), "

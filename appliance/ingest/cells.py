@@ -107,6 +107,37 @@ def parse_iso_dates(df: pl.DataFrame, typed: Container[str]) -> pl.DataFrame:
     return df.with_columns(parsed) if parsed else df
 
 
+INFER_ROWS = 100  # polars types a CSV column from this many leading rows
+
+
+def parse_late_numbers(df: pl.DataFrame, typed: Container[str], *,
+                       decimal_comma: bool = False) -> pl.DataFrame:
+    """Text columns (not typed by a contract) that are text only because their first
+    ``INFER_ROWS`` values were missing, re-typed as Int64 or Float64 when every value is
+    a number. R and Excel exports often start a series late (a ticker listed later, a
+    sensor added mid-year); without this the contract would record it as String."""
+    import polars as pl
+
+    retyped = []
+    window = min(INFER_ROWS, df.height)
+    for name, dtype in df.schema.items():
+        if dtype != pl.String or name in typed or window == 0:
+            continue
+        s = df.get_column(name)
+        present = s.len() - s.null_count()
+        if s.head(window).null_count() < window or present == 0:
+            continue
+        text = s.str.strip_chars()
+        if decimal_comma:
+            text = text.str.replace(",", ".", literal=True)
+        for target in (pl.Int64, pl.Float64):
+            cast = text.cast(target, strict=False)
+            if cast.len() - cast.null_count() == present:
+                retyped.append(cast.alias(name))
+                break
+    return df.with_columns(retyped) if retyped else df
+
+
 def dictionaries_as_strings(df: pl.DataFrame) -> pl.DataFrame:
     import polars as pl
 

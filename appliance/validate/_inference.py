@@ -30,6 +30,7 @@ DOMAIN_MIN_VALUES = 50        # a domain needs at least this many non-null value
 DOMAIN_MAX_DISTINCT = 50      # ... at most this many categories ...
 DOMAIN_MIN_REPEAT = 2         # ... each seen this many times on average
 TEXT_MIN_MEAN_LENGTH = 40     # longer values on average: free text
+CATEGORY_MAX_LENGTH = 200     # a category this long is free text (and never copied into a contract)
 RANGE_SPANS = 3              # the expected range reaches this many spans beyond the observed one
 DATE_LIKE_SHARE = 0.9         # this share of values looking like dates: a date column
 _DATE_SAMPLE = 1000
@@ -103,6 +104,7 @@ def _statistics(df: pl.DataFrame) -> dict[str, dict[str, Any]]:
             exprs += [
                 text.n_unique().alias(key + "distinct"),
                 text.str.len_chars().mean().alias(key + "mean_length"),
+                text.str.len_chars().max().alias(key + "max_length"),
                 text.head(_DATE_SAMPLE).str.contains(DATE_LIKE).mean().alias(key + "date_like"),
             ]
         exprs.append(nulls.alias(key + "nulls"))
@@ -129,7 +131,8 @@ def _kind(dtype: pl.DataType, s: dict[str, Any], non_null: int) -> str:
     distinct = int(s["distinct"])
     if (s.get("date_like") or 0) >= DATE_LIKE_SHARE:
         return "date"
-    if (s.get("mean_length") or 0) > TEXT_MIN_MEAN_LENGTH:
+    if (s.get("mean_length") or 0) > TEXT_MIN_MEAN_LENGTH \
+            or (s.get("max_length") or 0) > CATEGORY_MAX_LENGTH:
         return "text"
     if (
         non_null >= DOMAIN_MIN_VALUES and distinct <= DOMAIN_MAX_DISTINCT

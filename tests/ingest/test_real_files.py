@@ -169,6 +169,30 @@ def test_parse_missing_value_token_past_the_inferred_rows_keeps_the_column_numer
     assert pl.read_parquet(dst).get_column("x").null_count() == 1
 
 
+@pytest.mark.parametrize("late, dtype", [("1.25", "Float64"), ("7", "Int64")])
+def test_parse_series_that_starts_after_the_inferred_rows_stays_numeric(
+    late: str, dtype: str, tmp_path: Path, limits: ParseLimits
+) -> None:
+    # matplotlib's Stocks.csv: a ticker listed later is NA for its first hundreds of rows
+    src = tmp_path / "late_series.csv"
+    src.write_text("id,x,note\n" + "".join(f"{i},NA,a\n" for i in range(300))
+                   + "".join(f"{i},{late},b\n" for i in range(300, 320)))
+    result, dst = parse(src, tmp_path, limits)
+    assert result.ok, result.message
+    assert dtypes(result) == {"id": "Int64", "x": dtype, "note": "String"}
+    assert pl.read_parquet(dst).get_column("x").null_count() == 300
+
+
+def test_parse_text_that_starts_after_the_inferred_rows_stays_text(
+    tmp_path: Path, limits: ParseLimits
+) -> None:
+    src = tmp_path / "late_text.csv"
+    src.write_text("id,x\n" + "".join(f"{i},\n" for i in range(300)) + "300,7\n301,seven\n")
+    result, _ = parse(src, tmp_path, limits)
+    assert result.ok, result.message
+    assert dtypes(result)["x"] == "String"
+
+
 def test_parse_na_in_a_later_file_reads_to_the_contract_types(
     tmp_path: Path, limits: ParseLimits
 ) -> None:
@@ -176,7 +200,9 @@ def test_parse_na_in_a_later_file_reads_to_the_contract_types(
     first.write_text(R_WRITE_CSV)
     contract = parse(first, tmp_path, limits, out="first")[0].contract_yaml
     later = tmp_path / "later.csv"
-    later.write_text(R_WRITE_CSV.replace('"3",2,3,"b","2024-01-04"', '"3",NA,2,NA,"2024-02-01"'))
+    # NA moves to another row: the same null rate as the first file, so no tolerance fires
+    later.write_text(R_WRITE_CSV.replace('"2",NA,NA,NA,NA', '"2",4.5,5,"c","2024-01-03"')
+                     .replace('"3",2,3,"b","2024-01-04"', '"3",NA,2,NA,"2024-02-01"'))
     result, _ = parse(later, tmp_path, limits, contract=contract, out="later")
     assert result.ok, result.message
     assert result.report is not None and result.report["passed"], result.report
@@ -290,3 +316,17 @@ def test_infer_contract_of_a_categorical_frame_read_back_is_string() -> None:
 
     frame = pl.DataFrame({"c": ["a", "b"]}, schema={"c": pl.Categorical()})
     assert "dtype: String" in infer_contract(dictionaries_as_strings(frame), dataset="d")
+
+
+def test_scratch_duckdb_never_fetches_an_extension() -> None:
+    """Air gap: the parser child's DuckDB must not install extensions from the internet."""
+    from appliance.ingest.scratch import scratch_duckdb
+
+    con = scratch_duckdb()
+    try:
+        setting = con.execute(
+            "SELECT value FROM duckdb_settings() WHERE name = 'autoinstall_known_extensions'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert setting is not None and setting[0] == "false"

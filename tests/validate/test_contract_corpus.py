@@ -1,8 +1,8 @@
 """The contract benchmark's fast subset: one real, time-ordered table, all six faults.
 
 ``bench/contract_corpus.py`` is imported by path (bench/ is not a package and
-not installed). ``stocks_long`` is matplotlib's Stocks.csv; matplotlib comes
-with the appliance's own dependencies, so this never needs the bench extra.
+not installed). ``seattle_weather`` is vega_datasets' seattle-weather.csv;
+vega_datasets is in the ``test`` extra, so this never needs the bench extra.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ def corpus() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def trials(corpus: ModuleType) -> list:
-    return corpus.run_dataset(corpus.BY_NAME["stocks_long"], "appliance")
+    return corpus.run_dataset(corpus.BY_NAME["seattle_weather"], "appliance")
 
 
 def test_corpus_table_is_read_from_the_installed_package(corpus: ModuleType):
-    df = corpus.load(corpus.BY_NAME["stocks_long"])
-    assert df.columns == ["Date", "symbol", "price"]
-    assert df.height == 5240 and df["symbol"].n_unique() == 10
-    assert df["Date"].is_sorted()
+    df = corpus.load(corpus.BY_NAME["seattle_weather"])
+    assert df.columns == ["date", "precipitation", "temp_max", "temp_min", "wind", "weather"]
+    assert df.height == 1461 and df["weather"].n_unique() == 5
+    assert df["date"].is_sorted()
     parts = corpus.splits(df)
-    assert [p.height for p in parts] == [1310] * 4
+    assert [p.height for p in parts] == [365, 365, 366, 365]
 
 
 def test_contract_corpus_natural_splits_are_never_rejected(trials: list):
@@ -61,18 +61,19 @@ def test_contract_corpus_meets_the_fault_targets(corpus: ModuleType, trials: lis
 
 def test_contract_corpus_reports_name_the_column_and_the_check(trials: list):
     by_fault = {t.fault: t.headline for t in trials if t.split == 1}
-    assert by_fault["missing_column"] == "column 'price' is missing (required by contract v1)"
-    assert by_fault["category_flood"].startswith("symbol: ")
+    assert by_fault["missing_column"] == "column 'wind' is missing (required by contract v1)"
+    assert by_fault["category_flood"].startswith("weather: ")
     assert "not in contract v1's categories ('unseen_" in by_fault["category_flood"]
-    assert by_fault["null_flood"].startswith("price: ") and "allows at most" in by_fault["null_flood"]
-    assert by_fault["type_change"].startswith("price: type String, but contract v1 says Float64")
+    assert by_fault["null_flood"].startswith("temp_max: ") and "allows at most" in by_fault["null_flood"]
+    assert by_fault["type_change"].startswith("temp_max: type String, but contract v1 says Float64")
     assert "outside the expected range" in by_fault["unit_change"]
     assert "repeat an earlier row exactly (90%)" in by_fault["duplicate_rows"]
 
 
 def test_contract_corpus_pandera_reference_runs_on_the_same_split(corpus: ModuleType):
     """The benchmark's reference: pandera's own inference rejects natural later files."""
-    df = corpus.load(corpus.BY_NAME["stocks_long"])
+    df = corpus.load(corpus.BY_NAME["seattle_weather"])
     first, later, *_ = corpus.splits(df)
-    outcome, headline = corpus.PanderaInferred(first, "stocks_long").check(later)
-    assert outcome == "rejected" and "price" in headline
+    outcome, headline = corpus.PanderaInferred(first, "seattle_weather").check(later)
+    # its exact observed bounds: last year's coldest day is this year's floor
+    assert outcome == "rejected" and "greater_than_or_equal_to" in headline

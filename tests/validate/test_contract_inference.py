@@ -182,6 +182,15 @@ def test_infer_contract_leaves_free_text_free():
     _clean(validate_frame(later, contract))
 
 
+def test_infer_contract_never_copies_a_long_value_into_a_domain():
+    """A few short plans and one 10 kB cell: the mean stays short, but the column is text."""
+    huge = "x" * 10_000
+    first = pl.DataFrame({"plan": ["basic", "pro"] * 500 + [huge]})
+    contract = infer_contract(first, dataset="plans")
+    assert _profile(contract, "plan")["kind"] == "text"
+    assert huge not in contract
+
+
 @pytest.mark.parametrize("dates", [
     [f"2024-01-{d:02d}" for d in range(1, 11)],
     [f"{d:02d}/03/2023" for d in range(1, 11)],
