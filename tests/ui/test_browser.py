@@ -99,8 +99,11 @@ def console_url(live_server: Any, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def page(console_url: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # the console redraws a whole page per interaction; on 2 loaded cores that can take
+    # longer than expect()'s 5 s default, which made this test fail only under load
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -181,6 +184,7 @@ def test_console_pages_render_in_chromium(page: Any, console_url: str, live_serv
     expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible()
 
     open_from_sidebar(page, "Models", "Models")
+    pick_model(page, MODEL)  # other modules register models on the shared server too
     page.get_by_role("tab", name="Model card").click()
     expect(page.get_by_role("heading", name="Alias history")).to_be_visible()
     assert_no_exception(page)

@@ -13,7 +13,7 @@ from appliance.client import ApplianceClient
 
 from .console_testing import MODELS_PAGE, RUNS_PAGE, log_in, open_page, texts
 
-DATASET = "ui_warned"
+DATASET = "ui_train_warned"
 JOB = f"""
 name: ui-warned
 dataset: {DATASET}
