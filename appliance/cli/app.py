@@ -244,41 +244,33 @@ def users_token(
 
 
 @users_app.command("sessions")
-def users_sessions(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    home: Home = None,
-) -> None:
+def users_sessions(as_json: Json = False, home: Home = None) -> None:
     """List live login sessions (end one with `appliance users revoke ID`)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from appliance.cli.backend import open_backend
+    from appliance.cli.output import rows
 
     try:
         with open_backend(_settings(home)) as backend:
-            rows = backend.sessions()
+            found = backend.sessions()
     except ApplianceError as exc:
         _fail(exc)
-    if as_json:
-        _print(rows)
-        return
-    table = Table("id", "username", "created", "expires")
-    for r in rows:
-        table.add_row(r["id"], str(r["username"]), str(r["created_at"])[:19],
-                      str(r["expires_at"])[:19])
-    Console().print(table)
+    show(found, as_json, lambda items: [rows(
+        [{**r, "created_at": str(r["created_at"])[:19], "expires_at": str(r["expires_at"])[:19]}
+         for r in items], ["id", "kind", "username", "created_at", "expires_at"], title="live sessions")])
 
 
 @users_app.command("revoke")
-def users_revoke(token_id: str, home: Home = None) -> None:
+def users_revoke(token_id: str, as_json: Json = False, home: Home = None) -> None:
     """Revoke an API token or end a session, by id."""
     from appliance.cli.backend import open_backend
+    from appliance.cli.output import record
 
     try:
         with open_backend(_settings(home)) as backend:
-            _print(backend.revoke(token_id))
+            out = backend.revoke(token_id)
     except ApplianceError as exc:
         _fail(exc)
+    show(out, as_json, lambda r: [record(r, title="revoked")])
 
 
 @audit_app.command("verify")
@@ -305,11 +297,13 @@ def audit_verify(as_json: Json = False, home: Home = None) -> None:
 @audit_app.command("reanchor")
 def audit_reanchor(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: Json = False,
     home: Home = None,
 ) -> None:
     """Accept the audit log as it is after an anchor finding (server stopped; recorded)."""
     from appliance.audit import reanchor
     from appliance.cli.backend import _os_user
+    from appliance.cli.output import record
     from appliance.store.db import Store
 
     settings = _settings(home)
@@ -321,7 +315,7 @@ def audit_reanchor(
             out = reanchor(store, settings.home / "audit.head", by=f"local:{_os_user()}")
     except ApplianceError as exc:
         _fail(exc)
-    _print(out)
+    show(out, as_json, lambda r: [record(r, title="audit anchor")])
     typer.secho(f"re-anchored at seq {out['seq']}; the finding is audit event {out['seq']}",
                 fg="green", err=True)
 

@@ -42,7 +42,7 @@ def test_users_sessions_lists_live_sessions_as_a_table_or_json(tmp_path: Path) -
 
 def test_users_revoke_ends_a_session(tmp_path: Path) -> None:
     home, secret, session_id = _home_with_a_session(tmp_path)
-    done = _invoke(home, "users", "revoke", session_id)
+    done = _invoke(home, "users", "revoke", session_id, "--json")
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["revoked_at"]
     assert json.loads(_invoke(home, "users", "sessions", "--json").output) == []
