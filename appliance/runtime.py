@@ -22,20 +22,20 @@ from appliance.domain.roles import Role
 from appliance.ingest.service import IngestService
 from appliance.ingest.watcher import InboxWatcher
 from appliance.jobs.ledger import JobLedger
+from appliance.jobs.scheduler import Scheduler, TriggerSpec
 from appliance.jobs.service import JobService
-from appliance.lineage import LineageService
+from appliance.lineage.service import LineageService
 from appliance.metrics import Metrics
 from appliance.monitor.alerts import AlertService
 from appliance.monitor.drift import DriftService
 from appliance.monitor.traffic import TrafficService
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
-from appliance.scheduler import Scheduler, TriggerSpec
 from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
 from appliance.store.db import Store
-from appliance.training import TrainingService
+from appliance.train.service import TrainingService
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Not part of the appliance. ``bench/serving.py`` runs it as::
 
     BENCH_ONNX=/path/model.onnx uvicorn --app-dir bench _serving_bare:app --workers 1
 
-It loads one ONNX file (as exported by ``appliance.train.export``: one
+It loads one ONNX file (as exported by ``appliance.train.child.export``: one
 ``[None, 1]`` input per raw column, outputs ``label`` and ``probabilities``)
 into one onnxruntime session (intra-op threads = 1) and answers
 ``POST /predict`` with a JSON list of records, in the same response shape as

@@ -51,7 +51,7 @@ def onnx_model(ref: pl.DataFrame, y: pl.Series) -> tuple[bytes, dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from appliance.train.export import signature_of
+    from appliance.train.child.export import signature_of
 
     pipe = Pipeline([("cols", ColumnTransformer([("num", "passthrough", COLS)])),
                      ("lr", LogisticRegression(max_iter=200))])

@@ -8,9 +8,9 @@ Not a test. Install the peers, then run it once:
 Data: ROWS rows of synthetic binary classification (20 float columns f00..f19
 plus ``label``, fixed seed), written as Parquet. One XGBoost model
 (``xgboost.XGBClassifier``, 100 trees, depth 6) is trained by the appliance's
-own training core (``appliance.train.run.run_job``, the function the training
+own training core (``appliance.train.child.run.run_job``, the function the training
 child runs), which exports ``model.onnx``. The same sklearn pipeline is built
-and fitted natively with ``appliance.train.pipeline`` (same split, params and
+and fitted natively with ``appliance.train.child.pipeline`` (same split, params and
 seed) for MLflow and for the in-process baseline.
 
 Contenders, each a real server process on loopback, all started before any timing:
@@ -110,7 +110,7 @@ def make_frame(rows: int, *, seed: int = 0) -> Any:
 
 def train_ours(parquet: Path, out_dir: Path) -> dict[str, Any]:
     """The appliance's training core on the Parquet file: the result dict, model.onnx included."""
-    from appliance.train.run import run_job
+    from appliance.train.child.run import run_job
 
     result = run_job({"job": JOB, "parquet_path": str(parquet), "out_dir": str(out_dir)})
     if not result["ok"]:
@@ -123,14 +123,14 @@ def train_ours(parquet: Path, out_dir: Path) -> dict[str, Any]:
 
 def fit_native(frame: Any) -> tuple[Any, list[Any], Any]:
     """(fitted pipeline, features, holdout row positions): same builder, split, params, seed."""
-    from appliance.train.estimators import CLASSIFICATION, make_estimator, resolve
-    from appliance.train.pipeline import (
+    from appliance.train.child.pipeline import (
         build_pipeline,
         encode_target,
         prepare_frame,
         select_features,
         split_rows,
     )
+    from appliance.train.estimators import CLASSIFICATION, make_estimator, resolve
 
     info = resolve(KIND)
     features, _ = select_features(dict(frame.schema), target="label", include=None, exclude=None)
@@ -441,7 +441,7 @@ def main(
     """Time single-row predictions over HTTP: ours vs mlflow models serve vs bare FastAPI + ONNX."""
     import polars as pl
 
-    from appliance.train.pipeline import prepare_frame
+    from appliance.train.child.pipeline import prepare_frame
 
     tmp = Path(tempfile.mkdtemp(prefix="appliance-bench-serving-"))
     if client not in ("stdlib", "httpx"):
@@ -453,7 +453,7 @@ def main(
         frame = make_frame(rows, seed=SEED)
         parquet = tmp / "bench.parquet"
         frame.write_parquet(parquet)
-        with console.status("training (appliance.train.run.run_job) and exporting ONNX"):
+        with console.status("training (appliance.train.child.run.run_job) and exporting ONNX"):
             trained = train_ours(parquet, tmp / "train")
         onnx_path = Path(trained["onnx_path"])
         with console.status("fitting the native pipeline"):

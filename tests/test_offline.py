@@ -51,7 +51,7 @@ def test_up_demo_tour_and_training_make_no_connection_off_the_host(tmp_path: Pat
 
     # The hook ran in every kind of process the tour starts.
     started = run.started()
-    for needle in ("appliance serve", "streamlit run", "appliance.ingest.worker", "appliance.train.worker",
+    for needle in ("appliance serve", "streamlit run", "appliance.ingest.worker", "appliance.train.child.worker",
                    "datasets list"):
         assert any(needle in argv for argv in started), (needle, started)
 

@@ -26,7 +26,7 @@ from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
 from appliance.durable import fsync_dir
 from appliance.errors import ApplianceError, Conflict
-from appliance.store import backup as q
+from appliance.store import dump as q
 from appliance.store.db import ProcessLock, Store
 
 log = logging.getLogger(__name__)

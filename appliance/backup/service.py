@@ -40,7 +40,7 @@ from appliance.config import Settings
 from appliance.domain.principal import SYSTEM, Principal
 from appliance.durable import fsync_dir, write_synced
 from appliance.errors import Conflict, InsufficientDisk, InvalidInput
-from appliance.store import backup as q
+from appliance.store import dump as q
 from appliance.store.db import Store
 
 log = logging.getLogger(__name__)

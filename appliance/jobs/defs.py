@@ -10,7 +10,7 @@ from typing import Any
 
 from appliance.domain.jobs import parse_duration
 from appliance.domain.roles import Role
-from appliance.scheduler import TriggerSpec
+from appliance.jobs.scheduler import TriggerSpec
 
 log = logging.getLogger(__name__)
 

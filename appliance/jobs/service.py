@@ -39,7 +39,7 @@ from appliance.failpoints import failpoint
 from appliance.jobs import files as jobfiles
 from appliance.jobs.defs import JobDef, RunContext, jsonable, timing
 from appliance.jobs.ledger import JobLedger, captured_logs, heartbeats
-from appliance.scheduler import Scheduler, TriggerSpec
+from appliance.jobs.scheduler import Scheduler, TriggerSpec
 from appliance.store.db import Store
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from appliance.store import lineage as lq
 from appliance.store import registry as q
 from appliance.store.db import Store
 from appliance.store.tables import AliasEventRow, ModelVersionRow, RegisteredModelRow
-from appliance.train.signature import readable
+from appliance.train.child.signature import readable
 
 MAX_ONNX_BYTES = 1024 * 1024 * 1024
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class RegistryService:
 
         ``checked`` is the parsed model when the caller has already checked these bytes.
         """
-        from appliance.train.export import check_onnx_bytes, signature_of
+        from appliance.train.child.export import check_onnx_bytes, signature_of
 
         check_dataset_name(model)
         # refuses anything that is not one ONNX file
@@ -102,10 +102,10 @@ class RegistryService:
     def register_upload(self, name: str, data: bytes, *, by: Principal,
                         features: list[str] | None = None) -> dict[str, Any]:
         """Register an ONNX file built elsewhere, refused with reasons unless serving can
-        feed it (see ``appliance.train.signature``). ``features`` names the values of a
+        feed it (see ``appliance.train.child.signature``). ``features`` names the values of a
         model's one vector input, so records and CSV bodies can be keyed by them."""
-        from appliance.train.export import check_onnx_bytes, signature_of
-        from appliance.train.signature import check_features, check_servable
+        from appliance.train.child.export import check_onnx_bytes, signature_of
+        from appliance.train.child.signature import check_features, check_servable
 
         if len(data) > MAX_ONNX_BYTES:
             raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
@@ -358,7 +358,7 @@ def _event_public(e: AliasEventRow) -> dict[str, Any]:
 
 def _check_loads(data: bytes) -> None:
     """Refuse a model onnxruntime cannot load now, rather than at its first request."""
-    from appliance.train.parity import onnx_session
+    from appliance.train.child.parity import onnx_session
 
     try:
         onnx_session(data)

@@ -1,5 +1,13 @@
-"""Training: job files, the estimator allowlist, and the ML core run in a child process.
+"""Training: one job file in, a tracked run and a registered ONNX model version out.
 
-The modules here, except ``service``, run inside ``python -m appliance.train.worker``
-(or in tests); heavy libraries are imported inside the functions that need them.
+Two sides, in two processes:
+
+* **server side**, :mod:`.service` (``TrainingService``): runs inside ``appliance
+  serve``, checks a job against its dataset, records the run, starts the child,
+  reads its answer, registers the model version and applies the promotion gate;
+* **child side**, the :mod:`.child` package: runs inside ``python -m
+  appliance.train.child.worker`` with a memory cap, fits, scores, exports and
+  checks ONNX parity. It never opens the store.
+
+:mod:`.spec` (the parsed job file, ``JobSpec``) is what travels between them.
 """

@@ -10,7 +10,7 @@ import pytest
 from scheduler_clock import ADMIN, Rig
 
 from appliance.errors import InvalidInput, NotFound
-from appliance.scheduler import TriggerSpec
+from appliance.jobs.scheduler import TriggerSpec
 
 
 def test_24_simulated_hours_of_a_1_minute_job_record_exactly_1440_runs(rig: Rig) -> None:

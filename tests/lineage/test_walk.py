@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from appliance.errors import InvalidInput, NotFound
-from appliance.lineage import MAX_NODE_CHARS, check_node, node_label
+from appliance.lineage.service import MAX_NODE_CHARS, check_node, node_label
 from appliance.store import lineage as lq
 
 FILE = "file:" + "a" * 64

@@ -88,7 +88,7 @@ def test_first_drift_check_and_routine_jobs_write_nothing_to_the_server_log(
 
 
 def test_routine_scheduler_lines_show_at_debug_level(caplog: Any) -> None:
-    from appliance.scheduler import _ROUTINE
+    from appliance.jobs.scheduler import _ROUTINE
 
     record = logging.LogRecord("apscheduler.executors.default", logging.INFO, "", 0,
                                'Running job "jobs.reload"', None, None)

@@ -17,7 +17,7 @@ from appliance_test_support import train_and_wait
 
 from appliance.demo import make_customers
 from appliance.registry.cards import build_card, render_markdown
-from appliance.train.fairness import fairness_report
+from appliance.train.child.fairness import fairness_report
 
 FAIRNESS = "fairness: {sensitive: [gender, region], max_demographic_parity_difference: 0.9}"
 SEARCH = "search: {n_iter: 2, params: {max_depth: [2, 3]}}"

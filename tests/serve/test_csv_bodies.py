@@ -12,8 +12,8 @@ from appliance_test_support import logged_in, make_settings
 from fastapi.testclient import TestClient
 
 from appliance.train import estimators
-from appliance.train.export import export_onnx
-from appliance.train.pipeline import build_pipeline, encode_target, prepare_frame, select_features
+from appliance.train.child.export import export_onnx
+from appliance.train.child.pipeline import build_pipeline, encode_target, prepare_frame, select_features
 
 ZIPS = ["02139", "2139", "7", "07", "94105"]
 PREDICT = "/api/v1/models/zips/predict"

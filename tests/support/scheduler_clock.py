@@ -20,8 +20,8 @@ from appliance.audit import Auditor
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
 from appliance.jobs.ledger import JobLedger
+from appliance.jobs.scheduler import Scheduler
 from appliance.jobs.service import JobService
-from appliance.scheduler import Scheduler
 from appliance.store.db import Store
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

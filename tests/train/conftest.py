@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from appliance.train.run import run_job
+from appliance.train.child.run import run_job
 
 
 def mixed_frame(n: int = 400, seed: int = 0) -> pl.DataFrame:

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from appliance.errors import InvalidInput
-from appliance.train.export import check_onnx_bytes
+from appliance.train.child.export import check_onnx_bytes
 
 from .conftest import job, run
 
@@ -85,7 +85,7 @@ def test_check_onnx_bytes_exported_model_accepted(data_dir: Path, tmp_path: Path
 
 
 def test_canonical_sorts_opset_imports_and_metadata() -> None:
-    from appliance.train.export import canonical
+    from appliance.train.child.export import canonical
 
     model = tiny_model()
     del model.opset_import[:]
@@ -97,7 +97,7 @@ def test_canonical_sorts_opset_imports_and_metadata() -> None:
 
 
 def train_in_a_child(data_dir: Path, out: Path, hash_seed: str) -> bytes:
-    """One training child (``python -m appliance.train.worker``), as the server starts it."""
+    """One training child (``python -m appliance.train.child.worker``), as the server starts it."""
     import json
     import os
     import subprocess
@@ -105,7 +105,7 @@ def train_in_a_child(data_dir: Path, out: Path, hash_seed: str) -> bytes:
 
     spec = job("LogisticRegression", "label", features={"exclude": ["customer id", "amount"]})
     request = {"job": spec, "parquet_path": str(data_dir / "mixed.parquet"), "out_dir": str(out)}
-    done = subprocess.run([sys.executable, "-m", "appliance.train.worker"],
+    done = subprocess.run([sys.executable, "-m", "appliance.train.child.worker"],
                           input=json.dumps(request).encode(), capture_output=True, timeout=120,
                           env={**os.environ, "PYTHONHASHSEED": hash_seed}, check=True)
     result = json.loads(done.stdout.splitlines()[-1])["result"]

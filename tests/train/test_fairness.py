@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from appliance.train.fairness import fairness_report
+from appliance.train.child.fairness import fairness_report
 
 from .conftest import job, run
 

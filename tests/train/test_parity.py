@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from appliance.train import estimators
-from appliance.train.export import export_onnx
-from appliance.train.parity import check_parity, threshold_rows, tree_thresholds
-from appliance.train.pipeline import build_pipeline, encode_target, prepare_frame, select_features
+from appliance.train.child.export import export_onnx
+from appliance.train.child.parity import check_parity, threshold_rows, tree_thresholds
+from appliance.train.child.pipeline import build_pipeline, encode_target, prepare_frame, select_features
 
 from .conftest import job, run
 
@@ -134,7 +134,7 @@ def test_check_parity_large_random_forest_with_one_wrong_tree_still_fails(
 
 
 def test_float32_bound_grows_with_terms_and_output_scale() -> None:
-    from appliance.train.parity import float32_bound
+    from appliance.train.child.parity import float32_bound
 
     assert float32_bound(1, 1.0) == pytest.approx(3 * 2.0 ** -24)
     assert float32_bound(100, 0.5) == float32_bound(100, 1.0)   # at least 1

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from appliance.train import estimators
-from appliance.train.export import check_onnx_bytes
+from appliance.train.child.export import check_onnx_bytes
 
 from .conftest import job, run
 
@@ -209,7 +209,7 @@ def test_run_job_regression_target_not_numeric_refused(data_dir: Path, tmp_path:
 
 
 def run_yaml(data_dir: Path, tmp_path: Path, text: str) -> dict:
-    from appliance.train.run import run_job
+    from appliance.train.child.run import run_job
 
     return run_job({"job_yaml": text, "parquet_path": str(data_dir / "diabetes.parquet"),
                     "out_dir": str(tmp_path)})
@@ -248,7 +248,7 @@ def test_run_job_keeps_library_deprecations_out_of_the_run_warnings(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import warnings
 
-    from appliance.train import metrics
+    from appliance.train.child import metrics
 
     original = metrics.task_metrics
 

@@ -12,7 +12,7 @@ from .conftest import job
 
 
 def worker(request: bytes, timeout: float = 120) -> tuple[int, list[dict[str, Any]]]:
-    proc = subprocess.run([sys.executable, "-m", "appliance.train.worker"], input=request,
+    proc = subprocess.run([sys.executable, "-m", "appliance.train.child.worker"], input=request,
                           capture_output=True, timeout=timeout)
     lines = proc.stdout.decode().splitlines()
     return proc.returncode, [json.loads(line) for line in lines]   # stdout holds JSON lines only

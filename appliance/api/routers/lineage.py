@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 
 from appliance.api.deps import App, Viewer
-from appliance.lineage import DEFAULT_DEPTH, DEFAULT_LIMIT, MAX_DEPTH, MAX_LIMIT
+from appliance.lineage.service import DEFAULT_DEPTH, DEFAULT_LIMIT, MAX_DEPTH, MAX_LIMIT
 
 router = APIRouter(prefix="/api/v1", tags=["lineage"])
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from appliance.cli_output import Json, record, show, text
+from appliance.cli.output import Json, record, show, text
 from appliance.errors import ApplianceError
 
 Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
@@ -45,7 +45,7 @@ def backup(
 ) -> None:
     """Write a consistent backup of the home (store, datasets, artifacts, jobs) to PATH."""
     from appliance.backup import check_destination, copy_backup
-    from appliance.cli_backend import LocalBackend, RemoteBackend, cli_settings, open_backend
+    from appliance.cli.backend import LocalBackend, RemoteBackend, cli_settings, open_backend
     from appliance.errors import NotFound
     from appliance.store.db import ProcessLock
 
@@ -81,7 +81,7 @@ def restore(
 ) -> None:
     """Restore the backup at PATH into an empty home (offline: no server may run there)."""
     from appliance.backup import restore as run_restore
-    from appliance.cli_backend import cli_settings
+    from appliance.cli.backend import cli_settings
 
     settings = cli_settings(home)
     try:

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.train.child.pipeline import Feature, numeric_feature_positions
 from appliance.train.estimators import CLASSIFICATION, EstimatorInfo
-from appliance.train.pipeline import Feature, numeric_feature_positions
 
 _CLASSIFICATION_TOL = {"labels": "identical unless a near tie", "probability_abs": 1e-5}
 _REGRESSION_TOL = {"value_rel": 1e-4, "rule": "|onnx - native| <= 1e-4 * max(1, |native|)"}

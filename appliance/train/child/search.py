@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.errors import InvalidInput
-from appliance.train import metrics as m
+from appliance.train.child import metrics as m
+from appliance.train.child.pipeline import Feature, build_pipeline, split_rows
 from appliance.train.estimators import CLASSIFICATION, EstimatorInfo, make_estimator
-from appliance.train.pipeline import Feature, build_pipeline, split_rows
 from appliance.train.spec import MAX_TRIALS, SearchSpec
 
 VALIDATION_SIZE = 0.25

@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ApplianceError
-from appliance.train import metrics as m
+from appliance.train.child import metrics as m
+from appliance.train.child.pipeline import CATEGORICAL, NUMERIC, Feature, prepare_frame
 from appliance.train.estimators import CLASSIFICATION
-from appliance.train.pipeline import CATEGORICAL, NUMERIC, Feature, prepare_frame
 
 
 def score_onnx(path: Path, holdout: Any, y_true: Any, *, task: str, classes: list[Any] | None,
                metric: str) -> tuple[float | None, str | None]:
     """(the model's ``metric`` on the holdout, None) or (None, why it could not be scored)."""
-    from appliance.train.export import check_onnx_bytes, input_columns
-    from appliance.train.parity import onnx_feeds, onnx_session
+    from appliance.train.child.export import check_onnx_bytes, input_columns
+    from appliance.train.child.parity import onnx_feeds, onnx_session
 
     try:
         data = path.read_bytes()

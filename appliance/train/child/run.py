@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ApplianceError, InvalidInput
-from appliance.train import metrics as m
-from appliance.train.estimators import CLASSIFICATION, make_estimator
-from appliance.train.jsonsafe import jsonable
-from appliance.train.pipeline import (
+from appliance.train.child import metrics as m
+from appliance.train.child.jsonsafe import jsonable
+from appliance.train.child.pipeline import (
     Feature,
     build_pipeline,
     encode_target,
@@ -30,6 +29,7 @@ from appliance.train.pipeline import (
     select_features,
     split_rows,
 )
+from appliance.train.estimators import CLASSIFICATION, make_estimator
 from appliance.train.spec import JobSpec, parse_job, validate_job
 
 Progress = Callable[[str, float], None]
@@ -114,7 +114,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
                                       include=spec.features.include, exclude=spec.features.exclude)
     result["warnings"].extend(notes)
     if spec.fairness is not None:
-        from appliance.train.fairness import group_frame
+        from appliance.train.child.fairness import group_frame
 
         group_frame(frame.head(0), spec.fairness.sensitive)   # names checked before any fitting
     target = pl.col(spec.target)
@@ -143,7 +143,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
 
     params = dict(spec.model.params)
     if spec.search is not None:
-        from appliance.train.search import run_search
+        from appliance.train.child.search import run_search
 
         report("search", 0.1)
         trials, best = run_search(
@@ -170,7 +170,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
     result["metrics"] = m.task_metrics(info.task, y_test, pred, proba, n_classes, scores)
 
     report("export", 0.75)
-    from appliance.train.export import export_onnx
+    from appliance.train.child.export import export_onnx
 
     onnx_bytes, signature = export_onnx(pipeline, features, info, classes=classes,
                                         metadata={"appliance.job": spec.name})
@@ -179,13 +179,13 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
     result.update(signature=signature, onnx_path=str(onnx_path))
 
     report("parity", 0.85)
-    from appliance.train.parity import check_parity
+    from appliance.train.child.parity import check_parity
 
     result["parity"] = check_parity(pipeline, onnx_bytes, X_test, features, info)
 
     holdout_raw = frame[test_idx.tolist()]
     if spec.fairness is not None:
-        from appliance.train.fairness import fairness_report, group_frame
+        from appliance.train.child.fairness import fairness_report, group_frame
 
         report("fairness", 0.92)
         result["fairness"] = fairness_report(
@@ -196,7 +196,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
 
     if request.get("champion_onnx"):
         report("champion", 0.95)
-        from appliance.train.champion import score_onnx
+        from appliance.train.child.champion import score_onnx
 
         result["champion_metric"], result["champion_error"] = score_onnx(
             Path(request["champion_onnx"]), holdout_raw, y_test, task=info.task,

@@ -2,7 +2,7 @@
 
 The server validates the job against the dataset (so a bad file is a 4xx and
 no run is left behind), queues a run, and trains one job at a time in a child
-process (``python -m appliance.train.worker``) that reads the version's
+process (``python -m appliance.train.child.worker``) that reads the version's
 immutable Parquet file and writes ``model.onnx`` and ``holdout.parquet`` to a
 folder the server chose; only JSON lines come back. The server then records
 the metrics, trials, artifacts and the model version, and applies the
@@ -255,7 +255,7 @@ class TrainingService:
         log_path = Path(request["out_dir"]) / "train.log"
         with log_path.open("wb") as log_file:  # the child's stderr: kept as the run's logs
             proc = subprocess.Popen(
-                [sys.executable, "-m", "appliance.train.worker"], stdin=subprocess.PIPE,
+                [sys.executable, "-m", "appliance.train.child.worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, stderr=log_file, env=env, close_fds=True,
             )
         with self._lock:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from appliance import cli_views as views
-from appliance.cli_output import Json, show
+from appliance.cli import views
+from appliance.cli.output import Json, show
 from appliance.errors import ApplianceError
 
 runs_app = typer.Typer(help="Tracked runs: training jobs, search trials, notebook runs.",
@@ -23,7 +23,7 @@ _FINISHED = {"succeeded", "failed", "interrupted"}
 
 
 def _backend(home: Path | None) -> Any:
-    from appliance.cli_backend import cli_settings, open_backend
+    from appliance.cli.backend import cli_settings, open_backend
 
     return open_backend(cli_settings(home))
 

@@ -1,14 +1,14 @@
 """What the training, registry and jobs verbs draw for people (``--json`` prints the answer).
 
 Each function takes the API's answer, unchanged, and returns rich renderables
-for :func:`appliance.cli_output.show`.
+for :func:`appliance.cli.output.show`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from appliance.cli_output import cell, mapping, record, rows, text
+from appliance.cli.output import cell, mapping, record, rows, text
 
 RUN_FIELDS = ("id", "name", "kind", "status", "experiment", "dataset", "dataset_version",
               "seed", "created_by", "created_at", "started_at", "ended_at", "duration_s",

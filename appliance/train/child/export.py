@@ -17,8 +17,8 @@ import threading
 from typing import Any
 
 from appliance.errors import InvalidInput
+from appliance.train.child.pipeline import NUMERIC, Feature
 from appliance.train.estimators import CLASSIFICATION, EstimatorInfo
-from appliance.train.pipeline import NUMERIC, Feature
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
@@ -104,7 +104,7 @@ def input_columns(model: Any) -> dict[str, str]:
 def signature_of(model: Any) -> dict[str, Any]:
     """Inputs carry the raw ``column`` that feeds them (it differs from ``name`` when
     skl2onnx had to rename an unsafe column name); types are names (see ``signature``)."""
-    from appliance.train.signature import describe, graph_inputs
+    from appliance.train.child.signature import describe, graph_inputs
 
     columns = input_columns(model)
     return {"inputs": [{**describe(v), "column": columns[v.name]} for v in graph_inputs(model)],

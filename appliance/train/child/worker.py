@@ -1,4 +1,4 @@
-"""The training child: ``python -m appliance.train.worker``.
+"""The training child: ``python -m appliance.train.child.worker``.
 
 One job per process. The protocol, over the child's stdin/stdout, JSON lines only
 (never pickle)::
@@ -9,7 +9,7 @@ One job per process. The protocol, over the child's stdin/stdout, JSON lines onl
     child  -> {"progress": {"stage": "load", "fraction": 0.02}}      zero or more
     child  -> {"result": {...}}                                       exactly one, then exit 0
 
-The result is :func:`appliance.train.run.run_job`'s dict; any exception becomes
+The result is :func:`appliance.train.child.run.run_job`'s dict; any exception becomes
 ``{"result": {"ok": false, "error": {"type": "internal", "message": ...}}}``.
 Library prints go to stderr: the protocol keeps a private copy of stdout.
 """
@@ -33,7 +33,7 @@ def _emit(channel: IO[bytes], message: dict[str, Any]) -> None:
 
 
 def _failure(exc: BaseException, memory_mb: int | None = None) -> dict[str, Any]:
-    from appliance.train.run import empty_result
+    from appliance.train.child.run import empty_result
 
     result = empty_result()
     message = "the training process ran out of memory" if isinstance(exc, MemoryError) \
@@ -60,7 +60,7 @@ def serve_one(stdin: IO[bytes], channel: IO[bytes]) -> int:
             memory_mb = int(request["memory_mb"])
             limit_memory(memory_mb)
 
-        from appliance.train.run import run_job
+        from appliance.train.child.run import run_job
 
         result = run_job(request, lambda stage, fraction: _emit(
             channel, {"progress": {"stage": stage, "fraction": round(float(fraction), 4)}}))

@@ -9,8 +9,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from appliance.cli_backend import cli_settings
-from appliance.cli_output import Json, show
+from appliance.cli.backend import cli_settings
+from appliance.cli.output import Json, show
 from appliance.errors import ApplianceError
 
 app = typer.Typer(
@@ -108,7 +108,7 @@ def ingest(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from appliance.cli_backend import open_backend
+    from appliance.cli.backend import open_backend
 
     _dataset(dataset)
     try:
@@ -127,7 +127,7 @@ def ingest(
 
 
 def _ingest_view(out: dict[str, Any]) -> list[Any]:
-    from appliance.cli_output import record, text
+    from appliance.cli.output import record, text
 
     ok = out.get("outcome") in ("accepted", "recovered")
     return [record(out, title=f"{out.get('file_name') or 'file'}: {out.get('outcome')}"),
@@ -139,8 +139,8 @@ def _ingest_view(out: dict[str, Any]) -> list[Any]:
 @datasets_app.command("list")
 def datasets_list(as_json: Json = False, home: Home = None) -> None:
     """List datasets with their newest and current (accepted) versions."""
-    from appliance.cli_backend import open_backend
-    from appliance.cli_output import rows
+    from appliance.cli.backend import open_backend
+    from appliance.cli.output import rows
 
     try:
         with open_backend(_settings(home)) as backend:
@@ -156,7 +156,7 @@ def datasets_list(as_json: Json = False, home: Home = None) -> None:
 @datasets_app.command("show")
 def datasets_show(name: str, as_json: Json = False, home: Home = None) -> None:
     """Show a dataset and its versions."""
-    from appliance.cli_backend import open_backend
+    from appliance.cli.backend import open_backend
 
     _dataset(name)
     try:
@@ -168,7 +168,7 @@ def datasets_show(name: str, as_json: Json = False, home: Home = None) -> None:
 
 
 def _dataset_view(out: dict[str, Any]) -> list[Any]:
-    from appliance.cli_output import record, rows
+    from appliance.cli.output import record, rows
 
     head = {k: v for k, v in out.items() if k != "version_list" and not isinstance(v, list | dict)}
     return [record(head, title=f"dataset {out.get('name')}"),
@@ -186,7 +186,7 @@ def datasets_contract(
     home: Home = None,
 ) -> None:
     """Print the current contract (YAML), or store a new version with --set FILE."""
-    from appliance.cli_backend import open_backend
+    from appliance.cli.backend import open_backend
 
     _dataset(name)
     try:
@@ -209,8 +209,8 @@ def users_add(
     home: Home = None,
 ) -> None:
     """Create a user."""
-    from appliance.cli_backend import open_backend
-    from appliance.cli_output import record
+    from appliance.cli.backend import open_backend
+    from appliance.cli.output import record
 
     if password is None:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -231,8 +231,8 @@ def users_token(
     home: Home = None,
 ) -> None:
     """Mint an API token for a user; the secret is printed once."""
-    from appliance.cli_backend import open_backend
-    from appliance.cli_output import record, text
+    from appliance.cli.backend import open_backend
+    from appliance.cli.output import record, text
 
     try:
         with open_backend(_settings(home)) as backend:
@@ -246,8 +246,8 @@ def users_token(
 @users_app.command("sessions")
 def users_sessions(as_json: Json = False, home: Home = None) -> None:
     """List live login sessions (end one with `appliance users revoke ID`)."""
-    from appliance.cli_backend import open_backend
-    from appliance.cli_output import rows
+    from appliance.cli.backend import open_backend
+    from appliance.cli.output import rows
 
     try:
         with open_backend(_settings(home)) as backend:
@@ -262,8 +262,8 @@ def users_sessions(as_json: Json = False, home: Home = None) -> None:
 @users_app.command("revoke")
 def users_revoke(token_id: str, as_json: Json = False, home: Home = None) -> None:
     """Revoke an API token or end a session, by id."""
-    from appliance.cli_backend import open_backend
-    from appliance.cli_output import record
+    from appliance.cli.backend import open_backend
+    from appliance.cli.output import record
 
     try:
         with open_backend(_settings(home)) as backend:
@@ -276,8 +276,8 @@ def users_revoke(token_id: str, as_json: Json = False, home: Home = None) -> Non
 @audit_app.command("verify")
 def audit_verify(as_json: Json = False, home: Home = None) -> None:
     """Check the audit hash chain; exits 1 when any event was edited or deleted."""
-    from appliance.cli_backend import open_backend
-    from appliance.cli_output import record, rows
+    from appliance.cli.backend import open_backend
+    from appliance.cli.output import record, rows
 
     try:
         with open_backend(_settings(home)) as backend:
@@ -302,8 +302,8 @@ def audit_reanchor(
 ) -> None:
     """Accept the audit log as it is after an anchor finding (server stopped; recorded)."""
     from appliance.audit import reanchor
-    from appliance.cli_backend import _os_user
-    from appliance.cli_output import record
+    from appliance.cli.backend import _os_user
+    from appliance.cli.output import record
     from appliance.store.db import Store
 
     settings = _settings(home)
@@ -321,7 +321,7 @@ def audit_reanchor(
 
 
 def _add_registry_verbs() -> None:
-    from appliance.cli_registry import drift, jobs_app, models_app, predict, runs_app, train
+    from appliance.cli.registry import drift, jobs_app, models_app, predict, runs_app, train
 
     app.command("train")(train)
     app.command("predict")(predict)
@@ -335,7 +335,7 @@ _add_registry_verbs()
 
 
 def _add_ops_verbs() -> None:
-    from appliance.cli_ops import backup, restore
+    from appliance.cli.ops import backup, restore
 
     app.command("backup")(backup)
     app.command("restore")(restore)
@@ -345,7 +345,7 @@ _add_ops_verbs()
 
 
 def _add_install_verbs() -> None:
-    from appliance.cli_install import bundle, migrate
+    from appliance.cli.install import bundle, migrate
 
     app.command("migrate")(migrate)
     app.command("bundle")(bundle)

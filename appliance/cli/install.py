@@ -29,7 +29,7 @@ def migrate(home: Home = None, as_json: Json = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from appliance.cli_backend import cli_settings
+    from appliance.cli.backend import cli_settings
     from appliance.store.migrations import migrate as run
 
     settings = cli_settings(home)
