@@ -61,5 +61,5 @@ def test_users_token_refuses_a_lifetime_out_of_range(tmp_path: Path) -> None:
     for days in ("0", "-1", "1e9", "nan"):
         out = _invoke(home, "users", "token", "gus", "--expires-days", days)
         assert out.exit_code == 2 and "expires_days" in out.output, (days, out.output)
-    ok = _invoke(home, "users", "token", "gus", "--expires-days", "30")
+    ok = _invoke(home, "users", "token", "gus", "--expires-days", "30", "--json")
     assert ok.exit_code == 0 and json.loads(ok.output)["expires_at"]
