@@ -20,8 +20,9 @@ What may change: descriptions, summaries, tags and titles; new paths and new
 methods (routes added later); new components; and a response schema that said
 little may say more: ``{}`` (anything) may become any schema, an open object
 (``additionalProperties``, no ``properties``) any object whose values fit, an
-array of X an array of something X allows. A response schema that was already
-specific must stay as it was.
+array of X an array of something X allows, and a union (``anyOf``/``oneOf``)
+fits when every alternative does (an object may not become "object or null").
+A response schema that was already specific must stay as it was.
 """
 
 from __future__ import annotations
@@ -181,6 +182,9 @@ def _refines(old: Any, new: Any) -> bool:
         return True
     if not isinstance(old, dict) or not isinstance(new, dict):
         return False
+    for union in ("anyOf", "oneOf"):  # every alternative must fit what was promised
+        if isinstance(new.get(union), list) and new[union] and union not in old:
+            return all(_refines(old, alternative) for alternative in new[union])
     if old.get("type") == "array":
         return new.get("type") == "array" and _refines(old.get("items", {}), new.get("items", {}))
     if old.get("type") == "object" and not old.get("properties") and new.get("type") == "object":

@@ -156,11 +156,16 @@ def test_compare_response_model_over_an_open_object_is_allowed(snapshot: dict[st
     _json_schema(_op(after, "get", "/api/v1/datasets"), "200")["schema"] = {
         "type": "array", "items": {"$ref": "#/components/schemas/Dataset"}}
     _json_schema(_op(after, "get", "/metrics"), "200")["schema"] = {"type": "string"}
+    _json_schema(_op(after, "get", "/api/v1/backups"), "200")["schema"] = {
+        "type": "array", "items": {"oneOf": [{"$ref": "#/components/schemas/Dataset"},
+                                             {"type": "object", "properties": {}}]}}
 
     diff = openapi_diff.compare(snapshot, after)
 
     assert diff.breaking == []
     assert diff.allowed == [
+        "+ response schema GET /api/v1/backups 200 application/json: "
+        "array of object -> array of oneOf[Dataset, object]",
         "+ response schema GET /api/v1/datasets 200 application/json: array of object -> array of Dataset",
         "+ response schema GET /api/v1/datasets/{name} 200 application/json: object -> Dataset",
         "+ response schema GET /metrics 200 application/json: any -> string",
