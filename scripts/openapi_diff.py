@@ -17,7 +17,7 @@ documentation (``title``, ``description``, ``example(s)``), and ``required``
 lists as sets.
 
 What may change: descriptions, summaries, tags and titles; new paths and new
-methods (routes added later); new components; and a response schema that said
+methods (routes added later); new optional parameters; new components; and a response schema that said
 little may say more: ``{}`` (anything) may become any schema, an open object
 (``additionalProperties``, no ``properties``) any object whose values fit, an
 array of X an array of something X allows, and a union (``anyOf``/``oneOf``)
@@ -131,7 +131,10 @@ def _compare_operation(where: str, old: dict[str, Any], new: dict[str, Any],
         if (loc, name) not in new_params:
             diff.breaking.append(f"{label} is gone")
         elif (loc, name) not in old_params:
-            diff.breaking.append(f"{label} was added")
+            if new_params[loc, name].get("required"):
+                diff.breaking.append(f"{label} was added, required")
+            else:  # an old client never sends it: still compatible
+                diff.allowed.append(f"+ {label} (optional)")
         else:
             was = _strip(_resolve(old_params[loc, name], before))
             now = _strip(_resolve(new_params[loc, name], after))

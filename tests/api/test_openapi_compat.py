@@ -98,7 +98,7 @@ def test_compare_changed_parameter_is_breaking(snapshot: dict[str, Any], edit: s
     elif edit == "removed":
         params.remove(limit)
     elif edit == "added":
-        params.append({"in": "query", "name": "extra", "required": False, "schema": {"type": "string"}})
+        params.append({"in": "query", "name": "extra", "required": True, "schema": {"type": "string"}})
     else:
         limit["in"] = "header"
 
@@ -132,6 +132,20 @@ def test_compare_request_body_model_renamed_with_the_same_shape_is_allowed(
 
     assert diff.breaking == []
     assert diff.allowed == ["+ component RunCreateBody"]
+
+
+def test_compare_added_optional_parameter_is_allowed_and_a_required_one_is_not(
+        snapshot: dict[str, Any]) -> None:
+    after = copy.deepcopy(snapshot)
+    params = _op(after, "get", "/api/v1/runs").setdefault("parameters", [])
+    params.append({"name": "experiment_id", "in": "query", "required": False,
+                   "schema": {"type": "string"}})
+    params.append({"name": "must", "in": "query", "required": True, "schema": {"type": "string"}})
+
+    diff = openapi_diff.compare(snapshot, after)
+
+    assert diff.allowed == ["+ GET /api/v1/runs: query parameter 'experiment_id' (optional)"]
+    assert diff.breaking == ["GET /api/v1/runs: query parameter 'must' was added, required"]
 
 
 def test_compare_removed_or_added_status_code_is_breaking(snapshot: dict[str, Any]) -> None:
