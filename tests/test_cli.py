@@ -105,6 +105,44 @@ def test_import_cli_loads_no_heavy_modules() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_cli_modules_share_one_home_option_one_fail_and_one_settings() -> None:
+    """``--home``, failing in one line, settings, the OS user and JSON printing are defined
+    once (appliance/cli/common.py, output.py), not copied into each verb module."""
+    import ast
+
+    shared = {"Home", "Json", "fail", "_fail", "cli_settings", "_settings", "os_user", "_os_user",
+              "_json", "_print", "call", "_call", "_backend", "backend_for"}
+    homes = {"common.py": {"Home", "fail", "cli_settings", "os_user", "call", "backend_for"},
+             "output.py": {"Json"}}
+    cli_dir = Path(__file__).resolve().parents[1] / "appliance" / "cli"
+    found: dict[str, set[str]] = {}
+    for path in sorted(cli_dir.glob("*.py")):
+        names = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+        if names & shared:
+            found[path.name] = names & shared
+    assert found == homes
+
+
+def test_cli_os_user_falls_back_to_the_uid_without_a_user_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from appliance.cli.common import os_user
+
+    def nameless() -> str:
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    assert os_user() == str(os.getuid())
+
+
 # -- local mode -------------------------------------------------------------------
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-from appliance.cli.backend import cli_settings
-from appliance.cli.output import Json, show
+from appliance.cli.common import Home, backend_for, call, cli_settings, fail, os_user
+from appliance.cli.output import Json, record, rows, show, text
 from appliance.errors import ApplianceError
 
 app = typer.Typer(
@@ -26,12 +26,6 @@ app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 
 
-Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
-
-
-_settings = cli_settings
-
-
 def _dataset(name: str) -> str:
     """Check a dataset name before it reaches a path or a URL (exit 2 when it is bad)."""
     from appliance.domain.names import check_dataset_name
@@ -39,12 +33,7 @@ def _dataset(name: str) -> str:
     try:
         return check_dataset_name(name)
     except ApplianceError as exc:
-        _fail(exc)
-
-
-def _fail(exc: ApplianceError) -> NoReturn:
-    typer.secho(f"error: {exc.message}", fg="red", err=True)
-    raise typer.Exit(2)
+        fail(exc)
 
 
 @app.command()
@@ -56,7 +45,7 @@ def serve(
     """Run the API, inbox watcher and scheduler: the one process that owns the store."""
     from appliance.server import serve as run
 
-    raise typer.Exit(run(_settings(home, host=host, port=port)))
+    raise typer.Exit(run(cli_settings(home, host=host, port=port)))
 
 
 @app.command()
@@ -67,7 +56,7 @@ def up(
     """Run serve and the console as supervised children (the container's entrypoint)."""
     from appliance.supervisor import run_up
 
-    raise typer.Exit(run_up(_settings(home), demo=demo))
+    raise typer.Exit(run_up(cli_settings(home), demo=demo))
 
 
 @app.command()
@@ -78,7 +67,7 @@ def console(
     """Run the Streamlit console alone against an API URL."""
     from appliance.supervisor import console_command
 
-    settings = _settings(api_url=api_url, console_port=port)
+    settings = cli_settings(api_url=api_url, console_port=port)
     cmd, env = console_command(settings)
     os.execvpe(cmd[0], cmd, env)  # noqa: S606 - replaces this process on purpose
 
@@ -91,7 +80,7 @@ def init(
     """Create the home folders (and, with --demo, seed example jobs and data)."""
     from appliance.demo import seed_home
 
-    settings = _settings(home)
+    settings = cli_settings(home)
     settings.ensure_dirs()
     for line in seed_home(settings, demo=demo):
         typer.echo(line)
@@ -108,27 +97,23 @@ def ingest(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from appliance.cli.backend import open_backend
-
     _dataset(dataset)
     try:
         # The bar goes to stderr: stdout carries only the answer (JSON with --json, for scripts).
-        with open_backend(_settings(home)) as backend, Progress(
+        with backend_for(home) as backend, Progress(
             "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), transient=True, console=Console(stderr=True),
         ) as bar:
             task = bar.add_task(f"ingesting {file.name}", total=file.stat().st_size)
             out = backend.ingest(file, dataset, lambda n: bar.advance(task, n))
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     show(out, as_json, _ingest_view)
     if out.get("outcome") not in ("accepted", "recovered"):
         raise typer.Exit(1)
 
 
 def _ingest_view(out: dict[str, Any]) -> list[Any]:
-    from appliance.cli.output import record, text
-
     ok = out.get("outcome") in ("accepted", "recovered")
     return [record(out, title=f"{out.get('file_name') or 'file'}: {out.get('outcome')}"),
             text(f"{out.get('dataset')} v{out.get('version')}" if ok and out.get("version")
@@ -139,14 +124,7 @@ def _ingest_view(out: dict[str, Any]) -> list[Any]:
 @datasets_app.command("list")
 def datasets_list(as_json: Json = False, home: Home = None) -> None:
     """List datasets with their newest and current (accepted) versions."""
-    from appliance.cli.backend import open_backend
-    from appliance.cli.output import rows
-
-    try:
-        with open_backend(_settings(home)) as backend:
-            found = backend.datasets()
-    except ApplianceError as exc:
-        _fail(exc)
+    found = call(home, lambda backend: backend.datasets())
     show(found, as_json, lambda items: [rows(
         [{**r, "current": r.get("current_version"), "latest": r.get("latest_version"),
           "contract": r.get("contract_version")} for r in items],
@@ -156,20 +134,12 @@ def datasets_list(as_json: Json = False, home: Home = None) -> None:
 @datasets_app.command("show")
 def datasets_show(name: str, as_json: Json = False, home: Home = None) -> None:
     """Show a dataset and its versions."""
-    from appliance.cli.backend import open_backend
-
     _dataset(name)
-    try:
-        with open_backend(_settings(home)) as backend:
-            out = {**backend.dataset(name), "version_list": backend.versions(name)}
-    except ApplianceError as exc:
-        _fail(exc)
+    out = call(home, lambda backend: {**backend.dataset(name), "version_list": backend.versions(name)})
     show(out, as_json, _dataset_view)
 
 
 def _dataset_view(out: dict[str, Any]) -> list[Any]:
-    from appliance.cli.output import record, rows
-
     head = {k: v for k, v in out.items() if k != "version_list" and not isinstance(v, list | dict)}
     return [record(head, title=f"dataset {out.get('name')}"),
             rows(out.get("version_list") or [],
@@ -186,18 +156,16 @@ def datasets_contract(
     home: Home = None,
 ) -> None:
     """Print the current contract (YAML), or store a new version with --set FILE."""
-    from appliance.cli.backend import open_backend
-
     _dataset(name)
     try:
-        with open_backend(_settings(home)) as backend:
+        with backend_for(home) as backend:
             if set_file is not None:
                 out = backend.set_contract(name, set_file.read_text())
                 typer.echo(f"contract v{out['version']} stored for {name}")
                 return
             typer.echo(backend.contract(name)["yaml"])
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @users_app.command("add")
@@ -209,16 +177,9 @@ def users_add(
     home: Home = None,
 ) -> None:
     """Create a user."""
-    from appliance.cli.backend import open_backend
-    from appliance.cli.output import record
-
     if password is None:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
-    try:
-        with open_backend(_settings(home)) as backend:
-            out = backend.add_user(username, password, role)
-    except ApplianceError as exc:
-        _fail(exc)
+    out = call(home, lambda backend: backend.add_user(username, password, role))
     show(out, as_json, lambda user: [record(user, title=f"user {user.get('username')} added")])
 
 
@@ -231,14 +192,7 @@ def users_token(
     home: Home = None,
 ) -> None:
     """Mint an API token for a user; the secret is printed once."""
-    from appliance.cli.backend import open_backend
-    from appliance.cli.output import record, text
-
-    try:
-        with open_backend(_settings(home)) as backend:
-            out = backend.create_token(username, name, expires_days)
-    except ApplianceError as exc:
-        _fail(exc)
+    out = call(home, lambda backend: backend.create_token(username, name, expires_days))
     show(out, as_json, lambda t: [record(t, title=f"token for {username}"), text(
         "The token is shown this once; only its hash is stored.", "yellow")])
 
@@ -246,14 +200,7 @@ def users_token(
 @users_app.command("sessions")
 def users_sessions(as_json: Json = False, home: Home = None) -> None:
     """List live login sessions (end one with `appliance users revoke ID`)."""
-    from appliance.cli.backend import open_backend
-    from appliance.cli.output import rows
-
-    try:
-        with open_backend(_settings(home)) as backend:
-            found = backend.sessions()
-    except ApplianceError as exc:
-        _fail(exc)
+    found = call(home, lambda backend: backend.sessions())
     show(found, as_json, lambda items: [rows(
         [{**r, "created_at": str(r["created_at"])[:19], "expires_at": str(r["expires_at"])[:19]}
          for r in items], ["id", "kind", "username", "created_at", "expires_at"], title="live sessions")])
@@ -262,28 +209,14 @@ def users_sessions(as_json: Json = False, home: Home = None) -> None:
 @users_app.command("revoke")
 def users_revoke(token_id: str, as_json: Json = False, home: Home = None) -> None:
     """Revoke an API token or end a session, by id."""
-    from appliance.cli.backend import open_backend
-    from appliance.cli.output import record
-
-    try:
-        with open_backend(_settings(home)) as backend:
-            out = backend.revoke(token_id)
-    except ApplianceError as exc:
-        _fail(exc)
+    out = call(home, lambda backend: backend.revoke(token_id))
     show(out, as_json, lambda r: [record(r, title="revoked")])
 
 
 @audit_app.command("verify")
 def audit_verify(as_json: Json = False, home: Home = None) -> None:
     """Check the audit hash chain; exits 1 when any event was edited or deleted."""
-    from appliance.cli.backend import open_backend
-    from appliance.cli.output import record, rows
-
-    try:
-        with open_backend(_settings(home)) as backend:
-            out = backend.audit_verify()
-    except ApplianceError as exc:
-        _fail(exc)
+    out = call(home, lambda backend: backend.audit_verify())
     show(out, as_json, lambda r: [record({k: v for k, v in r.items() if k != "problems"},
                                          title="audit chain")]
          + ([rows(r["problems"], sorted({k for p in r["problems"] for k in p}),
@@ -302,19 +235,17 @@ def audit_reanchor(
 ) -> None:
     """Accept the audit log as it is after an anchor finding (server stopped; recorded)."""
     from appliance.audit import reanchor
-    from appliance.cli.backend import _os_user
-    from appliance.cli.output import record
     from appliance.store.db import Store
 
-    settings = _settings(home)
+    settings = cli_settings(home)
     if not yes:
         typer.confirm("Record the finding in the audit chain and re-anchor it to the log as "
                       "it is now?", abort=True)
     try:
         with Store(settings.db_path, lock_path=settings.lock_path) as store:
-            out = reanchor(store, settings.home / "audit.head", by=f"local:{_os_user()}")
+            out = reanchor(store, settings.home / "audit.head", by=f"local:{os_user()}")
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     show(out, as_json, lambda r: [record(r, title="audit anchor")])
     typer.secho(f"re-anchored at seq {out['seq']}; the finding is audit event {out['seq']}",
                 fg="green", err=True)

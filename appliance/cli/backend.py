@@ -8,7 +8,6 @@ the same methods, so each command is written once.
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import typer
-
+from appliance.cli.common import os_user
 from appliance.client import ApplianceClient
 from appliance.config import Settings
 from appliance.domain.principal import Principal
@@ -187,7 +185,7 @@ class LocalBackend:
 
     def __init__(self, appliance: Any) -> None:
         self.app = appliance
-        self.who = Principal(username=f"local:{_os_user()}", role=Role.admin)
+        self.who = Principal(username=f"local:{os_user()}", role=Role.admin)
         self.where = f"store {appliance.settings.db_path} (no server running)"
 
     def datasets(self) -> list[dict[str, Any]]:
@@ -319,23 +317,6 @@ class LocalBackend:
         return out
 
 
-def cli_settings(home: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment plus command-line overrides; a bad value exits 2."""
-    from pydantic import ValidationError
-
-    if home is not None:
-        overrides["home"] = home
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        bad = "; ".join(
-            f"APPLIANCE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
-        )
-        typer.secho(f"error: bad setting: {bad}", fg="red", err=True)
-        raise typer.Exit(2) from None
-
-
-
 @contextmanager
 def open_backend(settings: Settings) -> Iterator[Backend]:
     from appliance.store.db import ProcessLock  # not at import: `appliance --help` stays light
@@ -369,9 +350,3 @@ def open_backend(settings: Settings) -> Iterator[Backend]:
     finally:
         appliance.close()
 
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

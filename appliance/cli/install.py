@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
 
+from appliance.cli.common import Home, cli_settings, fail
+from appliance.cli.output import Json, dump
 from appliance.errors import ApplianceError
-
-Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _fail(exc: ApplianceError) -> NoReturn:
-    typer.secho(f"error: {exc.message}", fg="red", err=True)
-    raise typer.Exit(2)
-
-
-def _json(obj: Any) -> None:
-    typer.echo(json.dumps(dataclasses.asdict(obj), indent=2, default=str))
 
 
 def migrate(home: Home = None, as_json: Json = False) -> None:
@@ -29,16 +18,15 @@ def migrate(home: Home = None, as_json: Json = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from appliance.cli.backend import cli_settings
     from appliance.store.migrations import migrate as run
 
     settings = cli_settings(home)
     try:
         report = run(settings.db_path, settings.lock_path)
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
-        _json(report)
+        dump(report)
         return
     table = Table("migration", "status", title=f"store {report.path}")
     applied = {m.number for m in report.applied}
@@ -75,9 +63,9 @@ def bundle(
 
             report = build_bundle(out, extras=parse_extras(extras), wheel=wheel, progress=update)
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
-        _json(report)
+        dump(report)
         return
     table = Table("bundle", "")
     for key, value in dataclasses.asdict(report).items():

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
+from appliance.cli.common import Home, cli_settings, fail, os_user
 from appliance.cli.output import Json, record, show, text
 from appliance.errors import ApplianceError
-
-Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
-
-
-def _fail(exc: ApplianceError) -> NoReturn:
-    typer.secho(f"error: {exc.message}", fg="red", err=True)
-    raise typer.Exit(2)
 
 
 @contextmanager
@@ -45,7 +37,7 @@ def backup(
 ) -> None:
     """Write a consistent backup of the home (store, datasets, artifacts, jobs) to PATH."""
     from appliance.backup import check_destination, copy_backup
-    from appliance.cli.backend import LocalBackend, RemoteBackend, cli_settings, open_backend
+    from appliance.cli.backend import LocalBackend, RemoteBackend, open_backend
     from appliance.errors import NotFound
     from appliance.store.db import ProcessLock
 
@@ -68,7 +60,7 @@ def backup(
                 assert isinstance(backend, LocalBackend)
                 out = backend.app.backup.create(path, by=backend.who, progress=progress)
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     show(out, as_json, lambda b: [record(b, title="backup")])
     typer.secho(f"backup written to {out['path']} ({out['files']} files, {out['bytes']} bytes)",
                 fg="green", err=True)
@@ -81,14 +73,13 @@ def restore(
 ) -> None:
     """Restore the backup at PATH into an empty home (offline: no server may run there)."""
     from appliance.backup import restore as run_restore
-    from appliance.cli.backend import cli_settings
 
     settings = cli_settings(home)
     try:
         with _bar() as progress:
-            out = run_restore(settings, path, actor=f"local:{_os_user()}", progress=progress)
+            out = run_restore(settings, path, actor=f"local:{os_user()}", progress=progress)
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     show(out, as_json, _restore_view)
     if not out["ok"]:
         typer.secho("restored, but the checks found problems (see above)", fg="red", err=True)
@@ -108,9 +99,3 @@ def _restore_view(out: dict[str, Any]) -> list[Any]:
                               "red" if key == "problems" else None))
     return lines
 
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())

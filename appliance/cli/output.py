@@ -2,12 +2,15 @@
 
 Every command that answers with a record or a list builds its tables here, so
 the two forms stay one decision per command: ``show(obj, as_json, render)``
-prints ``obj`` as JSON, or calls ``render(obj)`` which returns rich renderables.
-rich is imported inside the functions: ``appliance --help`` stays light.
+prints ``obj`` as JSON (:func:`dump`), or calls ``render(obj)`` which returns rich
+renderables. rich is imported inside the functions: ``appliance --help`` stays
+light. What verbs share besides printing (``--home``, settings, failing) is in
+:mod:`appliance.cli.common`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any
@@ -23,11 +26,18 @@ PIPED_WIDTH = 160
 def show(obj: Any, as_json: bool, render: Render) -> None:
     """``obj`` as indented JSON, or as what ``render(obj)`` draws (tables, lines of text)."""
     if as_json:
-        typer.echo(json.dumps(obj, indent=2, default=str))
+        dump(obj)
         return
     console = _console()
     for item in render(obj):
         console.print(item)
+
+
+def dump(obj: Any) -> None:
+    """``obj`` as indented JSON on stdout (a dataclass as its fields), for ``--json``."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    typer.echo(json.dumps(obj, indent=2, default=str))
 
 
 def record(obj: Mapping[str, Any], *, title: str | None = None,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from appliance.cli import views
+from appliance.cli.common import Home, backend_for, call, fail
 from appliance.cli.output import Json, show
 from appliance.errors import ApplianceError
 
@@ -18,28 +19,7 @@ runs_app = typer.Typer(help="Tracked runs: training jobs, search trials, noteboo
 models_app = typer.Typer(help="The model registry: versions, aliases, rollback, ONNX export.",
                          no_args_is_help=True)
 
-Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
 _FINISHED = {"succeeded", "failed", "interrupted"}
-
-
-def _backend(home: Path | None) -> Any:
-    from appliance.cli.backend import cli_settings, open_backend
-
-    return open_backend(cli_settings(home))
-
-
-def _call(home: Path | None, fn: Any) -> Any:
-    """Run ``fn(backend)`` against the server or the store; an error exits 2 in one line."""
-    try:
-        with _backend(home) as backend:
-            return fn(backend)
-    except ApplianceError as exc:
-        _fail(exc)
-
-
-def _fail(exc: ApplianceError) -> None:
-    typer.secho(f"error: {exc.message}", fg="red", err=True)
-    raise typer.Exit(2)
 
 
 def train(
@@ -54,7 +34,7 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     try:
-        with _backend(home) as backend:
+        with backend_for(home) as backend:
             run = backend.train(spec.read_text())
             if detach:
                 show(run, as_json, views.run_detail)
@@ -70,7 +50,7 @@ def train(
                                description=f"run {run['name']}: {progress.get('stage') or run['status']}")
             run = backend.run(run["id"])
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     summary = {k: run.get(k) for k in ("id", "name", "status", "metrics", "error",
                                        "model_version", "dataset", "dataset_version",
                                        "warnings")}
@@ -90,7 +70,7 @@ def runs_list(
     home: Home = None,
 ) -> None:
     """List runs, filtered and sorted on the server, a page at a time."""
-    page = _call(home, lambda backend: backend.runs(status=status, experiment=experiment,
+    page = call(home, lambda backend: backend.runs(status=status, experiment=experiment,
                                                     sort=sort, limit=limit, offset=offset))
     show(page, as_json, views.runs_page)
 
@@ -98,19 +78,19 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_id: str, as_json: Json = False, home: Home = None) -> None:
     """Show one run: params, metrics, environment, artifacts, trials, model version."""
-    show(_call(home, lambda backend: backend.run(run_id)), as_json, views.run_detail)
+    show(call(home, lambda backend: backend.run(run_id)), as_json, views.run_detail)
 
 
 @models_app.command("list")
 def models_list(as_json: Json = False, home: Home = None) -> None:
     """List registered models with their newest version and aliases."""
-    show(_call(home, lambda backend: backend.models()), as_json, views.models_list)
+    show(call(home, lambda backend: backend.models()), as_json, views.models_list)
 
 
 @models_app.command("show")
 def models_show(name: str, as_json: Json = False, home: Home = None) -> None:
     """Show a model, its versions and aliases."""
-    show(_call(home, lambda backend: backend.model(name)), as_json, views.model_detail)
+    show(call(home, lambda backend: backend.model(name)), as_json, views.model_detail)
 
 
 @models_app.command("promote")
@@ -124,7 +104,7 @@ def models_promote(
     home: Home = None,
 ) -> None:
     """Point ALIAS of NAME at VERSION (champion must pass the gate unless --force)."""
-    show(_call(home, lambda backend: backend.set_alias(name, alias, version, reason, force)),
+    show(call(home, lambda backend: backend.set_alias(name, alias, version, reason, force)),
          as_json, views.alias_move)
 
 
@@ -137,7 +117,7 @@ def models_rollback(
     home: Home = None,
 ) -> None:
     """Return ALIAS of NAME to the version it pointed at before, in one step."""
-    show(_call(home, lambda backend: backend.rollback(name, alias, reason)), as_json,
+    show(call(home, lambda backend: backend.rollback(name, alias, reason)), as_json,
          views.alias_move)
 
 
@@ -150,10 +130,10 @@ def models_export(
 ) -> None:
     """Write a version's ONNX file (its sha256 is checked first)."""
     try:
-        with _backend(home) as backend:
+        with backend_for(home) as backend:
             data = backend.onnx(name, version)
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     out.write_bytes(data)
     typer.echo(f"wrote {out} ({len(data)} bytes)")
 
@@ -188,7 +168,7 @@ def predict(
     probabilities: list[Any] = []
     served: set[int] = set()
     try:
-        with _backend(home) as backend, Progress(
+        with backend_for(home) as backend, Progress(
             TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), transient=True,
             console=Console(stderr=True),
         ) as bar:
@@ -202,7 +182,7 @@ def predict(
                 served.add(answer["version"])
                 bar.advance(task, chunk.height)
     except ApplianceError as exc:
-        _fail(exc)
+        fail(exc)
     result = frame.with_columns(pl.Series("prediction", predictions))
     if any(p is not None for p in probabilities):
         result = result.with_columns(
@@ -222,7 +202,7 @@ def drift(
     home: Home = None,
 ) -> None:
     """Test recent inputs (or a dataset version) for drift against the champion's training data."""
-    report = _call(home, lambda backend: backend.drift(model, window_hours, dataset_version))
+    report = call(home, lambda backend: backend.drift(model, window_hours, dataset_version))
     drifted = [f["column"] for f in report["features"] if f["drift"]]
     show({"drift": report["drift"], "drifted_columns": drifted,
           "prediction_drift": (report.get("prediction") or {}).get("drift"),
@@ -239,7 +219,7 @@ jobs_app = typer.Typer(help="Scheduled jobs: schedules, the run ledger, run-now,
 @jobs_app.command("list")
 def jobs_list(as_json: Json = False, home: Home = None) -> None:
     """Every job with its trigger, next run and last run; invalid job files are reported."""
-    out = _call(home, lambda backend: backend.jobs())
+    out = call(home, lambda backend: backend.jobs())
     show(out, as_json, views.jobs_list)
     for f in out["files"]:
         if not f["ok"]:
@@ -265,13 +245,13 @@ def jobs_runs(
             out["items"] = [backend.job_run(job_id, out["items"][0]["id"])]
         return out
 
-    show(_call(home, page), as_json, views.job_runs)
+    show(call(home, page), as_json, views.job_runs)
 
 
 @jobs_app.command("run")
 def jobs_run(job_id: str, as_json: Json = False, home: Home = None) -> None:
     """Run a job now: queued on the server when one is up, else run here and waited for."""
-    out = _call(home, lambda backend: backend.run_job(job_id))
+    out = call(home, lambda backend: backend.run_job(job_id))
     show(out, as_json, views.job_run_row)
     if out.get("status") == "failed":
         raise typer.Exit(1)
@@ -280,11 +260,11 @@ def jobs_run(job_id: str, as_json: Json = False, home: Home = None) -> None:
 @jobs_app.command("pause")
 def jobs_pause(job_id: str, as_json: Json = False, home: Home = None) -> None:
     """Stop a job's schedule (it stays paused across restarts); run-now still works."""
-    show(_call(home, lambda backend: backend.pause_job(job_id, True)), as_json, views.job_state)
+    show(call(home, lambda backend: backend.pause_job(job_id, True)), as_json, views.job_state)
 
 
 @jobs_app.command("resume")
 def jobs_resume(job_id: str, as_json: Json = False, home: Home = None) -> None:
     """Put a paused job back on its schedule."""
-    show(_call(home, lambda backend: backend.pause_job(job_id, False)), as_json,
+    show(call(home, lambda backend: backend.pause_job(job_id, False)), as_json,
          views.job_state)
