@@ -19,7 +19,7 @@ from appliance.audit import Auditor
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION, VersionStatus, check_alias
-from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
 from appliance.registry.cards import build_card, render_markdown
 from appliance.store import lineage as lq
 from appliance.store import registry as q
@@ -108,7 +108,7 @@ class RegistryService:
         from appliance.train.child.signature import check_features, check_servable
 
         if len(data) > MAX_ONNX_BYTES:
-            raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
+            raise TooLarge("an ONNX model is at most 1 GiB")
         check_dataset_name(name)
         proto = check_onnx_bytes(data)
         check_servable(proto)
