@@ -33,6 +33,7 @@ from typing import IO, Any
 from appliance.audit import Auditor
 from appliance.config import Settings
 from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
+from appliance.domain.lineage import dataset_node, file_node, version_node
 from appliance.domain.names import check_dataset_name, check_file_name, printable_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
@@ -61,18 +62,6 @@ _CHUNK = 4 * 1024 * 1024
 
 OutcomeHook = Callable[[str, float], None]
 LabelsHook = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
-
-
-def file_node(sha256: str) -> str:
-    return f"file:{sha256}"
-
-
-def version_node(dataset: str, number: int) -> str:
-    return f"dataset:{dataset}@{number}"
-
-
-def dataset_node(dataset: str) -> str:
-    return f"dataset:{dataset}"
 
 
 class IngestService:
@@ -320,7 +309,7 @@ class IngestService:
                         raise IngestRejected(Reason.internal, "no contract was inferred")
                     contract = dq.add_contract(s, ds.id, yaml=result.contract_yaml,
                                                inferred=True, created_by=who.actor)
-                    self.auditor.record(s, who, "contract.create", f"dataset:{claim.dataset}",
+                    self.auditor.record(s, who, "contract.create", dataset_node(claim.dataset),
                                         after={"version": contract.version, "inferred": True})
                 contract_version = contract.version
             number = dq.next_version_number(s, ds.id)

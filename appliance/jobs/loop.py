@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from appliance.domain.lineage import version_node
 from appliance.domain.registry import CHALLENGER, CHAMPION
 from appliance.domain.runs import RunStatus
 from appliance.errors import ApplianceError, InvalidInput, NotFound
@@ -84,7 +85,7 @@ class TrainingLoop:
                       "held_for_approval": held,
                       "champion": aliases.get(CHAMPION)})
         if promoted and alias == CHAMPION:
-            steps.append({"step": "baseline", "reference": f"dataset:{dataset}@{number}"})
+            steps.append({"step": "baseline", "reference": version_node(dataset, number)})
             ctx.log(f"{spec.name} v{mv['number']} is {alias}; the drift baseline is now "
                     f"{dataset}@{number}")
         else:

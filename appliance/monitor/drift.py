@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.domain.lineage import drift_node, model_node, predictions_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, NotFound
@@ -91,7 +92,7 @@ class DriftService:
 
         if dataset_version is not None:
             current = self._dataset_frame(dataset, int(dataset_version), columns)
-            current_name = f"dataset:{dataset}@{dataset_version}"
+            current_name = version_node(dataset, int(dataset_version))
             if current.height == 0:
                 raise InvalidInput(f"{dataset}@{dataset_version} has no rows")
         else:
@@ -106,7 +107,7 @@ class DriftService:
         drift = any(f["drift"] for f in features) or bool(prediction.get("drift"))
         report = {
             "id": q.new_id(), "model": model, "version": champion,
-            "reference": f"dataset:{dataset}@{ref_number}", "current": current_name,
+            "reference": version_node(dataset, int(ref_number)), "current": current_name,
             "drift": drift, "p_val": float(p_val), "correction": self.correction,
             "features": features, "prediction": prediction,
             "rows_reference": reference.height, "rows_current": current.height,
@@ -116,15 +117,16 @@ class DriftService:
         }
         with self.store.write() as s:
             q.add_report(s, report)
-            report_node = f"drift:{report['id']}"
+            report_node = drift_node(report["id"])
             lq.add_edge(s, src=report["reference"], dst=report_node, relation="reference_of")
-            lq.add_edge(s, src=f"model:{model}@{champion}", dst=report_node, relation="checked_by")
+            lq.add_edge(s, src=model_node(model, champion), dst=report_node, relation="checked_by")
             if dataset_version is not None:
                 lq.add_edge(s, src=current_name, dst=report_node, relation="current_of")
             else:
-                window = window_node(model, champion,
-                                     window_end - dt.timedelta(hours=window_hours), window_end)
-                lq.add_edge(s, src=f"model:{model}@{champion}", dst=window, relation="served")
+                window = predictions_node(model, champion,
+                                          window_end - dt.timedelta(hours=window_hours),
+                                          window_end)
+                lq.add_edge(s, src=model_node(model, champion), dst=window, relation="served")
                 lq.add_edge(s, src=window, dst=report_node, relation="current_of")
         public = {**report, "id": str(report["id"]), "created_at": report["created_at"].isoformat()}
         if self.metrics is not None:
@@ -237,15 +239,6 @@ class DriftService:
             }
             self._sessions[(model, number)] = hit
             return hit
-
-
-def window_node(model: str, version: int, start: dt.datetime, end: dt.datetime) -> str:
-    """The lineage node of a prediction-log window, in UTC to the second:
-    ``predictions:<model>@<v>:<start>..<end>`` (``20261127T041731Z``)."""
-    def stamp(t: dt.datetime) -> str:
-        return t.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-
-    return f"predictions:{model}@{version}:{stamp(start)}..{stamp(end)}"
 
 
 # -- tests ---------------------------------------------------------------------------

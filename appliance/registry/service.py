@@ -16,6 +16,7 @@ from typing import Any
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
+from appliance.domain.lineage import alias_node, artifact_node, model_node, run_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION, VersionStatus, check_alias
@@ -29,15 +30,6 @@ from appliance.train.child.signature import readable
 
 MAX_ONNX_BYTES = 1024 * 1024 * 1024
 log = logging.getLogger(__name__)
-
-
-def model_node(name: str, number: int) -> str:
-    return f"model:{name}@{number}"
-
-
-def alias_node(name: str, alias: str, move: int | None = None) -> str:
-    """``alias:<model>:<alias>``, or its ``move``-th move (1 = the oldest): ``...:<move>``."""
-    return f"alias:{name}:{alias}" + (f":{move}" if move is not None else "")
 
 
 class RegistryService:
@@ -92,8 +84,8 @@ class RegistryService:
             ))
             node = model_node(model, number)
             if run_id is not None:
-                lq.add_edge(s, src=f"run:{run_id}", dst=node, relation="registered_as")
-            lq.add_edge(s, src=f"artifact:{art.sha256}", dst=node, relation="onnx_of")
+                lq.add_edge(s, src=run_node(run_id), dst=node, relation="registered_as")
+            lq.add_edge(s, src=artifact_node(art.sha256), dst=node, relation="onnx_of")
             self.auditor.record(s, by, "model.version.create", node,
                                 after={"onnx_sha256": art.sha256, "status": row.status,
                                        "run_id": str(run_id) if run_id else None})
@@ -165,12 +157,12 @@ class RegistryService:
             events = q.alias_events(s, m.id)
             lineage = []
             if v.dataset and v.dataset_version:
-                node = f"dataset:{v.dataset}@{v.dataset_version}"
-                run_node = f"run:{v.run_id}" if v.run_id else None
+                node = version_node(v.dataset, v.dataset_version)
+                trained_by = run_node(v.run_id) if v.run_id else None
                 # this version's own chain: not every run or drift report the data fed
                 lineage = [{"src": e.src, "dst": e.dst, "relation": e.relation}
                            for e in lq.edges_touching(s, node)
-                           if e.dst in (node, run_node) or e.relation == "version_of"]
+                           if e.dst in (node, trained_by) or e.relation == "version_of"]
         public = self._version_public(name, v, _replay(events))
         facts = v.card or {}
         promotions = [_event_public(e) for e in events if e.version_number == number]
