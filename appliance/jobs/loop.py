@@ -20,7 +20,7 @@ from typing import Any
 from appliance.domain.lineage import version_node
 from appliance.domain.registry import CHALLENGER, CHAMPION
 from appliance.domain.runs import RunStatus
-from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.errors import ApplianceError, InvalidInput, NotFound, TrainingFailed
 from appliance.failpoints import failpoint
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,15 @@ class TrainingLoop:
         steps.append({"step": "train", "run_id": final["id"], "status": final["status"],
                       "metrics": final.get("metrics")})
         if final["status"] != RunStatus.succeeded.value:
-            raise InvalidInput(f"training run {final['id']} {final['status']}: "
-                               f"{final.get('error') or 'no detail'}",
-                               detail={"run_id": final["id"]})
+            raise TrainingFailed(f"training run {final['id']} {final['status']}: "
+                                 f"{final.get('error') or 'no detail'}",
+                                 detail={"run_id": final["id"]})
 
         mv = next((v for v in self.registry.show_model(spec.name)["versions"]
                    if v.get("run_id") == final["id"]), None)
         if mv is None:
-            raise InvalidInput(f"run {final['id']} succeeded but registered no model version")
+            raise TrainingFailed(f"run {final['id']} succeeded but registered no model version",
+                                 detail={"run_id": final["id"]})
         steps.append({"step": "evaluate", "gate": mv.get("gate")})
         steps.append({"step": "register", "model_version": f"{spec.name}@{mv['number']}",
                       "status": mv.get("status")})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import selectors
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from appliance.childproc import ChildChannel, ChildGone, ReplyTimeout, ReplyTooBig, child_env
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
 from appliance.domain.principal import Principal
@@ -37,7 +37,7 @@ from appliance.domain.registry import (
 )
 from appliance.domain.runs import RunKind, RunStatus
 from appliance.durable import require_free_disk
-from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.errors import ApplianceError, InvalidInput, NotFound, TrainingFailed
 from appliance.failpoints import failpoint
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
@@ -58,7 +58,7 @@ class TrainingService:
         self.alerts = alerts  # AlertService: a failed job raises an alert, a success clears it
         self.metrics = metrics  # Metrics: run durations on /metrics
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="training")
-        self._children: set[subprocess.Popen[bytes]] = set()
+        self._children: set[ChildChannel] = set()
         self._lock = threading.Lock()
         self._closing = False
 
@@ -111,7 +111,8 @@ class TrainingService:
             if RunStatus(run["status"]).finished or self._closing:
                 return run
             if time.monotonic() > deadline:
-                raise InvalidInput(f"run {run_id} did not finish within {timeout:g} s")
+                raise TrainingFailed(f"run {run_id} did not finish within {timeout:g} s",
+                                     detail={"run_id": run_id})
             if beat is not None:
                 beat()
             time.sleep(poll)
@@ -194,8 +195,8 @@ class TrainingService:
                 self.runs.set_warnings(run_id, warnings)
             if not result.get("ok"):
                 err = result.get("error") or {}
-                raise InvalidInput(str(err.get("message") or "training failed"),
-                                   detail={"field": err.get("field")})
+                raise TrainingFailed(str(err.get("message") or "training failed"),
+                                     detail={"field": err.get("field")})
             failpoint("train.before_record")
             self._record(run_id, spec, result, out_dir, by)
             failpoint("train.after_record")
@@ -249,58 +250,44 @@ class TrainingService:
         return self._run_child(run_id, request)
 
     def _run_child(self, run_id: uuid.UUID, request: dict[str, Any]) -> dict[str, Any]:
-        root = str(Path(__file__).resolve().parents[1])  # the child imports this very package
-        env = {**os.environ, "MALLOC_ARENA_MAX": "2",
-               "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        """Start the trainer, send it the request, and read progress lines until its result
+        (``appliance.childproc.ChildChannel``: the deadline, the size cap and the kill)."""
         log_path = Path(request["out_dir"]) / "train.log"
         with log_path.open("wb") as log_file:  # the child's stderr: kept as the run's logs
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "appliance.train.child.worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=log_file, env=env, close_fds=True,
-            )
+            child = ChildChannel.spawn(
+                [sys.executable, "-m", "appliance.train.child.worker"],
+                env=child_env(keep_callers_arenas=False), max_line=_MAX_LINE, stderr=log_file)
         with self._lock:
-            self._children.add(proc)
-        deadline = time.monotonic() + self.settings.train_timeout_seconds
+            self._children.add(child)
+        timeout = self.settings.train_timeout_seconds
+        deadline = time.monotonic() + timeout
         try:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-            proc.stdin.close()
-            buf = bytearray()
-            with selectors.DefaultSelector() as sel:
-                sel.register(proc.stdout, selectors.EVENT_READ)
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        proc.kill()
-                        raise InvalidInput(f"training took longer than "
-                                           f"{self.settings.train_timeout_seconds:g} s; stopped")
-                    if not sel.select(min(remaining, 5.0)):
-                        continue
-                    chunk = os.read(proc.stdout.fileno(), 1 << 20)
-                    if not chunk:
-                        code = proc.wait()
-                        raise InvalidInput(f"the trainer process died (exit status {code})")
-                    buf += chunk
-                    if len(buf) > _MAX_LINE:
-                        proc.kill()
-                        raise InvalidInput("the trainer sent an oversized reply; stopped")
-                    while (end := buf.find(b"\n")) >= 0:
-                        line, buf = bytes(buf[:end]), buf[end + 1:]
-                        message = json.loads(line) if line.strip() else {}
-                        if not isinstance(message, dict):
-                            continue
-                        if "progress" in message and isinstance(message["progress"], dict):
-                            self.runs.heartbeat(run_id, _progress(message["progress"]))
-                        elif "result" in message and isinstance(message["result"], dict):
-                            proc.wait(timeout=30)
-                            result: dict[str, Any] = message["result"]
-                            return result
+            child.send(request)
+            child.close_input()
+            while True:
+                try:
+                    line = child.read_line(deadline)
+                except ReplyTimeout:
+                    raise TrainingFailed(f"training took longer than {timeout:g} s; "
+                                         "stopped") from None
+                except ReplyTooBig:
+                    raise TrainingFailed("the trainer sent an oversized reply; stopped") from None
+                except ChildGone:
+                    raise TrainingFailed(f"the trainer process died (exit status "
+                                         f"{child.wait()})") from None
+                message = json.loads(line) if line.strip() else {}
+                if not isinstance(message, dict):
+                    continue
+                if "progress" in message and isinstance(message["progress"], dict):
+                    self.runs.heartbeat(run_id, _progress(message["progress"]))
+                elif "result" in message and isinstance(message["result"], dict):
+                    child.wait(timeout=30)
+                    result: dict[str, Any] = message["result"]
+                    return result
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            child.stop(graceful=False)
             with self._lock:
-                self._children.discard(proc)
+                self._children.discard(child)
             self.runs.set_logs(run_id, _tail(log_path))
 
     # -- recording -------------------------------------------------------------------
@@ -341,8 +328,8 @@ class TrainingService:
         parity = result.get("parity") or {}
         if not parity.get("passed"):
             worst = json.dumps(parity.get("worst_rows") or [], default=str)[:1500]
-            raise InvalidInput(f"ONNX parity failed (max abs diff {parity.get('max_abs_diff')}, "
-                               f"tolerance {parity.get('tolerance')}); worst rows: {worst}")
+            raise TrainingFailed(f"ONNX parity failed (max abs diff {parity.get('max_abs_diff')}, "
+                                 f"tolerance {parity.get('tolerance')}); worst rows: {worst}")
         gate = self._gate(spec, result)
         promote = spec.get("promote") or {}
         override = self._human_override(spec["name"], promote.get("alias") or CHAMPION)
