@@ -264,28 +264,29 @@ class LocalBackend:
 
     def jobs(self) -> dict[str, Any]:
         self.app.jobs.reload()
-        out: dict[str, Any] = self.app.jobs.list_jobs()
+        out: dict[str, Any] = self.app.jobs.list_jobs().model_dump(mode="json")
         return out
 
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]:
         self.app.jobs.reload()
-        out: dict[str, Any] = self.app.jobs.runs(job_id, status=status, limit=limit)
+        out: dict[str, Any] = self.app.jobs.runs(job_id, status=status,
+                                                 limit=limit).model_dump(mode="json")
         return out
 
     def job_run(self, job_id: str, run_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.jobs.run(run_id)
+        out: dict[str, Any] = self.app.jobs.run(run_id).model_dump(mode="json")
         return out
 
     def run_job(self, job_id: str) -> dict[str, Any]:
         self.app.jobs.reload()
-        out: dict[str, Any] = self.app.jobs.run_here(job_id, by=self.who)
+        out: dict[str, Any] = self.app.jobs.run_here(job_id, by=self.who).model_dump(mode="json")
         return out
 
     def pause_job(self, job_id: str, paused: bool) -> dict[str, Any]:
         self.app.jobs.reload()
         jobs = self.app.jobs
-        out: dict[str, Any] = (jobs.pause(job_id, by=self.who) if paused
-                               else jobs.resume(job_id, by=self.who))
+        job = jobs.pause(job_id, by=self.who) if paused else jobs.resume(job_id, by=self.who)
+        out: dict[str, Any] = job.model_dump(mode="json")
         return out
 
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:

@@ -29,10 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.domain.events import DriftChecked
 from appliance.domain.lineage import drift_node, model_node, predictions_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, NotFound
+from appliance.events import EventBus
 from appliance.monitor.foreign import quiet_import
 from appliance.store import drift as q
 from appliance.store import lineage as lq
@@ -47,7 +49,8 @@ NULL = "<null>"
 
 class DriftService:
     def __init__(self, store: Store, registry: Any, datasets: Any, home: Path, *,
-                 flush: Callable[[], object] | None = None, max_rows: int = 100_000,
+                 events: EventBus, flush: Callable[[], object] | None = None,
+                 max_rows: int = 100_000,
                  seed: int = 0, correction: str = "bonferroni") -> None:
         if correction not in CORRECTIONS:
             raise ValueError(f"correction is one of {CORRECTIONS}")
@@ -56,8 +59,7 @@ class DriftService:
         self.datasets = datasets
         self.home = home
         self.flush = flush  # drains the prediction log's queue before a window is read
-        self.alerts: Any = None  # AlertService, wired by the runtime
-        self.metrics: Any = None  # Metrics, wired by the runtime: p-values on /metrics
+        self.events = events  # DriftChecked: p-values on /metrics, the drift alert
         self.max_rows = max_rows
         self.seed = seed
         self.correction = correction
@@ -129,14 +131,14 @@ class DriftService:
                 lq.add_edge(s, src=model_node(model, champion), dst=window, relation="served")
                 lq.add_edge(s, src=window, dst=report_node, relation="current_of")
         public = {**report, "id": str(report["id"]), "created_at": report["created_at"].isoformat()}
-        if self.metrics is not None:
-            self.metrics.drift_report(model, features, drift)
-        if self.alerts is not None:  # one alert per breach; a clean check resolves it
-            drifted = [f["column"] for f in features if f["drift"]]
-            if prediction.get("drift"):
-                drifted.append("<predictions>")
-            self.alerts.check_drift(model, drifted, {"report_id": public["id"],
-                                                     "current": current_name})
+        drifted = [f["column"] for f in features if f["drift"]]
+        if prediction.get("drift"):
+            drifted.append("<predictions>")
+        self.events.publish(DriftChecked(
+            model=model, version=champion, report_id=public["id"], current=current_name,
+            drift=drift, drifted=tuple(drifted),
+            p_values={str(f["column"]): f["p_value"] for f in features
+                      if isinstance(f.get("p_value"), int | float)}))
         return public
 
     # -- reading reports -----------------------------------------------------------

@@ -9,18 +9,18 @@ the same holdout, by ``min_delta``) unless an approver forces it.
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
+from appliance.domain.events import AliasMoved
 from appliance.domain.lineage import alias_node, artifact_node, model_node, run_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION, VersionStatus, check_alias
 from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
+from appliance.events import EventBus
 from appliance.registry.cards import build_card, render_markdown
 from appliance.store import lineage as lq
 from appliance.store import registry as q
@@ -29,16 +29,15 @@ from appliance.store.tables import AliasEventRow, ModelVersionRow, RegisteredMod
 from appliance.train.child.signature import readable
 
 MAX_ONNX_BYTES = 1024 * 1024 * 1024
-log = logging.getLogger(__name__)
 
 
 class RegistryService:
-    def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore) -> None:
+    def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore, *,
+                 events: EventBus) -> None:
         self.store = store
         self.auditor = auditor
         self.artifacts = artifacts
-        # called with the model name after any alias move commits (serving swaps sessions)
-        self.on_alias_change: list[Callable[[str], object]] = []
+        self.events = events  # AliasMoved after any alias move commits (serving swaps sessions)
 
     # -- registering ---------------------------------------------------------------
 
@@ -213,7 +212,7 @@ class RegistryService:
                 raise Conflict(f"{name} v{version} waits for approval: approve it, or force")
             self._move(s, m, alias, version, current, action=action, forced=force,
                        reason=reason, by=by)
-        self._moved(name)
+        self.events.publish(AliasMoved(name, alias, version, current, action))
         return {"alias": alias, "version": version, "previous_version": current}
 
     def rollback(self, name: str, alias: str, *, reason: str, by: Principal) -> dict[str, Any]:
@@ -229,7 +228,7 @@ class RegistryService:
                 raise Conflict(f"{alias} of {name} has no earlier version to go back to")
             self._move(s, m, alias, target, events[-1].version_number, action="rollback",
                        forced=False, reason=reason, by=by)
-        self._moved(name)
+        self.events.publish(AliasMoved(name, alias, target, events[-1].version_number, "rollback"))
         return {"alias": alias, "version": target, "previous_version": events[-1].version_number}
 
     def approve(self, name: str, version: int, *, reason: str, by: Principal) -> dict[str, Any]:
@@ -243,15 +242,8 @@ class RegistryService:
             current = _replay(q.alias_events(s, m.id)).get(CHAMPION)
             self._move(s, m, CHAMPION, version, current, action="approve", forced=False,
                        reason=reason, by=by)
-        self._moved(name)
+        self.events.publish(AliasMoved(name, CHAMPION, version, current, "approve"))
         return {"alias": CHAMPION, "version": version, "previous_version": current}
-
-    def _moved(self, name: str) -> None:
-        for listener in self.on_alias_change:
-            try:
-                listener(name)
-            except Exception:  # a listener never undoes a committed move
-                log.exception("alias listener failed for %s", name)
 
     def _move(self, s: Any, m: RegisteredModelRow, alias: str, version: int | None,
               previous: int | None, *, action: str, forced: bool, reason: str,
