@@ -75,10 +75,6 @@ def backoff_seconds(attempt: int, *, base: float = 30.0, cap: float = 3600.0) ->
 # -- results (what the jobs service and its routes answer) ---------------------------------
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, dt.datetime) else value
-
-
 class JobRun(BaseModel):
     """One attempt of a scheduled job in the run ledger (``logs`` only on a single run)."""
 
@@ -92,11 +88,11 @@ class JobRun(BaseModel):
     idempotency_key: str | None = Field(
         description="``<job>:<dataset>@<version>`` for a new-data run: never a second loop "
                     "for one dataset version")
-    scheduled_for: str | None
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    heartbeat_at: str | None
+    scheduled_for: dt.datetime | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
     duration_ms: float | None
     error: str | None
     logs: str | None = Field(description="The run's captured log lines; null in lists")
@@ -110,9 +106,7 @@ class JobRun(BaseModel):
     def from_row(cls, row: Mapping[str, Any]) -> JobRun:
         return cls.model_validate({
             **row, "id": str(row["id"]),
-            "retry_of": str(row["retry_of"]) if row.get("retry_of") else None,
-            **{k: _iso(row.get(k)) for k in ("scheduled_for", "created_at", "started_at",
-                                             "finished_at", "heartbeat_at")}})
+            "retry_of": str(row["retry_of"]) if row.get("retry_of") else None})
 
 
 class JobRunPage(BaseModel):

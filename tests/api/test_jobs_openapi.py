@@ -37,3 +37,17 @@ def test_openapi_job_run_schema_is_the_answered_shape(openapi: dict[str, Any]) -
         "created_at", "started_at", "finished_at", "heartbeat_at", "duration_ms", "error",
         "logs", "result", "retry_of"]
     assert "description" in run["properties"]["logs"]
+
+
+def test_job_run_json_keeps_its_keys_and_timestamp_format(api: Any) -> None:
+    import re
+
+    queued = api.post("/api/v1/jobs/housekeeping.checkpoint/run")
+    assert queued.status_code == 202, queued.text
+    run = api.get(f"/api/v1/jobs/housekeeping.checkpoint/runs/{queued.json()['id']}").json()
+    assert list(run) == list(queued.json()) == [
+        "id", "job", "trigger", "status", "attempt", "idempotency_key", "scheduled_for",
+        "created_at", "started_at", "finished_at", "heartbeat_at", "duration_ms", "error",
+        "logs", "result", "retry_of"]
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")  # as before the models
+    assert stamp.fullmatch(queued.json()["created_at"]) and stamp.fullmatch(run["created_at"])
