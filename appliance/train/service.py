@@ -198,9 +198,9 @@ class TrainingService:
         try:
             self.runs.transition(run_id, RunStatus.running)
             detail = self.runs.show(str(run_id))
-            checked = spec is not None
+            # the estimator checks ran at submit; a recovered run's text is parsed afresh
             plan = self._check(spec if spec is not None else _parse(detail["spec"]),
-                               detail.get("dataset_version"), check_params=not checked)
+                               detail.get("dataset_version"), check_params=spec is None)
             result = self._train(run_id, plan, out_dir)
             warnings = [str(w) for w in result.get("warnings") or []]
             if warnings:
