@@ -6,6 +6,7 @@ classes to statuses in one place and the CLI maps them to exit codes::
     ApplianceError
     ├── InvalidInput            a request, name, file or setting is malformed
     │   ├── InvalidName         a user string failed its name pattern
+    │   ├── TooLarge            a body, file or batch over its size or count cap
     │   ├── ContractInvalid     a contract document cannot be read as a schema
     │   └── UnprocessableInput  well-formed, but does not fit (a predict body vs a signature)
     ├── NotFound                the named thing does not exist
@@ -14,6 +15,7 @@ classes to statuses in one place and the CLI maps them to exit codes::
     ├── PermissionDenied        credentials are fine, the role is too small
     ├── Throttled               too many failed attempts: try again after ``retry_after`` s
     ├── IngestRejected          a file was refused (carries a reason code)
+    ├── TrainingFailed          a training run ended failed (the run and job run say why)
     ├── StoreLocked             another process owns the store (carries its PID)
     ├── StoreUnavailable        the store cannot be opened or is degraded
     ├── InsufficientDisk        the free-disk guard refused the work
@@ -40,7 +42,15 @@ class ApplianceError(Exception):
         self.detail = detail
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, "message": self.message, "detail": self.detail}
+        """The one error shape (the API answers it under ``"error"``)."""
+        return error_dict(self.kind, self.message, self.detail)
+
+
+def error_dict(kind: str, message: str, detail: Any = None) -> dict[str, Any]:
+    """``{"type", "message", "detail"}``: what ``ApplianceError.to_dict`` answers, also for
+    the few errors the API answers that are not ApplianceErrors (a malformed request, an
+    unknown route, a host not allowed, an internal error)."""
+    return {"type": kind, "message": message, "detail": detail}
 
 
 class InvalidInput(ApplianceError):
@@ -49,6 +59,15 @@ class InvalidInput(ApplianceError):
 
 class InvalidName(InvalidInput):
     kind = "invalid_name"
+
+
+class TooLarge(InvalidInput):
+    """Over a size or count cap: a request body, an upload, rows or labels a request, an
+    ONNX file. The API answers 413; the JSON keeps ``invalid_input`` with
+    ``detail.reason == "too_big"`` (plus the limit or count that was passed)."""
+
+    def __init__(self, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message, detail={"reason": "too_big", **(detail or {})})
 
 
 class ContractInvalid(InvalidInput):
@@ -95,10 +114,13 @@ class IngestRejected(ApplianceError):
         super().__init__(message, detail=detail)
         self.reason = reason
 
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["reason"] = self.reason
-        return out
+
+class TrainingFailed(ApplianceError):
+    """A training run failed: the trainer reported an error, died, ran past its deadline or
+    failed the parity check, or a loop's run did not succeed. Recorded on the run (and the
+    job run) as its error; ``detail`` may name the ``run_id`` or the job ``field``."""
+
+    kind = "training_failed"
 
 
 class StoreLocked(ApplianceError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -61,11 +63,9 @@ class Metrics:
             buckets=(1, 5, 15, 60, 300, 900, 3600, 14400), registry=self.registry,
         )
 
-    def drift_report(self, model: str, features: list[dict[str, object]], drift: bool) -> None:
-        for f in features:
-            p = f.get("p_value")
-            if isinstance(p, int | float):
-                self.drift_p_value.labels(model=model, column=str(f.get("column"))).set(p)
+    def drift_report(self, model: str, p_values: Mapping[str, float], drift: bool) -> None:
+        for column, p in p_values.items():
+            self.drift_p_value.labels(model=model, column=column).set(p)
         self.drift_detected.labels(model=model).set(1 if drift else 0)
 
     def prediction(self, model: str, version: int, seconds: float, predictions: list[object]) -> None:

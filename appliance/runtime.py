@@ -1,8 +1,12 @@
 """The composition root: builds the whole appliance from one ``Settings``.
 
-Nothing here runs at import time. ``build`` wires services together;
-``Appliance.start`` starts the background parts that only the serve process
-runs (inbox watcher, scheduler); ``close`` stops everything in reverse.
+Nothing here runs at import time. ``build`` wires services together: each
+gets its collaborators by constructor, and the reactions that cross services
+(alerts, metrics, the serving sessions, the training loop) subscribe here, in
+``_subscribe``, to the events the services publish on the one ``EventBus``
+(see ``appliance.domain.events``). ``Appliance.start`` starts the background
+parts that only the serve process runs (inbox watcher, scheduler); ``close``
+stops everything in reverse.
 """
 
 from __future__ import annotations
@@ -18,10 +22,22 @@ from appliance.auth.service import AuthService
 from appliance.backup import BackupService
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
+from appliance.domain.events import (
+    AliasMoved,
+    DriftChecked,
+    FileQuarantined,
+    IngestFinished,
+    JobFinished,
+    LiveMetricChecked,
+    VersionAccepted,
+)
+from appliance.domain.ingest import Reason
 from appliance.domain.roles import Role
+from appliance.events import EventBus
 from appliance.ingest.service import IngestService
 from appliance.ingest.watcher import InboxWatcher
 from appliance.jobs.ledger import JobLedger
+from appliance.jobs.ports import JobCollaborators
 from appliance.jobs.scheduler import Scheduler, TriggerSpec
 from appliance.jobs.service import JobService
 from appliance.lineage.service import LineageService
@@ -44,6 +60,7 @@ log = logging.getLogger(__name__)
 class Appliance:
     settings: Settings
     store: Store
+    events: EventBus
     auditor: Auditor
     auth: AuthService
     datasets: DatasetService
@@ -102,6 +119,7 @@ def build(settings: Settings) -> Appliance:
     settings.ensure_dirs()
     store = Store(settings.db_path, lock_path=settings.lock_path).open()
     try:
+        events = EventBus()
         metrics = Metrics()
         auditor = Auditor(store, settings.home / "audit.head")
         # Before anything writes: deleting the newest events while the server was down
@@ -112,24 +130,20 @@ def build(settings: Settings) -> Appliance:
         metrics.store_degraded.set(1 if store.degraded else 0)
         artifacts = ArtifactStore(settings.artifacts_dir)
         runs = RunService(store, auditor, artifacts)
-        registry = RegistryService(store, auditor, artifacts)
+        registry = RegistryService(store, auditor, artifacts, events=events)
         alerts = AlertService(store, auditor, allowed_webhook_hosts=settings.webhook_allowlist,
                               allow_private=settings.webhook_allow_private,
                               log_path=settings.home / "logs" / "alerts.jsonl")
         sessions = SessionCache(registry)
-        registry.on_alias_change.append(sessions.refresh)
         serving = PredictionService(store, sessions, PredictionLog(store), metrics, auditor)
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours,
                            limits=LoginLimits(per_user=settings.login_failures_per_user,
                                               per_address=settings.login_failures_per_address,
                                               max_delay_seconds=settings.login_backoff_max_seconds))
         datasets = DatasetService(store, auditor, home=settings.home)
-        ingest = IngestService(settings, store, auditor, on_outcome=metrics.ingest_outcome)
-        ingest.on_labels = lambda model, records: serving.feedback(model, records, source="file")
-        ingest.alerts = alerts
-        drift = DriftService(store, registry, datasets, settings.home, flush=serving.log.flush)
-        drift.alerts = alerts
-        drift.metrics = metrics
+        ingest = IngestService(settings, store, auditor, events=events, labels=serving)
+        drift = DriftService(store, registry, datasets, settings.home, events=events,
+                             flush=serving.log.flush)
         watcher = InboxWatcher(
             ingest,
             inbox_dir=settings.inbox_dir,
@@ -137,16 +151,16 @@ def build(settings: Settings) -> Appliance:
             poll_seconds=settings.inbox_poll_seconds,
             min_age_seconds=settings.inbox_min_age_seconds,
         )
-        training = TrainingService(settings, runs, registry, datasets, alerts=alerts,
-                                   metrics=metrics)
+        training = TrainingService(settings, runs, registry, datasets, events=events)
         scheduler = Scheduler(misfire_grace_seconds=settings.job_misfire_grace_seconds)
         jobs = JobService(store, auditor, scheduler, JobLedger(store),
-                          jobs_dir=settings.resolved_jobs_dir,
+                          jobs_dir=settings.resolved_jobs_dir, events=events,
+                          collaborators=JobCollaborators(
+                              training=training, datasets=datasets, registry=registry,
+                              drift=drift, serving=serving),
                           history=dt.timedelta(days=settings.job_history_days),
                           train_timeout_seconds=settings.train_timeout_seconds)
-        jobs.services.update(training=training, drift=drift, datasets=datasets,
-                             registry=registry, serving=serving, alerts=alerts, metrics=metrics)
-        ingest.on_new_version = jobs.on_new_data
+        _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
         backup = BackupService(store, settings, auditor)
         _builtin_jobs(settings, store, jobs, scheduler, watcher, backup)
         if not store.degraded:
@@ -156,7 +170,7 @@ def build(settings: Settings) -> Appliance:
         store.close()
         raise
     return Appliance(
-        settings=settings, store=store, auditor=auditor, auth=auth, datasets=datasets,
+        settings=settings, store=store, events=events, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
         serving=serving, alerts=alerts,
@@ -166,6 +180,51 @@ def build(settings: Settings) -> Appliance:
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
     )
+
+
+def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
+               sessions: SessionCache, jobs: JobService) -> None:
+    """Who reacts to what (the table in ``appliance.domain.events``), in one place."""
+    # the serving sessions follow the aliases, before the move's caller gets its answer
+    events.subscribe(AliasMoved, lambda e: sessions.refresh(e.model))
+    # the continuous-training loop: each accepted version queues the new-data jobs
+    events.subscribe(VersionAccepted, lambda e: jobs.on_new_data(e.dataset, e.version))
+
+    # alerts: one per breach, resolved when the condition clears
+    events.subscribe(VersionAccepted, lambda e: alerts.validation_accepted(e.dataset))
+    events.subscribe(FileQuarantined, lambda e: _file_alert(alerts, e))
+    events.subscribe(JobFinished, lambda e: _job_alert(alerts, e))
+    events.subscribe(DriftChecked, lambda e: alerts.check_drift(
+        e.model, list(e.drifted), {"report_id": e.report_id, "current": e.current}))
+    events.subscribe(LiveMetricChecked, lambda e: alerts.check_metric(
+        e.model, e.version, e.metric, e.value, e.threshold, higher_is_better=e.higher_is_better))
+
+    # metrics on /metrics
+    events.subscribe(IngestFinished, lambda e: metrics.ingest_outcome(e.outcome, e.seconds))
+    events.subscribe(JobFinished, lambda e: _job_seconds(metrics, e))
+    events.subscribe(DriftChecked, lambda e: metrics.drift_report(e.model, e.p_values, e.drift))
+
+
+def _file_alert(alerts: AlertService, e: FileQuarantined) -> None:
+    if e.reason == Reason.duplicate.value:
+        return  # the same bytes again: nothing is wrong with the data
+    detail: dict[str, object] = {"reason": e.reason, "file": e.file}
+    if e.version is not None:
+        detail["version"] = e.version
+    alerts.validation_rejected(e.dataset, e.message, detail)
+
+
+def _job_alert(alerts: AlertService, e: JobFinished) -> None:
+    if e.succeeded:
+        alerts.job_succeeded(e.job)
+    elif e.final:
+        alerts.job_failed(e.job, (e.error or "failed")[:2000],
+                          {"run_id": e.run_id} if e.run_id is not None else None)
+
+
+def _job_seconds(metrics: Metrics, e: JobFinished) -> None:
+    if e.seconds is not None:
+        metrics.job_seconds.labels(kind=e.kind, status=e.status).observe(e.seconds)
 
 
 def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler: Scheduler,
@@ -189,7 +248,7 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
                      role=Role.admin)
 
     def reload() -> None:  # not ledgered: it runs every few seconds and is cheap
-        if jobs.reload()["changed"]:
+        if jobs.reload().changed:
             jobs.reconcile()
 
     scheduler.add("jobs.reload", reload, TriggerSpec.every(settings.jobs_reload_seconds))

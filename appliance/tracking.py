@@ -33,13 +33,10 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from appliance.domain import runs as rules
 from appliance.errors import ApplianceError, Conflict, InvalidInput, RemoteError
-
-if TYPE_CHECKING:
-    from appliance.client import ApplianceClient
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +44,22 @@ DEFAULT_BUFFER_SIZE = 1000
 DEFAULT_FLUSH_INTERVAL = 1.0
 _BACKPRESSURE = 10  # buffers held before log_metric sends in the caller's thread
 _Point = dict[str, Any]
+
+
+class RunTransport(Protocol):
+    """What a tracked run needs from its client: the three run calls of the HTTP API.
+
+    ``appliance.client.ApplianceClient`` is one; declaring the need here keeps this
+    module below the client (the client builds runs, a run never imports the client).
+    """
+
+    def log_run_batch(self, run_id: str, batch: dict[str, Any]) -> dict[str, Any]: ...
+
+    def end_run(self, run_id: str, status: str = "succeeded",
+                error: str | None = None) -> dict[str, Any]: ...
+
+    def upload_artifact(self, run_id: str, path: Path,
+                        name: str | None = None) -> dict[str, Any]: ...
 
 
 class TrackedRun:
@@ -61,7 +74,7 @@ class TrackedRun:
 
     def __init__(
         self,
-        client: ApplianceClient,
+        client: RunTransport,
         run: Mapping[str, Any],
         *,
         params: Mapping[str, Any] | None = None,

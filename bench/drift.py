@@ -85,7 +85,7 @@ def setup(home: Path, ref: pl.DataFrame, cur: pl.DataFrame, y: pl.Series) -> Any
                           dataset_version=1)
     app.registry.set_alias("bench", "champion", 1, reason="bench", by="bench", force=True)
     drift = getattr(app, "drift", None) or DriftService(app.store, app.registry, app.datasets,
-                                                        app.settings.home)
+                                                        app.settings.home, events=app.events)
     return app, drift
 
 

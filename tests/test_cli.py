@@ -112,7 +112,8 @@ def test_cli_modules_share_one_home_option_one_fail_and_one_settings() -> None:
 
     shared = {"Home", "Json", "fail", "_fail", "cli_settings", "_settings", "os_user", "_os_user",
               "_json", "_print", "call", "_call", "_backend", "backend_for"}
-    homes = {"common.py": {"Home", "fail", "cli_settings", "os_user", "call", "backend_for"},
+    homes = {"common.py": {"Home", "fail", "cli_settings", "os_user"},
+             "backend.py": {"call", "backend_for"},  # they open a backend: beside it, no cycle
              "output.py": {"Json"}}
     cli_dir = Path(__file__).resolve().parents[1] / "appliance" / "cli"
     found: dict[str, set[str]] = {}

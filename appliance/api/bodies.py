@@ -10,15 +10,14 @@ from typing import Any
 
 from fastapi import Request
 
-from appliance.errors import InvalidInput, UnprocessableInput
+from appliance.errors import InvalidInput, TooLarge, UnprocessableInput
 
 
 async def read_capped(request: Request, limit: int, what: str = "the body") -> bytes:
     """The whole body, or 413 (``too_big``) as soon as it passes ``limit`` bytes."""
 
-    def too_big() -> InvalidInput:
-        return InvalidInput(f"{what} is larger than {limit} bytes",
-                            detail={"reason": "too_big", "limit_bytes": limit})
+    def too_big() -> TooLarge:
+        return TooLarge(f"{what} is larger than {limit} bytes", detail={"limit_bytes": limit})
 
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
@@ -58,13 +57,13 @@ def parquet_records(body: bytes, max_rows: int, *, what: str = "the Parquet body
         return UnprocessableInput(f"{what} cannot be read as Parquet: {exc}"[:500],
                                   detail={"reason": "unreadable"})
 
-    def too_many(rows: int) -> InvalidInput:
-        return InvalidInput(f"at most {max_rows} rows a request; score bigger files with "
-                            "`appliance predict`", detail={"reason": "too_big", "rows": rows})
+    def too_many(rows: int) -> TooLarge:
+        return TooLarge(f"at most {max_rows} rows a request; score bigger files with "
+                        "`appliance predict`", detail={"rows": rows})
 
-    def too_big() -> InvalidInput:
-        return InvalidInput(f"{what} expands to more than {max_bytes} bytes",
-                            detail={"reason": "too_big", "limit_bytes": max_bytes})
+    def too_big() -> TooLarge:
+        return TooLarge(f"{what} expands to more than {max_bytes} bytes",
+                        detail={"limit_bytes": max_bytes})
 
     try:
         parquet = pq.ParquetFile(pa.BufferReader(body))

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[e.ApplianceError], int]] = [
     (e.UnprocessableInput, 422),
+    (e.TooLarge, 413),
     (e.InvalidInput, 400),
     (e.Unauthenticated, 401),
     (e.PermissionDenied, 403),
@@ -23,6 +24,7 @@ STATUS: list[tuple[type[e.ApplianceError], int]] = [
     (e.Conflict, 409),
     (e.Throttled, 429),
     (e.IngestRejected, 422),
+    (e.TrainingFailed, 400),  # as when it was raised as InvalidInput; no route answers it today
     (e.StoreLocked, 503),
     (e.StoreUnavailable, 503),
     (e.InsufficientDisk, 507),
@@ -31,9 +33,6 @@ STATUS: list[tuple[type[e.ApplianceError], int]] = [
 
 
 def status_for(exc: e.ApplianceError) -> int:
-    too_big = isinstance(exc.detail, dict) and exc.detail.get("reason") == "too_big"
-    if isinstance(exc, e.InvalidInput) and too_big:
-        return 413
     for cls, status in STATUS:
         if isinstance(exc, cls):
             return status
@@ -41,18 +40,30 @@ def status_for(exc: e.ApplianceError) -> int:
 
 
 def error_body(kind: str, message: str, detail: Any = None) -> dict[str, Any]:
-    return {"error": {"type": kind, "message": message, "detail": detail}}
+    """The error shape for what is not an ApplianceError (see ``errors.error_dict``)."""
+    return {"error": e.error_dict(kind, message, detail)}
+
+
+def error_response(exc: e.ApplianceError) -> JSONResponse:
+    """The one answer to an ApplianceError: its status, its headers, ``{"error": ...}``.
+    The app's exception handler and the predict fast lane both answer with this."""
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, e.Throttled):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return JSONResponse({"error": exc.to_dict()}, status_code=status, headers=headers)
+
+
+def internal_error_response() -> JSONResponse:
+    """An unexpected exception: logged with its traceback, answered without details."""
+    log.exception("unhandled error")
+    return JSONResponse(error_body("internal", "internal error; see the server log"), 500)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.ApplianceError)
     async def _appliance(_: Request, exc: e.ApplianceError) -> JSONResponse:
-        status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(exc, e.Throttled):
-            headers = {"Retry-After": str(exc.retry_after)}
-        body = error_body(exc.kind, exc.message, exc.detail)
-        return JSONResponse(body, status_code=status, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -71,5 +82,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(error_body("internal", "internal error; see the server log"), 500)
+        return internal_error_response()

@@ -17,7 +17,7 @@ from typing import Any
 from appliance import __version__
 from appliance.durable import fsync_dir, write_synced
 from appliance.errors import Conflict, InvalidInput, NotFound
-from appliance.store.db import migration_files
+from appliance.store.migrations import migration_files
 
 log = logging.getLogger(__name__)
 

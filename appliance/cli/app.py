@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from appliance.cli.common import Home, backend_for, call, cli_settings, fail, os_user
+from appliance.cli.backend import backend_for, call
+from appliance.cli.common import Home, cli_settings, fail, os_user
 from appliance.cli.output import Json, record, rows, show, text
 from appliance.errors import ApplianceError
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
-from appliance.cli.common import os_user
+from appliance.cli.common import cli_settings, fail, os_user
 from appliance.client import ApplianceClient
 from appliance.config import Settings
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
-from appliance.errors import RemoteError, StoreUnavailable, Unauthenticated
+from appliance.errors import ApplianceError, RemoteError, StoreUnavailable, Unauthenticated
 
 Progress = Callable[[int], None]
 
@@ -273,28 +273,29 @@ class LocalBackend:
 
     def jobs(self) -> dict[str, Any]:
         self.app.jobs.reload()
-        out: dict[str, Any] = self.app.jobs.list_jobs()
+        out: dict[str, Any] = self.app.jobs.list_jobs().model_dump(mode="json")
         return out
 
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]:
         self.app.jobs.reload()
-        out: dict[str, Any] = self.app.jobs.runs(job_id, status=status, limit=limit)
+        out: dict[str, Any] = self.app.jobs.runs(job_id, status=status,
+                                                 limit=limit).model_dump(mode="json")
         return out
 
     def job_run(self, job_id: str, run_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.jobs.run(run_id)
+        out: dict[str, Any] = self.app.jobs.run(run_id).model_dump(mode="json")
         return out
 
     def run_job(self, job_id: str) -> dict[str, Any]:
         self.app.jobs.reload()
-        out: dict[str, Any] = self.app.jobs.run_here(job_id, by=self.who)
+        out: dict[str, Any] = self.app.jobs.run_here(job_id, by=self.who).model_dump(mode="json")
         return out
 
     def pause_job(self, job_id: str, paused: bool) -> dict[str, Any]:
         self.app.jobs.reload()
         jobs = self.app.jobs
-        out: dict[str, Any] = (jobs.pause(job_id, by=self.who) if paused
-                               else jobs.resume(job_id, by=self.who))
+        job = jobs.pause(job_id, by=self.who) if paused else jobs.resume(job_id, by=self.who)
+        out: dict[str, Any] = job.model_dump(mode="json")
         return out
 
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:
@@ -350,3 +351,19 @@ def open_backend(settings: Settings) -> Iterator[Backend]:
     finally:
         appliance.close()
 
+
+T = TypeVar("T")
+
+
+def backend_for(home: Path | None) -> AbstractContextManager[Backend]:
+    """The server holding the store of ``home`` (HTTP), or that store itself when none does."""
+    return open_backend(cli_settings(home))
+
+
+def call(home: Path | None, fn: Callable[[Backend], T]) -> T:
+    """``fn(backend)`` against the server or the store of ``home``; an error exits 2 in one line."""
+    try:
+        with backend_for(home) as backend:
+            return fn(backend)
+    except ApplianceError as exc:
+        fail(exc)

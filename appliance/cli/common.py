@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from appliance.config import Settings
 from appliance.errors import ApplianceError
 
-if TYPE_CHECKING:
-    from appliance.cli.backend import Backend
-
-T = TypeVar("T")
 Home = Annotated[Path | None, typer.Option("--home", help="APPLIANCE_HOME (default ./data).")]
 
 
@@ -49,22 +43,6 @@ def cli_settings(home: Path | None = None, **overrides: Any) -> Settings:
         )
         typer.secho(f"error: bad setting: {bad}", fg="red", err=True)
         raise typer.Exit(2) from None
-
-
-def backend_for(home: Path | None) -> AbstractContextManager[Backend]:
-    """The server holding the store of ``home`` (HTTP), or that store itself when none does."""
-    from appliance.cli.backend import open_backend
-
-    return open_backend(cli_settings(home))
-
-
-def call(home: Path | None, fn: Callable[[Backend], T]) -> T:
-    """``fn(backend)`` against the server or the store of ``home``; an error exits 2 in one line."""
-    try:
-        with backend_for(home) as backend:
-            return fn(backend)
-    except ApplianceError as exc:
-        fail(exc)
 
 
 def os_user() -> str:

@@ -18,7 +18,7 @@ def migrate(home: Home = None, as_json: Json = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from appliance.store.migrations import migrate as run
+    from appliance.store.db import migrate as run
 
     settings = cli_settings(home)
     try:

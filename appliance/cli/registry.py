@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from appliance.cli import views
-from appliance.cli.common import Home, backend_for, call, fail
+from appliance.cli.backend import backend_for, call
+from appliance.cli.common import Home, fail
 from appliance.cli.output import Json, show
 from appliance.errors import ApplianceError
 

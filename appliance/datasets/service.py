@@ -7,6 +7,7 @@ from typing import Any
 
 from appliance.audit import Auditor
 from appliance.domain.ingest import VersionStatus
+from appliance.domain.lineage import dataset_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.reports import ValidationReport
@@ -104,7 +105,7 @@ class DatasetService:
             before = dq.current_contract(s, ds.id)
             row = dq.add_contract(s, ds.id, yaml=yaml_text, inferred=False, created_by=by.actor)
             self.auditor.record(
-                s, by, "contract.update", f"dataset:{name}",
+                s, by, "contract.update", dataset_node(name),
                 before={"version": before.version} if before else None,
                 after={"version": row.version},
             )
@@ -134,7 +135,7 @@ class DatasetService:
             row.contract_version = contract.version
             s.add(row)
             self.auditor.record(
-                s, by, "dataset.version.validate", f"dataset:{name}@{number}",
+                s, by, "dataset.version.validate", version_node(name, number),
                 before=before, after={"status": status.value, "contract_version": contract.version},
             )
         return version_detail(name, row)
@@ -194,7 +195,7 @@ def version_detail(dataset: str, v: DatasetVersionRow) -> dict[str, Any]:
         "report": v.report,
         "summary": v.summary or [],
         "summary_status": "pending" if v.summary is None else "ready",
-        "lineage_node": f"dataset:{dataset}@{v.number}",
+        "lineage_node": version_node(dataset, v.number),
     }
 
 

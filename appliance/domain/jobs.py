@@ -1,9 +1,15 @@
-"""Scheduled jobs: ledger statuses, job ids, durations and retry backoff. Pure."""
+"""Scheduled jobs: ledger statuses, job ids, durations, retry backoff, and the typed results
+the jobs service answers (``Job``, ``JobRun``, ``JobFile``...). Pure."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.errors import InvalidInput
 
@@ -64,3 +70,138 @@ def parse_duration(text: str | float | int, *, field: str = "every") -> float:
 def backoff_seconds(attempt: int, *, base: float = 30.0, cap: float = 3600.0) -> float:
     """Delay before retry number ``attempt`` (1, 2, ...): 30 s, 60 s, 120 s ... capped."""
     return float(min(cap, base * (2 ** max(0, attempt - 1))))
+
+
+# -- results (what the jobs service and its routes answer) ---------------------------------
+
+
+class JobRun(BaseModel):
+    """One attempt of a scheduled job in the run ledger (``logs`` only on a single run)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    job: str
+    trigger: Trigger
+    status: JobRunStatus
+    attempt: int = Field(description="1 for the first try; retries and recoveries count up")
+    idempotency_key: str | None = Field(
+        description="``<job>:<dataset>@<version>`` for a new-data run: never a second loop "
+                    "for one dataset version")
+    scheduled_for: dt.datetime | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    heartbeat_at: dt.datetime | None
+    duration_ms: float | None
+    error: str | None
+    logs: str | None = Field(description="The run's captured log lines; null in lists")
+    result: Any = Field(description="What the job reported: a loop's steps, a drift check...")
+    retry_of: str | None = Field(description="The run this one retries or recovers")
+    # the run's parameters as typed columns (not answered: the API shape predates them)
+    dataset: str | None = Field(default=None, exclude=True)
+    dataset_version: int | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> JobRun:
+        return cls.model_validate({
+            **row, "id": str(row["id"]),
+            "retry_of": str(row["retry_of"]) if row.get("retry_of") else None})
+
+
+class JobRunPage(BaseModel):
+    """A page of the run ledger, newest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[JobRun]
+    total: int
+
+
+class Job(BaseModel):
+    """A scheduled job: a built-in one or one of a job file's (``train.<name>``,
+    ``drift.<name>``), with its schedule and its newest run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: str = Field(description="builtin, train or drift")
+    trigger: str = Field(description="When it runs, in words (``every 1h``, ``on new data "
+                                     "in customers``, ``manual``)")
+    description: str
+    source: str | None = Field(description="The job file it comes from")
+    paused: bool
+    running: bool
+    retries: int
+    role: str = Field(description="The role needed to run, pause or resume it")
+    next_run: str | None
+    last_run: JobRun | None
+
+
+class JobFileError(BaseModel):
+    """Why a job file is not scheduled: the message, and the line and field at fault."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+    line: int | None
+    field: str | None
+
+
+class JobFile(BaseModel):
+    """One job file in the jobs folder: valid (its jobs) or not (its error)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    name: str
+    ok: bool
+    error: JobFileError | None
+    jobs: list[str]
+
+
+class JobList(BaseModel):
+    """Every job, every job file, and the folder they are read from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[Job]
+    files: list[JobFile]
+    jobs_dir: str
+
+
+class JobsReload(BaseModel):
+    """What re-reading the jobs folder found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    changed: bool
+    files: list[JobFile]
+
+
+class LoopResult(BaseModel):
+    """A continuous-training loop's run result (stored as the job run's ``result``): only
+    ``trained`` and ``reason`` when there was nothing to train."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trained: bool
+    reason: str | None = None
+    dataset_version: int | None = None
+    run_id: str | None = None
+    model_version: int | None = None
+    promoted: bool | None = None
+    held_for_approval: bool | None = None
+    steps: list[dict[str, Any]] | None = None
+
+
+class DriftJobResult(BaseModel):
+    """A scheduled drift check's result: the drift report (or why it was skipped), then
+    the live metrics checked against the job's thresholds (when it has any)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    window_hours: float
+    drift: dict[str, Any]
+    metrics: list[dict[str, Any]] | dict[str, Any] | None = None

@@ -11,7 +11,7 @@ from typing import IO
 
 from appliance.domain.ingest import Reason
 from appliance.domain.names import printable_name
-from appliance.errors import IngestRejected, InvalidInput
+from appliance.errors import IngestRejected, TooLarge
 from appliance.ingest import inbox
 
 _CHUNK = 4 * 1024 * 1024
@@ -41,10 +41,8 @@ class UploadSink:
         self.written += len(chunk)
         if self.written > self.max_bytes:
             self.discard()
-            raise InvalidInput(
-                f"the file is larger than the {self.max_bytes} byte limit",
-                detail={"reason": Reason.too_big.value, "limit_bytes": self.max_bytes},
-            )
+            raise TooLarge(f"the file is larger than the {self.max_bytes} byte limit",
+                           detail={"limit_bytes": self.max_bytes})
         self._fh.write(chunk)
 
     def commit(self) -> inbox.Claim:

@@ -13,7 +13,10 @@ The order is what makes ``kill -9`` safe at any moment:
 4. the Parquet file is renamed to its final, content-addressed place;
 5. one transaction records the version, its contract, its ingest row, its
    lineage edges and its audit event: nothing is visible before this commit;
-6. the claimed file is moved to ``archive/`` (or ``quarantine/``).
+6. the claimed file is moved to ``archive/`` (or ``quarantine/``);
+7. what happened is published on the event bus (``VersionAccepted``,
+   ``FileQuarantined``, ``IngestFinished``): alerts, metrics and the training
+   loop react there, never inside this pipeline.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from appliance.audit import Auditor
 from appliance.config import Settings
+from appliance.domain.events import FileQuarantined, IngestFinished, VersionAccepted
 from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
+from appliance.domain.lineage import dataset_node, file_node, version_node
 from appliance.domain.names import check_dataset_name, check_file_name, printable_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
@@ -43,6 +48,7 @@ from appliance.errors import (
     InsufficientDisk,
     StoreUnavailable,
 )
+from appliance.events import EventBus
 from appliance.failpoints import failpoint
 from appliance.ingest import inbox
 from appliance.ingest.files import UploadSink, check_unchanged, sha256_file
@@ -59,20 +65,13 @@ from appliance.store.tables import DatasetVersionRow, IngestRow
 log = logging.getLogger(__name__)
 _CHUNK = 4 * 1024 * 1024
 
-OutcomeHook = Callable[[str, float], None]
-LabelsHook = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
 
 
-def file_node(sha256: str) -> str:
-    return f"file:{sha256}"
+class LabelSink(Protocol):
+    """Where delayed labels from ``inbox/<model>__labels/`` go (the prediction service):
+    joined to the prediction log; the answer counts ``received`` and ``matched``."""
 
-
-def version_node(dataset: str, number: int) -> str:
-    return f"dataset:{dataset}@{number}"
-
-
-def dataset_node(dataset: str) -> str:
-    return f"dataset:{dataset}"
+    def feedback(self, model: str, labels: Any, *, source: str = ...) -> dict[str, Any]: ...
 
 
 class IngestService:
@@ -82,16 +81,15 @@ class IngestService:
         store: Store,
         auditor: Auditor,
         *,
-        on_outcome: OutcomeHook | None = None,
+        events: EventBus,
+        labels: LabelSink | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.auditor = auditor
-        self.on_outcome = on_outcome
-        self.on_labels: LabelsHook | None = None  # wired to serving's feedback by the runtime
-        # wired to the scheduler's new-data trigger by the runtime: (dataset, version)
-        self.on_new_version: Callable[[str, int], Any] | None = None
-        self.alerts: Any = None  # AlertService, wired by the runtime: rejects raise an alert
+        # VersionAccepted, FileQuarantined, IngestFinished (see appliance.domain.events)
+        self.events = events
+        self.labels = labels  # None: this process does not take label files
         self.pool = ParserPool(
             ParseLimits(
                 max_bytes=settings.max_file_bytes,
@@ -121,8 +119,7 @@ class IngestService:
             except IngestRejected as exc:
                 out = self._quarantine(claim, who, exc.reason, exc.message, started,
                                        detail=exc.detail)
-            if self.on_outcome:
-                self.on_outcome(out["outcome"], (time.perf_counter() - started))
+            self.events.publish(IngestFinished(out["outcome"], time.perf_counter() - started))
             return out
 
     def open_upload(self, *, file_name: str, dataset: str) -> UploadSink:
@@ -168,16 +165,13 @@ class IngestService:
             entry.path, quarantine_dir=self.settings.quarantine_dir, dataset=entry.dataset,
             name=name, reason=entry.reason, message=entry.message, claim_id=claim_id,
         )
-        if self.alerts is not None:
-            self.alerts.validation_rejected(dataset, entry.message,
-                                            {"reason": entry.reason.value, "file": name})
+        self.events.publish(FileQuarantined(dataset, name, entry.reason.value, entry.message))
         out = self._record_ingest(
             claim_id, dataset=dataset, file_name=name, who=INBOX,
             outcome=IngestOutcome.quarantined, reason=entry.reason.value,
             message=entry.message, started=started,
         )
-        if self.on_outcome:
-            self.on_outcome(out["outcome"], time.perf_counter() - started)
+        self.events.publish(IngestFinished(out["outcome"], time.perf_counter() - started))
         return out
 
     def summarize_later(self, version_id: uuid.UUID, parquet: Path) -> Future[None]:
@@ -320,7 +314,7 @@ class IngestService:
                         raise IngestRejected(Reason.internal, "no contract was inferred")
                     contract = dq.add_contract(s, ds.id, yaml=result.contract_yaml,
                                                inferred=True, created_by=who.actor)
-                    self.auditor.record(s, who, "contract.create", f"dataset:{claim.dataset}",
+                    self.auditor.record(s, who, "contract.create", dataset_node(claim.dataset),
                                         after={"version": contract.version, "inferred": True})
                 contract_version = contract.version
             number = dq.next_version_number(s, ds.id)
@@ -352,26 +346,20 @@ class IngestService:
             )
         failpoint("ingest.after_commit")
         self.summarize_later(row.id, final)
-        if self.alerts is not None:
-            if passed:
-                self.alerts.validation_accepted(claim.dataset)
-            else:
-                self.alerts.validation_rejected(claim.dataset, message,
-                                                {"reason": Reason.contract_failed.value,
-                                                 "file": claim.name, "version": number})
         if passed:
             inbox.archive(claim, self.settings.archive_dir)
-            if self.on_new_version is not None:
-                try:
-                    self.on_new_version(claim.dataset, number)
-                except Exception:  # the file is recorded; the jobs reconcile at next start
-                    log.exception("new-data hook failed for %s@%s", claim.dataset, number)
+            # a failing subscriber is logged by the bus: the file is recorded, and the
+            # jobs reconcile at the next start
+            self.events.publish(VersionAccepted(claim.dataset, number))
         else:
             inbox.quarantine(
                 claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,
                 name=claim.name, reason=Reason.contract_failed, message=message,
                 claim_id=claim.id, detail={"version": number, "report": report},
             )
+            self.events.publish(FileQuarantined(claim.dataset, claim.name,
+                                                Reason.contract_failed.value, message,
+                                                version=number))
         return {
             "id": claim.id, "dataset": claim.dataset, "file_name": claim.name, "sha256": sha,
             "size_bytes": size, "outcome": outcome.value,
@@ -388,12 +376,12 @@ class IngestService:
             already = s.get(IngestRow, uuid.UUID(claim.id))
         if already is not None:
             return self._finish_recovered(claim, already)
-        if self.on_labels is None:
+        if self.labels is None:
             raise IngestRejected(Reason.internal, "labels are not taken by this process")
         records = read_labels(self.pool, claim, fmt=fmt, before=before,
                               staging=self.settings.staging_dir / f"{claim.id}.parquet")
         try:
-            out = self.on_labels(model, records)
+            out = self.labels.feedback(model, records, source="file")
         except ApplianceError as exc:
             raise IngestRejected(Reason.contract_failed, exc.message, detail=exc.detail) from exc
         message = f"{out['received']} labels, {out['matched']} matched to predictions"
@@ -442,9 +430,7 @@ class IngestService:
             claim.path, quarantine_dir=self.settings.quarantine_dir, dataset=claim.dataset,
             name=claim.name, reason=reason, message=message, claim_id=claim.id, detail=detail,
         )
-        if self.alerts is not None and reason != Reason.duplicate.value:
-            self.alerts.validation_rejected(claim.dataset, message,
-                                            {"reason": reason, "file": claim.name})
+        self.events.publish(FileQuarantined(claim.dataset, claim.name, reason, message))
         return self._record_ingest(
             claim.id, dataset=claim.dataset, file_name=claim.name, who=who,
             outcome=IngestOutcome.quarantined, reason=reason, message=message,

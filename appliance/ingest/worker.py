@@ -18,9 +18,9 @@ stdin/stdout::
 Limits: ``RLIMIT_AS`` (``memory_mb``) and no core files are set by the child
 on itself; the parent kills it after ``timeout_s`` per file and starts a fresh
 one on the next call. The child exits when its stdin closes or its parent
-changes (checked every second, busy or not). We do not use
-``PR_SET_PDEATHSIG``: it fires when the *thread* that spawned the child exits,
-and the server's request threads come and go.
+changes (checked every second, busy or not). The pipes, the reply deadline,
+the size cap and the kill are ``appliance.childproc.ChildChannel``'s, shared
+with the trainer.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ import argparse
 import contextlib
 import json
 import os
-import selectors
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -39,7 +37,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from appliance.childproc import limit_memory, watch_parent
+from appliance.childproc import (
+    ChildChannel,
+    ChildGone,
+    ReplyTimeout,
+    ReplyTooBig,
+    child_env,
+    claim_stdout,
+    emit,
+    limit_memory,
+    watch_parent,
+)
 from appliance.domain.ingest import Reason
 from appliance.ingest.parse import (
     ParseLimits,
@@ -52,18 +60,6 @@ from appliance.ingest.parse import (
 MAX_REPLY_BYTES = 64 << 20      # a summary is kilobytes; anything near this is hostile
 STARTUP_TIMEOUT_S = 120.0       # imports on a cold, busy host
 _PING_TIMEOUT_S = 5.0
-
-
-class _ChildGone(Exception):
-    """The child closed its stdout (it died) before a full reply line."""
-
-
-class _ReplyTooBig(_ChildGone):
-    """The child sent more than MAX_REPLY_BYTES without a newline."""
-
-
-class _ReplyTimeout(Exception):
-    pass
 
 
 class ParserPool:
@@ -79,8 +75,7 @@ class ParserPool:
         self._python = python or sys.executable
         self._startup_timeout_s = startup_timeout_s
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._buf = bytearray()
+        self._child: ChildChannel | None = None
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -88,8 +83,8 @@ class ParserPool:
     @property
     def pid(self) -> int | None:
         """The child's PID while one is running (for operators and tests)."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
+        child = self._child
+        return child.pid if child is not None and child.alive() else None
 
     def start(self) -> None:
         with self._lock:
@@ -121,21 +116,22 @@ class ParserPool:
             if self._closed:
                 raise RuntimeError("the parser pool is closed")
             self._ensure_child()
+            assert self._child is not None
             try:
-                self._send(request)
-                line = self._read_line(time.monotonic() + self.limits.timeout_s)
-            except _ReplyTimeout:
+                self._child.send(request)
+                line = self._child.read_line(time.monotonic() + self.limits.timeout_s)
+            except ReplyTimeout:
                 self._stop_child(graceful=False)
                 self._clean(Path(dst))
                 return ParseResult.failed(
                     Reason.timeout, f"parsing took longer than {self.limits.timeout_s:g} s; "
                                     "the parser was stopped")
-            except _ReplyTooBig:
+            except ReplyTooBig:
                 self._stop_child(graceful=False)
                 self._clean(Path(dst))
                 return ParseResult.failed(Reason.parser_crashed, "the parser sent a reply over "
                                           f"{MAX_REPLY_BYTES >> 20} MB; it was stopped")
-            except (_ChildGone, OSError) as exc:
+            except (ChildGone, OSError) as exc:
                 status = self._stop_child(graceful=False)
                 self._clean(Path(dst))
                 return ParseResult.failed(Reason.parser_crashed, _death_message(
@@ -163,11 +159,11 @@ class ParserPool:
             if self._closed:
                 raise RuntimeError("the parser pool is closed")
             self._ensure_child()
+            assert self._child is not None
             try:
-                self._send({"op": "summarize", "path": os.fspath(parquet)})
-                line = self._read_line(time.monotonic() + self.limits.timeout_s)
-                reply = json.loads(line)
-            except (_ReplyTimeout, _ChildGone, OSError, ValueError) as exc:
+                self._child.send({"op": "summarize", "path": os.fspath(parquet)})
+                reply = self._child.read_json(time.monotonic() + self.limits.timeout_s)
+            except (ReplyTimeout, ChildGone, OSError, ValueError) as exc:
                 self._stop_child(graceful=False)
                 raise RuntimeError(f"the summary of {parquet.name} failed: {exc!r}") from exc
         summary = reply.get("summary") if isinstance(reply, dict) else None
@@ -179,21 +175,19 @@ class ParserPool:
     # -- the child --------------------------------------------------------------------
 
     def _ensure_child(self) -> None:
-        if self._proc is not None and self._proc.poll() is None and self._ping():
+        if self._child is not None and self._child.alive() and self._ping():
             return
         self._stop_child(graceful=False)
         self._spawn()
 
     def _spawn(self) -> None:
-        proc = subprocess.Popen(
+        self._child = child = ChildChannel.spawn(
             [self._python, "-m", "appliance.ingest.worker",
              "--memory-mb", str(self.limits.memory_mb), "--parent-pid", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-            env=_child_env())
-        self._proc, self._buf = proc, bytearray()
+            env=child_env(), max_line=MAX_REPLY_BYTES)
         try:
-            ready = json.loads(self._read_line(time.monotonic() + self._startup_timeout_s))
-        except (_ChildGone, _ReplyTimeout, ValueError) as exc:
+            ready = child.read_json(time.monotonic() + self._startup_timeout_s)
+        except (ChildGone, ReplyTimeout, ValueError) as exc:
             status = self._stop_child(graceful=False)
             raise RuntimeError(f"the parser process did not start (exit status {status}): "
                                f"{type(exc).__name__}") from exc
@@ -202,77 +196,23 @@ class ParserPool:
             raise RuntimeError("the parser process sent an unexpected greeting")
 
     def _ping(self) -> bool:
+        assert self._child is not None
         try:
-            self._send({"op": "ping"})
-            reply = json.loads(self._read_line(time.monotonic() + _PING_TIMEOUT_S))
-        except (_ChildGone, _ReplyTimeout, BrokenPipeError, ValueError):
+            self._child.send({"op": "ping"})
+            reply = self._child.read_json(time.monotonic() + _PING_TIMEOUT_S)
+        except (ChildGone, ReplyTimeout, BrokenPipeError, ValueError):
             return False
         return isinstance(reply, dict) and reply.get("pong") is True
 
-    def _send(self, message: dict[str, Any]) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(message).encode() + b"\n")
-        self._proc.stdin.flush()
-
-    def _read_line(self, deadline: float) -> bytes:
-        assert self._proc is not None and self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
-        buf = self._buf
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            scanned = 0
-            while (end := buf.find(b"\n", scanned)) < 0:
-                scanned = len(buf)
-                if scanned > MAX_REPLY_BYTES:
-                    raise _ReplyTooBig
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _ReplyTimeout
-                if not sel.select(remaining):
-                    continue
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    raise _ChildGone("the parser process exited")
-                buf += chunk
-        line = bytes(buf[:end])
-        del buf[: end + 1]
-        return line
-
     def _stop_child(self, *, graceful: bool) -> int | None:
-        proc, self._proc, self._buf = self._proc, None, bytearray()
-        if proc is None:
-            return None
-        if graceful and proc.poll() is None and proc.stdin is not None:
-            try:
-                proc.stdin.close()   # the child leaves its loop on EOF
-                return proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        if proc.poll() is None:
-            proc.kill()
-        status = proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        return status
+        child, self._child = self._child, None
+        return child.stop(graceful=graceful) if child is not None else None
 
     @staticmethod
     def _clean(dst: Path) -> None:
         for leftover in scratch_paths(dst):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # glibc's per-thread malloc arenas reserve address space that RLIMIT_AS counts:
-    # two arenas let a 160 MB CSV parse under a 1.5 GB cap instead of 2.5 GB.
-    env.setdefault("MALLOC_ARENA_MAX", "2")
-    # the child must import this very package, wherever the server was started from
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
 
 
 def _death_message(status: int | None, limits: ParseLimits, detail: str) -> str:
@@ -315,8 +255,7 @@ def _warm_up() -> None:
 
 def _serve(channel: IO[bytes]) -> int:
     def reply(payload: str) -> None:
-        channel.write(payload.encode() + b"\n")
-        channel.flush()
+        emit(channel, payload)
 
     stdin = sys.stdin.buffer
     while line := stdin.readline():
@@ -363,12 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     watch_parent(args.parent_pid)
     limit_memory(args.memory_mb)
-    # Keep the protocol on a private copy of stdout; stray prints from libraries go to stderr.
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
+    channel = claim_stdout()
     _warm_up()
-    channel.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
-    channel.flush()
+    emit(channel, json.dumps({"ready": True, "pid": os.getpid()}))
     return _serve(channel)
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from appliance.domain.jobs import parse_duration
 from appliance.domain.roles import Role
 from appliance.jobs.scheduler import TriggerSpec
@@ -17,15 +19,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunContext:
-    """What a running job gets: its ledger row, params and a heartbeat."""
+    """What a running job gets: its ledger row, the dataset version it is for (a new-data
+    run and its retries) and a heartbeat."""
 
     run_id: str
     job_id: str
     trigger: str
     attempt: int
     key: str | None
-    params: dict[str, Any]
     beat: Callable[[], None]
+    dataset: str | None = None
+    dataset_version: int | None = None
     note: Callable[[str], None] = lambda message: log.info(message)
 
     def log(self, message: str) -> None:
@@ -64,6 +68,9 @@ def timing(cron: str | None, every: str | None) -> TriggerSpec | None:
 
 
 def jsonable(value: Any) -> Any:
+    """A job body's result as the ledger stores it (a typed result: the fields it set)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
     if value is None or isinstance(value, dict | list | str | int | float | bool):
         return value
     return {"value": str(value)}

@@ -2,6 +2,8 @@
 
 An invalid file is reported (path, line, message), never fatal; a changed
 fingerprint (size, mtime, sha256) is what makes the scheduler reload a file.
+A valid file is parsed here, once: its ``JobSpec`` is what the scheduler, the
+loop and the training service carry from then on.
 """
 
 from __future__ import annotations
@@ -9,30 +11,36 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from appliance.domain.jobs import JobFile, JobFileError
 from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.train.spec import JobSpec
 
 MAX_JOB_FILE_BYTES = 1_000_000
 
 
 @dataclass
-class JobFile:
+class LoadedFile:
+    """One job file as the scheduler last read it."""
+
     path: Path
     stat: str  # size and mtime: a cheap "did it change?"
     digest: str = ""  # sha256 of the bytes: "did the content change?"
     text: str = ""
-    spec: Any = None  # appliance.train.spec.JobSpec when valid
-    error: dict[str, Any] | None = None
+    spec: JobSpec | None = None  # parsed once, when valid
+    error: JobFileError | None = None
     jobs: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def public(self) -> dict[str, Any]:
-        return {"path": str(self.path), "name": self.path.name, "ok": self.ok,
-                "error": self.error, "jobs": list(self.jobs)}
+    def public(self) -> JobFile:
+        return JobFile(path=str(self.path), name=self.path.name, ok=self.ok, error=self.error,
+                       jobs=list(self.jobs))
 
 
 def scan(folder: Path) -> dict[Path, str]:
@@ -52,11 +60,11 @@ def scan(folder: Path) -> dict[Path, str]:
     return out
 
 
-def load(path: Path, stat: str) -> JobFile:
+def load(path: Path, stat: str) -> LoadedFile:
     """Read and validate one job file; the error (if any) names the line and field."""
     from appliance.train.spec import parse_job
 
-    job = JobFile(path=path, stat=stat)
+    job = LoadedFile(path=path, stat=stat)
     try:
         if path.is_symlink() or not path.is_file():
             raise _refusal("a job file must be a regular file, not a link")
@@ -67,14 +75,14 @@ def load(path: Path, stat: str) -> JobFile:
         job.digest = hashlib.sha256(data).hexdigest()
         job.spec = parse_job(job.text, check_params=False)
     except UnicodeDecodeError:
-        job.error = {"message": "a job file must be UTF-8 text", "line": None, "field": None}
+        job.error = JobFileError(message="a job file must be UTF-8 text", line=None, field=None)
     except ApplianceError as exc:
         detail = exc.detail if isinstance(exc.detail, dict) else {}
-        job.error = {"message": exc.message, "line": detail.get("line"),
-                     "field": detail.get("field")}
+        job.error = JobFileError(message=exc.message, line=detail.get("line"),
+                                 field=detail.get("field"))
     except OSError as exc:
-        job.error = {"message": f"cannot read the file: {exc.strerror}", "line": None,
-                     "field": None}
+        job.error = JobFileError(message=f"cannot read the file: {exc.strerror}", line=None,
+                                 field=None)
     return job
 
 

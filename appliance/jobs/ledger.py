@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from appliance.domain.jobs import JobRunStatus
+from appliance.domain.jobs import JobRun, JobRunPage, JobRunStatus
 from appliance.errors import NotFound
 from appliance.store import jobs as q
 from appliance.store.db import Store
@@ -35,17 +35,26 @@ class JobLedger:
     # -- writing -----------------------------------------------------------------
 
     def queue(self, job: str, trigger: str, *, attempt: int = 1, key: str | None = None,
-              retry_of: str | None = None) -> dict[str, Any]:
+              retry_of: str | None = None, dataset: str | None = None,
+              dataset_version: int | None = None) -> JobRun:
         with self.store.write() as s:
-            return q.insert_run(s, job=job, trigger=trigger, status=JobRunStatus.queued.value,
-                                attempt=attempt, idempotency_key=key, scheduled_for=self.clock(),
-                                at=self.clock(), retry_of=retry_of)
+            return JobRun.from_row(q.insert_run(
+                s, job=job, trigger=trigger, status=JobRunStatus.queued.value, attempt=attempt,
+                idempotency_key=key, scheduled_for=self.clock(), at=self.clock(),
+                retry_of=retry_of, dataset=dataset, dataset_version=dataset_version))
 
-    def skipped(self, job: str, trigger: str, why: str, *, key: str | None = None) -> dict[str, Any]:
+    def start(self, job: str, trigger: str) -> JobRun:
+        """A recurring tick's row, running from now."""
         with self.store.write() as s:
-            return q.insert_run(s, job=job, trigger=trigger, status=JobRunStatus.skipped.value,
-                                attempt=1, idempotency_key=key, scheduled_for=self.clock(),
-                                at=self.clock(), error=why)
+            return JobRun.from_row(q.insert_run(
+                s, job=job, trigger=trigger, status=JobRunStatus.running.value, attempt=1,
+                idempotency_key=None, scheduled_for=self.clock(), at=self.clock()))
+
+    def skipped(self, job: str, trigger: str, why: str, *, key: str | None = None) -> JobRun:
+        with self.store.write() as s:
+            return JobRun.from_row(q.insert_run(
+                s, job=job, trigger=trigger, status=JobRunStatus.skipped.value, attempt=1,
+                idempotency_key=key, scheduled_for=self.clock(), at=self.clock(), error=why))
 
     def begin(self, run_id: str) -> None:
         with self.store.write() as s:
@@ -62,7 +71,7 @@ class JobLedger:
                      error=error[:4000] if error else None,
                      logs=logs[-MAX_LOG_CHARS:] if logs else None, result=result)
 
-    def interrupt_unfinished(self) -> list[dict[str, Any]]:
+    def interrupt_unfinished(self) -> list[JobRun]:
         """At start: every run a dead process left queued or running becomes interrupted."""
         with self.store.write() as s:
             rows = q.runs_in(s, (JobRunStatus.queued.value, JobRunStatus.running.value))
@@ -70,7 +79,7 @@ class JobLedger:
                 q.finish(s, row["id"], status=JobRunStatus.interrupted.value, at=self.clock(),
                          duration_ms=None, error="the server stopped before this run finished",
                          logs=row["logs"], result=row["result"])
-        return rows
+        return [JobRun.from_row(r) for r in rows]
 
     def prune(self, older_than: dt.timedelta) -> int:
         with self.store.write() as s:
@@ -78,26 +87,33 @@ class JobLedger:
 
     # -- reading -----------------------------------------------------------------
 
-    def get(self, run_id: str) -> dict[str, Any]:
+    def get(self, run_id: str) -> JobRun:
         with self.store.read() as s:
             row = q.get_run(s, run_id)
         if row is None:
             raise NotFound(f"no job run {run_id!r}")
-        return row
+        return JobRun.from_row(row)
 
     def page(self, *, job: str | None = None, status: str | None = None, limit: int = 100,
-             offset: int = 0) -> dict[str, Any]:
+             offset: int = 0) -> JobRunPage:
         with self.store.read() as s:
-            return {"items": q.list_runs(s, job=job, status=status, limit=limit, offset=offset),
-                    "total": q.count_runs(s, job=job, status=status)}
+            rows = q.list_runs(s, job=job, status=status, limit=limit, offset=offset)
+            total = q.count_runs(s, job=job, status=status)
+        return JobRunPage(items=[JobRun.from_row(r) for r in rows], total=total)
 
-    def last_runs(self) -> dict[str, dict[str, Any]]:
+    def last_runs(self) -> dict[str, JobRun]:
         with self.store.read() as s:
-            return q.last_runs(s)
+            return {job: JobRun.from_row(r) for job, r in q.last_runs(s).items()}
 
-    def keyed(self, key: str) -> list[dict[str, Any]]:
+    def keyed(self, key: str) -> list[JobRun]:
         with self.store.read() as s:
-            return q.keyed_runs(s, key)
+            return [JobRun.from_row(r) for r in q.keyed_runs(s, key)]
+
+    def queued_for_older_versions(self, job: str, dataset: str, version: int) -> list[JobRun]:
+        """Queued runs of ``job`` waiting for a version of ``dataset`` older than ``version``."""
+        with self.store.read() as s:
+            return [JobRun.from_row(r)
+                    for r in q.queued_for_older_versions(s, job, dataset, version)]
 
     def paused(self) -> set[str]:
         with self.store.read() as s:

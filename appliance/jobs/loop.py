@@ -10,6 +10,10 @@ Idempotent by construction: a version is trained by at most one live run per
 job (``TrainingService.runs_for``), and a run registers at most one model
 version (``TrainingService._version_of_run``), so a loop re-queued after a
 crash attaches to what already happened instead of repeating it.
+
+The services come in as ``JobCollaborators`` (Protocols, ``appliance.jobs.ports``);
+the job's parsed ``JobSpec`` goes to training as it is. The scheduled drift job
+publishes each live-metric check as a ``LiveMetricChecked`` event (alerts react).
 """
 
 from __future__ import annotations
@@ -17,31 +21,38 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from appliance.domain.events import LiveMetricChecked
+from appliance.domain.jobs import DriftJobResult, LoopResult
+from appliance.domain.lineage import version_node
 from appliance.domain.registry import CHALLENGER, CHAMPION
 from appliance.domain.runs import RunStatus
-from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.errors import ApplianceError, InvalidInput, NotFound, TrainingFailed
+from appliance.events import EventBus
 from appliance.failpoints import failpoint
+from appliance.jobs.defs import RunContext
+from appliance.jobs.ports import JobCollaborators
+from appliance.train.spec import JobSpec
 
 log = logging.getLogger(__name__)
 LIVE = (RunStatus.queued.value, RunStatus.running.value, RunStatus.succeeded.value)
 
 
 class TrainingLoop:
-    def __init__(self, services: dict[str, Any], *, timeout: float) -> None:
-        self.training = services["training"]
-        self.datasets = services["datasets"]
-        self.registry = services["registry"]
-        self.drift = services.get("drift")
+    def __init__(self, services: JobCollaborators, *, timeout: float) -> None:
+        self.training = services.training
+        self.datasets = services.datasets
+        self.registry = services.registry
+        self.drift = services.drift
         self.timeout = timeout
 
-    def run(self, ctx: Any, job_text: str, spec: Any) -> dict[str, Any]:
+    def run(self, ctx: RunContext, spec: JobSpec) -> LoopResult:
         dataset = spec.dataset
-        number = ctx.params.get("dataset_version")
+        number = ctx.dataset_version
         if number is None:
             number = self.datasets.show(dataset)["current_version"]
             if number is None:
                 ctx.log(f"{dataset} has no accepted version yet: nothing to train")
-                return {"trained": False, "reason": f"{dataset} has no accepted version"}
+                return LoopResult(trained=False, reason=f"{dataset} has no accepted version")
         steps: list[dict[str, Any]] = []
         version = self.datasets.version(dataset, number)
         steps.append({"step": "validate", "dataset_version": f"{dataset}@{number}",
@@ -57,7 +68,7 @@ class TrainingLoop:
             run = live[-1]
             ctx.log(f"attaching to run {run['id']} already training on {dataset}@{number}")
         else:
-            run = self.training.submit(job_text, by="scheduler", dataset_version=number)
+            run = self.training.submit(spec, by="scheduler", dataset_version=number)
             ctx.log(f"queued training run {run['id']} on {dataset}@{number}")
         failpoint("loop.after_submit")
         final = self.training.wait(run["id"], timeout=self.timeout + 600, beat=ctx.beat)
@@ -65,14 +76,15 @@ class TrainingLoop:
         steps.append({"step": "train", "run_id": final["id"], "status": final["status"],
                       "metrics": final.get("metrics")})
         if final["status"] != RunStatus.succeeded.value:
-            raise InvalidInput(f"training run {final['id']} {final['status']}: "
-                               f"{final.get('error') or 'no detail'}",
-                               detail={"run_id": final["id"]})
+            raise TrainingFailed(f"training run {final['id']} {final['status']}: "
+                                 f"{final.get('error') or 'no detail'}",
+                                 detail={"run_id": final["id"]})
 
         mv = next((v for v in self.registry.show_model(spec.name)["versions"]
                    if v.get("run_id") == final["id"]), None)
         if mv is None:
-            raise InvalidInput(f"run {final['id']} succeeded but registered no model version")
+            raise TrainingFailed(f"run {final['id']} succeeded but registered no model version",
+                                 detail={"run_id": final["id"]})
         steps.append({"step": "evaluate", "gate": mv.get("gate")})
         steps.append({"step": "register", "model_version": f"{spec.name}@{mv['number']}",
                       "status": mv.get("status")})
@@ -84,7 +96,7 @@ class TrainingLoop:
                       "held_for_approval": held,
                       "champion": aliases.get(CHAMPION)})
         if promoted and alias == CHAMPION:
-            steps.append({"step": "baseline", "reference": f"dataset:{dataset}@{number}"})
+            steps.append({"step": "baseline", "reference": version_node(dataset, number)})
             ctx.log(f"{spec.name} v{mv['number']} is {alias}; the drift baseline is now "
                     f"{dataset}@{number}")
         else:
@@ -93,11 +105,12 @@ class TrainingLoop:
                 f"held as challenger: {held_because}" if held and held_because
                 else "held for approval as challenger" if held
                 else f"not promoted (champion stays v{aliases.get(CHAMPION)})"))
-        return {"trained": True, "dataset_version": number, "run_id": final["id"],
-                "model_version": mv["number"], "promoted": promoted,
-                "held_for_approval": held, "steps": steps}
+        return LoopResult(trained=True, dataset_version=number, run_id=final["id"],
+                          model_version=mv["number"], promoted=promoted,
+                          held_for_approval=held, steps=steps)
 
-    def _drift_step(self, ctx: Any, model: str, dataset: str, number: int) -> dict[str, Any]:
+    def _drift_step(self, ctx: RunContext, model: str, dataset: str,
+                    number: int) -> dict[str, Any]:
         """New data vs the champion's training data; a drift alert is raised by the check."""
         if self.drift is None:
             return {"step": "drift", "skipped": "no drift service"}
@@ -122,44 +135,42 @@ class TrainingLoop:
                 "drifted": drifted}
 
 
-def scheduled_drift(services: dict[str, Any], spec: Any) -> dict[str, Any]:
+def scheduled_drift(services: JobCollaborators, events: EventBus,
+                    spec: JobSpec) -> DriftJobResult:
     """Drift of the prediction-log window against the champion's data, then the live metrics
     from delayed labels against the job's thresholds."""
     from appliance.domain.jobs import parse_duration
 
-    drift, serving, alerts = services["drift"], services.get("serving"), services.get("alerts")
-    schedule = spec.schedule.drift
+    drift, serving = services.drift, services.serving
+    if drift is None:
+        raise RuntimeError("no drift service is wired to the jobs")
+    schedule = spec.schedule.drift if spec.schedule else None
+    assert schedule is not None, "a drift job comes from a job file with schedule.drift"
     hours = parse_duration(schedule.window, field="window") / 3600
-    out: dict[str, Any] = {"model": spec.name, "window_hours": hours}
     try:
         report = drift.check(spec.name, window_hours=hours, p_val=schedule.p_val,
                              by="scheduler")
-        out["drift"] = {"report": report["id"], "drift": report["drift"],
-                        "drifted": [f["column"] for f in report.get("features") or []
-                                    if f.get("drift")]}
+        found: dict[str, Any] = {
+            "report": report["id"], "drift": report["drift"],
+            "drifted": [f["column"] for f in report.get("features") or [] if f.get("drift")]}
     except NotFound as exc:
-        out["drift"] = {"skipped": exc.message}
+        found = {"skipped": exc.message}
     except InvalidInput as exc:  # an empty window is not a failure
-        out["drift"] = {"skipped": exc.message}
-    if serving is not None and (schedule.min_accuracy is not None
-                                or schedule.max_rmse is not None):
-        try:
-            perf = serving.performance(spec.name, hours=hours)
-        except NotFound as exc:
-            out["metrics"] = {"skipped": exc.message}
-            return out
-        checked = []
-        for v in perf["versions"]:
-            if schedule.min_accuracy is not None and v.get("accuracy") is not None:
-                checked.append({"version": v["version"], "metric": "accuracy",
-                                "value": v["accuracy"]})
-                if alerts is not None:
-                    alerts.check_metric(spec.name, v["version"], "accuracy", v["accuracy"],
-                                        schedule.min_accuracy, higher_is_better=True)
-            if schedule.max_rmse is not None and v.get("rmse") is not None:
-                checked.append({"version": v["version"], "metric": "rmse", "value": v["rmse"]})
-                if alerts is not None:
-                    alerts.check_metric(spec.name, v["version"], "rmse", v["rmse"],
-                                        schedule.max_rmse, higher_is_better=False)
-        out["metrics"] = checked
-    return out
+        found = {"skipped": exc.message}
+    out = DriftJobResult(model=spec.name, window_hours=hours, drift=found)
+    if serving is None or (schedule.min_accuracy is None and schedule.max_rmse is None):
+        return out
+    try:
+        perf = serving.performance(spec.name, hours=hours)
+    except NotFound as exc:
+        return out.model_copy(update={"metrics": {"skipped": exc.message}})
+    checked = []
+    for v in perf["versions"]:
+        for metric, threshold, higher in (("accuracy", schedule.min_accuracy, True),
+                                          ("rmse", schedule.max_rmse, False)):
+            if threshold is None or v.get(metric) is None:
+                continue
+            checked.append({"version": v["version"], "metric": metric, "value": v[metric]})
+            events.publish(LiveMetricChecked(spec.name, v["version"], metric, v[metric],
+                                             threshold, higher_is_better=higher))
+    return out.model_copy(update={"metrics": checked})

@@ -13,8 +13,15 @@ Job ids are dotted names:
 Every run is a ledger row. A recurring tick that finds its job still running is
 recorded ``skipped``; queued runs (new data, run-now, retries, recovery) wait
 their turn instead. A failed run is retried with backoff up to the job's
-``retries``; then it raises a ``job_failed`` alert. At start, rows a dead
-process left ``running`` become ``interrupted`` and are re-queued once.
+``retries``. Every finished run is published as a ``JobFinished`` event
+(alerts raise ``job_failed`` when no retry is left; metrics time it). At start,
+rows a dead process left ``running`` become ``interrupted`` and are re-queued
+once.
+
+The services a job-file job needs (training, datasets, registry, drift,
+serving) come in as ``JobCollaborators``, each a Protocol declared in
+``appliance.jobs.ports``; a job file is parsed once, and its ``JobSpec`` is what
+the loop hands to training.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -31,25 +37,43 @@ from typing import Any
 
 from appliance.audit import Auditor
 from appliance.auth.service import require
-from appliance.domain.jobs import JobRunStatus, Trigger, backoff_seconds, check_job_id
+from appliance.domain.events import JobFinished
+from appliance.domain.jobs import (
+    DriftJobResult,
+    Job,
+    JobFileError,
+    JobList,
+    JobRun,
+    JobRunPage,
+    JobRunStatus,
+    JobsReload,
+    LoopResult,
+    Trigger,
+    backoff_seconds,
+    check_job_id,
+)
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
 from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.events import EventBus
 from appliance.failpoints import failpoint
 from appliance.jobs import files as jobfiles
 from appliance.jobs.defs import JobDef, RunContext, jsonable, timing
 from appliance.jobs.ledger import JobLedger, captured_logs, heartbeats
+from appliance.jobs.ports import JobCollaborators
 from appliance.jobs.scheduler import Scheduler, TriggerSpec
 from appliance.store.db import Store
+from appliance.train.spec import JobSpec
 
 log = logging.getLogger(__name__)
 SYSTEM = "scheduler"
-_KEY = re.compile(r"^(?P<job>[a-z0-9_.-]+):(?P<dataset>[a-z0-9_-]+)@(?P<version>\d+)$")
 
 
 class JobService:
     def __init__(self, store: Store, auditor: Auditor, scheduler: Scheduler, ledger: JobLedger,
-                 *, jobs_dir: Path, heartbeat_seconds: float = 15.0,
+                 *, jobs_dir: Path, events: EventBus,
+                 collaborators: JobCollaborators | None = None,
+                 heartbeat_seconds: float = 15.0,
                  history: dt.timedelta = dt.timedelta(days=90),
                  train_timeout_seconds: float = 3600.0) -> None:
         self.store = store
@@ -57,12 +81,13 @@ class JobService:
         self.scheduler = scheduler
         self.ledger = ledger
         self.jobs_dir = jobs_dir
+        self.events = events  # JobFinished for every run
+        self.collaborators = collaborators  # None: built-in jobs only
         self.heartbeat_seconds = heartbeat_seconds
         self.history = history
         self.train_timeout_seconds = train_timeout_seconds
-        self.services: dict[str, Any] = {}  # training, drift, datasets, registry, serving, alerts
         self._defs: dict[str, JobDef] = {}
-        self._files: dict[Path, jobfiles.JobFile] = {}
+        self._files: dict[Path, jobfiles.LoadedFile] = {}
         self._reload_lock = threading.Lock()
         self._closing = False
         scheduler.on_skipped = self._skipped
@@ -89,7 +114,7 @@ class JobService:
         self._defs.pop(job_id, None)
         self.scheduler.remove(job_id)
 
-    def reload(self) -> dict[str, Any]:
+    def reload(self) -> JobsReload:
         """Re-read the jobs folder; only files whose fingerprint changed are parsed again."""
         with self._reload_lock:
             seen = jobfiles.scan(self.jobs_dir)
@@ -116,27 +141,29 @@ class JobService:
                 else:
                     assert loaded.error is not None
                     log.warning("job file %s is invalid (not scheduled): %s", path.name,
-                                loaded.error["message"])
+                                loaded.error.message)
                 self._files[path] = loaded
                 changed = True
             if changed:
                 self._apply_pauses()
-        return {"changed": changed, "files": [f.public() for f in self._files.values()]}
+        return JobsReload(changed=changed, files=[f.public() for f in self._files.values()])
 
-    def _define_file(self, jf: jobfiles.JobFile) -> list[str]:
+    def _define_file(self, jf: jobfiles.LoadedFile) -> list[str]:
         spec = jf.spec
+        assert spec is not None
         clash = [j for f in self._files.values() if f.path != jf.path
                  for j in f.jobs if j in (f"train.{spec.name}", f"drift.{spec.name}")]
         if clash:
-            jf.error = {"message": f"job name {spec.name!r} is already defined by another file",
-                        "line": None, "field": "name"}
+            jf.error = JobFileError(
+                message=f"job name {spec.name!r} is already defined by another file",
+                line=None, field="name")
             return []
         ids = []
         train = spec.schedule.train if spec.schedule else None
         train_id = f"train.{spec.name}"
         self._define(JobDef(
             id=train_id, kind="train",
-            run=functools.partial(self._train_loop, text=jf.text, spec=spec),
+            run=functools.partial(self._train_loop, spec=spec),
             trigger=timing(train.cron, train.every) if train else None,
             new_data=spec.dataset if train is not None and train.on == "new_data" else None,
             retries=train.retries if train else 1, source=str(jf.path),
@@ -164,30 +191,33 @@ class JobService:
 
     # -- lifecycle (serve process only) ------------------------------------------
 
-    def recover(self) -> list[dict[str, Any]]:
+    def recover(self) -> list[JobRun]:
         """At start, before anything queues: rows left queued or running by a dead
         process become interrupted; each is re-queued once (never a recovery of a
         recovery)."""
         requeued = []
         for row in self.ledger.interrupt_unfinished():
-            if row["job"] not in self._defs:
+            job = self._defs.get(row.job)
+            if job is None:
                 continue
-            if row["trigger"] == Trigger.recovery.value:
+            if row.trigger == Trigger.recovery:
                 log.warning("job run %s of %s was interrupted again; not re-queued",
-                            row["id"], row["job"])
-                self._alert_failed(row["job"], "interrupted twice by a restart")
+                            row.id, row.job)
+                self.events.publish(JobFinished(row.job, job.kind,
+                                                JobRunStatus.interrupted.value, None,
+                                                error="interrupted twice by a restart"))
                 continue
-            requeued.append(self._enqueue(row["job"], Trigger.recovery, key=row["idempotency_key"],
-                                          attempt=row["attempt"] + 1, retry_of=row["id"]))
+            requeued.append(self._enqueue(row.job, Trigger.recovery, like=row,
+                                          attempt=row.attempt + 1, retry_of=row.id))
         return requeued
 
-    def reconcile(self) -> list[dict[str, Any]]:
+    def reconcile(self) -> list[JobRun]:
         """Queue the loop for every dataset version a new-data job has not handled yet
         (covers a crash between accepting a file and queuing its run)."""
-        queued: list[dict[str, Any]] = []
-        datasets = self.services.get("datasets")
-        if datasets is None:
+        queued: list[JobRun] = []
+        if self.collaborators is None:
             return queued
+        datasets = self.collaborators.datasets
         for job in list(self._defs.values()):
             if not job.new_data:
                 continue
@@ -206,7 +236,7 @@ class JobService:
     # -- triggers ----------------------------------------------------------------
 
     def on_new_data(self, dataset: str, version: int,
-                    jobs: list[JobDef] | None = None) -> list[dict[str, Any]]:
+                    jobs: list[JobDef] | None = None) -> list[JobRun]:
         """A dataset version was accepted: queue each new-data job for it, once."""
         out = []
         paused = self.ledger.paused()
@@ -221,37 +251,34 @@ class JobService:
             if self._handled(job, key, dataset, version):
                 continue
             self._supersede(job.id, dataset, version)
-            out.append(self._enqueue(job.id, Trigger.new_data, key=key))
+            out.append(self._enqueue(job.id, Trigger.new_data, key=key, dataset=dataset,
+                                     dataset_version=version))
         return out
 
     def _supersede(self, job_id: str, dataset: str, version: int) -> None:
         """Newer data makes a loop still waiting for an older version pointless: the latest
         version is what gets trained when data arrives faster than training."""
-        for old in self.ledger.page(job=job_id, status=JobRunStatus.queued.value,
-                                    limit=500)["items"]:
-            match = _KEY.match(old.get("idempotency_key") or "")
-            if match and match["dataset"] == dataset and int(match["version"]) < version:
-                self.ledger.finish(old["id"], JobRunStatus.skipped, duration_ms=None,
-                                   error=f"superseded by {dataset}@{version}")
+        for old in self.ledger.queued_for_older_versions(job_id, dataset, version):
+            self.ledger.finish(old.id, JobRunStatus.skipped, duration_ms=None,
+                               error=f"superseded by {dataset}@{version}")
 
     def _handled(self, job: JobDef, key: str, dataset: str, version: int) -> bool:
         if self.ledger.keyed(key):
             return True  # queued, running, done or failed: never a second loop for it
-        training = self.services.get("training")
-        if training is None:
+        if self.collaborators is None:
             return False
         name = job.id.removeprefix("train.")
-        runs = training.runs_for(name, dataset, version)
+        runs = self.collaborators.training.runs_for(name, dataset, version)
         return any(r["status"] in ("queued", "running", "succeeded") for r in runs)
 
-    def run_now(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+    def run_now(self, job_id: str, *, by: Principal) -> JobRun:
         job = self._job(job_id, by=by)
         with self.store.write() as s:
             self.auditor.record(s, by, "job.run", f"job:{job.id}",
                                 after={"trigger": Trigger.manual.value})
         return self._enqueue(job.id, Trigger.manual)
 
-    def run_here(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+    def run_here(self, job_id: str, *, by: Principal) -> JobRun:
         """Run a job in this process and wait for it (the CLI when no server is up)."""
         job = self._job(job_id, by=by)
         with self.store.write() as s:
@@ -259,15 +286,15 @@ class JobService:
                                 after={"trigger": Trigger.manual.value})
         row = self.ledger.queue(job.id, Trigger.manual.value)
         self._run_queued(row)
-        return self.ledger.get(row["id"])
+        return self.ledger.get(row.id)
 
-    def pause(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+    def pause(self, job_id: str, *, by: Principal) -> Job:
         return self._set_paused(job_id, True, by)
 
-    def resume(self, job_id: str, *, by: Principal) -> dict[str, Any]:
+    def resume(self, job_id: str, *, by: Principal) -> Job:
         return self._set_paused(job_id, False, by)
 
-    def _set_paused(self, job_id: str, paused: bool, by: Principal) -> dict[str, Any]:
+    def _set_paused(self, job_id: str, paused: bool, by: Principal) -> Job:
         from appliance.store import jobs as q
 
         job = self._job(job_id, by=by)
@@ -286,30 +313,30 @@ class JobService:
 
     # -- reading -----------------------------------------------------------------
 
-    def list_jobs(self) -> dict[str, Any]:
+    def list_jobs(self) -> JobList:
         paused = self.ledger.paused()
         last = self.ledger.last_runs()
         items = [self._public(j, paused, last) for j in sorted(self._defs.values(),
                                                                key=lambda j: j.id)]
-        return {"items": items, "files": [f.public() for f in self._files.values()],
-                "jobs_dir": str(self.jobs_dir)}
+        return JobList(items=items, files=[f.public() for f in self._files.values()],
+                       jobs_dir=str(self.jobs_dir))
 
-    def job(self, job_id: str) -> dict[str, Any]:
+    def job(self, job_id: str) -> Job:
         job = self._job(job_id)
         return self._public(job, self.ledger.paused(), self.ledger.last_runs())
 
     def runs(self, job_id: str, *, status: str | None = None, limit: int = 50,
-             offset: int = 0) -> dict[str, Any]:
+             offset: int = 0) -> JobRunPage:
         check_job_id(job_id)
         if status is not None and status not in {s.value for s in JobRunStatus}:
             raise InvalidInput(f"unknown job run status {status!r}",
                                detail={"field": "status"})
-        if job_id not in self._defs and not self.ledger.page(job=job_id, limit=1)["total"]:
+        if job_id not in self._defs and not self.ledger.page(job=job_id, limit=1).total:
             raise NotFound(f"no job {job_id!r}")
         return self.ledger.page(job=job_id, status=status, limit=max(1, min(limit, 500)),
                                 offset=max(0, offset))
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str) -> JobRun:
         import uuid
 
         try:
@@ -318,15 +345,14 @@ class JobService:
             raise InvalidInput(f"not a job run id: {str(run_id)[:80]!r}") from None
         return self.ledger.get(str(run_id))
 
-    def _public(self, job: JobDef, paused: set[str],
-                last: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _public(self, job: JobDef, paused: set[str], last: dict[str, JobRun]) -> Job:
         nxt = self.scheduler.next_run(job.id)
-        return {"id": job.id, "kind": job.kind, "trigger": job.describe(),
-                "description": job.description, "source": job.source,
-                "paused": job.id in paused, "running": job.lock.locked(),
-                "retries": job.retries, "role": job.role.value,
-                "next_run": nxt.isoformat() if nxt and job.id not in paused else None,
-                "last_run": last.get(job.id)}
+        return Job(id=job.id, kind=job.kind, trigger=job.describe(),
+                   description=job.description, source=job.source,
+                   paused=job.id in paused, running=job.lock.locked(),
+                   retries=job.retries, role=job.role.value,
+                   next_run=nxt.isoformat() if nxt and job.id not in paused else None,
+                   last_run=last.get(job.id))
 
     def _job(self, job_id: str, *, by: Principal | None = None) -> JobDef:
         """The job; with ``by``, also the check that they may run, pause or resume it."""
@@ -350,14 +376,7 @@ class JobService:
             self.ledger.skipped(job.id, trigger.value, "its previous run was still going")
             return
         try:
-            with self.store.write() as s:
-                from appliance.store import jobs as q
-
-                row = q.insert_run(s, job=job.id, trigger=trigger.value,
-                                   status=JobRunStatus.running.value, attempt=1,
-                                   idempotency_key=None, scheduled_for=self.ledger.clock(),
-                                   at=self.ledger.clock())
-            self._execute(job, row)
+            self._execute(job, self.ledger.start(job.id, trigger.value))
         finally:
             job.lock.release()
 
@@ -369,41 +388,45 @@ class JobService:
         self.ledger.skipped(job_id, trigger.value, why)
 
     def _enqueue(self, job_id: str, trigger: Trigger, *, key: str | None = None,
-                 attempt: int = 1, retry_of: str | None = None,
-                 delay_seconds: float = 0.0) -> dict[str, Any]:
-        row = self.ledger.queue(job_id, trigger.value, attempt=attempt, key=key, retry_of=retry_of)
+                 dataset: str | None = None, dataset_version: int | None = None,
+                 like: JobRun | None = None, attempt: int = 1, retry_of: str | None = None,
+                 delay_seconds: float = 0.0) -> JobRun:
+        """Queue a run; ``like``: a retry or recovery of that run, with its key and data."""
+        if like is not None:
+            key, dataset, dataset_version = like.idempotency_key, like.dataset, \
+                like.dataset_version
+        row = self.ledger.queue(job_id, trigger.value, attempt=attempt, key=key,
+                                retry_of=retry_of, dataset=dataset,
+                                dataset_version=dataset_version)
         failpoint("jobs.after_queue")
         self.scheduler.run_once(lambda: self._run_queued(row), delay_seconds=delay_seconds,
                                 name=job_id)
         return row
 
-    def _run_queued(self, row: dict[str, Any]) -> None:
-        job = self._defs.get(row["job"])
+    def _run_queued(self, row: JobRun) -> None:
+        job = self._defs.get(row.job)
         if self._closing:
             return  # stays queued: the next start re-queues it
         if job is None:
-            self.ledger.finish(row["id"], JobRunStatus.skipped, duration_ms=None,
+            self.ledger.finish(row.id, JobRunStatus.skipped, duration_ms=None,
                                error="the job no longer exists")
             return
         with job.lock:  # queued runs wait their turn
             if self._closing:
                 return
-            if self.ledger.get(row["id"])["status"] != JobRunStatus.queued.value:
+            if self.ledger.get(row.id).status != JobRunStatus.queued:
                 return  # superseded by newer data while it waited
-            self.ledger.begin(row["id"])
-            self._execute(job, {**row, "status": JobRunStatus.running.value})
+            self.ledger.begin(row.id)
+            self._execute(job, row)
 
-    def _execute(self, job: JobDef, row: dict[str, Any]) -> None:
+    def _execute(self, job: JobDef, row: JobRun) -> None:
         started = time.perf_counter()
-        params: dict[str, Any] = {}
-        match = _KEY.match(row.get("idempotency_key") or "")
-        if match:
-            params = {"dataset": match["dataset"], "dataset_version": int(match["version"])}
-        ctx = RunContext(run_id=row["id"], job_id=job.id, trigger=row["trigger"],
-                         attempt=row["attempt"], key=row.get("idempotency_key"), params=params,
+        ctx = RunContext(run_id=row.id, job_id=job.id, trigger=row.trigger.value,
+                         attempt=row.attempt, key=row.idempotency_key,
+                         dataset=row.dataset, dataset_version=row.dataset_version,
                          beat=lambda: None)
         status, error, result = JobRunStatus.succeeded, None, None
-        with captured_logs() as logs, heartbeats(self.ledger, row["id"], self.heartbeat_seconds):
+        with captured_logs() as logs, heartbeats(self.ledger, row.id, self.heartbeat_seconds):
             ctx.note = functools.partial(logs.note, f"appliance.jobs.{job.id}")
             try:
                 failpoint("jobs.before_run")
@@ -418,43 +441,38 @@ class JobService:
                 log.warning("job %s failed: %s", job.id, error,
                             exc_info=not isinstance(exc, ApplianceError))
         duration = round((time.perf_counter() - started) * 1000, 1)
-        self.ledger.finish(row["id"], status, duration_ms=duration, error=error,
+        self.ledger.finish(row.id, status, duration_ms=duration, error=error,
                            logs=logs.text(), result=jsonable(result))
         failpoint("jobs.after_finish")
-        metrics = self.services.get("metrics")
-        if metrics is not None:
-            metrics.job_seconds.labels(kind=job.kind, status=status.value) \
-                .observe(duration / 1000)
-        alerts = self.services.get("alerts")
-        if status is JobRunStatus.succeeded:
-            if alerts is not None:
-                alerts.job_succeeded(job.id)
-            return
-        if row["attempt"] <= job.retries and row["trigger"] != Trigger.recovery.value:
-            delay = backoff_seconds(row["attempt"])
-            log.info("job %s: retry %d in %g s", job.id, row["attempt"], delay)
-            self._enqueue(job.id, Trigger.retry, key=row.get("idempotency_key"),
-                          attempt=row["attempt"] + 1, retry_of=row["id"], delay_seconds=delay)
-        else:
-            self._alert_failed(job.id, error or "failed", {"run_id": row["id"]})
-
-    def _alert_failed(self, job_id: str, message: str, detail: Any = None) -> None:
-        alerts = self.services.get("alerts")
-        if alerts is not None:
-            alerts.job_failed(job_id, message[:2000], detail)
+        retry = (status is not JobRunStatus.succeeded and row.attempt <= job.retries
+                 and row.trigger != Trigger.recovery)
+        failed = status is not JobRunStatus.succeeded
+        self.events.publish(JobFinished(job.id, job.kind, status.value, duration / 1000,
+                                        error=(error or "failed") if failed else None,
+                                        run_id=row.id, final=not retry))
+        if retry:
+            delay = backoff_seconds(row.attempt)
+            log.info("job %s: retry %d in %g s", job.id, row.attempt, delay)
+            self._enqueue(job.id, Trigger.retry, like=row, attempt=row.attempt + 1,
+                          retry_of=row.id, delay_seconds=delay)
 
     # -- the jobs themselves ----------------------------------------------------
 
-    def _train_loop(self, ctx: RunContext, text: str, spec: Any) -> dict[str, Any]:
+    def _loop_collaborators(self) -> JobCollaborators:
+        if self.collaborators is None:
+            raise RuntimeError("no training, dataset or registry service is wired to the jobs")
+        return self.collaborators
+
+    def _train_loop(self, ctx: RunContext, spec: JobSpec) -> LoopResult:
         from appliance.jobs.loop import TrainingLoop
 
-        return TrainingLoop(self.services, timeout=self.train_timeout_seconds).run(
-            ctx, text, spec)
+        return TrainingLoop(self._loop_collaborators(), timeout=self.train_timeout_seconds
+                            ).run(ctx, spec)
 
-    def _drift_check(self, ctx: RunContext, spec: Any) -> dict[str, Any]:
+    def _drift_check(self, ctx: RunContext, spec: JobSpec) -> DriftJobResult:
         from appliance.jobs.loop import scheduled_drift
 
-        return scheduled_drift(self.services, spec)
+        return scheduled_drift(self._loop_collaborators(), self.events, spec)
 
     # -- built-in housekeeping -----------------------------------------------------
 

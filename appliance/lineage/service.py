@@ -6,7 +6,7 @@ and ``model version -> prediction window -> drift report`` (the drift report's
 reference dataset version points at it too). Edges are written by the service
 that makes the thing they describe, in the same transaction; this module only
 reads. A node is a typed id such as ``dataset:customers@3`` or
-``model:churn@2``; its kind is the part before the first ``:``.
+``model:churn@2``, built and parsed by ``appliance.domain.lineage``.
 
 A walk is cycle safe (every node is visited once per direction), asks the store
 one query per level and direction, and stops adding nodes at ``limit`` (and
@@ -16,9 +16,9 @@ edges are all the edges among the nodes it kept.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from appliance.domain.lineage import check_node, node_kind, node_label
 from appliance.errors import InvalidInput, NotFound
 from appliance.store import lineage as lq
 from appliance.store.db import Store
@@ -29,74 +29,6 @@ DEFAULT_DEPTH = 3
 MAX_DEPTH = 10
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
-MAX_NODE_CHARS = 200
-
-_NAME = r"[a-z0-9_-]{1,64}"
-_ALIAS = r"[a-z][a-z0-9_-]{0,63}"
-_SHA = r"[0-9a-f]{64}"
-_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_STAMP = r"\d{8}T\d{6}Z"
-_VERSION = r"[1-9][0-9]{0,8}"
-
-# kind -> the pattern of the rest of the id (after "<kind>:")
-KINDS: dict[str, re.Pattern[str]] = {
-    "file": re.compile(_SHA),
-    "dataset": re.compile(rf"{_NAME}(@{_VERSION})?"),
-    "run": re.compile(_UUID),
-    "model": re.compile(rf"{_NAME}(@{_VERSION})?"),
-    "artifact": re.compile(_SHA),
-    "alias": re.compile(rf"{_NAME}:{_ALIAS}(:{_VERSION})?"),
-    "predictions": re.compile(rf"{_NAME}@{_VERSION}:{_STAMP}\.\.{_STAMP}"),
-    "drift": re.compile(_UUID),
-}
-EXAMPLES = ("file:<sha256>", "dataset:<name>@<n>", "run:<uuid>", "model:<name>@<n>",
-            "artifact:<sha256>", "alias:<model>:<alias>[:<move>]",
-            "predictions:<model>@<n>:<start>..<end>", "drift:<uuid>")
-
-
-def check_node(node: object) -> str:
-    """The node id if it names a known kind in its exact shape; InvalidInput otherwise."""
-    hint = "a lineage node is one of " + ", ".join(EXAMPLES)
-    if not isinstance(node, str) or not node or len(node) > MAX_NODE_CHARS:
-        raise InvalidInput(f"invalid lineage node: {hint}", detail={"field": "node"})
-    kind, sep, rest = node.partition(":")
-    pattern = KINDS.get(kind)
-    if not sep or pattern is None:
-        raise InvalidInput(f"unknown lineage node kind {kind[:40]!r}: {hint}",
-                           detail={"field": "node", "kinds": sorted(KINDS)})
-    if not pattern.fullmatch(rest):
-        raise InvalidInput(f"invalid {kind} node {node!r}: {hint}", detail={"field": "node"})
-    return node
-
-
-def node_kind(node: str) -> str:
-    return node.partition(":")[0]
-
-
-def node_label(node: str) -> str:
-    """A short human name: ``customers v3``, ``churn v2``, ``churn champion move 3``."""
-    kind, _, rest = node.partition(":")
-    if kind in ("dataset", "model"):
-        name, at, number = rest.partition("@")
-        return f"{name} v{number}" if at else name
-    if kind == "file":
-        return f"file {rest[:12]}"
-    if kind == "artifact":
-        return f"onnx {rest[:12]}"
-    if kind == "run":
-        return f"run {rest[:8]}"
-    if kind == "drift":
-        return f"drift report {rest[:8]}"
-    if kind == "alias":
-        model, _, tail = rest.partition(":")
-        alias, moved, move = tail.partition(":")
-        return f"{model} {alias} move {move}" if moved else f"{model} {alias}"
-    if kind == "predictions":
-        head, _, window = rest.partition(":")
-        name, _, number = head.partition("@")
-        start, _, end = window.partition("..")
-        return f"{name} v{number} predictions {_stamp(start)} to {_stamp(end)}"
-    return node
 
 
 def edge_public(e: LineageEdgeRow) -> dict[str, Any]:
@@ -174,11 +106,6 @@ class LineageService:
             "upstream": [_hop(e) for e in hops if e["dst"] == node],
             "downstream": [_hop(e) for e in hops if e["src"] == node],
         }
-
-
-def _stamp(text: str) -> str:
-    """``20261127T041731Z`` as ``2026-11-27 04:17``."""
-    return f"{text[0:4]}-{text[4:6]}-{text[6:8]} {text[9:11]}:{text[11:13]}"
 
 
 def _hop(e: dict[str, Any]) -> dict[str, Any]:

@@ -29,9 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.domain.events import DriftChecked
+from appliance.domain.lineage import drift_node, model_node, predictions_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
 from appliance.errors import InvalidInput, NotFound
+from appliance.events import EventBus
 from appliance.monitor.foreign import quiet_import
 from appliance.store import drift as q
 from appliance.store import lineage as lq
@@ -46,7 +49,8 @@ NULL = "<null>"
 
 class DriftService:
     def __init__(self, store: Store, registry: Any, datasets: Any, home: Path, *,
-                 flush: Callable[[], object] | None = None, max_rows: int = 100_000,
+                 events: EventBus, flush: Callable[[], object] | None = None,
+                 max_rows: int = 100_000,
                  seed: int = 0, correction: str = "bonferroni") -> None:
         if correction not in CORRECTIONS:
             raise ValueError(f"correction is one of {CORRECTIONS}")
@@ -55,8 +59,7 @@ class DriftService:
         self.datasets = datasets
         self.home = home
         self.flush = flush  # drains the prediction log's queue before a window is read
-        self.alerts: Any = None  # AlertService, wired by the runtime
-        self.metrics: Any = None  # Metrics, wired by the runtime: p-values on /metrics
+        self.events = events  # DriftChecked: p-values on /metrics, the drift alert
         self.max_rows = max_rows
         self.seed = seed
         self.correction = correction
@@ -91,7 +94,7 @@ class DriftService:
 
         if dataset_version is not None:
             current = self._dataset_frame(dataset, int(dataset_version), columns)
-            current_name = f"dataset:{dataset}@{dataset_version}"
+            current_name = version_node(dataset, int(dataset_version))
             if current.height == 0:
                 raise InvalidInput(f"{dataset}@{dataset_version} has no rows")
         else:
@@ -106,7 +109,7 @@ class DriftService:
         drift = any(f["drift"] for f in features) or bool(prediction.get("drift"))
         report = {
             "id": q.new_id(), "model": model, "version": champion,
-            "reference": f"dataset:{dataset}@{ref_number}", "current": current_name,
+            "reference": version_node(dataset, int(ref_number)), "current": current_name,
             "drift": drift, "p_val": float(p_val), "correction": self.correction,
             "features": features, "prediction": prediction,
             "rows_reference": reference.height, "rows_current": current.height,
@@ -116,25 +119,26 @@ class DriftService:
         }
         with self.store.write() as s:
             q.add_report(s, report)
-            report_node = f"drift:{report['id']}"
+            report_node = drift_node(report["id"])
             lq.add_edge(s, src=report["reference"], dst=report_node, relation="reference_of")
-            lq.add_edge(s, src=f"model:{model}@{champion}", dst=report_node, relation="checked_by")
+            lq.add_edge(s, src=model_node(model, champion), dst=report_node, relation="checked_by")
             if dataset_version is not None:
                 lq.add_edge(s, src=current_name, dst=report_node, relation="current_of")
             else:
-                window = window_node(model, champion,
-                                     window_end - dt.timedelta(hours=window_hours), window_end)
-                lq.add_edge(s, src=f"model:{model}@{champion}", dst=window, relation="served")
+                window = predictions_node(model, champion,
+                                          window_end - dt.timedelta(hours=window_hours),
+                                          window_end)
+                lq.add_edge(s, src=model_node(model, champion), dst=window, relation="served")
                 lq.add_edge(s, src=window, dst=report_node, relation="current_of")
         public = {**report, "id": str(report["id"]), "created_at": report["created_at"].isoformat()}
-        if self.metrics is not None:
-            self.metrics.drift_report(model, features, drift)
-        if self.alerts is not None:  # one alert per breach; a clean check resolves it
-            drifted = [f["column"] for f in features if f["drift"]]
-            if prediction.get("drift"):
-                drifted.append("<predictions>")
-            self.alerts.check_drift(model, drifted, {"report_id": public["id"],
-                                                     "current": current_name})
+        drifted = [f["column"] for f in features if f["drift"]]
+        if prediction.get("drift"):
+            drifted.append("<predictions>")
+        self.events.publish(DriftChecked(
+            model=model, version=champion, report_id=public["id"], current=current_name,
+            drift=drift, drifted=tuple(drifted),
+            p_values={str(f["column"]): f["p_value"] for f in features
+                      if isinstance(f.get("p_value"), int | float)}))
         return public
 
     # -- reading reports -----------------------------------------------------------
@@ -237,15 +241,6 @@ class DriftService:
             }
             self._sessions[(model, number)] = hit
             return hit
-
-
-def window_node(model: str, version: int, start: dt.datetime, end: dt.datetime) -> str:
-    """The lineage node of a prediction-log window, in UTC to the second:
-    ``predictions:<model>@<v>:<start>..<end>`` (``20261127T041731Z``)."""
-    def stamp(t: dt.datetime) -> str:
-        return t.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-
-    return f"predictions:{model}@{version}:{stamp(start)}..{stamp(end)}"
 
 
 # -- tests ---------------------------------------------------------------------------

@@ -9,17 +9,18 @@ the same holdout, by ``min_delta``) unless an approver forces it.
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
+from appliance.domain.events import AliasMoved
+from appliance.domain.lineage import alias_node, artifact_node, model_node, run_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION, VersionStatus, check_alias
-from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
+from appliance.events import EventBus
 from appliance.registry.cards import build_card, render_markdown
 from appliance.store import lineage as lq
 from appliance.store import registry as q
@@ -28,25 +29,15 @@ from appliance.store.tables import AliasEventRow, ModelVersionRow, RegisteredMod
 from appliance.train.child.signature import readable
 
 MAX_ONNX_BYTES = 1024 * 1024 * 1024
-log = logging.getLogger(__name__)
-
-
-def model_node(name: str, number: int) -> str:
-    return f"model:{name}@{number}"
-
-
-def alias_node(name: str, alias: str, move: int | None = None) -> str:
-    """``alias:<model>:<alias>``, or its ``move``-th move (1 = the oldest): ``...:<move>``."""
-    return f"alias:{name}:{alias}" + (f":{move}" if move is not None else "")
 
 
 class RegistryService:
-    def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore) -> None:
+    def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore, *,
+                 events: EventBus) -> None:
         self.store = store
         self.auditor = auditor
         self.artifacts = artifacts
-        # called with the model name after any alias move commits (serving swaps sessions)
-        self.on_alias_change: list[Callable[[str], object]] = []
+        self.events = events  # AliasMoved after any alias move commits (serving swaps sessions)
 
     # -- registering ---------------------------------------------------------------
 
@@ -92,8 +83,8 @@ class RegistryService:
             ))
             node = model_node(model, number)
             if run_id is not None:
-                lq.add_edge(s, src=f"run:{run_id}", dst=node, relation="registered_as")
-            lq.add_edge(s, src=f"artifact:{art.sha256}", dst=node, relation="onnx_of")
+                lq.add_edge(s, src=run_node(run_id), dst=node, relation="registered_as")
+            lq.add_edge(s, src=artifact_node(art.sha256), dst=node, relation="onnx_of")
             self.auditor.record(s, by, "model.version.create", node,
                                 after={"onnx_sha256": art.sha256, "status": row.status,
                                        "run_id": str(run_id) if run_id else None})
@@ -108,7 +99,7 @@ class RegistryService:
         from appliance.train.child.signature import check_features, check_servable
 
         if len(data) > MAX_ONNX_BYTES:
-            raise InvalidInput("an ONNX model is at most 1 GiB", detail={"reason": "too_big"})
+            raise TooLarge("an ONNX model is at most 1 GiB")
         check_dataset_name(name)
         proto = check_onnx_bytes(data)
         check_servable(proto)
@@ -165,12 +156,12 @@ class RegistryService:
             events = q.alias_events(s, m.id)
             lineage = []
             if v.dataset and v.dataset_version:
-                node = f"dataset:{v.dataset}@{v.dataset_version}"
-                run_node = f"run:{v.run_id}" if v.run_id else None
+                node = version_node(v.dataset, v.dataset_version)
+                trained_by = run_node(v.run_id) if v.run_id else None
                 # this version's own chain: not every run or drift report the data fed
                 lineage = [{"src": e.src, "dst": e.dst, "relation": e.relation}
                            for e in lq.edges_touching(s, node)
-                           if e.dst in (node, run_node) or e.relation == "version_of"]
+                           if e.dst in (node, trained_by) or e.relation == "version_of"]
         public = self._version_public(name, v, _replay(events))
         facts = v.card or {}
         promotions = [_event_public(e) for e in events if e.version_number == number]
@@ -221,7 +212,7 @@ class RegistryService:
                 raise Conflict(f"{name} v{version} waits for approval: approve it, or force")
             self._move(s, m, alias, version, current, action=action, forced=force,
                        reason=reason, by=by)
-        self._moved(name)
+        self.events.publish(AliasMoved(name, alias, version, current, action))
         return {"alias": alias, "version": version, "previous_version": current}
 
     def rollback(self, name: str, alias: str, *, reason: str, by: Principal) -> dict[str, Any]:
@@ -237,7 +228,7 @@ class RegistryService:
                 raise Conflict(f"{alias} of {name} has no earlier version to go back to")
             self._move(s, m, alias, target, events[-1].version_number, action="rollback",
                        forced=False, reason=reason, by=by)
-        self._moved(name)
+        self.events.publish(AliasMoved(name, alias, target, events[-1].version_number, "rollback"))
         return {"alias": alias, "version": target, "previous_version": events[-1].version_number}
 
     def approve(self, name: str, version: int, *, reason: str, by: Principal) -> dict[str, Any]:
@@ -251,15 +242,8 @@ class RegistryService:
             current = _replay(q.alias_events(s, m.id)).get(CHAMPION)
             self._move(s, m, CHAMPION, version, current, action="approve", forced=False,
                        reason=reason, by=by)
-        self._moved(name)
+        self.events.publish(AliasMoved(name, CHAMPION, version, current, "approve"))
         return {"alias": CHAMPION, "version": version, "previous_version": current}
-
-    def _moved(self, name: str) -> None:
-        for listener in self.on_alias_change:
-            try:
-                listener(name)
-            except Exception:  # a listener never undoes a committed move
-                log.exception("alias listener failed for %s", name)
 
     def _move(self, s: Any, m: RegisteredModelRow, alias: str, version: int | None,
               previous: int | None, *, action: str, forced: bool, reason: str,

@@ -16,6 +16,7 @@ from typing import IO, Any
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
 from appliance.domain import runs as rules
+from appliance.domain.lineage import run_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.runs import RunKind, RunStatus
 from appliance.errors import Conflict, InvalidInput, NotFound
@@ -59,7 +60,7 @@ class RunService:
                 experiment=experiment, params=clean_params, tags=clean_tags, metrics={},
                 created_by=by.actor, started_at=now, heartbeat_at=now, attempts=1,
             ))
-            self.auditor.record(s, by, "run.start", f"run:{row.id}",
+            self.auditor.record(s, by, "run.start", run_node(row.id),
                                 after={"name": name, "experiment": experiment, "kind": row.kind})
         return run_public(row)
 
@@ -70,9 +71,9 @@ class RunService:
         with self.store.write() as s:
             q.add_run(s, row)
             if row.kind == RunKind.train.value and row.dataset and row.dataset_version:
-                lq.add_edge(s, src=f"dataset:{row.dataset}@{row.dataset_version}",
-                            dst=f"run:{row.id}", relation="trained")
-            self.auditor.record(s, by, "run.queue", f"run:{row.id}",
+                lq.add_edge(s, src=version_node(row.dataset, row.dataset_version),
+                            dst=run_node(row.id), relation="trained")
+            self.auditor.record(s, by, "run.queue", run_node(row.id),
                                 after={"name": row.name, "kind": row.kind,
                                        "dataset": row.dataset})
         return run_public(row)
@@ -99,7 +100,7 @@ class RunService:
                 setattr(row, key, value)
             s.add(row)
             if status.finished or status is RunStatus.queued:
-                self.auditor.record(s, by, f"run.{status.value}", f"run:{row.id}",
+                self.auditor.record(s, by, f"run.{status.value}", run_node(row.id),
                                     before={"status": before},
                                     after={"status": row.status, "error": row.error})
         return run_public(row)

@@ -20,7 +20,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.errors import InvalidInput, UnprocessableInput
+from appliance.errors import TooLarge, UnprocessableInput
 from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, Places
 from appliance.serve.sessions import LoadedModel
 
@@ -113,8 +113,8 @@ def parse_csv(body: bytes) -> CsvRecords:
                 rows.append(row)
                 lines.append(start)
                 if len(rows) > MAX_ROWS:
-                    raise InvalidInput(f"at most {MAX_ROWS} rows a request; score bigger files "
-                                       "with `appliance predict`", detail={"reason": "too_big"})
+                    raise TooLarge(f"at most {MAX_ROWS} rows a request; score bigger files "
+                                   "with `appliance predict`")
             start = reader.line_num + 1
     except csv.Error as exc:
         raise _refused(f"the CSV body cannot be read at line {reader.line_num}: {exc}",

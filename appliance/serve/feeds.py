@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from appliance.errors import InvalidInput, UnprocessableInput
+from appliance.errors import TooLarge, UnprocessableInput
 from appliance.serve.sessions import UNKNOWN, Input, LoadedModel
 
 MAX_ROWS = 10_000
@@ -56,8 +56,8 @@ def rows_of(records: Any) -> list[Any]:
     if not isinstance(rows, list) or not rows:
         raise UnprocessableInput("send a JSON object, or an array of objects keyed by column")
     if len(rows) > MAX_ROWS:
-        raise InvalidInput(f"at most {MAX_ROWS} rows a request; score bigger files with "
-                           "`appliance predict`", detail={"reason": "too_big", "rows": len(rows)})
+        raise TooLarge(f"at most {MAX_ROWS} rows a request; score bigger files with "
+                       "`appliance predict`", detail={"rows": len(rows)})
     return rows
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.domain.registry import CHAMPION
-from appliance.errors import InvalidInput, UnprocessableInput
+from appliance.errors import TooLarge, UnprocessableInput
 from appliance.serve.csvbody import CsvRecords
 from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, feeds_for, rows_of
 from appliance.serve.log import PredictionLog
@@ -132,8 +132,7 @@ class PredictionService:
         if not isinstance(labels, list) or not labels:
             raise UnprocessableInput("send a JSON array of {\"request_id\", \"label\"}")
         if len(labels) > MAX_LABELS:
-            raise InvalidInput(f"at most {MAX_LABELS} labels a request",
-                               detail={"reason": "too_big"})
+            raise TooLarge(f"at most {MAX_LABELS} labels a request")
         pairs: list[tuple[str, Any]] = []
         for i, item in enumerate(labels):
             if not isinstance(item, dict) or set(item) != {REQUEST_ID, "label"}:

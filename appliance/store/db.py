@@ -14,7 +14,6 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +23,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
-from appliance.errors import StoreLocked, StoreUnavailable
+from appliance.errors import NotFound, StoreLocked, StoreUnavailable
+from appliance.store.migrations import (
+    MigrationReport,
+    apply_migrations,
+    known_migrations,
+    recorded_migrations,
+)
 
 _PID_IN_LOCK_ERROR = re.compile(r"PID (\d+)")
 
@@ -113,10 +118,8 @@ class Store:
             self.lock.release()
             raise
         if migrate and not self.degraded:
-            from appliance.store.migrations import apply_migrations
-
             try:
-                apply_migrations(self)  # refuses a store from a newer appliance
+                apply_migrations(self._engine(), self.db_path)  # refuses a store from a newer appliance
             except BaseException:
                 self.close()
                 raise
@@ -223,11 +226,32 @@ def _translate(exc: DBAPIError, path: Path) -> Exception:
     return StoreUnavailable(f"cannot open {path}: {msg}", detail={"path": str(path)})
 
 
-def migration_files() -> list[tuple[int, str, str]]:
-    """(number, name, sql) for every numbered migration shipped in the package."""
-    out = []
-    for entry in resources.files("appliance.store.migrations").iterdir():
-        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
-        if m:
-            out.append((int(m.group(1)), m.group(2), entry.read_text()))
-    return sorted(out)
+def migrate(db_path: Path, lock_path: Path) -> MigrationReport:
+    """Open an existing store as its one writer and bring its schema up to this appliance's.
+
+    Raises NotFound when there is no store file (a new home needs no
+    migration), StoreLocked while a server holds it, StoreUnavailable for a
+    store from a newer appliance or one that only opens read-only.
+    """
+    if not db_path.is_file():
+        raise NotFound(f"there is no store at {db_path}: nothing to migrate")
+    store = Store(db_path, lock_path=lock_path).open(migrate=False)
+    try:
+        if store.degraded:
+            raise StoreUnavailable(f"nothing migrated: {store.degraded_reason}")
+        with store._engine().begin() as conn:
+            before = recorded_migrations(conn)
+        numbers = apply_migrations(store._engine(), store.db_path)
+        with store._engine().begin() as conn:
+            after = recorded_migrations(conn) or []
+    finally:
+        store.close()
+    known = known_migrations()
+    by_number = {m.number: m for m in known}
+    return MigrationReport(
+        path=str(db_path),
+        level_before=max((m.number for m in before), default=0) if before is not None else None,
+        level=max((m.number for m in after), default=0),
+        applied=tuple(by_number[n] for n in numbers),
+        known=tuple(known),
+    )

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from appliance.errors import InvalidInput
-from appliance.store.db import Store, migration_files
+from appliance.store.db import Store
+from appliance.store.migrations import migration_files
 
 MIGRATIONS_TABLE = "schema_migrations"
 _TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

@@ -12,14 +12,16 @@ from sqlmodel import Session
 
 _COLUMNS = (
     "id, job, trigger, status, attempt, idempotency_key, scheduled_for, created_at, "
-    "started_at, finished_at, heartbeat_at, duration_ms, error, logs, result, retry_of"
+    "started_at, finished_at, heartbeat_at, duration_ms, error, logs, result, retry_of, "
+    "dataset, dataset_version"
 )
 _LIST_COLUMNS = _COLUMNS.replace("logs, ", "NULL AS logs, ")
 
 
 def _run(row: Any) -> dict[str, Any]:
     (id_, job, trigger, status, attempt, key, scheduled_for, created_at, started_at,
-     finished_at, heartbeat_at, duration_ms, error, logs, result, retry_of) = row
+     finished_at, heartbeat_at, duration_ms, error, logs, result, retry_of, dataset,
+     dataset_version) = row
     return {
         "id": str(id_), "job": job, "trigger": trigger, "status": status,
         "attempt": int(attempt), "idempotency_key": key, "scheduled_for": scheduled_for,
@@ -28,27 +30,32 @@ def _run(row: Any) -> dict[str, Any]:
         "logs": logs,
         "result": json.loads(result) if isinstance(result, str) else result,
         "retry_of": str(retry_of) if retry_of else None,
+        "dataset": dataset,
+        "dataset_version": int(dataset_version) if dataset_version is not None else None,
     }
 
 
 def insert_run(s: Session, *, job: str, trigger: str, status: str, attempt: int,
                idempotency_key: str | None, scheduled_for: dt.datetime | None,
-               at: dt.datetime, retry_of: str | None = None,
-               error: str | None = None) -> dict[str, Any]:
-    """A new ledger row; ``running`` rows start at ``at``, ``skipped`` rows end there."""
+               at: dt.datetime, retry_of: str | None = None, error: str | None = None,
+               dataset: str | None = None,
+               dataset_version: int | None = None) -> dict[str, Any]:
+    """A new ledger row; ``running`` rows start at ``at``, ``skipped`` rows end there.
+    ``dataset``/``dataset_version``: the data a new-data run (and its retries) trains."""
     row = {"id": str(uuid.uuid4()), "job": job, "trigger": trigger, "status": status,
            "attempt": attempt, "idempotency_key": idempotency_key,
            "scheduled_for": scheduled_for, "created_at": at,
            "started_at": at if status == "running" else None,
            "finished_at": at if status == "skipped" else None,
            "heartbeat_at": at if status == "running" else None, "duration_ms": None,
-           "error": error, "logs": None, "result": None, "retry_of": retry_of}
+           "error": error, "logs": None, "result": None, "retry_of": retry_of,
+           "dataset": dataset, "dataset_version": dataset_version}
     s.execute(
         text("INSERT INTO job_runs (id, job, trigger, status, attempt, idempotency_key, "
              "scheduled_for, created_at, started_at, finished_at, heartbeat_at, error, "
-             "retry_of) VALUES (:id, :job, :trigger, :status, :attempt, :idempotency_key, "
-             ":scheduled_for, :created_at, :started_at, :finished_at, :heartbeat_at, :error, "
-             ":retry_of)"),
+             "retry_of, dataset, dataset_version) VALUES (:id, :job, :trigger, :status, "
+             ":attempt, :idempotency_key, :scheduled_for, :created_at, :started_at, "
+             ":finished_at, :heartbeat_at, :error, :retry_of, :dataset, :dataset_version)"),
         {k: v for k, v in row.items() if k not in ("duration_ms", "logs", "result")},
     )
     return row
@@ -123,6 +130,16 @@ def last_runs(s: Session) -> dict[str, dict[str, Any]]:
         f"SELECT {_LIST_COLUMNS} FROM job_runs QUALIFY row_number() OVER "
         "(PARTITION BY job ORDER BY created_at DESC) = 1")).fetchall()
     return {r[1]: _run(r) for r in rows}
+
+
+def queued_for_older_versions(s: Session, job: str, dataset: str,
+                               version: int) -> list[dict[str, Any]]:
+    """Queued runs of ``job`` for versions of ``dataset`` older than ``version``."""
+    rows = s.execute(text(
+        f"SELECT {_LIST_COLUMNS} FROM job_runs WHERE job = :j AND status = 'queued' "
+        "AND dataset = :d AND dataset_version < :v ORDER BY created_at"),
+        {"j": job, "d": dataset, "v": version}).fetchall()
+    return [_run(r) for r in rows]
 
 
 def keyed_runs(s: Session, key: str) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import selectors
 import shutil
 import subprocess
 import sys
@@ -22,11 +21,14 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.childproc import ChildChannel, ChildGone, ReplyTimeout, ReplyTooBig, child_env
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
+from appliance.domain.events import JobFinished
 from appliance.domain.principal import Principal
 from appliance.domain.registry import (
     CHALLENGER,
@@ -37,11 +39,13 @@ from appliance.domain.registry import (
 )
 from appliance.domain.runs import RunKind, RunStatus
 from appliance.durable import require_free_disk
-from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.errors import ApplianceError, InvalidInput, NotFound, TrainingFailed
+from appliance.events import EventBus
 from appliance.failpoints import failpoint
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
 from appliance.store.tables import RunRow
+from appliance.train.spec import JobSpec
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
@@ -50,15 +54,15 @@ _MAX_LINE = 64 << 20
 
 class TrainingService:
     def __init__(self, settings: Settings, runs: RunService, registry: RegistryService,
-                 datasets: DatasetService, *, alerts: Any = None, metrics: Any = None) -> None:
+                 datasets: DatasetService, *, events: EventBus) -> None:
         self.settings = settings
         self.runs = runs
         self.registry = registry
         self.datasets = datasets
-        self.alerts = alerts  # AlertService: a failed job raises an alert, a success clears it
-        self.metrics = metrics  # Metrics: run durations on /metrics
+        # JobFinished per run: a failure raises an alert, a success clears it; durations
+        self.events = events
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="training")
-        self._children: set[subprocess.Popen[bytes]] = set()
+        self._children: set[ChildChannel] = set()
         self._lock = threading.Lock()
         self._closing = False
 
@@ -73,28 +77,31 @@ class TrainingService:
 
     # -- submitting ----------------------------------------------------------------
 
-    def submit(self, job_text: str, *, by: Principal | str,
+    def submit(self, job: JobSpec | str, *, by: Principal | str,
                dataset_version: int | None = None) -> dict[str, Any]:
-        """Check a job file against its dataset and queue a run; 4xx errors leave no run.
+        """Check a job against its dataset and queue a run; 4xx errors leave no run.
 
-        ``dataset_version`` pins the data (the scheduler's new-data trigger); by default
-        the dataset's current version is used."""
-        spec = self._check(job_text, dataset_version)
-        self._check_disk(spec)
+        ``job`` is a parsed ``JobSpec`` (the scheduler's loop passes the one its job
+        file loader made) or job-file text (``POST /api/v1/runs``, ``appliance train``),
+        parsed here once. ``dataset_version`` pins the data (the new-data trigger); by
+        default the dataset's current version is used."""
+        plan = self._check(job if isinstance(job, JobSpec) else _parse(job), dataset_version)
+        self._check_disk(plan)
+        spec = plan.spec
         row = RunRow(
-            name=spec["name"], kind=RunKind.train.value, status=RunStatus.queued.value,
-            experiment=spec["name"], dataset=spec["dataset"],
-            dataset_version=spec["_dataset_version"], spec=job_text,
-            seed=spec["split"]["seed"], params={}, tags={"job": spec["name"]}, metrics={},
+            name=spec.name, kind=RunKind.train.value, status=RunStatus.queued.value,
+            experiment=spec.name, dataset=spec.dataset, dataset_version=plan.dataset_version,
+            spec=spec.text(), seed=spec.split.seed, params={}, tags={"job": spec.name},
+            metrics={},
         )
         principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
         out = self.runs.queue(row, by=principal)
-        self._executor.submit(self._execute, row.id, by)
+        self._executor.submit(self._execute, row.id, by, spec)
         return out
 
-    def _check_disk(self, spec: dict[str, Any]) -> None:
+    def _check_disk(self, plan: TrainingPlan) -> None:
         """The free-disk guard (DESIGN §7): room for the floor plus the run's files."""
-        parquet = self.datasets.parquet_path(spec["dataset"], spec["_dataset_version"])
+        parquet = self.datasets.parquet_path(plan.spec.dataset, plan.dataset_version)
         try:
             size = parquet.stat().st_size
         except OSError:
@@ -111,7 +118,8 @@ class TrainingService:
             if RunStatus(run["status"]).finished or self._closing:
                 return run
             if time.monotonic() > deadline:
-                raise InvalidInput(f"run {run_id} did not finish within {timeout:g} s")
+                raise TrainingFailed(f"run {run_id} did not finish within {timeout:g} s",
+                                     detail={"run_id": run_id})
             if beat is not None:
                 beat()
             time.sleep(poll)
@@ -122,43 +130,42 @@ class TrainingService:
                                     limit=500, sort="created_at")["items"]
         return [r for r in found if r.get("dataset_version") == dataset_version]
 
-    def _check(self, job_text: str, dataset_version: int | None = None) -> dict[str, Any]:
-        from appliance.train.spec import parse_job
+    def _check(self, spec: JobSpec, dataset_version: int | None = None, *,
+               check_params: bool = True) -> TrainingPlan:
+        """The job against its dataset version (and its estimator, unless done already)."""
+        from appliance.train.spec import check_job
 
-        if not isinstance(job_text, str) or len(job_text) > 1_000_000:
-            raise InvalidInput("a job file is YAML text of at most 1 MB")
-        spec: dict[str, Any] = parse_job(job_text).model_dump(mode="json")
+        if check_params:
+            check_job(spec)
         try:
-            dataset = self.datasets.show(spec["dataset"])
+            dataset = self.datasets.show(spec.dataset)
         except NotFound:
-            raise InvalidInput(f"dataset {spec['dataset']!r} does not exist",
+            raise InvalidInput(f"dataset {spec.dataset!r} does not exist",
                                detail={"field": "dataset"}) from None
         number = dataset["current_version"] if dataset_version is None else dataset_version
         if number is None:
-            raise InvalidInput(f"dataset {spec['dataset']!r} has no accepted version to train on",
+            raise InvalidInput(f"dataset {spec.dataset!r} has no accepted version to train on",
                                detail={"field": "dataset"})
-        version = self.datasets.version(spec["dataset"], number)
+        version = self.datasets.version(spec.dataset, number)
         columns = {c["name"] for c in version["columns"]}
-        if spec["target"] not in columns:
-            raise InvalidInput(f"target {spec['target']!r} is not a column of "
-                               f"{spec['dataset']} v{number}", detail={"field": "target"})
-        features = spec.get("features") or {}
-        for name in (features.get("include") or []) + (features.get("exclude") or []):
+        if spec.target not in columns:
+            raise InvalidInput(f"target {spec.target!r} is not a column of "
+                               f"{spec.dataset} v{number}", detail={"field": "target"})
+        for name in (spec.features.include or []) + (spec.features.exclude or []):
             if name not in columns:
-                raise InvalidInput(f"feature {name!r} is not a column of {spec['dataset']} "
+                raise InvalidInput(f"feature {name!r} is not a column of {spec.dataset} "
                                    f"v{number}", detail={"field": "features"})
-        for name in (spec.get("fairness") or {}).get("sensitive") or []:
+        for name in spec.fairness.sensitive if spec.fairness else []:
             if name not in columns:
                 raise InvalidInput(f"sensitive column {name!r} is not a column of "
-                                   f"{spec['dataset']} v{number}", detail={"field": "fairness"})
-        target = next((c for c in version.get("summary") or [] if c["name"] == spec["target"]),
+                                   f"{spec.dataset} v{number}", detail={"field": "fairness"})
+        target = next((c for c in version.get("summary") or [] if c["name"] == spec.target),
                       None)
         if target and target.get("n_unique") == 1:
-            raise InvalidInput(f"target {spec['target']!r} has a single value in "
-                               f"{spec['dataset']} v{number}: nothing to learn",
+            raise InvalidInput(f"target {spec.target!r} has a single value in "
+                               f"{spec.dataset} v{number}: nothing to learn",
                                detail={"field": "target"})
-        spec["_dataset_version"] = number
-        return spec
+        return TrainingPlan(spec, int(number))
 
     # -- executing -----------------------------------------------------------------
 
@@ -170,42 +177,47 @@ class TrainingService:
             if row.status == RunStatus.running.value:
                 self.runs.transition(row.id, RunStatus.interrupted, error="the server stopped")
             elif row.status == RunStatus.queued.value and row.attempts == 0:
-                self._executor.submit(self._execute, row.id, "system")
+                self._executor.submit(self._execute, row.id, "system", None)
                 continue
             else:
                 self.runs.transition(row.id, RunStatus.interrupted, error="the server stopped")
             if row.attempts < MAX_ATTEMPTS:
                 self.runs.transition(row.id, RunStatus.queued, error=None)
-                self._executor.submit(self._execute, row.id, "system")
+                self._executor.submit(self._execute, row.id, "system", None)
             else:
                 log.warning("run %s was interrupted %d times; not re-queued", row.id, row.attempts)
 
-    def _execute(self, run_id: uuid.UUID, by: Principal | str) -> None:
+    def _execute(self, run_id: uuid.UUID, by: Principal | str, spec: JobSpec | None) -> None:
+        """Train one queued run: ``spec`` is the job as submitted, or None for a run
+        recovered after a restart (then its stored text is parsed)."""
         out_dir = self.settings.runs_dir / str(run_id)
         started = time.perf_counter()
         status = RunStatus.failed
+        job: str | None = None
+        error: str | None = None
         try:
             self.runs.transition(run_id, RunStatus.running)
             detail = self.runs.show(str(run_id))
-            spec = self._check(detail["spec"], detail.get("dataset_version"))
-            result = self._train(run_id, spec, out_dir)
+            # the estimator checks ran at submit; a recovered run's text is parsed afresh
+            plan = self._check(spec if spec is not None else _parse(detail["spec"]),
+                               detail.get("dataset_version"), check_params=spec is None)
+            result = self._train(run_id, plan, out_dir)
             warnings = [str(w) for w in result.get("warnings") or []]
             if warnings:
                 self.runs.set_warnings(run_id, warnings)
             if not result.get("ok"):
                 err = result.get("error") or {}
-                raise InvalidInput(str(err.get("message") or "training failed"),
-                                   detail={"field": err.get("field")})
+                raise TrainingFailed(str(err.get("message") or "training failed"),
+                                     detail={"field": err.get("field")})
             failpoint("train.before_record")
-            self._record(run_id, spec, result, out_dir, by)
+            self._record(run_id, plan, result, out_dir, by)
             failpoint("train.after_record")
             environment = {**(result.get("environment") or {}),
                            "git_commit": _git_commit(self.settings.resolved_jobs_dir)}
             self.runs.transition(run_id, RunStatus.succeeded, environment=environment,
                                  progress=None)
             status = RunStatus.succeeded
-            if self.alerts is not None:
-                self.alerts.job_succeeded(spec["name"])
+            job = plan.spec.name
         except Exception as exc:  # a job never takes the service down with it
             if self._closing:
                 return
@@ -216,20 +228,20 @@ class TrainingService:
                                      progress=None)
             except ApplianceError:
                 log.exception("could not mark run %s failed", run_id)
-            if self.alerts is not None:
-                name = self.runs.show(str(run_id))["name"]
-                self.alerts.job_failed(name, message[:2000], {"run_id": str(run_id)})
+            error = message[:2000]
+            job = self.runs.show(str(run_id))["name"]
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
-            if self.metrics is not None and not self._closing:
-                self.metrics.job_seconds.labels(kind=RunKind.train.value, status=status.value) \
-                    .observe(time.perf_counter() - started)
+            if job is not None and not self._closing:
+                self.events.publish(JobFinished(
+                    job, RunKind.train.value, status.value, time.perf_counter() - started,
+                    error=error, run_id=str(run_id)))
 
-    def _train(self, run_id: uuid.UUID, spec: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    def _train(self, run_id: uuid.UUID, plan: TrainingPlan, out_dir: Path) -> dict[str, Any]:
         out_dir.mkdir(parents=True, exist_ok=True)
-        parquet = self.datasets.parquet_path(spec["dataset"], spec["_dataset_version"])
+        parquet = self.datasets.parquet_path(plan.spec.dataset, plan.dataset_version)
         champion_onnx = None
-        model = spec["name"]
+        model = plan.spec.name
         try:
             current = self.registry.aliases(model).get(CHAMPION)
         except NotFound:
@@ -238,82 +250,69 @@ class TrainingService:
             champion_onnx = out_dir / "champion.onnx"
             champion_onnx.write_bytes(self.registry.onnx_bytes(model, current))
         request = {
-            "job": {k: v for k, v in spec.items() if not k.startswith("_")},
+            "job": plan.spec.model_dump(mode="json"),  # the one serialisation, for the child
             "parquet_path": str(parquet),
             "out_dir": str(out_dir),
             "champion_onnx": str(champion_onnx) if champion_onnx else None,
             "memory_mb": self.settings.train_memory_mb,
             "parent_pid": os.getpid(),
         }
-        spec["_champion_version"] = current
+        plan.champion_version = current
         return self._run_child(run_id, request)
 
     def _run_child(self, run_id: uuid.UUID, request: dict[str, Any]) -> dict[str, Any]:
-        root = str(Path(__file__).resolve().parents[1])  # the child imports this very package
-        env = {**os.environ, "MALLOC_ARENA_MAX": "2",
-               "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        """Start the trainer, send it the request, and read progress lines until its result
+        (``appliance.childproc.ChildChannel``: the deadline, the size cap and the kill)."""
         log_path = Path(request["out_dir"]) / "train.log"
         with log_path.open("wb") as log_file:  # the child's stderr: kept as the run's logs
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "appliance.train.child.worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=log_file, env=env, close_fds=True,
-            )
+            child = ChildChannel.spawn(
+                [sys.executable, "-m", "appliance.train.child.worker"],
+                env=child_env(keep_callers_arenas=False), max_line=_MAX_LINE, stderr=log_file)
         with self._lock:
-            self._children.add(proc)
-        deadline = time.monotonic() + self.settings.train_timeout_seconds
+            self._children.add(child)
+        timeout = self.settings.train_timeout_seconds
+        deadline = time.monotonic() + timeout
         try:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-            proc.stdin.close()
-            buf = bytearray()
-            with selectors.DefaultSelector() as sel:
-                sel.register(proc.stdout, selectors.EVENT_READ)
-                while True:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        proc.kill()
-                        raise InvalidInput(f"training took longer than "
-                                           f"{self.settings.train_timeout_seconds:g} s; stopped")
-                    if not sel.select(min(remaining, 5.0)):
-                        continue
-                    chunk = os.read(proc.stdout.fileno(), 1 << 20)
-                    if not chunk:
-                        code = proc.wait()
-                        raise InvalidInput(f"the trainer process died (exit status {code})")
-                    buf += chunk
-                    if len(buf) > _MAX_LINE:
-                        proc.kill()
-                        raise InvalidInput("the trainer sent an oversized reply; stopped")
-                    while (end := buf.find(b"\n")) >= 0:
-                        line, buf = bytes(buf[:end]), buf[end + 1:]
-                        message = json.loads(line) if line.strip() else {}
-                        if not isinstance(message, dict):
-                            continue
-                        if "progress" in message and isinstance(message["progress"], dict):
-                            self.runs.heartbeat(run_id, _progress(message["progress"]))
-                        elif "result" in message and isinstance(message["result"], dict):
-                            proc.wait(timeout=30)
-                            result: dict[str, Any] = message["result"]
-                            return result
+            child.send(request)
+            child.close_input()
+            while True:
+                try:
+                    line = child.read_line(deadline)
+                except ReplyTimeout:
+                    raise TrainingFailed(f"training took longer than {timeout:g} s; "
+                                         "stopped") from None
+                except ReplyTooBig:
+                    raise TrainingFailed("the trainer sent an oversized reply; stopped") from None
+                except ChildGone:
+                    raise TrainingFailed(f"the trainer process died (exit status "
+                                         f"{child.wait()})") from None
+                message = json.loads(line) if line.strip() else {}
+                if not isinstance(message, dict):
+                    continue
+                if "progress" in message and isinstance(message["progress"], dict):
+                    self.runs.heartbeat(run_id, _progress(message["progress"]))
+                elif "result" in message and isinstance(message["result"], dict):
+                    child.wait(timeout=30)
+                    result: dict[str, Any] = message["result"]
+                    return result
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            child.stop(graceful=False)
             with self._lock:
-                self._children.discard(proc)
+                self._children.discard(child)
             self.runs.set_logs(run_id, _tail(log_path))
 
     # -- recording -------------------------------------------------------------------
 
-    def _record(self, run_id: uuid.UUID, spec: dict[str, Any], result: dict[str, Any],
+    def _record(self, run_id: uuid.UUID, plan: TrainingPlan, result: dict[str, Any],
                 out_dir: Path, by: Principal | str) -> None:
+        spec = plan.spec
         metrics = {k: v for k, v in (result.get("metrics") or {}).items()
                    if isinstance(v, int | float)}
         principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
-        existing = self._version_of_run(spec["name"], run_id)
+        existing = self._version_of_run(spec.name, run_id)
         if existing is not None:  # recorded before a crash: never a second version
-            log.info("run %s already registered %s v%s", run_id, spec["name"], existing["number"])
-            self._apply_gate(spec, self._gate(spec, result), existing,
+            log.info("run %s already registered %s v%s", run_id, spec.name, existing["number"])
+            self._apply_gate(spec, self._gate(plan, result), existing,
                              VersionStatus(existing["status"]), principal)
             return
         params = {"estimator": result.get("estimator"), **(result.get("params") or {})}
@@ -322,10 +321,10 @@ class TrainingService:
         self.runs.log_batch(str(run_id), params=params, metrics=points,
                             tags={"task": result.get("task"), "flavor": result.get("flavor")})
         for i, trial in enumerate(result.get("trials") or []):
-            child = RunRow(name=f"{spec['name']}-trial-{i}", kind=RunKind.trial.value,
+            child = RunRow(name=f"{spec.name}-trial-{i}", kind=RunKind.trial.value,
                            status=RunStatus.queued.value, parent_id=run_id,
-                           experiment=spec["name"], dataset=spec["dataset"],
-                           dataset_version=spec["_dataset_version"], seed=spec["split"]["seed"],
+                           experiment=spec.name, dataset=spec.dataset,
+                           dataset_version=plan.dataset_version, seed=spec.split.seed,
                            params={}, tags={"trial": str(i)}, metrics={})
             self.runs.queue(child, by=principal)
             self.runs.transition(child.id, RunStatus.running)
@@ -341,24 +340,23 @@ class TrainingService:
         parity = result.get("parity") or {}
         if not parity.get("passed"):
             worst = json.dumps(parity.get("worst_rows") or [], default=str)[:1500]
-            raise InvalidInput(f"ONNX parity failed (max abs diff {parity.get('max_abs_diff')}, "
-                               f"tolerance {parity.get('tolerance')}); worst rows: {worst}")
-        gate = self._gate(spec, result)
-        promote = spec.get("promote") or {}
-        override = self._human_override(spec["name"], promote.get("alias") or CHAMPION)
+            raise TrainingFailed(f"ONNX parity failed (max abs diff {parity.get('max_abs_diff')}, "
+                                 f"tolerance {parity.get('tolerance')}); worst rows: {worst}")
+        gate = self._gate(plan, result)
+        override = self._human_override(spec.name, spec.promote.alias or CHAMPION)
         if gate["passed"] and override:
             gate["held_because"] = override
         status = (VersionStatus.pending_approval
-                  if gate["passed"] and promote.get("require_approval") else VersionStatus.ready)
+                  if gate["passed"] and spec.promote.require_approval else VersionStatus.ready)
         version = self.registry.register(
-            model=spec["name"], onnx_bytes=(out_dir / "model.onnx").read_bytes(),
+            model=spec.name, onnx_bytes=(out_dir / "model.onnx").read_bytes(),
             flavor=str(result.get("flavor")), task=result.get("task"), run_id=run_id,
             signature=result.get("signature"), parity=parity, metrics=metrics,
-            fairness=result.get("fairness"), dataset=spec["dataset"],
-            dataset_version=spec["_dataset_version"], by=principal, status=status,
-            facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
+            fairness=result.get("fairness"), dataset=spec.dataset,
+            dataset_version=plan.dataset_version, by=principal, status=status,
+            facts={"purpose": spec.description, "limitations": list(spec.limitations),
                    "contract_version": self.datasets.version(
-                       spec["dataset"], spec["_dataset_version"]).get("contract_version"),
+                       spec.dataset, plan.dataset_version).get("contract_version"),
                    "gate": gate,
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
@@ -372,26 +370,25 @@ class TrainingService:
             return None
         return next((v for v in versions if v.get("run_id") == str(run_id)), None)
 
-    def _apply_gate(self, spec: dict[str, Any], gate: dict[str, Any], version: dict[str, Any],
+    def _apply_gate(self, spec: JobSpec, gate: dict[str, Any], version: dict[str, Any],
                     status: VersionStatus, principal: Principal) -> None:
-        promote = spec.get("promote") or {}
-        alias = promote.get("alias") or CHAMPION
-        aliases = self.registry.aliases(spec["name"])
+        alias = spec.promote.alias or CHAMPION
+        aliases = self.registry.aliases(spec.name)
         reason = (f"gate: {gate['metric']} {gate['value']} vs champion "
                   f"{gate.get('champion_value')} (min_delta {gate['min_delta']})")
         if gate.get("held_because") and aliases.get(alias) != version["number"]:
             if aliases.get(CHALLENGER) != version["number"]:
-                self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
+                self.registry.set_alias(spec.name, CHALLENGER, version["number"],
                                         reason=f"held: {gate['held_because']}; " + reason,
                                         by=principal)
             return
         if gate["passed"] and status is VersionStatus.ready:
             if aliases.get(alias) == version["number"]:
                 return
-            self.registry.set_alias(spec["name"], alias, version["number"], reason=reason,
+            self.registry.set_alias(spec.name, alias, version["number"], reason=reason,
                                     by=principal)
         elif gate["passed"] and aliases.get(CHALLENGER) != version["number"]:
-            self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
+            self.registry.set_alias(spec.name, CHALLENGER, version["number"],
                                     reason="held for approval: " + reason, by=principal)
 
     def _human_override(self, model: str, alias: str) -> str | None:
@@ -400,22 +397,41 @@ class TrainingService:
         except NotFound:
             return None
 
-    def _gate(self, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-        metric = spec["metric"]
+    def _gate(self, plan: TrainingPlan, result: dict[str, Any]) -> dict[str, Any]:
+        metric = str(plan.spec.metric)
         value = (result.get("metrics") or {}).get(metric)
         champion_value = result.get("champion_metric")
         basis = "native"
         if champion_value is not None and result.get("challenger_metric") is not None:
             # like with like: both ONNX-scored on the same holdout, so a tie is exact
             value, basis = result["challenger_metric"], "onnx"
-        min_delta = float((spec.get("promote") or {}).get("min_delta") or 0.0)
+        min_delta = float(plan.spec.promote.min_delta or 0.0)
         fairness = result.get("fairness") or {}
         fair = fairness.get("passed", True) if fairness else True
         passed = (value is not None and fair
                   and beats(metric, float(value), champion_value, min_delta))
-        return {"metric": metric, "value": value, "champion_version": spec.get("_champion_version"),
+        return {"metric": metric, "value": value, "champion_version": plan.champion_version,
                 "champion_value": champion_value, "min_delta": min_delta, "fairness_passed": fair,
                 "basis": basis, "passed": bool(passed)}
+
+
+@dataclass
+class TrainingPlan:
+    """One run's job, checked against the dataset version it trains on; the champion it
+    is compared with is known once the trainer starts."""
+
+    spec: JobSpec
+    dataset_version: int
+    champion_version: int | None = None
+
+
+def _parse(job_text: str) -> JobSpec:
+    """A job file's text, parsed once (the estimator checks come with ``_check``)."""
+    from appliance.train.spec import parse_job
+
+    if not isinstance(job_text, str) or len(job_text) > 1_000_000:
+        raise InvalidInput("a job file is YAML text of at most 1 MB")
+    return parse_job(job_text, check_params=False)
 
 
 def _tail(path: Path, limit: int = 20_000) -> str:

@@ -7,13 +7,26 @@ and on which line (found by walking the ``yaml.compose`` node tree), e.g.::
     job file line 4, field model.kind: unknown estimator 'os.system': choose one of ...
 
 ``detail`` carries ``{"field", "line", "errors": [...]}`` for machines.
+
+A job file is parsed once (by the scheduler's job-file loader, or by the
+training service for a job sent to ``POST /api/v1/runs``); the ``JobSpec``
+object then travels to the trainer, keeping the text it came from
+(``JobSpec.source``), and is serialised once, as JSON, for the child process.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from appliance.errors import InvalidInput
 from appliance.train import estimators
@@ -155,6 +168,21 @@ class JobSpec(_Strict):
     schedule: ScheduleSpec | None = None
     description: str | None = None
     limitations: list[str] = Field(default_factory=list)
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The job file's text, when the spec was parsed from one."""
+        return self._source
+
+    def text(self) -> str:
+        """The job as YAML: the file's own text, or the spec written out."""
+        if self._source is not None:
+            return self._source
+        import yaml
+
+        return str(yaml.safe_dump(self.model_dump(mode="json", exclude_none=True),
+                                  sort_keys=False))
 
     @field_validator("schedule", mode="before")
     @classmethod
@@ -209,7 +237,9 @@ def parse_job(text: str, *, check_params: bool = True) -> JobSpec:
     if not isinstance(data, dict):
         raise _error(None, 1, "a job file must be a YAML mapping of fields (name, dataset, ...)")
     _refuse_duplicate_keys(root)
-    return _validated(data, root, check_params)
+    spec = _validated(data, root, check_params)
+    spec._source = text
+    return spec
 
 
 def validate_job(data: dict[str, Any], *, check_params: bool = True) -> JobSpec:
@@ -239,7 +269,10 @@ def _check_metric(spec: JobSpec, root: Any) -> None:
 
 
 def check_job(spec: JobSpec, root: Any = None) -> None:
-    """Checks that need the estimator class: param names, search params, fairness by task."""
+    """Checks that need the estimator class: param names, search params, fairness by task.
+
+    Errors name their line from ``root``, or (for a spec parsed earlier without these
+    checks) from the node tree of ``spec.source``, composed only when there is an error."""
     info = spec.info
     for field, params in (("model.params", spec.model.params),
                           ("search.params", spec.search.params if spec.search else {})):
@@ -247,14 +280,22 @@ def check_job(spec: JobSpec, root: Any = None) -> None:
             estimators.check_params(info, params, field=field)
         except InvalidInput as exc:
             path = str(exc.detail["field"]).split(".")
-            raise _error(path, _line_of(root, path), exc.message) from None
+            raise _error(path, _line_of(_tree(spec, root), path), exc.message) from None
     if spec.fairness is not None and info.task == estimators.REGRESSION:
         for name in ("max_demographic_parity_difference", "max_equalized_odds_difference"):
             if getattr(spec.fairness, name) is not None:
                 path = ["fairness", name]
-                raise _error(path, _line_of(root, path),
+                raise _error(path, _line_of(_tree(spec, root), path),
                              f"{name} is defined for binary classification, not for a "
                              f"regression model ({info.cls})")
+
+
+def _tree(spec: JobSpec, root: Any) -> Any:
+    if root is not None or spec.source is None:
+        return root
+    import yaml
+
+    return yaml.compose(spec.source, Loader=yaml.SafeLoader)
 
 
 def _error(path: list[Any] | None, line: int | None, message: str,

@@ -327,7 +327,7 @@ def test_a_backup_from_an_older_schema_is_restored_at_its_level_then_migrated(
     import duckdb
 
     from appliance.runtime import build
-    from appliance.store.db import migration_files
+    from appliance.store.migrations import migration_files
 
     (previous, _, _), (newest, _, sql) = migration_files()[-2:]  # numbers may have gaps
     new_tables = set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", sql))

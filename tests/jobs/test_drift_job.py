@@ -51,16 +51,16 @@ def test_the_drift_job_tests_the_log_window_and_alerts_once_on_a_low_live_metric
         api: Any, appliance_app: Any) -> None:
     app = appliance_app
     seed(api, app)
-    assert {j["id"] for j in app.jobs.list_jobs()["items"]} >= {"train.churn", "drift.churn"}
-    assert app.jobs.job("drift.churn")["trigger"] == "every 1h"
+    assert {j.id for j in app.jobs.list_jobs().items} >= {"train.churn", "drift.churn"}
+    assert app.jobs.job("drift.churn").trigger == "every 1h"
 
     # no model yet: recorded as nothing to check, not failed
     early = app.jobs.run_here("drift.churn", by=ADMIN)
-    assert early["status"] == "succeeded"
-    assert "does not exist" in early["result"]["drift"]["skipped"]
+    assert early.status == "succeeded"
+    assert "does not exist" in early.result["drift"]["skipped"]
 
     loop = app.jobs.run_here("train.churn", by=ADMIN)
-    assert loop["status"] == "succeeded", loop
+    assert loop.status == "succeeded", loop
     answer = app.serving.predict("churn", shifted_requests(400), alias="champion")
     wrong = [{"request_id": rid, "label": 1 - int(p)}
              for rid, p in zip(answer["request_ids"], answer["predictions"], strict=True)]
@@ -68,11 +68,11 @@ def test_the_drift_job_tests_the_log_window_and_alerts_once_on_a_low_live_metric
     app.serving.log.flush()
 
     run = app.jobs.run_here("drift.churn", by=ADMIN)
-    assert run["status"] == "succeeded", run
-    drift = run["result"]["drift"]
+    assert run.status == "succeeded", run
+    drift = run.result["drift"]
     assert drift["drift"] and {"tenure_months", "plan"} <= set(drift["drifted"])
-    assert run["result"]["metrics"] == [{"version": 1, "metric": "accuracy", "value": 0.0}]
-    assert run["trigger"] == "manual" and run["duration_ms"] > 0
+    assert run.result["metrics"] == [{"version": 1, "metric": "accuracy", "value": 0.0}]
+    assert run.trigger == "manual" and run.duration_ms > 0
 
     def open_alerts() -> dict[str, dict[str, Any]]:
         return {a["kind"]: a for a in app.alerts.list_alerts("open")}

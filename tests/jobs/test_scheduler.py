@@ -22,8 +22,8 @@ def test_24_simulated_hours_of_a_1_minute_job_record_exactly_1440_runs(rig: Rig)
     runs = rig.runs("test.tick")
     assert len(calls) == 1440
     assert len(runs) == 1440
-    assert {r["status"] for r in runs} == {"succeeded"}
-    assert all(r["trigger"] == "interval" and r["duration_ms"] is not None for r in runs)
+    assert {r.status for r in runs} == {"succeeded"}
+    assert all(r.trigger == "interval" and r.duration_ms is not None for r in runs)
 
 
 def test_cron_jobs_fire_on_their_schedule(rig: Rig) -> None:
@@ -39,7 +39,7 @@ def test_cron_jobs_fire_on_their_schedule(rig: Rig) -> None:
     assert len(quarter) == 3 * 96
     assert len(nightly) == 3
     assert len(rig.runs("test.nightly")) == 3
-    assert all(r["trigger"] == "cron" for r in rig.runs("test.nightly"))
+    assert all(r.trigger == "cron" for r in rig.runs("test.nightly"))
 
 
 def test_ticks_missed_while_the_process_was_busy_coalesce_into_one_run(rig: Rig) -> None:
@@ -51,7 +51,7 @@ def test_ticks_missed_while_the_process_was_busy_coalesce_into_one_run(rig: Rig)
     assert len(calls) == 1
     rig.clock.advance(3600)  # sixty more: still one run, for the latest tick
     assert len(calls) == 2
-    assert [r["status"] for r in rig.runs("test.tick")] == ["succeeded", "succeeded"]
+    assert [r.status for r in rig.runs("test.tick")] == ["succeeded", "succeeded"]
 
 
 def test_a_tick_later_than_the_misfire_grace_is_skipped_not_run_late(rig: Rig) -> None:
@@ -62,7 +62,7 @@ def test_a_tick_later_than_the_misfire_grace_is_skipped_not_run_late(rig: Rig) -
     rig.clock.advance(5 * 3600)  # the process wakes at 05:00: 03:00 is two hours late
     assert calls == []
     (run,) = rig.runs("test.nightly")
-    assert run["status"] == "skipped" and "misfire grace" in run["error"]
+    assert run.status == "skipped" and "misfire grace" in run.error
     rig.clock.advance(24 * 3600, step=60)
     assert calls == [1]
 
@@ -89,10 +89,10 @@ def test_a_job_that_overlaps_itself_is_skipped_not_stacked(tmp_path: Path,
             if rig.runs("test.slow", "succeeded"):
                 break
             deadline.wait(0.05)
-        statuses = sorted(r["status"] for r in rig.runs("test.slow"))
+        statuses = sorted(r.status for r in rig.runs("test.slow"))
         assert statuses == ["skipped", "skipped", "succeeded"]
         skipped = rig.runs("test.slow", "skipped")
-        assert all("still going" in r["error"] for r in skipped)
+        assert all("still going" in r.error for r in skipped)
     finally:
         release.set()
         rig.close()
@@ -111,8 +111,8 @@ def test_a_job_that_raises_is_recorded_failed_and_the_scheduler_carries_on(rig: 
     rig.start()
     rig.clock.advance(10 * 60, step=60)
     failed = rig.runs("test.boom", "failed")
-    assert len(failed) == 10 and all("disk on fire" in r["error"] for r in failed)
-    assert "RuntimeError" in (rig.jobs.ledger.get(failed[0]["id"])["logs"] or "")
+    assert len(failed) == 10 and all("disk on fire" in r.error for r in failed)
+    assert "RuntimeError" in (rig.jobs.ledger.get(failed[0].id).logs or "")
     assert len(ok) == 10
 
 
@@ -136,10 +136,10 @@ def test_a_failed_run_is_retried_after_a_backoff_then_gives_up(rig: Rig) -> None
     assert len(attempts) == 3
     rig.clock.advance(3600, step=60)
     assert len(attempts) == 3  # retries exhausted
-    runs = sorted(rig.runs("test.flaky"), key=lambda r: r["attempt"])
-    assert [(r["trigger"], r["attempt"], r["status"]) for r in runs] == [
+    runs = sorted(rig.runs("test.flaky"), key=lambda r: r.attempt)
+    assert [(r.trigger, r.attempt, r.status) for r in runs] == [
         ("cron", 1, "failed"), ("retry", 2, "failed"), ("retry", 3, "failed")]
-    assert runs[1]["retry_of"] == runs[0]["id"]
+    assert runs[1].retry_of == runs[0].id
 
 
 def test_runs_left_running_by_a_dead_process_are_interrupted_and_requeued_once(
@@ -148,20 +148,20 @@ def test_runs_left_running_by_a_dead_process_are_interrupted_and_requeued_once(
     rig.jobs.add_builtin("test.job", lambda: calls.append(1), TriggerSpec.crontab("0 3 * * *"),
                          description="x")
     row = rig.jobs.ledger.queue("test.job", "manual")
-    rig.jobs.ledger.begin(row["id"])
+    rig.jobs.ledger.begin(row.id)
     requeued = rig.jobs.recover()
-    assert [r["trigger"] for r in requeued] == ["recovery"]
-    assert rig.jobs.ledger.get(row["id"])["status"] == "interrupted"
+    assert [r.trigger for r in requeued] == ["recovery"]
+    assert rig.jobs.ledger.get(row.id).status == "interrupted"
     rig.start()
     rig.clock.advance(1)
     assert len(calls) == 1
-    assert rig.jobs.ledger.get(requeued[0]["id"])["status"] == "succeeded"
+    assert rig.jobs.ledger.get(requeued[0].id).status == "succeeded"
 
     # a recovery run that is itself interrupted is not re-queued again
     again = rig.jobs.ledger.queue("test.job", "recovery", attempt=2)
-    rig.jobs.ledger.begin(again["id"])
+    rig.jobs.ledger.begin(again.id)
     assert rig.jobs.recover() == []
-    assert rig.jobs.ledger.get(again["id"])["status"] == "interrupted"
+    assert rig.jobs.ledger.get(again.id).status == "interrupted"
 
 
 def test_pause_and_resume_persist_and_are_audited(rig: Rig) -> None:
@@ -171,15 +171,15 @@ def test_pause_and_resume_persist_and_are_audited(rig: Rig) -> None:
     rig.start()
     rig.jobs.pause("test.tick", by=ADMIN)
     rig.clock.advance(600, step=60)
-    assert calls == [] and rig.jobs.job("test.tick")["paused"]
-    assert rig.jobs.job("test.tick")["next_run"] is None
+    assert calls == [] and rig.jobs.job("test.tick").paused
+    assert rig.jobs.job("test.tick").next_run is None
 
     # a second service on the same store (a restart) keeps the job paused
     other = rig.service()
     other.add_builtin("test.tick", lambda: calls.append(1), TriggerSpec.every(60),
                       description="a tick")
     other.reload()
-    assert other.job("test.tick")["paused"]
+    assert other.job("test.tick").paused
 
     rig.jobs.resume("test.tick", by=ADMIN)
     rig.clock.advance(120, step=60)
@@ -197,10 +197,10 @@ def test_run_now_queues_a_manual_run_that_waits_for_a_running_one(rig: Rig) -> N
                          description="x")
     rig.start()
     row = rig.jobs.run_now("test.job", by=ADMIN)
-    assert row["status"] == "queued" and row["trigger"] == "manual"
+    assert row.status == "queued" and row.trigger == "manual"
     rig.clock.advance(1)
     assert calls == [1]
-    assert rig.jobs.ledger.get(row["id"])["status"] == "succeeded"
+    assert rig.jobs.ledger.get(row.id).status == "succeeded"
 
 
 @pytest.mark.parametrize("job_id", ["../etc", "Train.X", "nodots", "a." + "x" * 70, ""])

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from appliance.domain.lineage import MAX_NODE_CHARS, check_node, node_label
 from appliance.errors import InvalidInput, NotFound
-from appliance.lineage.service import MAX_NODE_CHARS, check_node, node_label
 from appliance.store import lineage as lq
 
 FILE = "file:" + "a" * 64

@@ -8,7 +8,8 @@ import pytest
 from sqlmodel import SQLModel
 
 from appliance.errors import StoreLocked
-from appliance.store.db import ProcessLock, Store, migration_files
+from appliance.store.db import ProcessLock, Store
+from appliance.store.migrations import migration_files
 from appliance.store.tables import DatasetRow
 
 

@@ -17,8 +17,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import BaseScheduler
 
 from appliance.audit import Auditor
+from appliance.domain.jobs import JobRun
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
+from appliance.events import EventBus
 from appliance.jobs.ledger import JobLedger
 from appliance.jobs.scheduler import Scheduler
 from appliance.jobs.service import JobService
@@ -85,19 +87,21 @@ class Rig:
         self.tmp_path = tmp_path
         self.clock = SteppedClock(monkeypatch, threads=threads)
         self.store = Store(tmp_path / "db.duckdb", lock_path=tmp_path / "db.lock").open()
+        self.events = EventBus()
         self.jobs = self.service()
 
     def service(self) -> JobService:
         scheduler = Scheduler(backend=self.clock.factory, misfire_grace_seconds=300)
         return JobService(self.store, Auditor(self.store, self.tmp_path / "audit.head"),
                           scheduler, JobLedger(self.store, clock=self.clock.now),
-                          jobs_dir=self.tmp_path / "jobs", heartbeat_seconds=3600)
+                          jobs_dir=self.tmp_path / "jobs", events=self.events,
+                          heartbeat_seconds=3600)
 
     def start(self) -> None:
         self.jobs.scheduler.start()
 
-    def runs(self, job: str, status: str | None = None) -> list[dict[str, Any]]:
-        return list(self.jobs.ledger.page(job=job, status=status, limit=5000)["items"])
+    def runs(self, job: str, status: str | None = None) -> list[JobRun]:
+        return list(self.jobs.ledger.page(job=job, status=status, limit=5000).items)
 
     def close(self) -> None:
         self.jobs.close()

@@ -192,3 +192,26 @@ def test_parse_job_schedule_cron_and_interval_accepted() -> None:
     assert spec.schedule.train.cron == "0 3 * * *" and spec.schedule.train.retries == 1
     assert spec.schedule.drift is not None and spec.schedule.drift.every is None
     assert spec.schedule.drift.min_accuracy == 0.8
+
+
+def test_parse_job_keeps_the_text_it_was_parsed_from() -> None:
+    spec = parse_job(DESIGN_EXAMPLE)
+    assert spec.source == DESIGN_EXAMPLE and spec.text() == DESIGN_EXAMPLE
+
+
+def test_job_spec_without_source_writes_itself_out_as_yaml_that_parses_back() -> None:
+    spec = validate_job(parse_job(DESIGN_EXAMPLE).model_dump(mode="json"))
+    assert spec.source is None
+    again = parse_job(spec.text())
+    assert again.model_dump() == spec.model_dump()
+
+
+def test_check_job_later_on_a_spec_parsed_without_checks_names_the_same_line() -> None:
+    from appliance.train.spec import check_job
+
+    text = MINIMAL.format(kind="RandomForestClassifier") + "  params: {n_estimatorz: 5}\n"
+    spec = parse_job(text, check_params=False)  # the scheduler's job-file loader
+    with pytest.raises(InvalidInput) as info:
+        check_job(spec)  # the training service, when the loop submits the spec
+    assert info.value.message == refused(text).message
+    assert info.value.detail["line"] == 6

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from appliance.api.deps import App, Operator, Viewer
-from appliance.errors import InvalidInput
+from appliance.errors import InvalidInput, TooLarge
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
 
@@ -37,8 +37,8 @@ async def upload_file(
     limit = app.settings.max_file_bytes
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit + 64 * 1024:
-        raise InvalidInput(f"the file is larger than the {limit} byte limit",
-                           detail={"reason": "too_big", "limit_bytes": limit})
+        raise TooLarge(f"the file is larger than the {limit} byte limit",
+                       detail={"limit_bytes": limit})
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
         upload = form.get("file")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -12,14 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from appliance.api.bodies import is_parquet, parquet_records, read_capped
 from appliance.api.deps import BEARER_SECURITY, App, Approver, Operator, Viewer, authorize
-from appliance.api.errors import error_body, status_for
+from appliance.api.errors import error_response, internal_error_response
 from appliance.domain.roles import Role
 from appliance.errors import ApplianceError, UnprocessableInput
 from appliance.runtime import Appliance
 from appliance.serve.csvbody import CsvRecords, parse_csv
 from appliance.serve.service import MAX_ROWS
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/models", tags=["serving"])
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -108,17 +106,13 @@ async def score(request: Request, name: str) -> JSONResponse:
 
 async def predict_lane(scope: dict[str, Any], receive: Any, name: str) -> Response:
     """``POST /api/v1/models/{name}/predict`` without routing: the same ``score``, and
-    errors answered as ``appliance.api.errors`` answers them (one JSON shape)."""
+    errors answered by the app's own handlers (``appliance.api.errors``)."""
     try:
         return await score(Request(scope, receive), name)
     except ApplianceError as exc:
-        status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(error_body(exc.kind, exc.message, exc.detail), status_code=status,
-                            headers=headers)
+        return error_response(exc)
     except Exception:
-        log.exception("unhandled error")
-        return JSONResponse(error_body("internal", "internal error; see the server log"), 500)
+        return internal_error_response()
 
 
 @router.post("/{name}/feedback")

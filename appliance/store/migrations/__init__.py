@@ -7,21 +7,22 @@ A store that records a migration this package does not ship (a number it
 does not know, or a known number under another name) was written by a newer
 appliance: it is refused before anything runs, never migrated "down" or
 guessed at.
+
+This package sits below ``appliance.store.db``: it knows the migration files and
+applies them on an engine; opening a store (and ``migrate``, which opens one
+for ``appliance migrate``) is ``db``'s business.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from importlib import resources
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from appliance.errors import NotFound, StoreUnavailable
-
-if TYPE_CHECKING:
-    from appliance.store.db import Store
+from appliance.errors import StoreUnavailable
 
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -49,9 +50,17 @@ class MigrationReport:
     known: tuple[Migration, ...]  # every migration this appliance ships
 
 
-def known_migrations() -> list[Migration]:
-    from appliance.store.db import migration_files
+def migration_files() -> list[tuple[int, str, str]]:
+    """(number, name, sql) for every numbered migration shipped in this package."""
+    out = []
+    for entry in resources.files(__name__).iterdir():
+        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), entry.read_text()))
+    return sorted(out)
 
+
+def known_migrations() -> list[Migration]:
     return [Migration(number, name) for number, name, _sql in migration_files()]
 
 
@@ -80,15 +89,13 @@ def check_known(recorded: list[Migration], path: object) -> None:
     )
 
 
-def apply_migrations(store: Store) -> list[int]:
-    """Apply every shipped migration the store has not recorded; the numbers applied."""
-    from appliance.store.db import migration_files
-
-    engine = store._engine()
+def apply_migrations(engine: Engine, path: object) -> list[int]:
+    """Apply every shipped migration the store at ``path`` has not recorded; the numbers
+    applied."""
     with engine.begin() as conn:
         conn.execute(text(_CREATE))
         recorded = _recorded(conn)
-    check_known(recorded, store.db_path)
+    check_known(recorded, path)
     done = {m.number for m in recorded}
     applied: list[int] = []
     for number, name, sql in migration_files():
@@ -105,40 +112,12 @@ def apply_migrations(store: Store) -> list[int]:
     return applied
 
 
-def migrate(db_path: Path, lock_path: Path) -> MigrationReport:
-    """Open an existing store as its one writer and bring its schema up to this appliance's.
-
-    Raises NotFound when there is no store file (a new home needs no
-    migration), StoreLocked while a server holds it, StoreUnavailable for a
-    store from a newer appliance or one that only opens read-only.
-    """
-    from appliance.store.db import Store
-
-    if not db_path.is_file():
-        raise NotFound(f"there is no store at {db_path}: nothing to migrate")
-    store = Store(db_path, lock_path=lock_path).open(migrate=False)
-    try:
-        if store.degraded:
-            raise StoreUnavailable(f"nothing migrated: {store.degraded_reason}")
-        with store._engine().begin() as conn:
-            has_table = bool(conn.execute(text(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-            )).scalar())
-            before = _recorded(conn) if has_table else None
-        numbers = apply_migrations(store)
-        with store._engine().begin() as conn:
-            after = _recorded(conn)
-    finally:
-        store.close()
-    known = known_migrations()
-    by_number = {m.number: m for m in known}
-    return MigrationReport(
-        path=str(db_path),
-        level_before=max((m.number for m in before), default=0) if before is not None else None,
-        level=max((m.number for m in after), default=0),
-        applied=tuple(by_number[n] for n in numbers),
-        known=tuple(known),
-    )
+def recorded_migrations(conn: Connection) -> list[Migration] | None:
+    """What the store records, or None when it has no ``schema_migrations`` table."""
+    has_table = bool(conn.execute(text(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    )).scalar())
+    return _recorded(conn) if has_table else None
 
 
 def _statements(sql: str) -> list[str]:

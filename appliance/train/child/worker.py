@@ -22,14 +22,13 @@ import sys
 import traceback
 from typing import IO, Any
 
-from appliance.childproc import limit_memory, watch_parent
+from appliance.childproc import claim_stdout, emit, limit_memory, watch_parent
 
 MAX_REQUEST_BYTES = 4 << 20
 
 
 def _emit(channel: IO[bytes], message: dict[str, Any]) -> None:
-    channel.write(json.dumps(message, allow_nan=False, default=str).encode() + b"\n")
-    channel.flush()
+    emit(channel, json.dumps(message, allow_nan=False, default=str))
 
 
 def _failure(exc: BaseException, memory_mb: int | None = None) -> dict[str, Any]:
@@ -79,8 +78,7 @@ def main() -> int:
     # one thread per library: reproducible results, and little address space under RLIMIT_AS
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)    # stray prints from libraries go to stderr, never into the protocol
+    channel = claim_stdout()   # stray prints from libraries go to stderr, never into the protocol
     return serve_one(sys.stdin.buffer, channel)
 
 

@@ -1,0 +1,72 @@
+"""What the scheduled jobs need from the services below them, declared here as Protocols.
+
+``appliance.runtime`` passes the real services in (``JobCollaborators``); the
+jobs package imports none of them, so its edges in the import graph are the
+ones it declares: training, datasets, the registry, drift and serving are used
+through these narrow views only. Reactions that jobs cause elsewhere (alerts,
+metrics) are events (``appliance.domain.events``), not calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from appliance.domain.principal import Principal
+from appliance.train.spec import JobSpec
+
+
+class Trainer(Protocol):
+    """Queue a training run of a parsed job, wait for it, find runs on a dataset version
+    (``appliance.train.service.TrainingService``)."""
+
+    def submit(self, job: JobSpec | str, *, by: Principal | str,
+               dataset_version: int | None = None) -> dict[str, Any]: ...
+
+    def wait(self, run_id: str, *, timeout: float, poll: float = ...,
+             beat: Callable[[], None] | None = ...) -> dict[str, Any]: ...
+
+    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[dict[str, Any]]: ...
+
+
+class DatasetCatalog(Protocol):
+    """A dataset and its versions (``appliance.datasets.service.DatasetService``)."""
+
+    def show(self, name: str) -> dict[str, Any]: ...
+
+    def version(self, name: str, number: int) -> dict[str, Any]: ...
+
+
+class ModelCatalog(Protocol):
+    """Registered models, their versions and aliases (``appliance.registry.service``)."""
+
+    def aliases(self, name: str) -> dict[str, int]: ...
+
+    def version(self, name: str, number: int) -> dict[str, Any]: ...
+
+    def show_model(self, name: str) -> dict[str, Any]: ...
+
+
+class DriftChecker(Protocol):
+    """One stored drift check (``appliance.monitor.drift.DriftService``)."""
+
+    def check(self, model: str, *, window_hours: float = ..., dataset_version: int | None = ...,
+              p_val: float = ..., by: Principal | str = ...) -> dict[str, Any]: ...
+
+
+class LivePerformance(Protocol):
+    """Live metrics from delayed labels (``appliance.serve.service.PredictionService``)."""
+
+    def performance(self, model: str, *, hours: float = ...) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class JobCollaborators:
+    """The services behind job-file jobs; without them only built-in jobs can run."""
+
+    training: Trainer
+    datasets: DatasetCatalog
+    registry: ModelCatalog
+    drift: DriftChecker | None = None
+    serving: LivePerformance | None = None

@@ -1,0 +1,50 @@
+"""Numbered migrations that move data: each is applied to a store written before it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+
+from appliance.store.db import Store
+from appliance.store.migrations import _statements, apply_migrations, migration_files
+
+
+def _store_at(tmp_path: Path, level: int) -> Store:
+    """A store whose schema stops at migration ``level`` (as an older appliance left it)."""
+    store = Store(tmp_path / "old.duckdb").open(migrate=False)
+    with store._engine().begin() as conn:
+        conn.execute(text("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                          "name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"))
+        for number, name, sql in migration_files():
+            if number > level:
+                break
+            for statement in _statements(sql):
+                conn.execute(text(statement))
+            conn.execute(text("INSERT INTO schema_migrations VALUES (:v, :n, now())"),
+                         {"v": number, "n": name})
+    return store
+
+
+def test_migrate_0011_backfills_job_run_dataset_versions_from_their_keys(tmp_path: Path) -> None:
+    store = _store_at(tmp_path, 10)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    keys = ["train.churn:customers@3", "train.my-job_2:sales_eu@12", None]
+    try:
+        with store._engine().begin() as conn:
+            for key in keys:
+                conn.execute(text(
+                    "INSERT INTO job_runs (id, job, trigger, status, attempt, idempotency_key, "
+                    "created_at) VALUES (:id, 'train.churn', 'new_data', 'succeeded', 1, :k, :at)"),
+                    {"id": uuid.uuid4(), "k": key, "at": at})
+        assert apply_migrations(store._engine(), store.db_path) == [
+            n for n, _, _ in migration_files() if n > 10]
+        rows = store.execute("SELECT idempotency_key, dataset, dataset_version FROM job_runs "
+                             "ORDER BY idempotency_key NULLS LAST")
+    finally:
+        store.close()
+    assert [tuple(r) for r in rows] == [("train.churn:customers@3", "customers", 3),
+                                        ("train.my-job_2:sales_eu@12", "sales_eu", 12),
+                                        (None, None, None)]
