@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from appliance.domain.drift import FeatureDrift
 
 
 class Metrics:
@@ -61,11 +66,10 @@ class Metrics:
             buckets=(1, 5, 15, 60, 300, 900, 3600, 14400), registry=self.registry,
         )
 
-    def drift_report(self, model: str, features: list[dict[str, object]], drift: bool) -> None:
+    def drift_report(self, model: str, features: list[FeatureDrift], drift: bool) -> None:
         for f in features:
-            p = f.get("p_value")
-            if isinstance(p, int | float):
-                self.drift_p_value.labels(model=model, column=str(f.get("column"))).set(p)
+            if f.p_value is not None:
+                self.drift_p_value.labels(model=model, column=f.column).set(f.p_value)
         self.drift_detected.labels(model=model).set(1 if drift else 0)
 
     def prediction(self, model: str, version: int, seconds: float, predictions: list[object]) -> None:

@@ -36,6 +36,7 @@ from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
 from appliance.domain.names import check_dataset_name, check_file_name, printable_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
+from appliance.domain.serving import Feedback
 from appliance.durable import require_free_disk
 from appliance.errors import (
     ApplianceError,
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 4 * 1024 * 1024
 
 OutcomeHook = Callable[[str, float], None]
-LabelsHook = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
+LabelsHook = Callable[[str, list[dict[str, Any]]], Feedback]
 
 
 def file_node(sha256: str) -> str:
@@ -396,7 +397,7 @@ class IngestService:
             out = self.on_labels(model, records)
         except ApplianceError as exc:
             raise IngestRejected(Reason.contract_failed, exc.message, detail=exc.detail) from exc
-        message = f"{out['received']} labels, {out['matched']} matched to predictions"
+        message = f"{out.received} labels, {out.matched} matched to predictions"
         row = IngestRow(
             id=uuid.UUID(claim.id), dataset=claim.dataset, file_name=claim.name,
             sha256=sha256_file(claim.path), size_bytes=before.st_size,
@@ -407,7 +408,7 @@ class IngestService:
         with self.store.write() as s:
             iq.add_ingest(s, row)
             self.auditor.record(s, who, "labels.ingest", f"model:{model}",
-                                after={"file": claim.name, **out})
+                                after={"file": claim.name, **out.model_dump()})
         inbox.archive(claim, self.settings.archive_dir)
         return {**ingest_public(row), "labels": out}
 

@@ -31,6 +31,8 @@ from appliance.domain.principal import Principal
 from appliance.domain.registry import (
     CHALLENGER,
     CHAMPION,
+    Gate,
+    ModelVersion,
     VersionStatus,
     beats,
     human_override,
@@ -310,11 +312,10 @@ class TrainingService:
         metrics = {k: v for k, v in (result.get("metrics") or {}).items()
                    if isinstance(v, int | float)}
         principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
-        existing = self._version_of_run(spec["name"], run_id)
+        existing = self.registry.version_for_run(run_id)
         if existing is not None:  # recorded before a crash: never a second version
-            log.info("run %s already registered %s v%s", run_id, spec["name"], existing["number"])
-            self._apply_gate(spec, self._gate(spec, result), existing,
-                             VersionStatus(existing["status"]), principal)
+            log.info("run %s already registered %s v%s", run_id, existing.model, existing.number)
+            self._apply_gate(spec, self._gate(spec, result), existing, existing.status, principal)
             return
         params = {"estimator": result.get("estimator"), **(result.get("params") or {})}
         points = [{"key": k, "value": v, "step": 0} for k, v in metrics.items()]
@@ -346,10 +347,10 @@ class TrainingService:
         gate = self._gate(spec, result)
         promote = spec.get("promote") or {}
         override = self._human_override(spec["name"], promote.get("alias") or CHAMPION)
-        if gate["passed"] and override:
-            gate["held_because"] = override
+        if gate.passed and override:
+            gate = gate.model_copy(update={"held_because": override})
         status = (VersionStatus.pending_approval
-                  if gate["passed"] and promote.get("require_approval") else VersionStatus.ready)
+                  if gate.passed and promote.get("require_approval") else VersionStatus.ready)
         version = self.registry.register(
             model=spec["name"], onnx_bytes=(out_dir / "model.onnx").read_bytes(),
             flavor=str(result.get("flavor")), task=result.get("task"), run_id=run_id,
@@ -359,39 +360,32 @@ class TrainingService:
             facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
                    "contract_version": self.datasets.version(
                        spec["dataset"], spec["_dataset_version"]).get("contract_version"),
-                   "gate": gate,
+                   "gate": gate.model_dump(),
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")
         self._apply_gate(spec, gate, version, status, principal)
 
-    def _version_of_run(self, model: str, run_id: uuid.UUID) -> dict[str, Any] | None:
-        try:
-            versions = self.registry.show_model(model)["versions"]
-        except NotFound:
-            return None
-        return next((v for v in versions if v.get("run_id") == str(run_id)), None)
-
-    def _apply_gate(self, spec: dict[str, Any], gate: dict[str, Any], version: dict[str, Any],
+    def _apply_gate(self, spec: dict[str, Any], gate: Gate, version: ModelVersion,
                     status: VersionStatus, principal: Principal) -> None:
         promote = spec.get("promote") or {}
         alias = promote.get("alias") or CHAMPION
         aliases = self.registry.aliases(spec["name"])
-        reason = (f"gate: {gate['metric']} {gate['value']} vs champion "
-                  f"{gate.get('champion_value')} (min_delta {gate['min_delta']})")
-        if gate.get("held_because") and aliases.get(alias) != version["number"]:
-            if aliases.get(CHALLENGER) != version["number"]:
-                self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
-                                        reason=f"held: {gate['held_because']}; " + reason,
+        number = version.number
+        reason = (f"gate: {gate.metric} {gate.value} vs champion "
+                  f"{gate.champion_value} (min_delta {gate.min_delta})")
+        if gate.held_because and aliases.get(alias) != number:
+            if aliases.get(CHALLENGER) != number:
+                self.registry.set_alias(spec["name"], CHALLENGER, number,
+                                        reason=f"held: {gate.held_because}; " + reason,
                                         by=principal)
             return
-        if gate["passed"] and status is VersionStatus.ready:
-            if aliases.get(alias) == version["number"]:
+        if gate.passed and status is VersionStatus.ready:
+            if aliases.get(alias) == number:
                 return
-            self.registry.set_alias(spec["name"], alias, version["number"], reason=reason,
-                                    by=principal)
-        elif gate["passed"] and aliases.get(CHALLENGER) != version["number"]:
-            self.registry.set_alias(spec["name"], CHALLENGER, version["number"],
+            self.registry.set_alias(spec["name"], alias, number, reason=reason, by=principal)
+        elif gate.passed and aliases.get(CHALLENGER) != number:
+            self.registry.set_alias(spec["name"], CHALLENGER, number,
                                     reason="held for approval: " + reason, by=principal)
 
     def _human_override(self, model: str, alias: str) -> str | None:
@@ -400,7 +394,8 @@ class TrainingService:
         except NotFound:
             return None
 
-    def _gate(self, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    def _gate(self, spec: dict[str, Any], result: dict[str, Any]) -> Gate:
+        """The promotion gate: the candidate against the champion on the job's metric."""
         metric = spec["metric"]
         value = (result.get("metrics") or {}).get(metric)
         champion_value = result.get("champion_metric")
@@ -413,9 +408,9 @@ class TrainingService:
         fair = fairness.get("passed", True) if fairness else True
         passed = (value is not None and fair
                   and beats(metric, float(value), champion_value, min_delta))
-        return {"metric": metric, "value": value, "champion_version": spec.get("_champion_version"),
-                "champion_value": champion_value, "min_delta": min_delta, "fairness_passed": fair,
-                "basis": basis, "passed": bool(passed)}
+        return Gate(metric=metric, value=value, champion_version=spec.get("_champion_version"),
+                    champion_value=champion_value, min_delta=min_delta, fairness_passed=fair,
+                    basis=basis, passed=bool(passed))
 
 
 def _tail(path: Path, limit: int = 20_000) -> str:

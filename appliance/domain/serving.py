@@ -1,0 +1,95 @@
+"""Serving's typed results: an answer to predict, canary/shadow routing, labels, live metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Prediction(BaseModel):
+    """The answer to a predict request: one prediction (and request id) per record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    version: int = Field(description="the version that scored the request")
+    route: str = Field(description="primary, or canary when the canary version answered")
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None = Field(
+        description="per record, class -> probability; null for a model without them")
+    request_ids: list[str]
+
+
+class CanaryRoute(BaseModel):
+    """``percent`` of the champion's requests go to ``version``, sticky on column ``key``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    percent: float
+    key: str | None
+
+
+class ShadowRoute(BaseModel):
+    """Every champion request is also scored by ``version`` and logged, never answered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+
+
+class RoutingConfig(BaseModel):
+    """A model's canary and shadow settings for its champion's traffic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    canary: CanaryRoute | None = None
+    shadow: ShadowRoute | None = None
+
+
+class ModelRouting(BaseModel):
+    """The routing in force and the requests logged per role (primary, canary, shadow)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    routing: RoutingConfig
+    served: dict[str, int] = Field(description="role -> predictions logged")
+
+
+class Feedback(BaseModel):
+    """Delayed labels received: how many matched a logged prediction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    received: int
+    matched: int
+    unknown_request_ids: list[str] = Field(description="at most 20 ids with no prediction")
+
+
+class VersionPerformance(BaseModel):
+    """One version's live metrics from joined labels over the window."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    predictions: int
+    labelled: int
+    label_coverage: float | None
+    accuracy: float | None
+    rmse: float | None
+    mean_label_delay_s: float | None
+    auc: float | None = Field(default=None, description=(
+        "ROC AUC from the logged probability of the larger of two label values; null "
+        "unless a binary classifier has both classes labelled"))
+
+
+class LivePerformance(BaseModel):
+    """Live metrics per model version over the last ``window_hours``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    window_hours: float
+    versions: list[VersionPerformance]
