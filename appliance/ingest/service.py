@@ -405,12 +405,13 @@ class IngestService:
             message=message, actor=who.actor,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+        labels = out.model_dump()
         with self.store.write() as s:
             iq.add_ingest(s, row)
             self.auditor.record(s, who, "labels.ingest", f"model:{model}",
-                                after={"file": claim.name, **out.model_dump()})
+                                after={"file": claim.name, **labels})
         inbox.archive(claim, self.settings.archive_dir)
-        return {**ingest_public(row), "labels": out}
+        return {**ingest_public(row), "labels": labels}
 
     def _finish_recovered(self, claim: inbox.Claim, row: IngestRow) -> dict[str, Any]:
         """The crash came after commit: only the filing away is left to do."""
