@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import uuid
 from typing import Any
 
 import pytest
@@ -95,3 +96,44 @@ def test_model_card_renders_markdown_with_promotions(appliance_app: Any) -> None
     md = reg.card_markdown("churn", 1)
     assert md.startswith("# Model card: churn v1") and "first release" in md
     assert "Not checked" in md  # uploaded ONNX: no native model to compare with
+
+
+def test_version_for_run_finds_the_version_a_run_registered(appliance_app: Any) -> None:
+    reg = appliance_app.registry
+    run = appliance_app.runs.start_external(name="r1", experiment="churn", params=None,
+                                            tags=None, by=SYSTEM)
+    reg.register_upload("churn", tiny_onnx(1.0), by=SYSTEM)
+    made = reg.register(model="churn", onnx_bytes=tiny_onnx(2.0), flavor="sklearn", by=SYSTEM,
+                        run_id=uuid.UUID(run["id"]))
+    found = reg.version_for_run(run["id"])
+    assert made.number == 2
+    assert found is not None and (found.model, found.number) == ("churn", 2)
+    assert found == reg.version("churn", 2)
+    ref = reg.version_of_run(uuid.UUID(run["id"]))
+    assert ref is not None and ref.model_dump() == {"model": "churn", "version": 2}
+    assert reg.version_for_run(str(uuid.uuid4())) is None
+    assert reg.version_for_run("not-a-run-id") is None
+
+
+def test_a_stored_gate_reads_back_with_exactly_its_keys(appliance_app: Any) -> None:
+    """Gates stored by older releases lack ``basis`` (and hand-made ones ``fairness_passed``);
+    ``held_because`` is there only when set: the answer has exactly the stored keys."""
+    reg = appliance_app.registry
+    reg.register_upload("m", tiny_onnx(1.0), by=SYSTEM)
+    old = {"metric": "roc_auc", "value": 0.9, "champion_version": 1, "champion_value": None,
+           "min_delta": 0, "fairness_passed": True, "passed": True}
+    held = {**old, "basis": "onnx", "held_because": "champion was rolled back by ann"}
+    for gate in (old, held):
+        v = reg.register(model="m", onnx_bytes=tiny_onnx(2.0), flavor="sklearn", by=SYSTEM,
+                         facts={"gate": gate})
+        assert v.gate is not None and v.gate.model_dump() == gate
+        assert reg.version("m", v.number).model_dump(mode="json")["gate"] == gate
+    assert reg.version("m", 1).gate is None
+
+
+def test_model_version_times_keep_their_isoformat_text(appliance_app: Any) -> None:
+    """``created_at`` is answered as ``isoformat()`` writes it (``+00:00``), as always."""
+    v = appliance_app.registry.register_upload("churn", tiny_onnx(), by=SYSTEM)
+    answered = v.model_dump(mode="json")["created_at"]
+    assert answered == v.created_at.isoformat() and not answered.endswith("Z")
+    assert '"created_at":"' + v.created_at.isoformat() + '"' in v.model_dump_json()
