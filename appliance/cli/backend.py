@@ -293,8 +293,7 @@ class LocalBackend:
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]:
-        return self.app.serving.predict(name, records, alias=alias,
-                                        version=version).model_dump(mode="json")
+        return dict(self.app.serving.predict(name, records, alias=alias, version=version))
 
 
 def cli_settings(home: Path | None = None, **overrides: Any) -> Settings:

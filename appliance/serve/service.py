@@ -83,10 +83,10 @@ class PredictionService:
         self.log.offer(entries)
         if self.metrics is not None:
             self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions)
-        # built unchecked: every field was just made here, and predict is the hot path
-        return Prediction.model_construct(
-            model=model, version=loaded.version, route=role, predictions=predictions,
-            probabilities=probabilities, request_ids=request_ids)
+        answer: Prediction = {"model": model, "version": loaded.version, "route": role,
+                              "predictions": predictions, "probabilities": probabilities,
+                              "request_ids": request_ids}
+        return answer
 
     def _shadow(self, model: str, version: int, records: Any, rows: list[Any],
                 request_ids: list[str], now: dt.datetime) -> list[Any]:

@@ -70,7 +70,7 @@ def test_the_restored_home_serves_its_onnx_checked_against_its_sha256(
     try:
         assert app.registry.onnx_bytes("churn", 1) == tiny_onnx(1.0)
         answer = app.serving.predict("churn", [{"x": 1.0}], alias="champion", version=None)
-        assert answer.version == 1 and answer.predictions[0] == pytest.approx(2.0)
+        assert answer["version"] == 1 and answer["predictions"][0] == pytest.approx(2.0)
         frame = app.datasets.parquet_path("customers", 2)
         assert frame.is_file() and frame.is_relative_to(tmp_path / "new")
         new = app.registry.register_upload("churn", tiny_onnx(3.0), by=SYSTEM)  # and takes writes

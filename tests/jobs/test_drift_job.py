@@ -64,7 +64,7 @@ def test_the_drift_job_tests_the_log_window_and_alerts_once_on_a_low_live_metric
     assert loop["status"] == "succeeded", loop
     answer = app.serving.predict("churn", shifted_requests(400), alias="champion")
     wrong = [{"request_id": rid, "label": 1 - int(p)}
-             for rid, p in zip(answer.request_ids, answer.predictions, strict=True)]
+             for rid, p in zip(answer["request_ids"], answer["predictions"], strict=True)]
     app.serving.feedback("churn", wrong)
     app.serving.log.flush()
 

@@ -214,7 +214,7 @@ def test_canary_split_over_10000_requests_is_within_3_points(served: TestClient)
     assert resp.status_code == 200, resp.text
     try:
         row = record()
-        versions = [app.serving.predict("churn", row).version for _ in range(10_000)]
+        versions = [app.serving.predict("churn", row)["version"] for _ in range(10_000)]
         share = versions.count(2) / len(versions) * 100
         assert 17 <= share <= 23, share
     finally:
@@ -228,7 +228,7 @@ def test_canary_is_sticky_on_a_key(served: TestClient) -> None:
     try:
         for region in ("north", "south", "east", "west"):
             row = {**record(), "region": region}
-            seen = {app.serving.predict("churn", row).version for _ in range(30)}
+            seen = {app.serving.predict("churn", row)["version"] for _ in range(30)}
             assert len(seen) == 1  # the same key always lands on the same side
     finally:
         served.put("/api/v1/models/churn/routing", json={"canary": None, "shadow": None})

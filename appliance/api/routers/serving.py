@@ -107,7 +107,7 @@ async def score(request: Request, name: str) -> JSONResponse:
             app.serving.predict, name, records, alias=alias, version=version)
     else:
         out = app.serving.predict(name, records, alias=alias, version=version)
-    return JSONResponse(dict(out))  # the fields as they are: no second validation
+    return JSONResponse(out)
 
 
 async def predict_lane(scope: dict[str, Any], receive: Any, name: str) -> Response:
