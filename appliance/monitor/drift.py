@@ -149,7 +149,7 @@ class DriftService:
         with self.store.read() as s:
             out = q.reports(s, model, limit=limit)
         if not out:
-            self.registry.show_model(model)  # NotFound for an unknown model
+            self.registry.model(model)  # NotFound for an unknown model
         return out
 
     def latest(self, model: str) -> DriftReport:

@@ -141,6 +141,12 @@ class RegistryService:
             return [_model_public(m, q.list_versions(s, m.id), _replay(q.alias_events(s, m.id)))
                     for m in q.list_models(s)]
 
+    def model(self, name: str) -> Model:
+        """The model without its versions; NotFound for an unknown model."""
+        with self.store.read() as s:
+            m = self._model(s, name)
+            return _model_public(m, q.list_versions(s, m.id), _replay(q.alias_events(s, m.id)))
+
     def show_model(self, name: str) -> ModelDetail:
         with self.store.read() as s:
             m = self._model(s, name)

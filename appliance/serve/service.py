@@ -106,7 +106,7 @@ class PredictionService:
     # -- routing -------------------------------------------------------------------
 
     def routing(self, model: str) -> ModelRouting:
-        self.sessions.registry.show_model(model)  # NotFound for an unknown model
+        self.sessions.registry.model(model)  # NotFound for an unknown model
         with self.store.read() as s:
             config = q.current_routing(s, model)
             counts = q.role_counts(s, model)
@@ -181,7 +181,7 @@ class PredictionService:
                     **v._asdict(), auc=auc,
                     label_coverage=v.labelled / v.predictions if v.predictions else None))
         if not versions:
-            self.sessions.registry.show_model(model)  # NotFound for an unknown model
+            self.sessions.registry.model(model)  # NotFound for an unknown model
         if self.metrics is not None:
             for p in versions:
                 if p.label_coverage is not None:

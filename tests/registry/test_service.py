@@ -12,7 +12,7 @@ from appliance_test_support import tiny_onnx
 
 from appliance.domain.principal import SYSTEM, Principal
 from appliance.domain.roles import Role
-from appliance.errors import Conflict, InvalidInput, StoreUnavailable
+from appliance.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 
 APPROVER = Principal("ann", Role.approver)
 
@@ -137,3 +137,16 @@ def test_model_version_times_keep_their_isoformat_text(appliance_app: Any) -> No
     answered = v.model_dump(mode="json")["created_at"]
     assert answered == v.created_at.isoformat() and not answered.endswith("Z")
     assert '"created_at":"' + v.created_at.isoformat() + '"' in v.model_dump_json()
+
+
+def test_model_answers_the_model_without_its_versions(appliance_app: Any) -> None:
+    reg = appliance_app.registry
+    reg.register_upload("churn", tiny_onnx(1.0), by=SYSTEM)
+    reg.register_upload("churn", tiny_onnx(2.0), by=SYSTEM)
+    reg.set_alias("churn", "champion", 1, reason="first", by=APPROVER)
+    model = reg.model("churn")
+    assert (model.name, model.latest_version, model.aliases) == ("churn", 2, {"champion": 1})
+    assert "versions" not in model.model_dump()
+    assert reg.show_model("churn").model_dump(exclude={"versions"}) == model.model_dump()
+    with pytest.raises(NotFound):
+        reg.model("nope")
