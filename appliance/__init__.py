@@ -36,8 +36,8 @@ _EXPORTS: dict[str, str] = {
     **{name: "appliance.errors" for name in (
         "ApplianceError", "Conflict", "ContractInvalid", "IngestRejected", "InsufficientDisk",
         "InvalidInput", "InvalidName", "NotFound", "Overloaded", "PermissionDenied",
-        "RemoteError", "StoreLocked", "StoreUnavailable", "Throttled", "Unauthenticated",
-        "UnprocessableInput",
+        "RemoteError", "StoreLocked", "StoreUnavailable", "Throttled", "TooLarge",
+        "TrainingFailed", "Unauthenticated", "UnprocessableInput",
     )},
 }
 

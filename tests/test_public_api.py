@@ -19,7 +19,8 @@ EXPORTS = [
     "Appliance", "ApplianceClient", "ApplianceError", "Conflict", "ContractInvalid",
     "IngestRejected", "InsufficientDisk", "InvalidInput", "InvalidName", "NotFound",
     "Overloaded", "PermissionDenied", "RemoteError", "Settings", "StoreLocked",
-    "StoreUnavailable", "Throttled", "Unauthenticated", "UnprocessableInput", "__version__",
+    "StoreUnavailable", "Throttled", "TooLarge", "TrainingFailed", "Unauthenticated",
+    "UnprocessableInput", "__version__",
     "build",
 ]
 HEAVY = ("sklearn", "xgboost", "onnx", "onnxruntime", "skl2onnx", "duckdb", "polars", "pandas",

@@ -124,12 +124,12 @@ def test_migrate_upgrades_a_store_written_by_an_earlier_release(release: str, tm
 
     appliance = build(make_settings(home, admin_password=want["admin_password"]))
     try:
-        perf = {v["version"]: v for v in appliance.serving.performance("churn", hours=24 * 365 * 100)["versions"]}
+        perf = {v.version: v for v in appliance.serving.performance("churn", hours=24 * 365 * 100).versions}
     finally:
         appliance.close()
     for p in want["predictions"]:
-        assert perf[p["version"]]["labelled"] == p["labelled"]
-        assert perf[p["version"]]["predictions"] >= p["predictions"]
+        assert perf[p["version"]].labelled == p["labelled"]
+        assert perf[p["version"]].predictions >= p["predictions"]
 
 
 def _fresh_store(home: Path) -> Path:

@@ -242,7 +242,8 @@ class LocalBackend:
 
     def run(self, run_id: str) -> dict[str, Any]:
         out: dict[str, Any] = self.app.runs.show(run_id)
-        out["model_version"] = self.app.registry.version_of_run(run_id)
+        ref = self.app.registry.version_of_run(run_id)
+        out["model_version"] = None if ref is None else ref.model_dump(mode="json")
         return out
 
     def runs(self, **filters: Any) -> dict[str, Any]:
@@ -250,22 +251,19 @@ class LocalBackend:
         return out
 
     def models(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = self.app.registry.list_models()
-        return out
+        return [m.model_dump(mode="json") for m in self.app.registry.list_models()]
 
     def model(self, name: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.registry.show_model(name)
-        return out
+        return self.app.registry.show_model(name).model_dump(mode="json")
 
     def set_alias(self, name: str, alias: str, version: int, reason: str,
                   force: bool) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.registry.set_alias(name, alias, version, reason=reason,
-                                                          by=self.who, force=force)
-        return out
+        return self.app.registry.set_alias(name, alias, version, reason=reason, by=self.who,
+                                           force=force).model_dump(mode="json")
 
     def rollback(self, name: str, alias: str, reason: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.registry.rollback(name, alias, reason=reason, by=self.who)
-        return out
+        return self.app.registry.rollback(name, alias, reason=reason,
+                                          by=self.who).model_dump(mode="json")
 
     def onnx(self, name: str, version: int) -> bytes:
         out: bytes = self.app.registry.onnx_bytes(name, version)
@@ -299,15 +297,13 @@ class LocalBackend:
         return out
 
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.drift.check(name, window_hours=window_hours,
-                                                   dataset_version=dataset_version, by=self.who)
-        return out
+        return self.app.drift.check(name, window_hours=window_hours,
+                                    dataset_version=dataset_version,
+                                    by=self.who).model_dump(mode="json")
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.serving.predict(name, records, alias=alias,
-                                                       version=version)
-        return out
+        return dict(self.app.serving.predict(name, records, alias=alias, version=version))
 
     def predict_csv(self, name: str, body: bytes, alias: str | None,
                     version: int | None) -> dict[str, Any]:

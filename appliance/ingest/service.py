@@ -41,6 +41,7 @@ from appliance.domain.lineage import dataset_node, file_node, version_node
 from appliance.domain.names import check_dataset_name, check_file_name, printable_name
 from appliance.domain.principal import INBOX, Principal
 from appliance.domain.reports import ValidationReport
+from appliance.domain.serving import Feedback
 from appliance.durable import require_free_disk
 from appliance.errors import (
     ApplianceError,
@@ -71,7 +72,7 @@ class LabelSink(Protocol):
     """Where delayed labels from ``inbox/<model>__labels/`` go (the prediction service):
     joined to the prediction log; the answer counts ``received`` and ``matched``."""
 
-    def feedback(self, model: str, labels: Any, *, source: str = ...) -> dict[str, Any]: ...
+    def feedback(self, model: str, labels: Any, *, source: str = ...) -> Feedback: ...
 
 
 class IngestService:
@@ -384,7 +385,7 @@ class IngestService:
             out = self.labels.feedback(model, records, source="file")
         except ApplianceError as exc:
             raise IngestRejected(Reason.contract_failed, exc.message, detail=exc.detail) from exc
-        message = f"{out['received']} labels, {out['matched']} matched to predictions"
+        message = f"{out.received} labels, {out.matched} matched to predictions"
         row = IngestRow(
             id=uuid.UUID(claim.id), dataset=claim.dataset, file_name=claim.name,
             sha256=sha256_file(claim.path), size_bytes=before.st_size,
@@ -392,12 +393,13 @@ class IngestService:
             message=message, actor=who.actor,
             duration_ms=(time.perf_counter() - started) * 1000,
         )
+        labels = out.model_dump()
         with self.store.write() as s:
             iq.add_ingest(s, row)
             self.auditor.record(s, who, "labels.ingest", f"model:{model}",
-                                after={"file": claim.name, **out})
+                                after={"file": claim.name, **labels})
         inbox.archive(claim, self.settings.archive_dir)
-        return {**ingest_public(row), "labels": out}
+        return {**ingest_public(row), "labels": labels}
 
     def _finish_recovered(self, claim: inbox.Claim, row: IngestRow) -> dict[str, Any]:
         """The crash came after commit: only the filing away is left to do."""

@@ -8,7 +8,7 @@ becomes the drift baseline. Every step is written to the run's result.
 
 Idempotent by construction: a version is trained by at most one live run per
 job (``TrainingService.runs_for``), and a run registers at most one model
-version (``TrainingService._version_of_run``), so a loop re-queued after a
+version (``RegistryService.version_for_run``), so a loop re-queued after a
 crash attaches to what already happened instead of repeating it.
 
 The services come in as ``JobCollaborators`` (Protocols, ``appliance.jobs.ports``);
@@ -80,33 +80,33 @@ class TrainingLoop:
                                  f"{final.get('error') or 'no detail'}",
                                  detail={"run_id": final["id"]})
 
-        mv = next((v for v in self.registry.show_model(spec.name)["versions"]
-                   if v.get("run_id") == final["id"]), None)
+        mv = self.registry.version_for_run(final["id"])
         if mv is None:
             raise TrainingFailed(f"run {final['id']} succeeded but registered no model version",
                                  detail={"run_id": final["id"]})
-        steps.append({"step": "evaluate", "gate": mv.get("gate")})
-        steps.append({"step": "register", "model_version": f"{spec.name}@{mv['number']}",
-                      "status": mv.get("status")})
+        steps.append({"step": "evaluate",
+                      "gate": None if mv.gate is None else mv.gate.model_dump()})
+        steps.append({"step": "register", "model_version": f"{spec.name}@{mv.number}",
+                      "status": mv.status.value})
         aliases = self.registry.aliases(spec.name)
         alias = spec.promote.alias
-        promoted = aliases.get(alias) == mv["number"]
-        held = not promoted and aliases.get(CHALLENGER) == mv["number"]
+        promoted = aliases.get(alias) == mv.number
+        held = not promoted and aliases.get(CHALLENGER) == mv.number
         steps.append({"step": "promote", "alias": alias, "promoted": promoted,
                       "held_for_approval": held,
                       "champion": aliases.get(CHAMPION)})
         if promoted and alias == CHAMPION:
             steps.append({"step": "baseline", "reference": version_node(dataset, number)})
-            ctx.log(f"{spec.name} v{mv['number']} is {alias}; the drift baseline is now "
+            ctx.log(f"{spec.name} v{mv.number} is {alias}; the drift baseline is now "
                     f"{dataset}@{number}")
         else:
-            held_because = (mv.get("gate") or {}).get("held_because")
-            ctx.log(f"{spec.name} v{mv['number']} registered, " + (
+            held_because = mv.gate.held_because if mv.gate is not None else None
+            ctx.log(f"{spec.name} v{mv.number} registered, " + (
                 f"held as challenger: {held_because}" if held and held_because
                 else "held for approval as challenger" if held
                 else f"not promoted (champion stays v{aliases.get(CHAMPION)})"))
         return LoopResult(trained=True, dataset_version=number, run_id=final["id"],
-                          model_version=mv["number"], promoted=promoted,
+                          model_version=mv.number, promoted=promoted,
                           held_for_approval=held, steps=steps)
 
     def _drift_step(self, ctx: RunContext, model: str, dataset: str,
@@ -121,17 +121,17 @@ class TrainingLoop:
         if champion is None:
             return {"step": "drift", "skipped": "no champion yet"}
         reference = self.registry.version(model, champion)
-        if reference.get("dataset") == dataset and reference.get("dataset_version") == number:
+        if reference.dataset == dataset and reference.dataset_version == number:
             return {"step": "drift", "skipped": "the champion was trained on this version"}
         try:
             report = self.drift.check(model, dataset_version=number, by="scheduler")
         except ApplianceError as exc:
             return {"step": "drift", "skipped": exc.message}
-        drifted = [f["column"] for f in report.get("features") or [] if f.get("drift")]
-        if report["drift"]:
+        drifted = report.drifted
+        if report.drift:
             ctx.log(f"{dataset}@{number} drifted from the champion's training data: "
                     f"{', '.join(drifted) or 'predictions'}")
-        return {"step": "drift", "report": report["id"], "drift": report["drift"],
+        return {"step": "drift", "report": str(report.id), "drift": report.drift,
                 "drifted": drifted}
 
 
@@ -150,9 +150,8 @@ def scheduled_drift(services: JobCollaborators, events: EventBus,
     try:
         report = drift.check(spec.name, window_hours=hours, p_val=schedule.p_val,
                              by="scheduler")
-        found: dict[str, Any] = {
-            "report": report["id"], "drift": report["drift"],
-            "drifted": [f["column"] for f in report.get("features") or [] if f.get("drift")]}
+        found: dict[str, Any] = {"report": str(report.id), "drift": report.drift,
+                                 "drifted": report.drifted}
     except NotFound as exc:
         found = {"skipped": exc.message}
     except InvalidInput as exc:  # an empty window is not a failure
@@ -165,12 +164,13 @@ def scheduled_drift(services: JobCollaborators, events: EventBus,
     except NotFound as exc:
         return out.model_copy(update={"metrics": {"skipped": exc.message}})
     checked = []
-    for v in perf["versions"]:
+    for v in perf.versions:
         for metric, threshold, higher in (("accuracy", schedule.min_accuracy, True),
                                           ("rmse", schedule.max_rmse, False)):
-            if threshold is None or v.get(metric) is None:
+            value = getattr(v, metric)
+            if threshold is None or value is None:
                 continue
-            checked.append({"version": v["version"], "metric": metric, "value": v[metric]})
-            events.publish(LiveMetricChecked(spec.name, v["version"], metric, v[metric],
+            checked.append({"version": v.version, "metric": metric, "value": value})
+            events.publish(LiveMetricChecked(spec.name, v.version, metric, value,
                                              threshold, higher_is_better=higher))
     return out.model_copy(update={"metrics": checked})

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from appliance.domain.drift import DriftReport
 from appliance.domain.principal import Principal
+from appliance.domain.registry import ModelDetail, ModelVersion
+from appliance.domain.serving import LivePerformance
 from appliance.train.spec import JobSpec
 
 
@@ -43,22 +46,24 @@ class ModelCatalog(Protocol):
 
     def aliases(self, name: str) -> dict[str, int]: ...
 
-    def version(self, name: str, number: int) -> dict[str, Any]: ...
+    def version(self, name: str, number: int) -> ModelVersion: ...
 
-    def show_model(self, name: str) -> dict[str, Any]: ...
+    def version_for_run(self, run_id: Any) -> ModelVersion | None: ...
+
+    def show_model(self, name: str) -> ModelDetail: ...
 
 
 class DriftChecker(Protocol):
     """One stored drift check (``appliance.monitor.drift.DriftService``)."""
 
     def check(self, model: str, *, window_hours: float = ..., dataset_version: int | None = ...,
-              p_val: float = ..., by: Principal | str = ...) -> dict[str, Any]: ...
+              p_val: float = ..., by: Principal | str = ...) -> DriftReport: ...
 
 
-class LivePerformance(Protocol):
+class PerformanceSource(Protocol):
     """Live metrics from delayed labels (``appliance.serve.service.PredictionService``)."""
 
-    def performance(self, model: str, *, hours: float = ...) -> dict[str, Any]: ...
+    def performance(self, model: str, *, hours: float = ...) -> LivePerformance: ...
 
 
 @dataclass(frozen=True)
@@ -69,4 +74,4 @@ class JobCollaborators:
     datasets: DatasetCatalog
     registry: ModelCatalog
     drift: DriftChecker | None = None
-    serving: LivePerformance | None = None
+    serving: PerformanceSource | None = None

@@ -26,13 +26,15 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.domain.drift import DriftReport, FeatureDrift
 from appliance.domain.events import DriftChecked
 from appliance.domain.lineage import drift_node, model_node, predictions_node, version_node
 from appliance.domain.principal import Principal
-from appliance.domain.registry import CHAMPION
+from appliance.domain.registry import CHAMPION, ModelVersion
 from appliance.errors import InvalidInput, NotFound
 from appliance.events import EventBus
 from appliance.monitor.foreign import quiet_import
@@ -63,13 +65,13 @@ class DriftService:
         self.max_rows = max_rows
         self.seed = seed
         self.correction = correction
-        self._sessions: dict[tuple[str, int], Any] = {}
+        self._sessions: dict[tuple[str, int], _Scorer] = {}
         self._lock = threading.Lock()
 
     # -- checks ------------------------------------------------------------------
 
     def check(self, model: str, *, window_hours: float = 24, dataset_version: int | None = None,
-              p_val: float = 0.05, by: Principal | str = "system") -> dict[str, Any]:
+              p_val: float = 0.05, by: Principal | str = "system") -> DriftReport:
         """Run one drift check, store its report and return it."""
         started = time.perf_counter()
         if not isinstance(p_val, int | float) or not 0 < p_val < 1:
@@ -80,12 +82,14 @@ class DriftService:
         champion = self.registry.aliases(model).get(CHAMPION)  # NotFound for an unknown model
         if champion is None:
             raise NotFound(f"model {model!r} has no champion: there is no reference to compare with")
-        version = self.registry.version(model, champion)
-        dataset, ref_number = version.get("dataset"), version.get("dataset_version")
+        version: ModelVersion = self.registry.version(model, champion)
+        dataset, ref_number = version.dataset, version.dataset_version
         if not dataset or not ref_number:
             raise InvalidInput(f"{model} v{champion} was not trained on a registered dataset "
                                "version: there is no reference data", detail={"version": champion})
-        columns = _input_columns(version)
+        columns = version.input_columns()
+        if not columns:
+            raise InvalidInput(f"{version.model} v{version.number} has no input signature")
         reference = self._dataset_frame(dataset, int(ref_number), columns)
         if reference.height == 0:
             raise InvalidInput(f"the reference {dataset}@{ref_number} has no rows")
@@ -106,21 +110,21 @@ class DriftService:
         prediction = self._prediction_drift(model, champion, version, reference,
                                             current if dataset_version is not None else None,
                                             window_hours, p_val)
-        drift = any(f["drift"] for f in features) or bool(prediction.get("drift"))
-        report = {
-            "id": q.new_id(), "model": model, "version": champion,
-            "reference": version_node(dataset, int(ref_number)), "current": current_name,
-            "drift": drift, "p_val": float(p_val), "correction": self.correction,
-            "features": features, "prediction": prediction,
-            "rows_reference": reference.height, "rows_current": current.height,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            "created_at": dt.datetime.now(dt.UTC),
-            "created_by": by.actor if isinstance(by, Principal) else str(by),
-        }
+        drift = any(f.drift for f in features) or bool(prediction.get("drift"))
+        report = DriftReport(
+            id=q.new_id(), model=model, version=champion,
+            reference=version_node(dataset, int(ref_number)), current=current_name,
+            drift=drift, p_val=float(p_val), correction=self.correction,
+            features=features, prediction=prediction,
+            rows_reference=reference.height, rows_current=current.height,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            created_at=dt.datetime.now(dt.UTC),
+            created_by=by.actor if isinstance(by, Principal) else str(by),
+        )
         with self.store.write() as s:
             q.add_report(s, report)
-            report_node = drift_node(report["id"])
-            lq.add_edge(s, src=report["reference"], dst=report_node, relation="reference_of")
+            report_node = drift_node(report.id)
+            lq.add_edge(s, src=report.reference, dst=report_node, relation="reference_of")
             lq.add_edge(s, src=model_node(model, champion), dst=report_node, relation="checked_by")
             if dataset_version is not None:
                 lq.add_edge(s, src=current_name, dst=report_node, relation="current_of")
@@ -130,30 +134,28 @@ class DriftService:
                                           window_end)
                 lq.add_edge(s, src=model_node(model, champion), dst=window, relation="served")
                 lq.add_edge(s, src=window, dst=report_node, relation="current_of")
-        public = {**report, "id": str(report["id"]), "created_at": report["created_at"].isoformat()}
-        drifted = [f["column"] for f in features if f["drift"]]
+        drifted = list(report.drifted)
         if prediction.get("drift"):
             drifted.append("<predictions>")
         self.events.publish(DriftChecked(
-            model=model, version=champion, report_id=public["id"], current=current_name,
+            model=model, version=champion, report_id=str(report.id), current=current_name,
             drift=drift, drifted=tuple(drifted),
-            p_values={str(f["column"]): f["p_value"] for f in features
-                      if isinstance(f.get("p_value"), int | float)}))
-        return public
+            p_values={f.column: f.p_value for f in features if f.p_value is not None}))
+        return report
 
     # -- reading reports -----------------------------------------------------------
 
-    def history(self, model: str, limit: int = 50) -> list[dict[str, Any]]:
+    def history(self, model: str, limit: int = 50) -> list[DriftReport]:
         """Stored reports, newest first."""
         if not isinstance(limit, int) or not 0 < limit <= 1000:
             raise InvalidInput("limit must be 1-1000", detail={"field": "limit"})
         with self.store.read() as s:
             out = q.reports(s, model, limit=limit)
         if not out:
-            self.registry.show_model(model)  # NotFound for an unknown model
+            self.registry.model(model)  # NotFound for an unknown model
         return out
 
-    def latest(self, model: str) -> dict[str, Any]:
+    def latest(self, model: str) -> DriftReport:
         out = self.history(model, 1)
         if not out:
             raise NotFound(f"model {model!r} has no drift report yet")
@@ -197,11 +199,11 @@ class DriftService:
 
     # -- predictions -----------------------------------------------------------------
 
-    def _prediction_drift(self, model: str, champion: int, version: dict[str, Any],
+    def _prediction_drift(self, model: str, champion: int, version: ModelVersion,
                           reference: Any, current: Any, hours: float,
                           p_val: float) -> dict[str, Any]:
         session = self._session(model, champion)
-        classification = version.get("task") == "classification" or session["classes"] is not None
+        classification = version.task == "classification" or session.classes is not None
         ref_pred = _score(session, reference)
         if current is not None:
             cur_pred = _score(session, current)
@@ -218,7 +220,7 @@ class DriftService:
         return _ks_values([float(x) for x in ref_pred], [x for x in cur_pred if x is not None],
                           p_val)
 
-    def _session(self, model: str, number: int) -> dict[str, Any]:
+    def _session(self, model: str, number: int) -> _Scorer:
         with self._lock:
             hit = self._sessions.get((model, number))
             if hit is not None:
@@ -232,30 +234,32 @@ class DriftService:
             meta = sess.get_modelmeta().custom_metadata_map
             columns = _loads(meta.get("appliance.columns")) or {}
             classes = _loads(meta.get("appliance.classes"))
-            hit = {
-                "session": sess,
-                "inputs": [(i.name, str(columns.get(i.name, i.name)), i.type)
-                           for i in sess.get_inputs()],
-                "outputs": len(sess.get_outputs()),
-                "classes": classes if isinstance(classes, list) else None,
-            }
+            hit = _Scorer(
+                session=sess,
+                inputs=[(i.name, str(columns.get(i.name, i.name)), i.type)
+                        for i in sess.get_inputs()],
+                outputs=len(sess.get_outputs()),
+                classes=classes if isinstance(classes, list) else None,
+            )
             self._sessions[(model, number)] = hit
             return hit
+
+
+@dataclass(frozen=True)
+class _Scorer:
+    """The champion's onnxruntime session, as drift scores the reference with it."""
+
+    session: Any
+    inputs: list[tuple[str, str, str]]  # (input name, raw column, onnx type)
+    outputs: int
+    classes: list[Any] | None
 
 
 # -- tests ---------------------------------------------------------------------------
 
 
-def _input_columns(version: dict[str, Any]) -> list[str]:
-    inputs = (version.get("signature") or {}).get("inputs") or []
-    columns = [str(i.get("column") or i.get("name")) for i in inputs]
-    if not columns:
-        raise InvalidInput(f"{version['model']} v{version['number']} has no input signature")
-    return list(dict.fromkeys(columns))
-
-
 def _feature_tests(reference: Any, current: Any, numeric: dict[str, bool], p_val: float,
-                   correction: str) -> list[dict[str, Any]]:
+                   correction: str) -> list[FeatureDrift]:
     import numpy as np
 
     from appliance.monitor.alibi import detectors  # alibi-detect: imported here only
@@ -289,7 +293,7 @@ def _feature_tests(reference: Any, current: Any, numeric: dict[str, bool], p_val
                         "statistic": float(out["data"]["distance"][0]),
                         "p_value": float(out["data"]["p_val"][0])})
     _correct(results, p_val, correction)
-    return results
+    return [FeatureDrift(**r) for r in results]
 
 
 def _correct(results: list[dict[str, Any]], p_val: float, correction: str) -> None:
@@ -350,12 +354,12 @@ def _numeric(series: Any) -> Any:
     return arr[np.isfinite(arr)]
 
 
-def _score(session: dict[str, Any], frame: Any) -> list[Any]:
+def _score(session: _Scorer, frame: Any) -> list[Any]:
     """The session's predictions for ``frame``: class labels, or regression values."""
     import numpy as np
 
     feeds: dict[str, Any] = {}
-    for name, column, kind in session["inputs"]:
+    for name, column, kind in session.inputs:
         series = frame[column]
         if kind == "tensor(string)":
             values = ["" if v is None else str(v) for v in series.to_list()]
@@ -366,11 +370,11 @@ def _score(session: dict[str, Any], frame: Any) -> list[Any]:
             if dtype is np.int64:
                 arr = np.nan_to_num(arr, nan=0.0)
             feeds[name] = arr.astype(dtype).reshape(-1, 1)
-    first = session["session"].run(None, feeds)[0].reshape(-1)
-    classes = session["classes"]
+    first = session.session.run(None, feeds)[0].reshape(-1)
+    classes = session.classes
     if classes is not None:
         return [classes[int(i)] if 0 <= int(i) < len(classes) else int(i) for i in first]
-    if session["outputs"] > 1:
+    if session.outputs > 1:
         return [int(x) for x in first]
     return [float(x) for x in first]
 

@@ -19,9 +19,19 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from appliance.domain.traffic import (
+    LiveMetrics,
+    MetricBucket,
+    MetricVersion,
+    Traffic,
+    TrafficBucket,
+    TrafficTotal,
+    TrafficVersion,
+)
 from appliance.errors import InvalidInput
 from appliance.store import traffic as q
 from appliance.store.db import Store
+from appliance.store.traffic import LabelledRow
 
 MAX_MINUTES = 7 * 24 * 60
 MAX_BUCKET_SECONDS = 24 * 3600
@@ -45,7 +55,7 @@ class TrafficService:
 
     # -- serving: requests, latency, classes -------------------------------------------
 
-    def traffic(self, model: str, *, minutes: int = 60, bucket_seconds: int = 60) -> dict[str, Any]:
+    def traffic(self, model: str, *, minutes: int = 60, bucket_seconds: int = 60) -> Traffic:
         """Requests and latency per ``bucket_seconds`` and version over the last ``minutes``."""
         _bounded("minutes", minutes, 1, MAX_MINUTES)
         _bounded("bucket_seconds", bucket_seconds, 1, MAX_BUCKET_SECONDS)
@@ -68,31 +78,32 @@ class TrafficService:
             counts.setdefault((b, v, sh), {})[cls] = n
         classifiers = {v for _, v, _, _, _ in classes}
         series = [
-            {**row, "bucket": _iso(row["bucket"]),
-             "requests_per_second": _rate(row["requests"], width.get(row["bucket"], 0.0)),
-             "classes": counts.get((row["bucket"], row["version"], row["shadow"]), {})
-             if row["version"] in classifiers else None}
+            TrafficBucket(
+                **row._asdict() | {"bucket": _time(row.bucket)},
+                requests_per_second=_rate(row.requests, width.get(row.bucket, 0.0)),
+                classes=counts.get((row.bucket, row.version, row.shadow), {})
+                if row.version in classifiers else None)
             for row in buckets
         ]
         served: dict[float, int] = {b: 0 for b in starts}
         for row in buckets:
-            if not row["shadow"]:
-                served[row["bucket"]] = served.get(row["bucket"], 0) + row["requests"]
-        totals = [{"bucket": _iso(b), "requests": n, "requests_per_second": _rate(n, width[b])}
+            if not row.shadow:
+                served[row.bucket] = served.get(row.bucket, 0) + row.requests
+        totals = [TrafficTotal(bucket=_time(b), requests=n, requests_per_second=_rate(n, width[b]))
                   for b, n in sorted(served.items()) if b in width]
-        versions = [{k: v for k, v in row.items() if k != "bucket"} | {
-                     "requests_per_second": _rate(row["requests"], span)} for row in window]
-        total = sum(row["requests"] for row in window if not row["shadow"])
-        return {
-            "model": model, "minutes": minutes, "bucket_seconds": bucket_seconds,
-            "since": since.isoformat(), "until": until.isoformat(),
-            "requests": total, "requests_per_second": _rate(total, span),
-            "versions": versions, "totals": totals, "series": series,
-        }
+        # the window's rows: their ``bucket`` (0.0) is no field of TrafficVersion, so dropped
+        versions = [TrafficVersion(**row._asdict(), requests_per_second=_rate(row.requests, span))
+                    for row in window]
+        total = sum(row.requests for row in window if not row.shadow)
+        return Traffic(
+            model=model, minutes=minutes, bucket_seconds=bucket_seconds, since=since,
+            until=until, requests=total, requests_per_second=_rate(total, span),
+            versions=versions, totals=totals, series=series,
+        )
 
     # -- monitoring: metrics from delayed labels -------------------------------------------
 
-    def metrics(self, model: str, *, hours: int = 168, bucket_hours: int = 24) -> dict[str, Any]:
+    def metrics(self, model: str, *, hours: int = 168, bucket_hours: int = 24) -> LiveMetrics:
         """Accuracy or RMSE and label coverage per ``bucket_hours`` of prediction time and
         version over the last ``hours``."""
         _bounded("hours", hours, 1, MAX_HOURS)
@@ -106,17 +117,15 @@ class TrafficService:
         with self.store.read() as s:
             buckets = q.labelled(s, model, since, until, bucket_hours * 3600)
             window = q.labelled(s, model, since, until, None)
-        classifiers = {row["version"] for row in window if row["classification"]}
-        series = [_metric_row(row, classifiers) | {"bucket": _iso(row["bucket"])}
+        classifiers = {row.version for row in window if row.classification}
+        series = [MetricBucket(bucket=_time(row.bucket), **dict(_metric(row, classifiers)))
                   for row in buckets]
-        versions = [{k: v for k, v in _metric_row(row, classifiers).items() if k != "bucket"}
-                    for row in window]
-        return {
-            "model": model, "hours": hours, "bucket_hours": bucket_hours,
-            "since": since.isoformat(), "until": until.isoformat(),
-            "buckets": [_iso(b) for b in _starts(since, until, bucket_hours * 3600)],
-            "versions": versions, "series": series,
-        }
+        versions = [_metric(row, classifiers) for row in window]
+        return LiveMetrics(
+            model=model, hours=hours, bucket_hours=bucket_hours, since=since, until=until,
+            buckets=[_time(b) for b in _starts(since, until, bucket_hours * 3600)],
+            versions=versions, series=series,
+        )
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -159,18 +168,17 @@ def _rate(n: int, seconds: float) -> float | None:
     return n / seconds if seconds > 0 else None
 
 
-def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
+def _time(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
-def _metric_row(row: dict[str, Any], classifiers: set[int]) -> dict[str, Any]:
-    classification = row["version"] in classifiers
-    n, k = row["predictions"], row["labelled"]
-    return {
-        "bucket": row["bucket"], "version": row["version"], "shadow": row["shadow"],
-        "metric": "accuracy" if classification else "rmse",
-        "predictions": n, "labelled": k, "label_coverage": k / n if n else None,
-        "accuracy": row["accuracy"] if classification else None,
-        "rmse": None if classification else row["rmse"],
-        "mean_label_delay_s": row["mean_label_delay_s"],
-    }
+def _metric(row: LabelledRow, classifiers: set[int]) -> MetricVersion:
+    """One store row's metric (the fields a ``MetricBucket`` shares, less its bucket)."""
+    classification = row.version in classifiers
+    n, k = row.predictions, row.labelled
+    return MetricVersion(
+        version=row.version, shadow=row.shadow, metric="accuracy" if classification else "rmse",
+        predictions=n, labelled=k, label_coverage=k / n if n else None,
+        accuracy=row.accuracy if classification else None,
+        rmse=None if classification else row.rmse, mean_label_delay_s=row.mean_label_delay_s,
+    )

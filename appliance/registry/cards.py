@@ -11,98 +11,94 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from appliance.domain.cards import CardEdge, ModelCard, SearchSummary, TrainingData
+from appliance.domain.registry import AliasEvent, ModelVersion
+
 _NO_FAIRNESS = "No sensitive columns were named in the job file."
 
 
 def build_card(
     *,
     model: str,
-    version: dict[str, Any],
+    version: ModelVersion,
     run: dict[str, Any] | None,
     purpose: str | None,
     limitations: list[str],
     contract_version: int | None,
-    lineage: list[dict[str, Any]],
-    promotions: list[dict[str, Any]],
+    lineage: list[CardEdge],
+    promotions: list[AliasEvent],
     warnings: list[str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "model": model,
-        "version": version["number"],
-        "purpose": purpose or "not stated in the job file",
-        "task": version.get("task"),
-        "flavor": version.get("flavor"),
-        "estimator": (run or {}).get("params", {}).get("estimator"),
-        "training_data": {
-            "dataset": version.get("dataset"),
-            "version": version.get("dataset_version"),
-            "contract_version": contract_version,
-            "lineage": lineage,
-        },
-        "metrics": version.get("metrics") or {},
-        "search": _search(run),
-        "parity": version.get("parity"),
-        "fairness": version.get("fairness"),
-        "training_warnings": [str(w) for w in warnings or []],
-        "signature": version.get("signature"),
-        "onnx_sha256": version.get("onnx_sha256"),
-        "run_id": version.get("run_id"),
-        "known_limitations": limitations or [
+) -> ModelCard:
+    return ModelCard(
+        model=model,
+        version=version.number,
+        purpose=purpose or "not stated in the job file",
+        task=version.task,
+        flavor=version.flavor,
+        estimator=(run or {}).get("params", {}).get("estimator"),
+        training_data=TrainingData(dataset=version.dataset, version=version.dataset_version,
+                                   contract_version=contract_version, lineage=lineage),
+        metrics=version.metrics or {},
+        search=_search(run),
+        parity=version.parity,
+        fairness=version.fairness,
+        training_warnings=[str(w) for w in warnings or []],
+        signature=version.signature,
+        onnx_sha256=version.onnx_sha256,
+        run_id=version.run_id,
+        known_limitations=limitations or [
             "Trained and evaluated on a single holdout split of one dataset version.",
             "Performance on data that drifts from the training data is not guaranteed.",
         ],
-        "promotions": promotions,
-        "created_by": version.get("created_by"),
-        "created_at": version.get("created_at"),
-    }
+        promotions=promotions,
+        created_by=version.created_by,
+        created_at=version.created_at,
+    )
 
 
-def _search(run: dict[str, Any] | None) -> dict[str, Any] | None:
+def _search(run: dict[str, Any] | None) -> SearchSummary | None:
     """The hyperparameter search behind a run: its trial count (child runs of kind trial)."""
     trials = [c for c in (run or {}).get("children") or [] if c.get("kind") == "trial"]
     if not trials:
         return None
-    return {"trials": len(trials)}
+    return SearchSummary(trials=len(trials))
 
 
-def render_markdown(card: dict[str, Any]) -> str:
-    lines = [f"# Model card: {card['model']} v{card['version']}", "", "## Purpose", "",
-             _text(card.get("purpose")), "", "## Model", ""]
-    lines += [f"- Task: {card.get('task') or 'n/a'}", f"- Flavor: {card.get('flavor') or 'n/a'}",
-              f"- Estimator: {_text(card.get('estimator') or 'n/a')}",
-              f"- ONNX sha256: `{card.get('onnx_sha256')}`",
-              f"- Training run: `{card.get('run_id') or 'n/a'}`"]
-    search = card.get("search")
-    if search:
-        lines.append(f"- Hyperparameter search: {search.get('trials')} trials; the best "
+def render_markdown(card: ModelCard) -> str:
+    lines = [f"# Model card: {card.model} v{card.version}", "", "## Purpose", "",
+             _text(card.purpose), "", "## Model", ""]
+    lines += [f"- Task: {card.task or 'n/a'}", f"- Flavor: {card.flavor or 'n/a'}",
+              f"- Estimator: {_text(card.estimator or 'n/a')}",
+              f"- ONNX sha256: `{card.onnx_sha256}`",
+              f"- Training run: `{card.run_id or 'n/a'}`"]
+    if card.search:
+        lines.append(f"- Hyperparameter search: {card.search.trials} trials; the best "
                      "parameters were refitted on the whole training split")
-    data = card.get("training_data") or {}
+    data = card.training_data
     lines += ["", "## Training data", "",
-              f"- Dataset: {data.get('dataset') or 'n/a'} version {data.get('version') or 'n/a'}",
-              f"- Contract version: {data.get('contract_version') or 'n/a'}"]
-    for edge in data.get("lineage") or []:
-        lines.append(f"- Lineage: `{edge.get('src')}` -> `{edge.get('dst')}` "
-                     f"({edge.get('relation')})")
+              f"- Dataset: {data.dataset or 'n/a'} version {data.version or 'n/a'}",
+              f"- Contract version: {data.contract_version or 'n/a'}"]
+    for edge in data.lineage:
+        lines.append(f"- Lineage: `{edge.src}` -> `{edge.dst}` ({edge.relation})")
     lines += ["", "## Training warnings", ""]
-    warnings = card.get("training_warnings") or []
+    warnings = card.training_warnings
     lines += [f"- {_text(w)}" for w in warnings] if warnings else ["None."]
     lines += ["", "## Metrics (holdout)", ""]
-    metrics = card.get("metrics") or {}
+    metrics = card.metrics
     if metrics:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {_cell(k)} | {_num(v)} |" for k, v in sorted(metrics.items())]
     else:
         lines.append("No metrics recorded.")
-    lines += ["", "## ONNX parity", "", _parity(card.get("parity"))]
-    lines += ["", "## Fairness", "", *_fairness(card.get("fairness"))]
+    lines += ["", "## ONNX parity", "", _parity(card.parity)]
+    lines += ["", "## Fairness", "", *_fairness(card.fairness)]
     lines += ["", "## Known limitations", ""]
-    lines += [f"- {_text(x)}" for x in card.get("known_limitations") or []]
+    lines += [f"- {_text(x)}" for x in card.known_limitations]
     lines += ["", "## Promotions", ""]
-    promotions = card.get("promotions") or []
-    if promotions:
-        lines += [f"- {p.get('at')}: `{p.get('alias')}` {p.get('action')} by {p.get('actor')}"
-                  + (" (forced)" if p.get("forced") else "") + f": {_text(p.get('reason') or '-')}"
-                  for p in promotions]
+    if card.promotions:
+        lines += [f"- {p.at.isoformat()}: `{p.alias}` {p.action} by {p.actor}"
+                  + (" (forced)" if p.forced else "") + f": {_text(p.reason or '-')}"
+                  for p in card.promotions]
     else:
         lines.append("Never promoted.")
     return "\n".join(lines) + "\n"

@@ -14,11 +14,24 @@ from typing import Any
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
+from appliance.domain.cards import CardEdge, ModelCard
 from appliance.domain.events import AliasMoved
 from appliance.domain.lineage import alias_node, artifact_node, model_node, run_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
-from appliance.domain.registry import CHAMPION, VersionStatus, check_alias
+from appliance.domain.registry import (
+    CHAMPION,
+    AliasChange,
+    AliasEvent,
+    AliasPointer,
+    Gate,
+    Model,
+    ModelDetail,
+    ModelVersion,
+    ModelVersionRef,
+    VersionStatus,
+    check_alias,
+)
 from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
 from appliance.events import EventBus
 from appliance.registry.cards import build_card, render_markdown
@@ -59,7 +72,7 @@ class RegistryService:
         facts: dict[str, Any] | None = None,
         status: VersionStatus = VersionStatus.ready,
         checked: Any = None,
-    ) -> dict[str, Any]:
+    ) -> ModelVersion:
         """Store the ONNX file (content-addressed) and record a new version.
 
         ``checked`` is the parsed model when the caller has already checked these bytes.
@@ -88,10 +101,10 @@ class RegistryService:
             self.auditor.record(s, by, "model.version.create", node,
                                 after={"onnx_sha256": art.sha256, "status": row.status,
                                        "run_id": str(run_id) if run_id else None})
-        return self._version_public(model, row, {})
+        return _version_public(model, row, {})
 
     def register_upload(self, name: str, data: bytes, *, by: Principal,
-                        features: list[str] | None = None) -> dict[str, Any]:
+                        features: list[str] | None = None) -> ModelVersion:
         """Register an ONNX file built elsewhere, refused with reasons unless serving can
         feed it (see ``appliance.train.child.signature``). ``features`` names the values of a
         model's one vector input, so records and CSV bodies can be keyed by them."""
@@ -114,42 +127,59 @@ class RegistryService:
 
     # -- reading -------------------------------------------------------------------
 
-    def list_models(self) -> list[dict[str, Any]]:
+    def list_models(self) -> list[Model]:
         with self.store.read() as s:
-            return [self._model_public(s, m) for m in q.list_models(s)]
+            return [_model_public(m, q.list_versions(s, m.id), _replay(q.alias_events(s, m.id)))
+                    for m in q.list_models(s)]
 
-    def show_model(self, name: str) -> dict[str, Any]:
+    def model(self, name: str) -> Model:
+        """The model without its versions; NotFound for an unknown model."""
+        with self.store.read() as s:
+            m = self._model(s, name)
+            return _model_public(m, q.list_versions(s, m.id), _replay(q.alias_events(s, m.id)))
+
+    def show_model(self, name: str) -> ModelDetail:
         with self.store.read() as s:
             m = self._model(s, name)
             aliases = _replay(q.alias_events(s, m.id))
-            return {**self._model_public(s, m, aliases),
-                    "versions": [self._version_public(name, v, aliases)
-                                 for v in q.list_versions(s, m.id)]}
+            versions = q.list_versions(s, m.id)
+            return ModelDetail(**dict(_model_public(m, versions, aliases)),
+                               versions=[_version_public(name, v, aliases) for v in versions])
 
-    def versions(self, name: str) -> list[dict[str, Any]]:
-        return list(self.show_model(name)["versions"])
+    def versions(self, name: str) -> list[ModelVersion]:
+        """The model's versions, newest first."""
+        return self.show_model(name).versions
 
-    def version(self, name: str, number: int) -> dict[str, Any]:
+    def version(self, name: str, number: int) -> ModelVersion:
         with self.store.read() as s:
             m = self._model(s, name)
             v = self._version(s, m, number)
-            return self._version_public(name, v, _replay(q.alias_events(s, m.id)))
+            return _version_public(name, v, _replay(q.alias_events(s, m.id)))
 
     def onnx_bytes(self, name: str, number: int) -> bytes:
         """The version's ONNX file, refused if its bytes no longer match the stored sha256."""
-        sha = self.version(name, number)["onnx_sha256"]
+        sha = self.version(name, number).onnx_sha256
         return self.artifacts.read_bytes(sha)
 
-    def version_of_run(self, run_id: str) -> dict[str, Any] | None:
+    def version_of_run(self, run_id: uuid.UUID | str) -> ModelVersionRef | None:
+        """Which model version a run registered, if any (a run registers at most one)."""
+        hit = self._run_version(run_id)
+        return ModelVersionRef(model=hit[0], version=hit[1]) if hit else None
+
+    def version_for_run(self, run_id: uuid.UUID | str) -> ModelVersion | None:
+        """The model version a run registered, or None (an unknown or malformed id too)."""
+        hit = self._run_version(run_id)
+        return self.version(*hit) if hit else None
+
+    def _run_version(self, run_id: uuid.UUID | str) -> tuple[str, int] | None:
         try:
             rid = uuid.UUID(str(run_id))
         except ValueError:
             return None
         with self.store.read() as s:
-            hit = q.version_by_run(s, rid)
-        return {"model": hit[0], "version": hit[1]} if hit else None
+            return q.version_by_run(s, rid)
 
-    def card(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    def card(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> ModelCard:
         with self.store.read() as s:
             m = self._model(s, name)
             v = self._version(s, m, number)
@@ -159,10 +189,10 @@ class RegistryService:
                 node = version_node(v.dataset, v.dataset_version)
                 trained_by = run_node(v.run_id) if v.run_id else None
                 # this version's own chain: not every run or drift report the data fed
-                lineage = [{"src": e.src, "dst": e.dst, "relation": e.relation}
+                lineage = [CardEdge(src=e.src, dst=e.dst, relation=e.relation)
                            for e in lq.edges_touching(s, node)
                            if e.dst in (node, trained_by) or e.relation == "version_of"]
-        public = self._version_public(name, v, _replay(events))
+        public = _version_public(name, v, _replay(events))
         facts = v.card or {}
         promotions = [_event_public(e) for e in events if e.version_number == number]
         return build_card(model=name, version=public, run=run, purpose=facts.get("purpose"),
@@ -176,17 +206,19 @@ class RegistryService:
     # -- aliases -------------------------------------------------------------------
 
     def aliases(self, name: str) -> dict[str, int]:
+        """Alias -> the version it points at now."""
         with self.store.read() as s:
             return _replay(q.alias_events(s, self._model(s, name).id))
 
-    def alias(self, name: str, alias: str) -> dict[str, Any]:
+    def alias(self, name: str, alias: str) -> AliasPointer:
         check_alias(alias)
         current = self.aliases(name).get(alias)
         if current is None:
             raise NotFound(f"model {name!r} has no alias {alias!r}")
-        return {"alias": alias, "version": current}
+        return AliasPointer(alias=alias, version=current)
 
-    def history(self, name: str, alias: str) -> list[dict[str, Any]]:
+    def history(self, name: str, alias: str) -> list[AliasEvent]:
+        """The alias's moves, newest first."""
         check_alias(alias)
         with self.store.read() as s:
             events = q.alias_events(s, self._model(s, name).id, alias)
@@ -195,7 +227,7 @@ class RegistryService:
     def set_alias(
         self, name: str, alias: str, version: int, *, reason: str, by: Principal | str,
         force: bool = False, action: str = "set",
-    ) -> dict[str, Any]:
+    ) -> AliasChange:
         check_alias(alias)
         if not isinstance(reason, str) or len(reason) > 2000:
             raise InvalidInput("a reason is text of at most 2000 characters")
@@ -213,9 +245,9 @@ class RegistryService:
             self._move(s, m, alias, version, current, action=action, forced=force,
                        reason=reason, by=by)
         self.events.publish(AliasMoved(name, alias, version, current, action))
-        return {"alias": alias, "version": version, "previous_version": current}
+        return AliasChange(alias=alias, version=version, previous_version=current)
 
-    def rollback(self, name: str, alias: str, *, reason: str, by: Principal) -> dict[str, Any]:
+    def rollback(self, name: str, alias: str, *, reason: str, by: Principal) -> AliasChange:
         """Point ``alias`` back at the version it pointed at before its last move."""
         check_alias(alias)
         with self.store.write() as s:
@@ -229,9 +261,10 @@ class RegistryService:
             self._move(s, m, alias, target, events[-1].version_number, action="rollback",
                        forced=False, reason=reason, by=by)
         self.events.publish(AliasMoved(name, alias, target, events[-1].version_number, "rollback"))
-        return {"alias": alias, "version": target, "previous_version": events[-1].version_number}
+        return AliasChange(alias=alias, version=target,
+                           previous_version=events[-1].version_number)
 
-    def approve(self, name: str, version: int, *, reason: str, by: Principal) -> dict[str, Any]:
+    def approve(self, name: str, version: int, *, reason: str, by: Principal) -> AliasChange:
         with self.store.write() as s:
             m = self._model(s, name)
             v = self._version(s, m, version)
@@ -243,7 +276,7 @@ class RegistryService:
             self._move(s, m, CHAMPION, version, current, action="approve", forced=False,
                        reason=reason, by=by)
         self.events.publish(AliasMoved(name, CHAMPION, version, current, "approve"))
-        return {"alias": CHAMPION, "version": version, "previous_version": current}
+        return AliasChange(alias=CHAMPION, version=version, previous_version=current)
 
     def _move(self, s: Any, m: RegisteredModelRow, alias: str, version: int | None,
               previous: int | None, *, action: str, forced: bool, reason: str,
@@ -277,30 +310,27 @@ class RegistryService:
             raise NotFound(f"model {m.name!r} has no version {number}")
         return v
 
-    def _model_public(self, s: Any, m: RegisteredModelRow,
-                      aliases: dict[str, int] | None = None) -> dict[str, Any]:
-        versions = q.list_versions(s, m.id)
-        return {
-            "name": m.name,
-            "created_at": m.created_at.isoformat(),
-            "latest_version": versions[0].number if versions else None,
-            "aliases": aliases if aliases is not None else _replay(q.alias_events(s, m.id)),
-        }
 
-    @staticmethod
-    def _version_public(name: str, v: ModelVersionRow, aliases: dict[str, int]) -> dict[str, Any]:
-        return {
-            "model": name, "number": v.number, "status": v.status,
-            "run_id": str(v.run_id) if v.run_id else None, "flavor": v.flavor, "task": v.task,
-            "onnx_sha256": v.onnx_sha256, "onnx_size": v.onnx_size,
-            "signature": readable(v.signature),
-            "parity": v.parity, "metrics": v.metrics, "fairness": v.fairness,
-            "gate": (v.card or {}).get("gate"),
-            "warnings": list((v.card or {}).get("warnings") or []),
-            "dataset": v.dataset, "dataset_version": v.dataset_version,
-            "aliases": sorted(a for a, n in aliases.items() if n == v.number),
-            "created_by": v.created_by, "created_at": v.created_at.isoformat(),
-        }
+def _model_public(m: RegisteredModelRow, versions: list[ModelVersionRow],
+                  aliases: dict[str, int]) -> Model:
+    """``versions`` newest first."""
+    return Model(name=m.name, created_at=m.created_at,
+                 latest_version=versions[0].number if versions else None, aliases=aliases)
+
+
+def _version_public(name: str, v: ModelVersionRow, aliases: dict[str, int]) -> ModelVersion:
+    facts = v.card or {}
+    gate = facts.get("gate")
+    return ModelVersion(
+        model=name, number=v.number, status=VersionStatus(v.status), run_id=v.run_id,
+        flavor=v.flavor, task=v.task, onnx_sha256=v.onnx_sha256, onnx_size=v.onnx_size,
+        signature=readable(v.signature), parity=v.parity, metrics=v.metrics,
+        fairness=v.fairness, gate=Gate.model_validate(gate) if gate else None,
+        warnings=[str(w) for w in facts.get("warnings") or []],
+        dataset=v.dataset, dataset_version=v.dataset_version,
+        aliases=sorted(a for a, n in aliases.items() if n == v.number),
+        created_by=v.created_by, created_at=v.created_at,
+    )
 
 
 def _check_gate(name: str, v: ModelVersionRow, current: int | None) -> None:
@@ -334,10 +364,10 @@ def _replay(events: list[AliasEventRow]) -> dict[str, int]:
     return current
 
 
-def _event_public(e: AliasEventRow) -> dict[str, Any]:
-    return {"alias": e.alias, "version": e.version_number, "previous_version": e.previous_version,
-            "action": e.action, "forced": e.forced, "reason": e.reason, "actor": e.actor,
-            "at": e.created_at.isoformat()}
+def _event_public(e: AliasEventRow) -> AliasEvent:
+    return AliasEvent(alias=e.alias, version=e.version_number,
+                      previous_version=e.previous_version, action=e.action, forced=e.forced,
+                      reason=e.reason, actor=e.actor, at=e.created_at)
 
 
 def _check_loads(data: bytes) -> None:

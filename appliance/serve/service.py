@@ -19,7 +19,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
+from appliance.domain.serving import (
+    Feedback,
+    LivePerformance,
+    ModelRouting,
+    Prediction,
+    RoutingConfig,
+    VersionPerformance,
+)
 from appliance.errors import TooLarge, UnprocessableInput
 from appliance.serve.csvbody import CsvRecords
 from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, feeds_for, rows_of
@@ -47,7 +56,7 @@ class PredictionService:
         self._random = random.Random()  # noqa: S311 - traffic splitting, not security
 
     def predict(self, model: str, records: Any, *, alias: str | None = None,
-                version: int | None = None) -> dict[str, Any]:
+                version: int | None = None) -> Prediction:
         """Score ``records``: a JSON record or array of them, or a parsed CSV body."""
         started = time.perf_counter()
         rows = records.raw() if isinstance(records, CsvRecords) else rows_of(records)
@@ -74,9 +83,10 @@ class PredictionService:
         self.log.offer(entries)
         if self.metrics is not None:
             self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions)
-        return {"model": model, "version": loaded.version, "route": role,
-                "predictions": predictions, "probabilities": probabilities,
-                "request_ids": request_ids}
+        answer: Prediction = {"model": model, "version": loaded.version, "route": role,
+                              "predictions": predictions, "probabilities": probabilities,
+                              "request_ids": request_ids}
+        return answer
 
     def _shadow(self, model: str, version: int, records: Any, rows: list[Any],
                 request_ids: list[str], now: dt.datetime) -> list[Any]:
@@ -95,15 +105,15 @@ class PredictionService:
 
     # -- routing -------------------------------------------------------------------
 
-    def routing(self, model: str) -> dict[str, Any]:
-        self.sessions.registry.show_model(model)  # NotFound for an unknown model
+    def routing(self, model: str) -> ModelRouting:
+        self.sessions.registry.model(model)  # NotFound for an unknown model
         with self.store.read() as s:
             config = q.current_routing(s, model)
             counts = q.role_counts(s, model)
-        return {"model": model, "routing": config or {"canary": None, "shadow": None},
-                "served": counts}
+        return ModelRouting(model=model, routing=RoutingConfig.model_validate(config or {}),
+                            served=counts)
 
-    def set_routing(self, model: str, config: Any, *, by: Any) -> dict[str, Any]:
+    def set_routing(self, model: str, config: Any, *, by: Principal) -> ModelRouting:
         """Set canary and shadow for a model's champion traffic; audited."""
         routing = Routing.parse(config)
         for number in (routing.canary, routing.shadow):
@@ -127,7 +137,7 @@ class PredictionService:
             self._routing[model] = routing if routing is not None and routing.active else None
         return self._routing[model]
 
-    def feedback(self, model: str, labels: Any, *, source: str = "api") -> dict[str, Any]:
+    def feedback(self, model: str, labels: Any, *, source: str = "api") -> Feedback:
         """Store delayed ground truth ``[{request_id, label}]`` for a model's predictions."""
         if not isinstance(labels, list) or not labels:
             raise UnprocessableInput("send a JSON array of {\"request_id\", \"label\"}")
@@ -151,29 +161,32 @@ class PredictionService:
         with self.store.write() as s:
             known = q.known_request_ids(s, model, [r for r, _ in pairs])
             q.append_labels(s, model, pairs, source, dt.datetime.now(dt.UTC))
-        return {"received": len(pairs), "matched": len(known),
-                "unknown_request_ids": sorted({r for r, _ in pairs} - known)[:20]}
+        return Feedback(received=len(pairs), matched=len(known),
+                        unknown_request_ids=sorted({r for r, _ in pairs} - known)[:20])
 
-    def performance(self, model: str, *, hours: float = 24.0) -> dict[str, Any]:
+    def performance(self, model: str, *, hours: float = 24.0) -> LivePerformance:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
         self.log.flush()
+        versions: list[VersionPerformance] = []
         with self.store.read() as s:
-            versions = q.performance(s, model, since)
             classes = q.label_classes(s, model, since)
-            for v in versions:
-                v["auc"] = None
-                labels = sorted(classes.get(v["version"], []))
+            for v in q.performance(s, model, since):
+                auc = None
+                labels = sorted(classes.get(v.version, []))
                 if len(labels) == 2:  # binary: the larger label is the positive class
-                    v["auc"] = roc_auc(q.positive_scores(s, model, since, v["version"],
-                                                         labels[1], MAX_AUC_ROWS))
+                    auc = roc_auc(q.positive_scores(s, model, since, v.version, labels[1],
+                                                    MAX_AUC_ROWS))
+                versions.append(VersionPerformance(
+                    **v._asdict(), auc=auc,
+                    label_coverage=v.labelled / v.predictions if v.predictions else None))
         if not versions:
-            self.sessions.registry.show_model(model)  # NotFound for an unknown model
+            self.sessions.registry.model(model)  # NotFound for an unknown model
         if self.metrics is not None:
-            for v in versions:
-                if v["label_coverage"] is not None:
-                    self.metrics.label_coverage.labels(model=model, version=str(v["version"])) \
-                        .set(v["label_coverage"])
-        return {"model": model, "window_hours": hours, "versions": versions}
+            for p in versions:
+                if p.label_coverage is not None:
+                    self.metrics.label_coverage.labels(model=model, version=str(p.version)) \
+                        .set(p.label_coverage)
+        return LivePerformance(model=model, window_hours=hours, versions=versions)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ class SessionCache:
             meta = session.get_modelmeta().custom_metadata_map
             columns = _json(meta.get("appliance.columns"), {})
             classes = _json(meta.get("appliance.classes"), None)
-            features = _features(self.registry.version(model, version).get("signature"))
+            features = _features(self.registry.version(model, version).signature)
             inputs = tuple(
                 Input(i.name, str(columns.get(i.name, i.name)) if isinstance(columns, dict)
                       else i.name, _kind(i.type), _row_shape(i.shape), features.get(i.name))

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-ACTIVE = ("open", "acknowledged")
-STATUSES = ("open", "acknowledged", "resolved")
+from appliance.domain.alerts import Alert, Webhook
 
 _ALERT_COLUMNS = (
     "id, kind, key, status, message, detail, count, first_seen, last_seen, "
@@ -19,27 +18,18 @@ _ALERT_COLUMNS = (
 )
 
 
-def _alert(row: Any) -> dict[str, Any]:
+def _alert(row: Any) -> Alert:
     (id_, kind, key, status, message, detail, count, first_seen, last_seen,
      ack_by, ack_at, note, resolved_at) = row
-    return {
-        "id": str(id_),
-        "kind": kind,
-        "key": key,
-        "status": status,
-        "message": message,
-        "detail": json.loads(detail) if isinstance(detail, str) else detail,
-        "count": int(count),
-        "first_seen": first_seen,
-        "last_seen": last_seen,
-        "acknowledged_by": ack_by,
-        "acknowledged_at": ack_at,
-        "note": note,
-        "resolved_at": resolved_at,
-    }
+    return Alert(
+        id=uuid.UUID(str(id_)), kind=kind, key=key, status=status, message=message,
+        detail=json.loads(detail) if isinstance(detail, str) else detail, count=int(count),
+        first_seen=first_seen, last_seen=last_seen, acknowledged_by=ack_by,
+        acknowledged_at=ack_at, note=note, resolved_at=resolved_at,
+    )
 
 
-def find_active(s: Session, kind: str, key: str) -> dict[str, Any] | None:
+def find_active(s: Session, kind: str, key: str) -> Alert | None:
     """The breach in progress for (kind, key): open or acknowledged, not resolved."""
     row = s.execute(
         text(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE kind = :k AND key = :key "
@@ -50,7 +40,7 @@ def find_active(s: Session, kind: str, key: str) -> dict[str, Any] | None:
 
 
 def insert_alert(s: Session, *, kind: str, key: str, message: str, detail: Any,
-                 at: dt.datetime) -> dict[str, Any]:
+                 at: dt.datetime) -> Alert:
     alert_id = uuid.uuid4()
     s.execute(
         text("INSERT INTO alerts (id, kind, key, status, message, detail, count, first_seen, "
@@ -63,12 +53,13 @@ def insert_alert(s: Session, *, kind: str, key: str, message: str, detail: Any,
     return found
 
 
-def bump_alert(s: Session, alert_id: str, *, message: str, detail: Any,
+def bump_alert(s: Session, alert_id: uuid.UUID | str, *, message: str, detail: Any,
                at: dt.datetime) -> None:
     s.execute(
         text("UPDATE alerts SET count = count + 1, last_seen = :at, message = :msg, "
              "detail = :detail WHERE id = :id"),
-        {"id": alert_id, "at": at, "msg": message, "detail": json.dumps(detail, default=str)},
+        {"id": str(alert_id), "at": at, "msg": message,
+         "detail": json.dumps(detail, default=str)},
     )
 
 
@@ -85,13 +76,13 @@ def resolve_active(s: Session, kind: str, key: str, at: dt.datetime) -> list[str
     return ids
 
 
-def get_alert(s: Session, alert_id: uuid.UUID | str) -> dict[str, Any] | None:
+def get_alert(s: Session, alert_id: uuid.UUID | str) -> Alert | None:
     row = s.execute(text(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = :id"),
                     {"id": str(alert_id)}).fetchone()
     return _alert(row) if row else None
 
 
-def list_alerts(s: Session, *, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+def list_alerts(s: Session, *, status: str | None = None, limit: int = 200) -> list[Alert]:
     where = "WHERE status = :status" if status else ""
     rows = s.execute(
         text(f"SELECT {_ALERT_COLUMNS} FROM alerts {where} ORDER BY last_seen DESC LIMIT :n"),
@@ -119,30 +110,30 @@ def acknowledge(s: Session, alert_id: str, *, by: str, note: str | None,
 # -- webhooks ----------------------------------------------------------------
 
 
-def _webhook(row: Any) -> dict[str, Any]:
+def _webhook(row: Any) -> Webhook:
     id_, url, created_by, created_at = row
-    return {"id": str(id_), "url": url, "created_by": created_by, "created_at": created_at}
+    return Webhook(id=uuid.UUID(str(id_)), url=url, created_by=created_by, created_at=created_at)
 
 
-def list_webhooks(s: Session) -> list[dict[str, Any]]:
+def list_webhooks(s: Session) -> list[Webhook]:
     rows = s.execute(text("SELECT id, url, created_by, created_at FROM webhooks "
                           "ORDER BY created_at")).fetchall()
     return [_webhook(r) for r in rows]
 
 
-def get_webhook(s: Session, webhook_id: uuid.UUID | str) -> dict[str, Any] | None:
+def get_webhook(s: Session, webhook_id: uuid.UUID | str) -> Webhook | None:
     row = s.execute(text("SELECT id, url, created_by, created_at FROM webhooks WHERE id = :id"),
                     {"id": str(webhook_id)}).fetchone()
     return _webhook(row) if row else None
 
 
-def find_webhook_by_url(s: Session, url: str) -> dict[str, Any] | None:
+def find_webhook_by_url(s: Session, url: str) -> Webhook | None:
     row = s.execute(text("SELECT id, url, created_by, created_at FROM webhooks WHERE url = :u"),
                     {"u": url}).fetchone()
     return _webhook(row) if row else None
 
 
-def add_webhook(s: Session, *, url: str, created_by: str, at: dt.datetime) -> dict[str, Any]:
+def add_webhook(s: Session, *, url: str, created_by: str, at: dt.datetime) -> Webhook:
     webhook_id = uuid.uuid4()
     s.execute(text("INSERT INTO webhooks VALUES (:id, :url, :by, :at)"),
               {"id": str(webhook_id), "url": url, "by": created_by, "at": at})

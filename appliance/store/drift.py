@@ -10,13 +10,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
+from appliance.domain.drift import DriftReport
+
 _COLUMNS = ("id", "model", "version", "reference", "current", "drift", "p_val", "correction",
             "features", "prediction", "rows_reference", "rows_current", "duration_ms",
             "created_at", "created_by")
 
 
-def add_report(s: Session, report: dict[str, Any]) -> None:
-    params = {c: report[c] for c in _COLUMNS}
+def add_report(s: Session, report: DriftReport) -> None:
+    fields = report.model_dump()
+    params = {c: fields[c] for c in _COLUMNS}
     params["id"] = str(params["id"])
     params["features"] = json.dumps(params["features"])
     params["prediction"] = json.dumps(params["prediction"])
@@ -24,22 +27,22 @@ def add_report(s: Session, report: dict[str, Any]) -> None:
                    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"), params)
 
 
-def reports(s: Session, model: str, *, limit: int) -> list[dict[str, Any]]:
+def reports(s: Session, model: str, *, limit: int) -> list[DriftReport]:
     rows = s.execute(text(
         f"SELECT {', '.join(_COLUMNS)} FROM drift_reports WHERE model = :m "
         "ORDER BY created_at DESC, id LIMIT :n"), {"m": model, "n": limit}).fetchall()
     return [_public(r) for r in rows]
 
 
-def _public(row: Any) -> dict[str, Any]:
+def _public(row: Any) -> DriftReport:
     out = dict(zip(_COLUMNS, row, strict=True))
-    out["id"] = str(out["id"])
+    out["id"] = uuid.UUID(str(out["id"]))
     for key in ("features", "prediction"):
         if isinstance(out[key], str):
             out[key] = json.loads(out[key])
     if isinstance(out["created_at"], dt.datetime):
-        out["created_at"] = out["created_at"].astimezone(dt.UTC).isoformat()
-    return out
+        out["created_at"] = out["created_at"].astimezone(dt.UTC)
+    return DriftReport(**out)
 
 
 def new_id() -> uuid.UUID:

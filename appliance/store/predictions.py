@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -138,7 +138,18 @@ def positive_scores(s: Session, model: str, since: dt.datetime, version: int, po
     return [(float(score), bool(y)) for score, y in rows if score is not None]
 
 
-def performance(s: Session, model: str, since: dt.datetime) -> list[dict[str, Any]]:
+class VersionStats(NamedTuple):
+    """One version's labelled predictions over a window (shadow scores left out)."""
+
+    version: int
+    predictions: int
+    labelled: int
+    accuracy: float | None
+    rmse: float | None
+    mean_label_delay_s: float | None
+
+
+def performance(s: Session, model: str, since: dt.datetime) -> list[VersionStats]:
     """Per version: predictions, labelled predictions, accuracy / RMSE, label delay."""
     rows = s.execute(text(f"""
         WITH p AS (
@@ -157,10 +168,8 @@ def performance(s: Session, model: str, since: dt.datetime) -> list[dict[str, An
         GROUP BY p.version ORDER BY p.version
     """), {"m": model, "since": since}).fetchall()
     return [
-        {"version": int(v), "predictions": int(n), "labelled": int(k),
-         "label_coverage": (k / n) if n else None,
-         "accuracy": None if acc is None else float(acc),
-         "rmse": None if rmse is None else float(rmse),
-         "mean_label_delay_s": None if delay is None else float(delay)}
+        VersionStats(int(v), int(n), int(k), None if acc is None else float(acc),
+                     None if rmse is None else float(rmse),
+                     None if delay is None else float(delay))
         for v, n, k, acc, rmse, delay in rows
     ]

@@ -12,7 +12,7 @@ record with the request's latency split evenly over its rows.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -24,12 +24,41 @@ _SHADOW = "coalesce(role, 'primary') = 'shadow'"
 _CLASS_LIKE = "(probabilities IS NOT NULL OR json_type(prediction) <> 'DOUBLE')"
 
 
+class LatencyRow(NamedTuple):
+    """Rows logged in one bucket by one version (shadow scores apart); times in ms."""
+
+    bucket: float  # epoch seconds of the bucket's start; 0.0 for the whole window
+    version: int
+    shadow: bool
+    requests: int
+    canary: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+
+
+class LabelledRow(NamedTuple):
+    """Predictions made in one bucket by one version, and what their labels say."""
+
+    bucket: float
+    version: int
+    shadow: bool
+    predictions: int
+    labelled: int
+    accuracy: float | None
+    rmse: float | None
+    mean_label_delay_s: float | None
+    classification: bool
+
+
 def _bucket(bucket_seconds: float | None) -> str:
     return "floor(epoch(created_at) / :b) * :b" if bucket_seconds else "0.0"
 
 
 def latency(s: Session, model: str, since: dt.datetime, until: dt.datetime,
-            bucket_seconds: float | None) -> list[dict[str, Any]]:
+            bucket_seconds: float | None) -> list[LatencyRow]:
     """Per bucket (epoch seconds of its start; 0 with no buckets), version and shadow flag:
     rows logged, rows routed to a canary, and latency percentiles in milliseconds."""
     rows = s.execute(text(f"""
@@ -44,9 +73,8 @@ def latency(s: Session, model: str, since: dt.datetime, until: dt.datetime,
         GROUP BY ALL ORDER BY bucket, version, shadow
     """), {"m": model, "since": since, "until": until, "b": bucket_seconds}).fetchall()
     return [
-        {"bucket": float(b), "version": int(v), "shadow": bool(sh), "requests": int(n),
-         "canary": int(c), "p50_ms": float(q[0]), "p95_ms": float(q[1]), "p99_ms": float(q[2]),
-         "mean_ms": float(mean), "max_ms": float(top)}
+        LatencyRow(float(b), int(v), bool(sh), int(n), int(c), float(q[0]), float(q[1]),
+                   float(q[2]), float(mean), float(top))
         for b, v, sh, n, c, q, mean, top in rows
     ]
 
@@ -76,7 +104,7 @@ def class_counts(s: Session, model: str, since: dt.datetime, until: dt.datetime,
 
 
 def labelled(s: Session, model: str, since: dt.datetime, until: dt.datetime,
-             bucket_seconds: float | None) -> list[dict[str, Any]]:
+             bucket_seconds: float | None) -> list[LabelledRow]:
     """Per bucket of prediction time, version and shadow flag: predictions, how many have a
     label (the latest one per request id), accuracy and RMSE over those, the label delay,
     and whether the version predicts classes."""
@@ -103,10 +131,8 @@ def labelled(s: Session, model: str, since: dt.datetime, until: dt.datetime,
         GROUP BY ALL ORDER BY p.bucket, p.version, p.shadow
     """), {"m": model, "since": since, "until": until, "b": bucket_seconds}).fetchall()
     return [
-        {"bucket": float(b), "version": int(v), "shadow": bool(sh), "predictions": int(n),
-         "labelled": int(k), "accuracy": None if acc is None else float(acc),
-         "rmse": None if rmse is None else float(rmse),
-         "mean_label_delay_s": None if delay is None else float(delay),
-         "classification": bool(cls)}
+        LabelledRow(float(b), int(v), bool(sh), int(n), int(k),
+                    None if acc is None else float(acc), None if rmse is None else float(rmse),
+                    None if delay is None else float(delay), bool(cls))
         for b, v, sh, n, k, acc, rmse, delay, cls in rows
     ]

@@ -33,6 +33,8 @@ from appliance.domain.principal import Principal
 from appliance.domain.registry import (
     CHALLENGER,
     CHAMPION,
+    Gate,
+    ModelVersion,
     VersionStatus,
     beats,
     human_override,
@@ -309,11 +311,10 @@ class TrainingService:
         metrics = {k: v for k, v in (result.get("metrics") or {}).items()
                    if isinstance(v, int | float)}
         principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
-        existing = self._version_of_run(spec.name, run_id)
+        existing = self.registry.version_for_run(run_id)
         if existing is not None:  # recorded before a crash: never a second version
-            log.info("run %s already registered %s v%s", run_id, spec.name, existing["number"])
-            self._apply_gate(spec, self._gate(plan, result), existing,
-                             VersionStatus(existing["status"]), principal)
+            log.info("run %s already registered %s v%s", run_id, existing.model, existing.number)
+            self._apply_gate(spec, self._gate(plan, result), existing, existing.status, principal)
             return
         params = {"estimator": result.get("estimator"), **(result.get("params") or {})}
         points = [{"key": k, "value": v, "step": 0} for k, v in metrics.items()]
@@ -344,10 +345,10 @@ class TrainingService:
                                  f"tolerance {parity.get('tolerance')}); worst rows: {worst}")
         gate = self._gate(plan, result)
         override = self._human_override(spec.name, spec.promote.alias or CHAMPION)
-        if gate["passed"] and override:
-            gate["held_because"] = override
+        if gate.passed and override:
+            gate = gate.model_copy(update={"held_because": override})
         status = (VersionStatus.pending_approval
-                  if gate["passed"] and spec.promote.require_approval else VersionStatus.ready)
+                  if gate.passed and spec.promote.require_approval else VersionStatus.ready)
         version = self.registry.register(
             model=spec.name, onnx_bytes=(out_dir / "model.onnx").read_bytes(),
             flavor=str(result.get("flavor")), task=result.get("task"), run_id=run_id,
@@ -357,39 +358,40 @@ class TrainingService:
             facts={"purpose": spec.description, "limitations": list(spec.limitations),
                    "contract_version": self.datasets.version(
                        spec.dataset, plan.dataset_version).get("contract_version"),
-                   "gate": gate,
+                   "gate": gate.model_dump(),
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")
         self._apply_gate(spec, gate, version, status, principal)
 
-    def _version_of_run(self, model: str, run_id: uuid.UUID) -> dict[str, Any] | None:
-        try:
-            versions = self.registry.show_model(model)["versions"]
-        except NotFound:
-            return None
-        return next((v for v in versions if v.get("run_id") == str(run_id)), None)
-
-    def _apply_gate(self, spec: JobSpec, gate: dict[str, Any], version: dict[str, Any],
+    def _apply_gate(self, spec: JobSpec, gate: Gate, version: ModelVersion,
                     status: VersionStatus, principal: Principal) -> None:
         alias = spec.promote.alias or CHAMPION
         aliases = self.registry.aliases(spec.name)
-        reason = (f"gate: {gate['metric']} {gate['value']} vs champion "
-                  f"{gate.get('champion_value')} (min_delta {gate['min_delta']})")
-        if gate.get("held_because") and aliases.get(alias) != version["number"]:
-            if aliases.get(CHALLENGER) != version["number"]:
-                self.registry.set_alias(spec.name, CHALLENGER, version["number"],
-                                        reason=f"held: {gate['held_because']}; " + reason,
+        number = version.number
+        reason = (f"gate: {gate.metric} {gate.value} vs champion "
+                  f"{gate.champion_value} (min_delta {gate.min_delta})")
+        if gate.held_because and aliases.get(alias) != number:
+            if aliases.get(CHALLENGER) != number:
+                self.registry.set_alias(spec.name, CHALLENGER, number,
+                                        reason=f"held: {gate.held_because}; " + reason,
                                         by=principal)
             return
-        if gate["passed"] and status is VersionStatus.ready:
-            if aliases.get(alias) == version["number"]:
+        if gate.passed and status is VersionStatus.ready:
+            if aliases.get(alias) == number:
                 return
-            self.registry.set_alias(spec.name, alias, version["number"], reason=reason,
-                                    by=principal)
-        elif gate["passed"] and aliases.get(CHALLENGER) != version["number"]:
-            self.registry.set_alias(spec.name, CHALLENGER, version["number"],
+            if self._same_model(spec.name, aliases.get(alias), version):
+                return  # an identical retrain (same ONNX bytes): nothing to move
+            self.registry.set_alias(spec.name, alias, number, reason=reason, by=principal)
+        elif gate.passed and aliases.get(CHALLENGER) != number:
+            self.registry.set_alias(spec.name, CHALLENGER, number,
                                     reason="held for approval: " + reason, by=principal)
+
+    def _same_model(self, model: str, current: int | None, version: ModelVersion) -> bool:
+        """The alias already serves these exact ONNX bytes (a retrain on the same data)."""
+        if current is None:
+            return False
+        return self.registry.version(model, current).onnx_sha256 == version.onnx_sha256
 
     def _human_override(self, model: str, alias: str) -> str | None:
         try:
@@ -397,7 +399,8 @@ class TrainingService:
         except NotFound:
             return None
 
-    def _gate(self, plan: TrainingPlan, result: dict[str, Any]) -> dict[str, Any]:
+    def _gate(self, plan: TrainingPlan, result: dict[str, Any]) -> Gate:
+        """The promotion gate: the candidate against the champion on the job's metric."""
         metric = str(plan.spec.metric)
         value = (result.get("metrics") or {}).get(metric)
         champion_value = result.get("champion_metric")
@@ -410,9 +413,9 @@ class TrainingService:
         fair = fairness.get("passed", True) if fairness else True
         passed = (value is not None and fair
                   and beats(metric, float(value), champion_value, min_delta))
-        return {"metric": metric, "value": value, "champion_version": plan.champion_version,
-                "champion_value": champion_value, "min_delta": min_delta, "fairness_passed": fair,
-                "basis": basis, "passed": bool(passed)}
+        return Gate(metric=metric, value=value, champion_version=plan.champion_version,
+                    champion_value=champion_value, min_delta=min_delta, fairness_passed=fair,
+                    basis=basis, passed=bool(passed))
 
 
 @dataclass

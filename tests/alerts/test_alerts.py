@@ -55,15 +55,15 @@ def test_an_alert_fires_once_per_breach_and_again_after_resolve(alerts: AlertSer
     for i in range(3):
         alerts.raise_alert("drift", "churn", f"drift #{i}", {"poll": i})
     (alert,) = alerts.list_alerts()
-    assert alert["count"] == 3 and alert["status"] == "open"
-    assert alert["message"] == "drift #2" and alert["detail"] == {"poll": 2}
+    assert alert.count == 3 and alert.status == "open"
+    assert alert.message == "drift #2" and alert.detail == {"poll": 2}
     assert log_events(alerts) == ["alert.fired"]
 
     assert alerts.resolve("drift", "churn") == 1
     assert alerts.resolve("drift", "churn") == 0
     again = alerts.raise_alert("drift", "churn", "drift again")
-    assert again["count"] == 1 and again["id"] != alert["id"]
-    assert [a["status"] for a in alerts.list_alerts()] == ["open", "resolved"]
+    assert again.count == 1 and again.id != alert.id
+    assert [a.status for a in alerts.list_alerts()] == ["open", "resolved"]
     assert len(alerts.list_alerts("resolved")) == 1
     assert log_events(alerts) == ["alert.fired", "alert.resolved", "alert.fired"]
 
@@ -85,21 +85,21 @@ def test_unknown_kind_and_status_are_refused(alerts: AlertService) -> None:
 def test_acknowledge_is_audited_and_the_breach_does_not_refire(
         alerts: AlertService, appliance_app: Any) -> None:
     alert = alerts.raise_alert("validation_rejected", "customers", "bad file")
-    acked = alerts.acknowledge(alert["id"], OPERATOR, "looking into it")
-    assert acked["status"] == "acknowledged" and acked["acknowledged_by"] == "olga"
+    acked = alerts.acknowledge(alert.id, OPERATOR, "looking into it")
+    assert acked.status == "acknowledged" and acked.acknowledged_by == "olga"
     event = appliance_app.auditor.recent(limit=1)[0]
     assert event["action"] == "alert.acknowledge" and event["actor"] == "olga"
-    assert event["target"] == f"alert:{alert['id']}"
+    assert event["target"] == f"alert:{alert.id}"
     assert event["after"] == {"status": "acknowledged", "note": "looking into it"}
     assert appliance_app.auditor.verify()["ok"]
 
     still = alerts.raise_alert("validation_rejected", "customers", "bad file again")
-    assert still["id"] == alert["id"] and still["count"] == 2
-    assert still["status"] == "acknowledged"
+    assert still.id == alert.id and still.count == 2
+    assert still.status == "acknowledged"
     assert log_events(alerts) == ["alert.fired", "alert.acknowledged"]
 
     with pytest.raises(Conflict):
-        alerts.acknowledge(alert["id"], OPERATOR)
+        alerts.acknowledge(alert.id, OPERATOR)
     with pytest.raises(NotFound):
         alerts.acknowledge("00000000-0000-0000-0000-000000000000", OPERATOR)
     with pytest.raises(NotFound):
@@ -109,9 +109,10 @@ def test_acknowledge_is_audited_and_the_breach_does_not_refire(
 def test_rule_helpers_raise_and_resolve(alerts: AlertService) -> None:
     assert alerts.check_metric("churn", 1, "accuracy", 0.91, 0.8) is None
     fired = alerts.check_metric("churn", 1, "accuracy", 0.62, 0.8)
-    assert fired is not None and fired["kind"] == "metric_below_threshold"
-    assert fired["key"] == "churn:v1:accuracy"
-    assert alerts.check_metric("churn", 1, "accuracy", 0.61, 0.8)["count"] == 2  # type: ignore[index]
+    assert fired is not None and fired.kind == "metric_below_threshold"
+    assert fired.key == "churn:v1:accuracy"
+    again = alerts.check_metric("churn", 1, "accuracy", 0.61, 0.8)
+    assert again is not None and again.count == 2
     alerts.check_metric("churn", 1, "accuracy", 0.85, 0.8)
     assert alerts.list_alerts("open") == []
     assert alerts.check_metric("churn", 1, "rmse", 9.0, 5.0, higher_is_better=False) is not None
@@ -120,12 +121,12 @@ def test_rule_helpers_raise_and_resolve(alerts: AlertService) -> None:
     alerts.check_drift("churn", ["tenure", "plan"], {"p": 0.001})
     alerts.validation_rejected("customers", "missing column plan")
     alerts.job_failed("nightly", "out of memory")
-    assert {a["kind"] for a in alerts.list_alerts("open")} == {
+    assert {a.kind for a in alerts.list_alerts("open")} == {
         "metric_below_threshold", "drift", "validation_rejected", "job_failed"}
     alerts.check_drift("churn", [])
     alerts.validation_accepted("customers")
     alerts.job_succeeded("nightly")
-    assert {a["kind"] for a in alerts.list_alerts("open")} == {"metric_below_threshold"}
+    assert {a.kind for a in alerts.list_alerts("open")} == {"metric_below_threshold"}
 
 
 def test_hooks_never_raise_into_the_caller(alerts: AlertService) -> None:
@@ -213,12 +214,12 @@ def test_webhook_add_and_remove_are_audited_without_the_secret_path(
     assert appliance_app.auditor.recent(limit=1)[0]["after"] == {"url": "https://allowed.example/…"}
     with pytest.raises(Conflict):
         alerts.add_webhook("https://allowed.example/services/T000/SECRET", SYSTEM)
-    assert [h["id"] for h in alerts.list_webhooks()] == [hook["id"]]
-    alerts.remove_webhook(hook["id"], SYSTEM)
+    assert [h.id for h in alerts.list_webhooks()] == [hook.id]
+    alerts.remove_webhook(hook.id, SYSTEM)
     event = appliance_app.auditor.recent(limit=1)[0]
     assert event["action"] == "webhook.remove" and "SECRET" not in json.dumps(event)
     with pytest.raises(NotFound):
-        alerts.remove_webhook(hook["id"], SYSTEM)
+        alerts.remove_webhook(hook.id, SYSTEM)
     assert alerts.list_webhooks() == []
 
 
@@ -314,7 +315,7 @@ def test_redirects_are_not_followed_and_failures_never_reach_the_caller(
     closed.close()
     svc.add_webhook(f"http://127.0.0.1:{dead_port}/nobody-home", SYSTEM)
     alert = svc.raise_alert("job_failed", "nightly", "boom")
-    assert alert["count"] == 1
+    assert alert.count == 1
     assert svc.flush()
     assert [r["path"] for r in receiver.requests] == ["/redirect"]
     assert (svc.delivered, svc.failed) == (0, 2)
@@ -325,9 +326,9 @@ def test_acknowledge_a_breach_that_cleared_before_anyone_saw_it(alerts: AlertSer
     fired = alerts.raise_alert("validation_rejected", "customers", "a file was rejected")
     alerts.validation_accepted("customers")  # the next file was fine: the breach cleared
     resolved = alerts.list_alerts("resolved")[0]
-    assert resolved["id"] == fired["id"] and resolved["acknowledged_by"] is None
-    acked = alerts.acknowledge(fired["id"], OPERATOR, "saw the broken export")
-    assert acked["status"] == "resolved" and acked["acknowledged_by"] == "olga"
-    assert acked["note"] == "saw the broken export"
+    assert resolved.id == fired.id and resolved.acknowledged_by is None
+    acked = alerts.acknowledge(fired.id, OPERATOR, "saw the broken export")
+    assert acked.status == "resolved" and acked.acknowledged_by == "olga"
+    assert acked.note == "saw the broken export"
     with pytest.raises(Conflict, match="acknowledged by olga"):
-        alerts.acknowledge(fired["id"], OPERATOR)
+        alerts.acknowledge(fired.id, OPERATOR)

@@ -66,13 +66,13 @@ def test_list_and_acknowledge(clients: dict[str, TestClient], appliance_app: Any
     appliance_app.alerts.raise_alert("drift", "churn", "shift in tenure")
     viewer, operator = clients["vera"], clients["olga"]
     (listed,) = viewer.get("/api/v1/alerts", params={"status": "open"}).json()
-    assert listed["id"] == alert["id"] and listed["count"] == 2
+    assert listed["id"] == str(alert.id) and listed["count"] == 2
     assert viewer.get("/api/v1/alerts", params={"status": "bogus"}).status_code == 400
 
-    resp = operator.post(f"/api/v1/alerts/{alert['id']}/ack", json={"note": "on it"})
+    resp = operator.post(f"/api/v1/alerts/{alert.id}/ack", json={"note": "on it"})
     assert resp.status_code == 200, resp.text
     assert resp.json()["status"] == "acknowledged" and resp.json()["acknowledged_by"] == "olga"
-    assert operator.post(f"/api/v1/alerts/{alert['id']}/ack", json={}).status_code == 409
+    assert operator.post(f"/api/v1/alerts/{alert.id}/ack", json={}).status_code == 409
     assert operator.post("/api/v1/alerts/nope/ack", json={}).status_code == 404
     assert viewer.get("/api/v1/alerts", params={"status": "open"}).json() == []
     audit = clients["admin"].get("/api/v1/audit", params={"limit": 1}).json()[0]

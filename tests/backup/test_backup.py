@@ -74,7 +74,7 @@ def test_the_restored_home_serves_its_onnx_checked_against_its_sha256(
         frame = app.datasets.parquet_path("customers", 2)
         assert frame.is_file() and frame.is_relative_to(tmp_path / "new")
         new = app.registry.register_upload("churn", tiny_onnx(3.0), by=SYSTEM)  # and takes writes
-        assert new["number"] == 3
+        assert new.number == 3
     finally:
         app.close()
 

@@ -82,7 +82,7 @@ def test_a_file_appended_to_while_it_is_read_is_quarantined_whole(
     kept = app.settings.quarantine_dir / "d" / "slow.csv"
     assert kept.read_bytes() == HEADER + rows(0, 200)       # nothing lost
     assert not list(app.settings.staging_dir.iterdir())
-    assert [a["kind"] for a in app.alerts.list_alerts()] == ["validation_rejected"]
+    assert [a.kind for a in app.alerts.list_alerts()] == ["validation_rejected"]
 
 
 def test_a_writer_pausing_past_the_stability_window_has_its_file_taken_early(
@@ -150,7 +150,7 @@ def test_a_non_utf8_file_name_is_recorded_like_any_refusal(
     event = app.auditor.recent(limit=1)[0]
     assert event["action"] == "ingest.quarantine" and shown in event["target"]
     [alert] = app.alerts.list_alerts()
-    assert alert["kind"] == "validation_rejected" and shown in alert["message"]
+    assert alert.kind == "validation_rejected" and shown in alert.message
     doc = reason_doc(app, "d")
     assert (doc["file"], doc["reason"]) == (shown, "invalid_name")
     assert os.listdir(folder) == []                  # moved aside, not left to retry

@@ -10,6 +10,7 @@ import polars as pl
 from scheduler_clock import ADMIN
 
 from appliance.demo import make_customers
+from appliance.domain.alerts import Alert
 
 JOB = """\
 name: churn
@@ -74,14 +75,14 @@ def test_the_drift_job_tests_the_log_window_and_alerts_once_on_a_low_live_metric
     assert run.result["metrics"] == [{"version": 1, "metric": "accuracy", "value": 0.0}]
     assert run.trigger == "manual" and run.duration_ms > 0
 
-    def open_alerts() -> dict[str, dict[str, Any]]:
-        return {a["kind"]: a for a in app.alerts.list_alerts("open")}
+    def open_alerts() -> dict[str, Alert]:
+        return {a.kind: a for a in app.alerts.list_alerts("open")}
 
     alerts = open_alerts()
-    assert alerts["drift"]["key"] == "churn"
-    assert alerts["metric_below_threshold"]["key"] == "churn:v1:accuracy"
+    assert alerts["drift"].key == "churn"
+    assert alerts["metric_below_threshold"].key == "churn:v1:accuracy"
     app.jobs.run_here("drift.churn", by=ADMIN)  # the same breach: no second alert
     again = open_alerts()
-    assert again["metric_below_threshold"]["id"] == alerts["metric_below_threshold"]["id"]
-    assert again["metric_below_threshold"]["count"] == 2
-    assert len([a for a in app.alerts.list_alerts() if a["kind"] == "drift"]) == 1
+    assert again["metric_below_threshold"].id == alerts["metric_below_threshold"].id
+    assert again["metric_below_threshold"].count == 2
+    assert len([a for a in app.alerts.list_alerts() if a.kind == "drift"]) == 1

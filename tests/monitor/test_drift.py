@@ -129,15 +129,15 @@ def test_a_window_of_the_prediction_log_clean_then_shifted(
     client, app = monitored
     _predict(client, make_customers(800, seed=30, start_id=900_000))
     clean = app.drift.check("churn", window_hours=1, by="test")
-    assert clean["current"] == "log:churn:1h" and clean["rows_current"] == 800
-    assert _drifted(clean) == set()
-    assert clean["prediction"]["rows_current"] == 800 and clean["prediction"]["drift"] is False, clean["prediction"]
+    assert clean.current == "log:churn:1h" and clean.rows_current == 800
+    assert set(clean.drifted) == set()
+    assert clean.prediction["rows_current"] == 800 and clean.prediction["drift"] is False, clean.prediction
 
     for seed in (22, 23, 24):
         _predict(client, shifted(1000, seed=seed))
     report = app.drift.check("churn", window_hours=1, by="test")
-    assert report["rows_current"] == 3800
-    assert _drifted(report) == SHIFTED and report["drift"] is True
+    assert report.rows_current == 3800
+    assert set(report.drifted) == SHIFTED and report.drift is True
 
 
 def test_reports_are_stored_and_listed_newest_first(monitored: tuple[TestClient, Any]) -> None:
@@ -153,7 +153,7 @@ def test_reports_are_stored_and_listed_newest_first(monitored: tuple[TestClient,
     assert _drifted(newest) == SHIFTED
     assert {"column", "test", "statistic", "p_value", "threshold", "drift"} <= set(
         newest["features"][0])
-    assert app.drift.latest("churn")["id"] == newest["id"]
+    assert str(app.drift.latest("churn").id) == newest["id"]
 
 
 def test_clear_failures(monitored: tuple[TestClient, Any]) -> None:

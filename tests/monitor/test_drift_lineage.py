@@ -55,7 +55,7 @@ def test_a_dataset_check_links_both_versions_and_the_model_to_its_report(
 ) -> None:
     _, app = monitored
     report = app.drift.check("churn", dataset_version=2, by="test")
-    assert into(app, f"drift:{report['id']}") == {
+    assert into(app, f"drift:{report.id}") == {
         ("dataset:customers@1", "reference_of"), ("dataset:customers@2", "current_of"),
         ("model:churn@1", "checked_by")}
 
@@ -73,7 +73,7 @@ def test_a_window_check_links_the_prediction_window_the_champion_served(
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     report = app.drift.check("churn", window_hours=2, by="test")
     after = dt.datetime.now(dt.UTC)
-    edges = into(app, f"drift:{report['id']}")
+    edges = into(app, f"drift:{report.id}")
     windows = [src for src, relation in edges if relation == "current_of"]
     assert len(windows) == 1, edges
     match = WINDOW.fullmatch(windows[0])
@@ -94,7 +94,7 @@ def test_the_whole_chain_walks_from_the_file_to_the_drift_report_and_back(
     client, app = monitored
     report = app.drift.check("churn", dataset_version=2, by="test")
     sha = client.get("/api/v1/datasets/customers/versions/1").json()["sha256"]
-    file_node, drift_node = f"file:{sha}", f"drift:{report['id']}"
+    file_node, drift_node = f"file:{sha}", f"drift:{report.id}"
     model = client.get("/api/v1/lineage/model:churn@1", params={"depth": 3}).json()
     kinds = {n["id"]: n["kind"] for n in model["nodes"]}
     assert file_node in kinds and drift_node in kinds

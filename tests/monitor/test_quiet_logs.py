@@ -36,7 +36,7 @@ from appliance.monitor.drift import _feature_tests
 ref = make_customers(300, seed=1)
 cur = make_customers(300, seed=2, start_id=9000)
 out = _feature_tests(ref, cur, {"age": True, "plan": False}, 0.05, "bonferroni")
-assert [r["test"] for r in out] == ["ks", "chi2"], out
+assert [r.test for r in out] == ["ks", "chi2"], out
 print("checked")
 """
 

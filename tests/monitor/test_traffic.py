@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -114,9 +114,10 @@ def service(appliance: Any) -> TrafficService:
     return TrafficService(appliance.store, appliance.registry, clock=lambda: NOW)
 
 
-def by_key(rows: list[dict[str, Any]], bucket: str | None = None) -> dict[tuple[int, bool], Any]:
-    return {(r["version"], r["shadow"]): r for r in rows
-            if bucket is None or r["bucket"] == bucket}
+def by_key(rows: Sequence[Any], bucket: str | None = None) -> dict[tuple[int, bool], Any]:
+    """Rows by (version, shadow); of one bucket (its start as the API writes it) if given."""
+    return {(r.version, r.shadow): r for r in rows
+            if bucket is None or r.bucket.isoformat() == bucket}
 
 
 # -- traffic ----------------------------------------------------------------------------------
@@ -125,58 +126,59 @@ def by_key(rows: list[dict[str, Any]], bucket: str | None = None) -> dict[tuple[
 def test_traffic_buckets_every_minute_of_the_last_hour(service: TrafficService) -> None:
     out = service.traffic(CLASSIFIER, minutes=60, bucket_seconds=60)
 
-    assert out["since"] == "2026-03-10T11:00:30+00:00" and out["until"] == NOW.isoformat()
-    buckets = [t["bucket"] for t in out["totals"]]
+    assert out.since.isoformat() == "2026-03-10T11:00:30+00:00"
+    assert out.until.isoformat() == NOW.isoformat()
+    buckets = [t.bucket.isoformat() for t in out.totals]
     assert len(buckets) == 61  # 11:00 (half inside) ... 12:00 (the current, half gone)
     assert buckets[0] == "2026-03-10T11:00:00+00:00" and buckets[-1] == "2026-03-10T12:00:00+00:00"
-    served = {t["bucket"]: t for t in out["totals"] if t["requests"]}
+    served = {t.bucket.isoformat(): t for t in out.totals if t.requests}
     assert set(served) == {"2026-03-10T11:30:00+00:00", MINUTE.isoformat()}
-    assert served[MINUTE.isoformat()]["requests"] == 110  # v1 + canary; shadow is not traffic
-    assert served[MINUTE.isoformat()]["requests_per_second"] == pytest.approx(110 / 60)
-    assert sum(t["requests"] for t in out["totals"]) == out["requests"] == 113
-    assert out["requests_per_second"] == pytest.approx(113 / 3600)
+    assert served[MINUTE.isoformat()].requests == 110  # v1 + canary; shadow is not traffic
+    assert served[MINUTE.isoformat()].requests_per_second == pytest.approx(110 / 60)
+    assert sum(t.requests for t in out.totals) == out.requests == 113
+    assert out.requests_per_second == pytest.approx(113 / 3600)
 
 
 def test_traffic_gives_latency_percentiles_per_version(service: TrafficService) -> None:
     out = service.traffic(CLASSIFIER, minutes=60, bucket_seconds=60)
 
-    minute = by_key(out["series"], MINUTE.isoformat())
+    minute = by_key(out.series, MINUTE.isoformat())
     assert set(minute) == {(1, False), (2, False), (3, True)}
     v1 = minute[(1, False)]
-    assert v1["requests"] == 100 and v1["canary"] == 0
-    assert v1["p50_ms"] == pytest.approx(50.5)  # interpolated over 1..100 ms
-    assert v1["p95_ms"] == pytest.approx(95.05)
-    assert v1["p99_ms"] == pytest.approx(99.01)
-    assert v1["mean_ms"] == pytest.approx(50.5) and v1["max_ms"] == 100.0
+    assert v1.requests == 100 and v1.canary == 0
+    assert v1.p50_ms == pytest.approx(50.5)  # interpolated over 1..100 ms
+    assert v1.p95_ms == pytest.approx(95.05)
+    assert v1.p99_ms == pytest.approx(99.01)
+    assert v1.mean_ms == pytest.approx(50.5) and v1.max_ms == 100.0
     canary = minute[(2, False)]
-    assert canary["requests"] == canary["canary"] == 10 and canary["p99_ms"] == 5.0
-    assert minute[(3, True)]["requests"] == 100 and minute[(3, True)]["p50_ms"] == 7.0
-    window = by_key(out["versions"])
-    assert window[(1, False)]["requests"] == 103  # the 11:30 requests too, not the old ones
-    assert window[(1, False)]["max_ms"] == 100.0
+    assert canary.requests == canary.canary == 10 and canary.p99_ms == 5.0
+    assert minute[(3, True)].requests == 100 and minute[(3, True)].p50_ms == 7.0
+    window = by_key(out.versions)
+    assert window[(1, False)].requests == 103  # the 11:30 requests too, not the old ones
+    assert window[(1, False)].max_ms == 100.0
 
 
 def test_traffic_counts_predicted_classes(service: TrafficService) -> None:
     out = service.traffic(CLASSIFIER, minutes=60, bucket_seconds=60)
 
-    minute = by_key(out["series"], MINUTE.isoformat())
-    assert minute[(1, False)]["classes"] == {"yes": 30, "no": 70}
-    assert minute[(2, False)]["classes"] == {"yes": 10}
-    assert minute[(3, True)]["classes"] == {"no": 100}
+    minute = by_key(out.series, MINUTE.isoformat())
+    assert minute[(1, False)].classes == {"yes": 30, "no": 70}
+    assert minute[(2, False)].classes == {"yes": 10}
+    assert minute[(3, True)].classes == {"no": 100}
 
 
 def test_traffic_of_a_regressor_has_no_classes(service: TrafficService) -> None:
     out = service.traffic(REGRESSOR, minutes=48 * 60, bucket_seconds=3600)
 
-    assert out["series"] and all(r["classes"] is None for r in out["series"])
-    assert out["requests"] == 20
+    assert out.series and all(r.classes is None for r in out.series)
+    assert out.requests == 20
 
 
 def test_traffic_of_a_quiet_model_is_all_zeros(service: TrafficService) -> None:
     out = service.traffic(OTHER, minutes=15, bucket_seconds=300)
 
-    assert out["series"] == [] and out["versions"] == [] and out["requests"] == 0
-    assert [t["requests"] for t in out["totals"]] == [0, 0, 0, 0]  # 11:45 (partial) .. 12:00
+    assert out.series == [] and out.versions == [] and out.requests == 0
+    assert [t.requests for t in out.totals] == [0, 0, 0, 0]  # 11:45 (partial) .. 12:00
 
 
 def test_a_partial_bucket_rate_counts_only_its_seconds_inside_the_window(
@@ -184,11 +186,11 @@ def test_a_partial_bucket_rate_counts_only_its_seconds_inside_the_window(
 ) -> None:
     out = service.traffic(CLASSIFIER, minutes=30, bucket_seconds=1800)
 
-    first, current = out["totals"]  # 11:30 (30 s past the window start) and 12:00 (30 s)
-    assert first["bucket"] == "2026-03-10T11:30:00+00:00"
-    assert first["requests"] == 110  # 11:30:10 is before 11:30:30: outside the window
-    assert first["requests_per_second"] == pytest.approx(110 / 1770)
-    assert current["requests"] == 0
+    first, current = out.totals  # 11:30 (30 s past the window start) and 12:00 (30 s)
+    assert first.bucket.isoformat() == "2026-03-10T11:30:00+00:00"
+    assert first.requests == 110  # 11:30:10 is before 11:30:30: outside the window
+    assert first.requests_per_second == pytest.approx(110 / 1770)
+    assert current.requests == 0
 
 
 # -- metrics from labels ------------------------------------------------------------------------
@@ -199,49 +201,50 @@ def test_metrics_join_the_latest_label_and_give_accuracy_and_coverage(
 ) -> None:
     out = service.metrics(CLASSIFIER, hours=24, bucket_hours=1)
 
-    hour = by_key(out["series"], "2026-03-10T11:00:00+00:00")
+    hour = by_key(out.series, "2026-03-10T11:00:00+00:00")
     v1 = hour[(1, False)]
-    assert v1["metric"] == "accuracy" and v1["rmse"] is None
-    assert v1["predictions"] == 103 and v1["labelled"] == 20
-    assert v1["accuracy"] == pytest.approx(15 / 20)  # c0's later, right label counts
-    assert v1["label_coverage"] == pytest.approx(20 / 103)
-    assert v1["mean_label_delay_s"] > 0
+    assert v1.metric == "accuracy" and v1.rmse is None
+    assert v1.predictions == 103 and v1.labelled == 20
+    assert v1.accuracy == pytest.approx(15 / 20)  # c0's later, right label counts
+    assert v1.label_coverage == pytest.approx(20 / 103)
+    assert v1.mean_label_delay_s > 0
     canary = hour[(2, False)]
-    assert canary["accuracy"] == 1.0 and canary["label_coverage"] == pytest.approx(0.5)
+    assert canary.accuracy == 1.0 and canary.label_coverage == pytest.approx(0.5)
     shadow = hour[(3, True)]  # the shadow predicted "no" for c0..c19: right for 5 of 20
-    assert shadow["labelled"] == 20 and shadow["accuracy"] == pytest.approx(5 / 20)
-    assert len(out["buckets"]) == 25  # 12:00 yesterday ... 12:00 today, hour by hour
-    window = by_key(out["versions"])
-    assert window[(1, False)]["predictions"] == 153  # with the 2-hour-old requests
+    assert shadow.labelled == 20 and shadow.accuracy == pytest.approx(5 / 20)
+    assert len(out.buckets) == 25  # 12:00 yesterday ... 12:00 today, hour by hour
+    window = by_key(out.versions)
+    assert window[(1, False)].predictions == 153  # with the 2-hour-old requests
 
 
 def test_metrics_of_a_regressor_give_rmse_per_day(service: TrafficService) -> None:
     out = service.metrics(REGRESSOR, hours=72, bucket_hours=24)
 
-    assert out["buckets"][-2:] == ["2026-03-09T00:00:00+00:00", "2026-03-10T00:00:00+00:00"]
-    yesterday = by_key(out["series"], "2026-03-09T00:00:00+00:00")[(1, False)]
-    today = by_key(out["series"], "2026-03-10T00:00:00+00:00")[(1, False)]
-    assert yesterday["metric"] == "rmse" and yesterday["accuracy"] is None
-    assert yesterday["rmse"] == pytest.approx(2.0) and yesterday["label_coverage"] == 0.5
-    assert today["rmse"] == pytest.approx(1.0) and today["label_coverage"] == pytest.approx(0.1)
-    window = by_key(out["versions"])[(1, False)]
-    assert window["labelled"] == 6
-    assert window["rmse"] == pytest.approx(math.sqrt((5 * 4 + 1) / 6))
+    assert [b.isoformat() for b in out.buckets[-2:]] == [
+        "2026-03-09T00:00:00+00:00", "2026-03-10T00:00:00+00:00"]
+    yesterday = by_key(out.series, "2026-03-09T00:00:00+00:00")[(1, False)]
+    today = by_key(out.series, "2026-03-10T00:00:00+00:00")[(1, False)]
+    assert yesterday.metric == "rmse" and yesterday.accuracy is None
+    assert yesterday.rmse == pytest.approx(2.0) and yesterday.label_coverage == 0.5
+    assert today.rmse == pytest.approx(1.0) and today.label_coverage == pytest.approx(0.1)
+    window = by_key(out.versions)[(1, False)]
+    assert window.labelled == 6
+    assert window.rmse == pytest.approx(math.sqrt((5 * 4 + 1) / 6))
 
 
 def test_metrics_without_labels_have_no_value_and_a_zero_coverage(
     service: TrafficService,
 ) -> None:
     out = service.metrics(CLASSIFIER, hours=24, bucket_hours=1)
-    unlabelled = by_key(out["series"], "2026-03-10T10:00:00+00:00")[(1, False)]
-    assert unlabelled["predictions"] == 50 and unlabelled["labelled"] == 0
-    assert unlabelled["accuracy"] is None and unlabelled["label_coverage"] == 0.0
-    assert unlabelled["mean_label_delay_s"] is None
+    unlabelled = by_key(out.series, "2026-03-10T10:00:00+00:00")[(1, False)]
+    assert unlabelled.predictions == 50 and unlabelled.labelled == 0
+    assert unlabelled.accuracy is None and unlabelled.label_coverage == 0.0
+    assert unlabelled.mean_label_delay_s is None
 
 
 def test_metrics_of_a_model_that_served_nothing_are_empty(service: TrafficService) -> None:
     out = service.metrics(OTHER, hours=24, bucket_hours=1)
-    assert out["series"] == [] and out["versions"] == [] and len(out["buckets"]) == 25
+    assert out.series == [] and out.versions == [] and len(out.buckets) == 25
 
 
 # -- bad parameters and unknown models ----------------------------------------------------------

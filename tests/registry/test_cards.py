@@ -7,6 +7,7 @@ a list. These tests build cards from what training really stores.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -16,6 +17,8 @@ import pytest
 from appliance_test_support import train_and_wait
 
 from appliance.demo import make_customers
+from appliance.domain.cards import ModelCard
+from appliance.domain.registry import ModelVersion, VersionStatus
 from appliance.registry.cards import build_card, render_markdown
 from appliance.train.child.fairness import fairness_report
 
@@ -46,13 +49,16 @@ def real_fairness(groups: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def card_with(fairness: dict[str, Any] | None, *, trials: int = 0,
-              warnings: list[str] | None = None) -> dict[str, Any]:
+              warnings: list[str] | None = None) -> ModelCard:
     run = {"params": {"estimator": "xgboost.XGBClassifier"},
            "children": [{"kind": "trial"} for _ in range(trials)]}
-    version = {"number": 3, "task": "classification", "flavor": "xgboost",
-               "metrics": {"roc_auc": 0.81234}, "fairness": fairness,
-               "parity": {"passed": True, "rows_checked": 10, "max_abs_diff": 1e-7,
-                          "tolerance": 1e-5}}
+    version = ModelVersion(
+        model="churn", number=3, status=VersionStatus.ready, run_id=None, task="classification",
+        flavor="xgboost", onnx_sha256="0" * 64, onnx_size=1, signature=None,
+        metrics={"roc_auc": 0.81234}, fairness=fairness,
+        parity={"passed": True, "rows_checked": 10, "max_abs_diff": 1e-7, "tolerance": 1e-5},
+        gate=None, warnings=[], dataset=None, dataset_version=None, aliases=[],
+        created_by="ann", created_at=dt.datetime(2026, 11, 27, tzinfo=dt.UTC))
     return build_card(model="churn", version=version, run=run, purpose="why", limitations=[],
                       contract_version=2, lineage=[], promotions=[], warnings=warnings)
 
@@ -89,8 +95,8 @@ def test_render_markdown_card_without_fairness_says_so(fairness: Any) -> None:
 def test_render_markdown_card_lists_training_warnings_and_search() -> None:
     card = card_with(None, trials=4, warnings=["3 rows without a target value were left out"])
     md = render_markdown(card)
-    assert card["training_warnings"] == ["3 rows without a target value were left out"]
-    assert card["search"] == {"trials": 4}
+    assert card.training_warnings == ["3 rows without a target value were left out"]
+    assert card.model_dump()["search"] == {"trials": 4}
     assert "## Training warnings\n\n- 3 rows without a target value were left out" in md
     assert "Hyperparameter search: 4 trials" in md
     assert "## Training warnings\n\nNone." in render_markdown(card_with(None))

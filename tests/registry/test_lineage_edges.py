@@ -65,7 +65,7 @@ def test_aliases_are_numbered_apart_and_an_approval_is_a_move(churn: Any) -> Non
     reg.set_alias("churn", "champion", 1, reason="first", by=APPROVER)
     pending = reg.register(model="churn", onnx_bytes=tiny_onnx(4.0), flavor="onnx", by=SYSTEM,
                            status=VersionStatus.pending_approval)
-    reg.approve("churn", pending["number"], reason="looks right", by=APPROVER)
+    reg.approve("churn", pending.number, reason="looks right", by=APPROVER)
     with churn.store.read() as s:
         moves = {(e.src, e.dst) for e in lq.edges_from(
             s, ["model:churn@3", "model:churn@1", "model:churn@4"], limit=100)}

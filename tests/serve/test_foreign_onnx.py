@@ -234,6 +234,6 @@ def test_a_stored_signature_with_enum_numbers_reads_as_names(appliance_app: Any)
                        {"name": "p", "type": 0, "shape": []}]}
     appliance_app.registry.register(model="old", onnx_bytes=tiny_onnx(), flavor="onnx",
                                     by=SYSTEM, signature=old)
-    shown = appliance_app.registry.version("old", 1)["signature"]
-    assert [e["type"] for e in shown["inputs"] + shown["outputs"]] == [
+    shown = appliance_app.registry.version("old", 1).signature
+    assert shown is not None and [e["type"] for e in shown["inputs"] + shown["outputs"]] == [
         "float", "double", "not a tensor"]

@@ -3,11 +3,12 @@ move) a retrain that passes the gate is held as challenger until a person moves 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from appliance.demo import make_customers
-from appliance.domain.registry import human_override
+from appliance.domain.registry import AliasEvent, human_override
 
 JOB = """
 name: churn
@@ -64,10 +65,12 @@ def test_retrain_after_a_manual_rollback_is_held_as_challenger_not_promoted(api:
 
 
 def test_human_override_reads_the_last_move_only() -> None:
-    rollback = {"action": "rollback", "version": 1, "forced": False, "actor": "ann",
-                "at": "2026-01-01T00:00:00+00:00"}
-    forced = {**rollback, "action": "set", "forced": True, "version": 4}
-    automatic = {**rollback, "action": "set", "forced": False, "actor": "scheduler"}
+    rollback = AliasEvent(alias="champion", action="rollback", version=1, previous_version=2,
+                          forced=False, actor="ann", reason="bad day",
+                          at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    forced = rollback.model_copy(update={"action": "set", "forced": True, "version": 4})
+    automatic = rollback.model_copy(update={"action": "set", "forced": False,
+                                            "actor": "scheduler"})
     assert "rolled back to v1 by ann" in str(human_override("champion", [rollback, automatic]))
     assert "forced to v4 by ann" in str(human_override("champion", [forced]))
     assert human_override("champion", [automatic, rollback]) is None

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Approver, Operator, Viewer
+from appliance.domain.cards import ModelCard
+from appliance.domain.registry import (
+    AliasChange,
+    AliasEvent,
+    AliasPointer,
+    Model,
+    ModelDetail,
+    ModelVersion,
+)
 from appliance.registry.service import MAX_ONNX_BYTES
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
@@ -26,12 +34,12 @@ class Reason(BaseModel):
 
 
 @router.get("")
-def list_models(app: App, _: Viewer) -> list[dict[str, Any]]:
+def list_models(app: App, _: Viewer) -> list[Model]:
     return app.registry.list_models()
 
 
 @router.get("/{name}")
-def show_model(app: App, _: Viewer, name: str) -> dict[str, Any]:
+def show_model(app: App, _: Viewer, name: str) -> ModelDetail:
     return app.registry.show_model(name)
 
 
@@ -41,35 +49,37 @@ async def upload_version(
     features: str | None = Query(None, max_length=100_000, description=(
         "Comma-separated names of the values of the model's one input of shape [batch, k], "
         "so predict takes records (and CSV columns) keyed by them.")),
-) -> dict[str, Any]:
+) -> ModelVersion:
     """Register an ONNX file built elsewhere: refused unless it is one valid ONNX model
     that serving can feed (the reasons are listed in ``detail.problems``)."""
     body = await read_capped(request, MAX_ONNX_BYTES, "an ONNX model")
     names = None if features is None else [f.strip() for f in features.split(",")]
-    out: dict[str, Any] = await run_in_threadpool(app.registry.register_upload, name, body,
-                                                  by=who, features=names)
-    return out
+    return await run_in_threadpool(app.registry.register_upload, name, body, by=who,
+                                   features=names)
 
 
 @router.get("/{name}/versions")
-def list_versions(app: App, _: Viewer, name: str) -> list[dict[str, Any]]:
+def list_versions(app: App, _: Viewer, name: str) -> list[ModelVersion]:
     return app.registry.versions(name)
 
 
 @router.get("/{name}/versions/{number}")
-def show_version(app: App, _: Viewer, name: str, number: int) -> dict[str, Any]:
+def show_version(app: App, _: Viewer, name: str, number: int) -> ModelVersion:
     return app.registry.version(name, number)
 
 
-@router.get("/{name}/versions/{number}/card", response_model=None)
+@router.get("/{name}/versions/{number}/card", response_model=ModelCard)
 def model_card(app: App, _: Viewer, name: str, number: int,
-               format: str = Query("json", pattern="^(json|md)$")) -> Any:
-    run_id = app.registry.version(name, number)["run_id"]
-    run = app.runs.show(run_id) if run_id else None
+               format: str = Query("json", pattern="^(json|md)$")) -> Response:
+    # Both answers are Responses FastAPI passes through; ``response_model`` documents the
+    # JSON one. The card holds stored floats (parity, metrics): json.dumps writes them as it
+    # always has (1e-05), where pydantic's encoder would write 0.00001.
+    run_id = app.registry.version(name, number).run_id
+    run = app.runs.show(str(run_id)) if run_id else None
     if format == "md":
         return Response(app.registry.card_markdown(name, number, run=run),
                         media_type="text/markdown; charset=utf-8")
-    return app.registry.card(name, number, run=run)
+    return JSONResponse(app.registry.card(name, number, run=run).model_dump(mode="json"))
 
 
 @router.get("/{name}/versions/{number}/onnx")
@@ -79,7 +89,7 @@ def download_onnx(app: App, _: Viewer, name: str, number: int) -> Response:
 
 
 @router.post("/{name}/versions/{number}/approve")
-def approve_version(app: App, who: Approver, name: str, number: int, body: Reason) -> dict[str, Any]:
+def approve_version(app: App, who: Approver, name: str, number: int, body: Reason) -> AliasChange:
     return app.registry.approve(name, number, reason=body.reason, by=who)
 
 
@@ -89,21 +99,21 @@ def list_aliases(app: App, _: Viewer, name: str) -> dict[str, int]:
 
 
 @router.get("/{name}/aliases/{alias}")
-def show_alias(app: App, _: Viewer, name: str, alias: str) -> dict[str, Any]:
+def show_alias(app: App, _: Viewer, name: str, alias: str) -> AliasPointer:
     return app.registry.alias(name, alias)
 
 
 @router.put("/{name}/aliases/{alias}")
-def move_alias(app: App, who: Approver, name: str, alias: str, body: AliasMove) -> dict[str, Any]:
+def move_alias(app: App, who: Approver, name: str, alias: str, body: AliasMove) -> AliasChange:
     return app.registry.set_alias(name, alias, body.version, reason=body.reason, by=who,
                                   force=body.force)
 
 
 @router.post("/{name}/aliases/{alias}/rollback")
-def rollback_alias(app: App, who: Approver, name: str, alias: str, body: Reason) -> dict[str, Any]:
+def rollback_alias(app: App, who: Approver, name: str, alias: str, body: Reason) -> AliasChange:
     return app.registry.rollback(name, alias, reason=body.reason, by=who)
 
 
 @router.get("/{name}/aliases/{alias}/history")
-def alias_history(app: App, _: Viewer, name: str, alias: str) -> list[dict[str, Any]]:
+def alias_history(app: App, _: Viewer, name: str, alias: str) -> list[AliasEvent]:
     return app.registry.history(name, alias)

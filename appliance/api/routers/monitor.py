@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from appliance.api.deps import App, Operator, Viewer
+from appliance.domain.drift import DriftReport
+from appliance.domain.traffic import LiveMetrics, Traffic
 
 router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
 
@@ -22,26 +22,25 @@ class DriftRequest(BaseModel):
 
 @router.post("/{model}/drift", status_code=201)
 async def run_check(app: App, who: Operator, model: str,
-                    body: DriftRequest | None = None) -> dict[str, Any]:
+                    body: DriftRequest | None = None) -> DriftReport:
     """Test the window of the prediction log (or a dataset version) against the champion's
     training data; the report is stored and returned. CPU-bound: runs off the event loop."""
     req = body or DriftRequest.model_validate({})
-    out: dict[str, Any] = await run_in_threadpool(
+    return await run_in_threadpool(
         lambda: app.drift.check(model, window_hours=req.window_hours,
                                 dataset_version=req.dataset_version, p_val=req.p_val, by=who))
-    return out
 
 
 @router.get("/{model}/drift")
 def reports(app: App, _: Viewer, model: str,
-            limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+            limit: int = Query(50, ge=1, le=1000)) -> list[DriftReport]:
     """Stored drift reports, newest first."""
     return app.drift.history(model, limit)
 
 
 @router.get("/{model}/traffic")
 def traffic(app: App, _: Viewer, model: str, minutes: int = 60,
-            bucket_seconds: int = 60) -> dict[str, Any]:
+            bucket_seconds: int = 60) -> Traffic:
     """Requests, requests/s and latency p50/p95/p99 (ms) per time bucket and version over the
     last ``minutes``, with per-class prediction counts for a classifier. Out-of-range values
     (``minutes`` 1-10080, ``bucket_seconds`` 1-86400, at most 1440 buckets) are 400."""
@@ -50,7 +49,7 @@ def traffic(app: App, _: Viewer, model: str, minutes: int = 60,
 
 @router.get("/{model}/metrics")
 def live_metrics(app: App, _: Viewer, model: str, hours: int = 168,
-                 bucket_hours: int = 24) -> dict[str, Any]:
+                 bucket_hours: int = 24) -> LiveMetrics:
     """Accuracy (classifier) or RMSE (regressor) and label coverage from delayed labels, per
     bucket of prediction time and version over the last ``hours`` (1-8784; at most 1440
     buckets; out-of-range values are 400)."""

@@ -60,7 +60,8 @@ def list_runs(
 @router.get("/runs/{run_id}")
 def show_run(app: App, _: Viewer, run_id: str) -> dict[str, Any]:
     out = app.runs.show(run_id)
-    out["model_version"] = app.registry.version_of_run(run_id)
+    ref = app.registry.version_of_run(run_id)
+    out["model_version"] = None if ref is None else ref.model_dump(mode="json")
     return out
 
 

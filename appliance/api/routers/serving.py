@@ -13,6 +13,7 @@ from appliance.api.bodies import is_parquet, parquet_records, read_capped
 from appliance.api.deps import BEARER_SECURITY, App, Approver, Operator, Viewer, authorize
 from appliance.api.errors import error_response, internal_error_response
 from appliance.domain.roles import Role
+from appliance.domain.serving import Feedback, LivePerformance, ModelRouting, Prediction
 from appliance.errors import ApplianceError, UnprocessableInput
 from appliance.runtime import Appliance
 from appliance.serve.csvbody import CsvRecords, parse_csv
@@ -74,7 +75,10 @@ _PREDICT_DOC: dict[str, Any] = {
 PREDICT_PATH = "/api/v1/models/{name}/predict"
 
 
-@router.post("/{name}/predict", response_model=None, openapi_extra=_PREDICT_DOC)
+# the route answers JSONResponse itself (no response_model: the hot path encodes once);
+# ``responses`` only documents the answer's schema
+@router.post("/{name}/predict", response_model=None, openapi_extra=_PREDICT_DOC,
+             responses={200: {"model": Prediction, "description": "Successful Response"}})
 async def predict(request: Request, name: str) -> JSONResponse:
     """Score JSON records (one object or an array), a CSV or a Parquet body (viewer).
 
@@ -97,7 +101,7 @@ async def score(request: Request, name: str) -> JSONResponse:
     else:
         records = _records(body, ctype)
     if isinstance(records, list | CsvRecords) and len(records) > _INLINE_ROWS:
-        out: dict[str, Any] = await run_in_threadpool(
+        out = await run_in_threadpool(
             app.serving.predict, name, records, alias=alias, version=version)
     else:
         out = app.serving.predict(name, records, alias=alias, version=version)
@@ -116,29 +120,27 @@ async def predict_lane(scope: dict[str, Any], receive: Any, name: str) -> Respon
 
 
 @router.post("/{name}/feedback")
-async def feedback(app: App, _: Operator, name: str, request: Request) -> dict[str, Any]:
+async def feedback(app: App, _: Operator, name: str, request: Request) -> Feedback:
     """Delayed ground truth: ``[{"request_id", "label"}]``, joined to the prediction log."""
     labels = _records(await _body(request), "application/json")
-    out: dict[str, Any] = await run_in_threadpool(app.serving.feedback, name, labels)
-    return out
+    return await run_in_threadpool(app.serving.feedback, name, labels)
 
 
 @router.get("/{name}/performance")
 def performance(app: App, _: Viewer, name: str,
-                hours: float = Query(24.0, gt=0, le=24 * 365)) -> dict[str, Any]:
+                hours: float = Query(24.0, gt=0, le=24 * 365)) -> LivePerformance:
     """Live metrics from joined labels, per model version, over the last ``hours``."""
     return app.serving.performance(name, hours=hours)
 
 
 @router.get("/{name}/routing")
-def get_routing(app: App, _: Viewer, name: str) -> dict[str, Any]:
+def get_routing(app: App, _: Viewer, name: str) -> ModelRouting:
     """Canary and shadow settings for the champion's traffic, and requests served per role."""
     return app.serving.routing(name)
 
 
 @router.put("/{name}/routing")
-async def put_routing(app: App, who: Approver, name: str, request: Request) -> dict[str, Any]:
+async def put_routing(app: App, who: Approver, name: str, request: Request) -> ModelRouting:
     """Body ``{"canary": {"version", "percent", "key"?}|null, "shadow": {"version"}|null}``."""
     config = _records(await _body(request), "application/json")
-    out: dict[str, Any] = await run_in_threadpool(app.serving.set_routing, name, config, by=who)
-    return out
+    return await run_in_threadpool(app.serving.set_routing, name, config, by=who)
