@@ -1,4 +1,5 @@
-"""Runs: an explicit status state machine, and the rules for logged values."""
+"""Runs: an explicit status state machine, the rules for logged values, and the run as
+the runs service answers it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 import math
 import re
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.errors import Conflict, InvalidInput
 
@@ -78,3 +82,116 @@ def check_param_value(key: str, value: object) -> str:
         raise InvalidInput(f"param {key!r} is longer than {MAX_PARAM_VALUE} characters",
                            detail={"key": key})
     return text
+
+
+# -- what the runs service answers ------------------------------------------------------
+
+
+class RunProgress(BaseModel):
+    """How far a training run is: its stage and, when known, the fraction done."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str
+    fraction: float | None
+
+
+class Run(BaseModel):
+    """A tracked run: a training job, one trial of its search, or an external run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    kind: RunKind
+    status: RunStatus
+    parent_id: str | None = Field(description="The run a trial belongs to.")
+    experiment: str
+    dataset: str | None
+    dataset_version: int | None
+    metrics: dict[str, float] = Field(description="The latest value of each metric key.")
+    tags: dict[str, str]
+    progress: RunProgress | None
+    warnings: list[str] = Field(description="What training warned about (rows left out, a "
+                                            "constant column, a rare class).")
+    created_by: str
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    duration_s: float | None
+    error: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+
+class ArtifactRef(BaseModel):
+    """A file stored with a run, content-addressed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    sha256: str
+    size_bytes: int
+
+
+class RunModelVersion(BaseModel):
+    """The model version a run registered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    version: int
+
+
+class RunDetail(Run):
+    """A run with its params, environment, job file, logs, artifacts and child runs."""
+
+    params: dict[str, str]
+    environment: dict[str, Any]
+    seed: int | None
+    spec: str | None = Field(description="The job file's YAML, for a training run.")
+    logs: str | None
+    artifacts: list[ArtifactRef]
+    children: list[Run]
+    model_version: RunModelVersion | None = Field(
+        default=None, description="The model version this run registered, if any.")
+
+    def with_model_version(self, registered: Any) -> RunDetail:
+        """This run with the model version it registered (``{"model", "version"}`` or an
+        object with those attributes, from the registry), or None."""
+        found = (RunModelVersion.model_validate(registered, from_attributes=True)
+                 if registered is not None else None)
+        return self.model_copy(update={"model_version": found})
+
+
+class RunPage(BaseModel):
+    """One page of a filtered, sorted run list, and how many runs matched in all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: int
+    items: list[Run]
+
+
+class LoggedBatch(BaseModel):
+    """What one logged batch stored: the number of params, metric points and tags."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    params: int
+    metrics: int
+    tags: int
+
+
+class MetricPoint(BaseModel):
+    """One logged value of a metric key at a step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    step: int
+    value: float
+    ts: str

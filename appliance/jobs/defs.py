@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from appliance.domain.jobs import parse_duration
 from appliance.domain.roles import Role
 from appliance.jobs.scheduler import TriggerSpec
@@ -66,4 +68,6 @@ def timing(cron: str | None, every: str | None) -> TriggerSpec | None:
 def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, dict | list | str | int | float | bool):
         return value
+    if isinstance(value, BaseModel):  # a service's typed result: stored as its JSON
+        return value.model_dump(mode="json")
     return {"value": str(value)}

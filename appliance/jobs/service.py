@@ -192,7 +192,7 @@ class JobService:
             if not job.new_data:
                 continue
             try:
-                current = datasets.show(job.new_data)["current_version"]
+                current = datasets.current_version(job.new_data)
             except NotFound:
                 continue
             if current is not None:
@@ -242,7 +242,7 @@ class JobService:
             return False
         name = job.id.removeprefix("train.")
         runs = training.runs_for(name, dataset, version)
-        return any(r["status"] in ("queued", "running", "succeeded") for r in runs)
+        return any(r.status in ("queued", "running", "succeeded") for r in runs)
 
     def run_now(self, job_id: str, *, by: Principal) -> dict[str, Any]:
         job = self._job(job_id, by=by)

@@ -35,7 +35,7 @@ from appliance.domain.registry import (
     beats,
     human_override,
 )
-from appliance.domain.runs import RunKind, RunStatus
+from appliance.domain.runs import Run, RunDetail, RunKind, RunProgress, RunStatus
 from appliance.durable import require_free_disk
 from appliance.errors import ApplianceError, InvalidInput, NotFound
 from appliance.failpoints import failpoint
@@ -74,7 +74,7 @@ class TrainingService:
     # -- submitting ----------------------------------------------------------------
 
     def submit(self, job_text: str, *, by: Principal | str,
-               dataset_version: int | None = None) -> dict[str, Any]:
+               dataset_version: int | None = None) -> Run:
         """Check a job file against its dataset and queue a run; 4xx errors leave no run.
 
         ``dataset_version`` pins the data (the scheduler's new-data trigger); by default
@@ -103,12 +103,12 @@ class TrainingService:
                           extra_bytes=4 * size, doing="training")
 
     def wait(self, run_id: str, *, timeout: float, poll: float = 0.5,
-             beat: Any = None) -> dict[str, Any]:
+             beat: Any = None) -> RunDetail:
         """Block until a run finishes (or ``timeout`` passes) and return it."""
         deadline = time.monotonic() + timeout
         while True:
             run = self.runs.show(run_id)
-            if RunStatus(run["status"]).finished or self._closing:
+            if run.finished or self._closing:
                 return run
             if time.monotonic() > deadline:
                 raise InvalidInput(f"run {run_id} did not finish within {timeout:g} s")
@@ -116,29 +116,29 @@ class TrainingService:
                 beat()
             time.sleep(poll)
 
-    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[dict[str, Any]]:
+    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[Run]:
         """Train runs of ``job`` on one dataset version, oldest first."""
         found = self.runs.list_runs(kind=RunKind.train.value, experiment=job, dataset=dataset,
-                                    limit=500, sort="created_at")["items"]
-        return [r for r in found if r.get("dataset_version") == dataset_version]
+                                    limit=500, sort="created_at").items
+        return [r for r in found if r.dataset_version == dataset_version]
 
-    def _check(self, job_text: str, dataset_version: int | None = None) -> dict[str, Any]:
+    def _check(self, job_text: str | None, dataset_version: int | None = None) -> dict[str, Any]:
         from appliance.train.spec import parse_job
 
         if not isinstance(job_text, str) or len(job_text) > 1_000_000:
             raise InvalidInput("a job file is YAML text of at most 1 MB")
         spec: dict[str, Any] = parse_job(job_text).model_dump(mode="json")
         try:
-            dataset = self.datasets.show(spec["dataset"])
+            current = self.datasets.current_version(spec["dataset"])
         except NotFound:
             raise InvalidInput(f"dataset {spec['dataset']!r} does not exist",
                                detail={"field": "dataset"}) from None
-        number = dataset["current_version"] if dataset_version is None else dataset_version
+        number = current if dataset_version is None else dataset_version
         if number is None:
             raise InvalidInput(f"dataset {spec['dataset']!r} has no accepted version to train on",
                                detail={"field": "dataset"})
         version = self.datasets.version(spec["dataset"], number)
-        columns = {c["name"] for c in version["columns"]}
+        columns = set(version.column_names())
         if spec["target"] not in columns:
             raise InvalidInput(f"target {spec['target']!r} is not a column of "
                                f"{spec['dataset']} v{number}", detail={"field": "target"})
@@ -151,8 +151,7 @@ class TrainingService:
             if name not in columns:
                 raise InvalidInput(f"sensitive column {name!r} is not a column of "
                                    f"{spec['dataset']} v{number}", detail={"field": "fairness"})
-        target = next((c for c in version.get("summary") or [] if c["name"] == spec["target"]),
-                      None)
+        target = version.column_summary(spec["target"])
         if target and target.get("n_unique") == 1:
             raise InvalidInput(f"target {spec['target']!r} has a single value in "
                                f"{spec['dataset']} v{number}: nothing to learn",
@@ -187,7 +186,7 @@ class TrainingService:
         try:
             self.runs.transition(run_id, RunStatus.running)
             detail = self.runs.show(str(run_id))
-            spec = self._check(detail["spec"], detail.get("dataset_version"))
+            spec = self._check(detail.spec, detail.dataset_version)
             result = self._train(run_id, spec, out_dir)
             warnings = [str(w) for w in result.get("warnings") or []]
             if warnings:
@@ -217,7 +216,7 @@ class TrainingService:
             except ApplianceError:
                 log.exception("could not mark run %s failed", run_id)
             if self.alerts is not None:
-                name = self.runs.show(str(run_id))["name"]
+                name = self.runs.show(str(run_id)).name
                 self.alerts.job_failed(name, message[:2000], {"run_id": str(run_id)})
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -358,7 +357,7 @@ class TrainingService:
             dataset_version=spec["_dataset_version"], by=principal, status=status,
             facts={"purpose": spec.get("description"), "limitations": spec.get("limitations"),
                    "contract_version": self.datasets.version(
-                       spec["dataset"], spec["_dataset_version"]).get("contract_version"),
+                       spec["dataset"], spec["_dataset_version"]).contract_version,
                    "gate": gate,
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
@@ -438,10 +437,10 @@ def _git_commit(folder: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _progress(p: dict[str, Any]) -> dict[str, Any]:
+def _progress(p: dict[str, Any]) -> RunProgress:
     fraction = p.get("fraction")
-    return {"stage": str(p.get("stage", ""))[:100],
-            "fraction": float(fraction) if isinstance(fraction, int | float) else None}
+    return RunProgress(stage=str(p.get("stage", ""))[:100],
+                       fraction=float(fraction) if isinstance(fraction, int | float) else None)
 
 
 def _system_role() -> Any:

@@ -65,7 +65,7 @@ def show_version(app: App, _: Viewer, name: str, number: int) -> dict[str, Any]:
 def model_card(app: App, _: Viewer, name: str, number: int,
                format: str = Query("json", pattern="^(json|md)$")) -> Any:
     run_id = app.registry.version(name, number)["run_id"]
-    run = app.runs.show(run_id) if run_id else None
+    run = app.runs.show(run_id).model_dump(mode="json") if run_id else None
     if format == "md":
         return Response(app.registry.card_markdown(name, number, run=run),
                         media_type="text/markdown; charset=utf-8")
