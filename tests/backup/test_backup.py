@@ -297,6 +297,24 @@ def test_scheduled_backups_never_prune_a_backup_someone_made(tmp_path: Path) -> 
     assert all(mine.name not in r.pruned and legacy.name not in r.pruned for r in runs)
 
 
+
+def test_the_backup_job_records_the_backup_it_made_as_its_result(tmp_path: Path) -> None:
+    from appliance.runtime import build
+
+    app = build(make_settings(tmp_path / "home", backup_keep=1))
+    try:
+        populate_light(app)
+        first = app.jobs.run_here("housekeeping.backup", by=SYSTEM)
+        second = app.jobs.run_here("housekeeping.backup", by=SYSTEM)
+        listed = app.backup.list_backups()
+    finally:
+        app.close()
+    assert (first["status"], second["status"]) == ("succeeded", "succeeded")
+    result = second["result"]  # the job ledger's JSON: the typed result, dumped
+    assert result["complete"] is True and result["origin"] == "scheduled"
+    assert result["pruned"] == [first["result"]["name"]]
+    assert [b.name for b in listed] == [result["name"]]
+
 def _drop_origin(path: Path) -> None:
     from appliance.backup import _manifest_digest
 

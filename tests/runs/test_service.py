@@ -110,3 +110,13 @@ def test_list_runs_over_ten_thousand_runs_filters_and_pages_on_the_server(applia
     assert page.total == len(expected)
     assert [r.name for r in page.items] == [f"run-{i}" for i in sorted(expected, reverse=True)[25:50]]
     assert elapsed < 5  # a sanity bound only: bench/runs_list.py measures it
+
+
+def test_run_detail_with_model_version_takes_the_registry_answer_or_none(appliance_app: Any) -> None:
+    run = _run(appliance_app)
+    shown = appliance_app.runs.show(run.id)
+    assert shown.model_version is None
+    found = shown.with_model_version({"model": "churn", "version": 2})
+    assert (found.model_version.model, found.model_version.version) == ("churn", 2)
+    assert found.with_model_version(None).model_version is None
+    assert found.model_dump(mode="json")["model_version"] == {"model": "churn", "version": 2}
