@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from appliance.errors import Conflict, InvalidInput
 
@@ -186,10 +187,12 @@ class LoggedBatch(BaseModel):
     tags: int
 
 
-class MetricPoint(BaseModel):
+# A pydantic dataclass with slots, not a model: a run's history is tens of thousands of
+# points, and one object each (no __dict__) takes half the time of a model to build, most
+# of the difference being garbage-collector passes (measured on 20k points).
+@pydantic_dataclass(frozen=True, slots=True)
+class MetricPoint:
     """One logged value of a metric key at a step."""
-
-    model_config = ConfigDict(frozen=True)
 
     key: str
     step: int
