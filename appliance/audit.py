@@ -31,7 +31,17 @@ from typing import Any
 
 from sqlmodel import Session
 
-from appliance.domain.audit import GENESIS, ChainProblem, event_hash, verify_chain
+from appliance.domain.audit import (
+    GENESIS,
+    Anchor,
+    AuditEvent,
+    AuditVerification,
+    ChainEvent,
+    ChainProblem,
+    Reanchored,
+    event_hash,
+    verify_chain,
+)
 from appliance.domain.principal import Principal
 from appliance.errors import Conflict
 from appliance.failpoints import failpoint
@@ -41,14 +51,6 @@ from appliance.store.tables import AuditEventRow
 
 log = logging.getLogger(__name__)
 _HASH = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """The newest ``(seq, hash)`` the anchor file vouches for; seq 0 is the genesis."""
-
-    seq: int
-    hash: str
 
 
 @dataclass(frozen=True)
@@ -196,18 +198,18 @@ class Auditor:
         if anchor.seq == 0:
             return []
         at = next(q.iter_events(s, from_seq=anchor.seq, batch=1), None)
-        if at is None or at["seq"] != anchor.seq:
+        if at is None or at.seq != anchor.seq:
             return [ChainProblem(anchor.seq, "the event the anchor names was deleted")]
-        if at["hash"] != anchor.hash:
+        if at.hash != anchor.hash:
             return [ChainProblem(anchor.seq, "the event at the anchor's seq does not match "
                                              "the anchor: the newest events were replaced")]
         return []
 
-    def recent(self, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    def recent(self, *, limit: int = 100, offset: int = 0) -> list[AuditEvent]:
         with self.store.read() as s:
-            return [event_public(e) for e in q.list_events(s, limit=limit, offset=offset)]
+            return [event_of(e) for e in q.list_events(s, limit=limit, offset=offset)]
 
-    def verify(self) -> dict[str, Any]:
+    def verify(self) -> AuditVerification:
         """Recompute the whole chain, then hold its newest events against the anchor."""
         anchor, unreadable = self.read_anchor()
         with self.store.read() as s:
@@ -215,15 +217,11 @@ class Auditor:
             problems = verify_chain(events)
             last = q.last_event(s)
             problems += self._anchor_problems(s, anchor, unreadable, last.seq if last else 0)
-        return {
-            "ok": not problems,
-            "events": events.count,
-            "anchor": {"seq": anchor.seq, "hash": anchor.hash} if anchor else None,
-            "problems": [{"seq": p.seq, "problem": p.problem} for p in problems],
-        }
+        return AuditVerification(ok=not problems, events=events.count, anchor=anchor,
+                                 problems=problems)
 
 
-def reanchor(store: Store, head_path: Path, *, by: Principal | str) -> dict[str, Any]:
+def reanchor(store: Store, head_path: Path, *, by: Principal | str) -> Reanchored:
     """Accept the log as it is after a finding: record the finding, then re-anchor.
 
     For an operator who has looked at a mismatch and will not restore a
@@ -238,40 +236,33 @@ def reanchor(store: Store, head_path: Path, *, by: Principal | str) -> dict[str,
     if found.ok:
         raise Conflict("the audit log matches its anchor: there is nothing to accept "
                        "(`appliance audit verify` reports any edit inside the chain)")
-    full = auditor.verify()
+    verified = auditor.verify()
+    full = verified.model_dump(mode="json")  # the event holds the finding as JSON
     with store.write() as s:
         event = auditor.record(s, by, "audit.reanchor", f"audit:{head_path.name}", before={
             "anchor": full["anchor"], "newest_seq": found.newest_seq,
         }, after={"problems": full["problems"][:100], "problem_count": len(full["problems"])})
-    return {"seq": event.seq, "hash": event.hash, "previous_anchor": full["anchor"],
-            "problems": full["problems"], "anchor_ok_before": found.ok}
+    return Reanchored(seq=event.seq, hash=event.hash, previous_anchor=verified.anchor,
+                      problems=verified.problems, anchor_ok_before=found.ok)
 
 
 class _Counted:
     """An iterator that counts what went through it (events checked, without a list)."""
 
-    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, items: Iterator[ChainEvent]) -> None:
         self._items = items
         self.count = 0
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[ChainEvent]:
         for item in self._items:
             self.count += 1
             yield item
 
 
-def event_public(e: AuditEventRow) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "at": e.created_at,
-        "actor": e.actor,
-        "action": e.action,
-        "target": e.target,
-        "before": e.before,
-        "after": e.after,
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    }
+def event_of(e: AuditEventRow) -> AuditEvent:
+    return AuditEvent(seq=e.seq, at=e.created_at, actor=e.actor, action=e.action,
+                      target=e.target, before=e.before, after=e.after, prev_hash=e.prev_hash,
+                      hash=e.hash)
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,7 @@ back as :class:`appliance.errors.RemoteError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -293,7 +293,7 @@ class ApplianceClient:
         out: list[dict[str, Any]] = self.get(f"/runs/{run_id}/metrics", key=key)
         return out
 
-    def log_run_batch(self, run_id: str, batch: dict[str, Any]) -> dict[str, Any]:
+    def log_run_batch(self, run_id: str, batch: Mapping[str, Any]) -> dict[str, Any]:
         """One ``{"params", "metrics", "tags"}`` batch, stored whole or refused whole (400)."""
         out: dict[str, Any] = self.post(f"/runs/{run_id}/log", json=batch)
         return out

@@ -33,9 +33,9 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
-from appliance.domain import runs as rules
+from appliance.domain import runkeys as rules
 from appliance.errors import ApplianceError, Conflict, InvalidInput, RemoteError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,23 @@ log = logging.getLogger(__name__)
 DEFAULT_BUFFER_SIZE = 1000
 DEFAULT_FLUSH_INTERVAL = 1.0
 _BACKPRESSURE = 10  # buffers held before log_metric sends in the caller's thread
-_Point = dict[str, Any]
+
+
+class _Point(TypedDict):
+    """One buffered metric point, as ``POST /runs/{id}/log`` takes it."""
+
+    key: str
+    value: float
+    step: int
+    ts: float
+
+
+class _Batch(TypedDict, total=False):
+    """One ``POST /runs/{id}/log`` body: what the buffers held when it was taken."""
+
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: list[_Point]
 
 
 class RunTransport(Protocol):
@@ -53,7 +69,7 @@ class RunTransport(Protocol):
     module below the client (the client builds runs, a run never imports the client).
     """
 
-    def log_run_batch(self, run_id: str, batch: dict[str, Any]) -> dict[str, Any]: ...
+    def log_run_batch(self, run_id: str, batch: Mapping[str, Any]) -> dict[str, Any]: ...
 
     def end_run(self, run_id: str, status: str = "succeeded",
                 error: str | None = None) -> dict[str, Any]: ...
@@ -252,11 +268,11 @@ class TrackedRun:
         if exc is not None:
             raise exc
 
-    def _take(self) -> dict[str, Any] | None:
+    def _take(self) -> _Batch | None:
         with self._lock:
             if not (self._points or self._params or self._tags):
                 return None
-            body: dict[str, Any] = {}
+            body: _Batch = {}
             if self._params:
                 body["params"], self._params = self._params, {}
             if self._tags:
@@ -266,7 +282,7 @@ class TrackedRun:
                 del self._points[:rules.MAX_BATCH]
             return body
 
-    def _give_back(self, body: dict[str, Any]) -> None:
+    def _give_back(self, body: _Batch) -> None:
         with self._lock:
             self._points[:0] = body.get("metrics", [])
             self._params = {**body.get("params", {}), **self._params}

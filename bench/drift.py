@@ -78,7 +78,7 @@ def setup(home: Path, ref: pl.DataFrame, cur: pl.DataFrame, y: pl.Series) -> Any
         frame.write_parquet(path)
         with path.open("rb") as fh:
             out = app.ingest.ingest_stream(fh, file_name=name, dataset="bench", who=who)
-        assert out["outcome"] == "accepted", out
+        assert out.outcome == "accepted", out
     data, signature = onnx_model(ref, y)
     app.registry.register(model="bench", onnx_bytes=data, flavor="sklearn", by="bench",
                           task="classification", signature=signature, dataset="bench",

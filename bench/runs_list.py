@@ -127,15 +127,15 @@ def build_via_services(home: Path, runs: int, seed: int) -> None:
             plan = _plan(i, rng)
             run = appliance.runs.start_external(name=plan["name"], experiment=plan["experiment"],
                                                 params=plan["params"], tags=plan["tags"], by=SYSTEM)
-            appliance.runs.log_batch(run["id"], metrics=[
+            appliance.runs.log_batch(run.id, metrics=[
                 {"key": k, "step": step, "value": v} for k, step, v, _ in _points(plan)])
             if plan["status"] in ("succeeded", "failed"):
-                appliance.runs.end(run["id"], plan["status"],
+                appliance.runs.end(run.id, plan["status"],
                                    error="diverged" if plan["status"] == "failed" else None, by=SYSTEM)
             elif plan["status"] == "interrupted":
                 from appliance.domain.runs import RunStatus
 
-                appliance.runs.transition(run["id"], RunStatus.interrupted)
+                appliance.runs.transition(run.id, RunStatus.interrupted)
             if (i + 1) % 1000 == 0:
                 console.print(f"  {i + 1:,} runs")
     finally:

@@ -21,14 +21,13 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from appliance.audit import Auditor
 from appliance.auth.login import LoginGuard, LoginLimits
+from appliance.domain.auth import AccessToken, NewToken, Token, User
 from appliance.domain.names import check_username
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
@@ -112,7 +111,7 @@ class AuthService:
 
     def add_user(
         self, username: str, password: str, role: Role | str, *, by: Principal | str
-    ) -> dict[str, Any]:
+    ) -> User:
         check_username(username)
         role = _role(role)
         _check_password(password)
@@ -122,10 +121,12 @@ class AuthService:
             row = q.add_user(
                 s, UserRow(username=username, password_hash=self._hasher.hash(password), role=role.value)
             )
-            self.auditor.record(s, by, "user.create", f"user:{username}", after=user_public(row))
+            user = user_of(row)
+            self.auditor.record(s, by, "user.create", f"user:{username}",
+                                after=user.model_dump(mode="json"))
             q.revoke_tokens_of_kind(s, "bootstrap", dt.datetime.now(dt.UTC))
         self._clear_cache()
-        return user_public(row)
+        return user
 
     def update_user(
         self,
@@ -135,7 +136,7 @@ class AuthService:
         role: Role | str | None = None,
         password: str | None = None,
         disabled: bool | None = None,
-    ) -> dict[str, Any]:
+    ) -> User:
         new_role = _role(role) if role is not None else None
         if password is not None:
             _check_password(password)
@@ -144,7 +145,7 @@ class AuthService:
             row = q.get_user(s, username)
             if row is None:
                 raise NotFound(f"user {username!r} does not exist")
-            before = user_public(row)
+            before = user_of(row).model_dump(mode="json")
             if disabled and username == by.username:
                 raise Conflict("you cannot disable yourself")
             role_changes = new_role is not None and new_role.value != row.role
@@ -170,21 +171,20 @@ class AuthService:
                 own = by.token_id if by.username == username and by.token_id else None
                 ended = q.revoke_sessions_of(s, row.id, dt.datetime.now(dt.UTC),
                                              keep=uuid.UUID(own) if own else None)
-            after = user_public(row)
+            after = user_of(row)
             changes = {"password_changed": password is not None, "sessions_ended": ended}
-            self.auditor.record(
-                s, by, "user.update", f"user:{username}", before=before, after={**after, **changes}
-            )
+            self.auditor.record(s, by, "user.update", f"user:{username}", before=before,
+                                after={**after.model_dump(mode="json"), **changes})
         self._clear_cache()
         return after
 
-    def list_users(self) -> list[dict[str, Any]]:
+    def list_users(self) -> list[User]:
         with self.store.read() as s:
-            return [user_public(u) for u in q.list_users(s)]
+            return [user_of(u) for u in q.list_users(s)]
 
     # -- tokens ---------------------------------------------------------------
 
-    def login(self, username: str, password: str, *, client: str | None = None) -> dict[str, Any]:
+    def login(self, username: str, password: str, *, client: str | None = None) -> AccessToken:
         """A session for a right password; throttled and audited (see ``auth.login``)."""
         if not isinstance(username, str) or not isinstance(password, str):
             raise Unauthenticated("wrong username or password")
@@ -220,17 +220,12 @@ class AuthService:
                 self.auditor.record(s, user.username, "auth.login", f"token:{row.id}",
                                     after={"kind": "session", "expires_at": expires.isoformat(),
                                            "client": client})
-        return {
-            "access_token": secret,
-            "token_type": "bearer",
-            "expires_at": expires.isoformat(),
-            "username": user.username,
-            "role": user.role,
-        }
+        return AccessToken(access_token=secret, expires_at=expires.isoformat(),
+                           username=user.username, role=Role(user.role))
 
     def create_token(
         self, username: str, name: str, *, by: Principal | str, expires_days: float | None = None
-    ) -> dict[str, Any]:
+    ) -> NewToken:
         if not name or len(name) > 64:
             raise InvalidInput("a token needs a name of 1-64 characters")
         check_expires_days(expires_days)
@@ -248,24 +243,25 @@ class AuthService:
                 TokenRow(user_id=user.id, name=name, kind="api",
                          token_hash=hash_token(secret), expires_at=expires),
             )
-            out = token_public(row, username)
-            self.auditor.record(s, by, "token.create", f"token:{row.id}", after=out)
-        return {**out, "token": secret}
+            out = token_of(row, username)
+            self.auditor.record(s, by, "token.create", f"token:{row.id}",
+                                after=out.model_dump(mode="json"))
+        return NewToken(**dict(out), token=secret)
 
-    def list_tokens(self) -> list[dict[str, Any]]:
+    def list_tokens(self) -> list[Token]:
         with self.store.read() as s:
             names: dict[uuid.UUID | None, str] = {u.id: u.username for u in q.list_users(s)}
-            return [token_public(t, names.get(t.user_id)) for t in q.list_tokens(s)]
+            return [token_of(t, names.get(t.user_id)) for t in q.list_tokens(s)]
 
-    def list_sessions(self) -> list[TokenInfo]:
+    def list_sessions(self) -> list[Token]:
         """Live login sessions (not revoked, not expired), newest first."""
         with self.store.read() as s:
             names: dict[uuid.UUID | None, str] = {u.id: u.username for u in q.list_users(s)}
-            return [TokenInfo.of(t, names.get(t.user_id))
+            return [token_of(t, names.get(t.user_id))
                     for t in q.active_sessions(s, dt.datetime.now(dt.UTC))]
 
     def revoke_token(self, token_id: str, *, by: Principal,
-                     kind: str | None = None) -> dict[str, Any]:
+                     kind: str | None = None) -> Token:
         """Revoke a token or session by id (``kind`` narrows which: a session route)."""
         what = "session" if kind == "session" else "token"
         try:
@@ -277,12 +273,14 @@ class AuthService:
             if row is None or (kind is not None and row.kind != kind):
                 raise NotFound(f"{what} {token_id!r} does not exist")
             user = q.get_user_by_id(s, row.user_id) if row.user_id else None
-            before = token_public(row, user.username if user else None)
+            before = token_of(row, user.username if user else None)
             if row.revoked_at is None:
                 row.revoked_at = dt.datetime.now(dt.UTC)
                 s.add(row)
-            after = token_public(row, user.username if user else None)
-            self.auditor.record(s, by, "token.revoke", f"token:{row.id}", before=before, after=after)
+            after = token_of(row, user.username if user else None)
+            self.auditor.record(s, by, "token.revoke", f"token:{row.id}",
+                                before=before.model_dump(mode="json"),
+                                after=after.model_dump(mode="json"))
         self._clear_cache()
         return after
 
@@ -334,43 +332,20 @@ def require(principal: Principal, role: Role) -> None:
         )
 
 
-def user_public(u: UserRow) -> dict[str, Any]:
-    return {
-        "username": u.username,
-        "role": u.role,
-        "created_at": u.created_at.isoformat(),
-        "disabled": u.disabled,
-    }
+def user_of(u: UserRow) -> User:
+    return User(username=u.username, role=Role(u.role), created_at=u.created_at.isoformat(),
+                disabled=u.disabled)
 
 
-@dataclass(frozen=True)
-class TokenInfo:
+def token_of(t: TokenRow, username: str | None) -> Token:
     """A token or session as users see it: never the secret nor its hash."""
 
-    id: str
-    username: str | None
-    name: str
-    kind: str  # session | api | bootstrap
-    created_at: str | None
-    expires_at: str | None
-    revoked_at: str | None
-    last_used_at: str | None
+    def iso(v: dt.datetime | None) -> str | None:
+        return v.isoformat() if v else None
 
-    @classmethod
-    def of(cls, t: TokenRow, username: str | None) -> TokenInfo:
-        def iso(v: dt.datetime | None) -> str | None:
-            return v.isoformat() if v else None
-
-        return cls(id=str(t.id), username=username, name=t.name, kind=t.kind,
-                   created_at=iso(t.created_at), expires_at=iso(t.expires_at),
-                   revoked_at=iso(t.revoked_at), last_used_at=iso(t.last_used_at))
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def token_public(t: TokenRow, username: str | None) -> dict[str, Any]:
-    return TokenInfo.of(t, username).as_dict()
+    return Token(id=str(t.id), username=username, name=t.name, kind=t.kind,
+                 created_at=iso(t.created_at), expires_at=iso(t.expires_at),
+                 revoked_at=iso(t.revoked_at), last_used_at=iso(t.last_used_at))
 
 
 def check_expires_days(days: float | None) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__
+from appliance.domain.backup import Backup
 from appliance.durable import fsync_dir, write_synced
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.store.migrations import migration_files
@@ -117,7 +118,7 @@ def verify_backup(src: Path, manifest: dict[str, Any] | None = None,
     return manifest
 
 
-def copy_backup(src: Path, dest: Path, progress: Progress | None = None) -> dict[str, Any]:
+def copy_backup(src: Path, dest: Path, progress: Progress | None = None) -> Backup:
     """Copy a backup folder to ``dest`` (not existing or empty), checking every checksum.
 
     Used by the CLI to fetch a backup the server wrote into its home.
@@ -154,25 +155,26 @@ def copy_backup(src: Path, dest: Path, progress: Progress | None = None) -> dict
     return summarize(dest, manifest)
 
 
-def summarize(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def summarize(path: Path, manifest: dict[str, Any]) -> Backup:
+    """A checked manifest (``read_manifest``) in numbers."""
     files = manifest["files"]
-    return {
-        "name": path.name,
-        "path": str(path.resolve()),
-        "complete": True,
-        "created_at": manifest["created_at"],
-        "origin": manifest.get("origin"),
-        "appliance_version": manifest["appliance_version"],
-        "format_version": manifest["format_version"],
-        "migration_level": manifest["migration_level"],
-        "files": len(files),
-        "bytes": sum(int(e["size"]) for e in files),
-        "counts": manifest.get("counts") or {},
-        "audit_head": manifest.get("audit_head"),
-        "skipped": len(manifest.get("skipped") or []),
-        "missing_references": len(manifest.get("missing_references") or []),
-        "manifest_sha256": manifest["manifest_sha256"],
-    }
+    origin = manifest.get("origin")
+    return Backup(
+        name=path.name,
+        path=str(path.resolve()),
+        created_at=manifest["created_at"],
+        origin=origin if isinstance(origin, str) else None,
+        appliance_version=manifest["appliance_version"],
+        format_version=manifest["format_version"],
+        migration_level=manifest["migration_level"],
+        files=len(files),
+        bytes=sum(int(e["size"]) for e in files),
+        counts=manifest.get("counts") or {},
+        audit_head=manifest.get("audit_head"),
+        skipped=len(manifest.get("skipped") or []),
+        missing_references=len(manifest.get("missing_references") or []),
+        manifest_sha256=manifest["manifest_sha256"],
+    )
 
 
 def check_destination(dest: Path) -> None:

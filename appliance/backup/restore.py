@@ -22,6 +22,7 @@ from appliance.backup.manifest import (
     verify_backup,
 )
 from appliance.config import Settings
+from appliance.domain.backup import Restored
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
 from appliance.durable import fsync_dir
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def restore(settings: Settings, src: Path, *, actor: str = "system",
-            progress: Progress | None = None) -> dict[str, Any]:
+            progress: Progress | None = None) -> Restored:
     """Restore the backup at ``src`` into ``settings.home``, which must be empty and unowned.
 
     Order: check the manifest, the target home and every checksum (nothing
@@ -99,7 +100,7 @@ def restore(settings: Settings, src: Path, *, actor: str = "system",
     return _check_restored(settings, manifest, actor)
 
 
-def _check_restored(settings: Settings, manifest: dict[str, Any], actor: str) -> dict[str, Any]:
+def _check_restored(settings: Settings, manifest: dict[str, Any], actor: str) -> Restored:
     from appliance.artifacts import ArtifactStore
 
     store = Store(settings.db_path, lock_path=settings.lock_path).open()
@@ -111,22 +112,22 @@ def _check_restored(settings: Settings, manifest: dict[str, Any], actor: str) ->
         missing = [p for p in parquet if not (settings.home / p).is_file()]
         bad = [a for a in shas if not artifacts.verify(a)]
         counts = q.counts(store)
-        result = {
-            "home": str(settings.home.resolve()),
-            "backup_created_at": manifest["created_at"],
-            "migration_level": manifest["migration_level"],
-            "counts": counts,
-            "audit": chain,
-            "missing_files": missing,
-            "bad_artifacts": bad,
-            "ok": bool(chain["ok"]) and not missing and not bad,
-        }
+        result = Restored(
+            home=str(settings.home.resolve()),
+            backup_created_at=manifest["created_at"],
+            migration_level=manifest["migration_level"],
+            counts=counts,
+            audit=chain,
+            missing_files=missing,
+            bad_artifacts=bad,
+            ok=chain.ok and not missing and not bad,
+        )
         who = Principal(username=actor, role=Role.admin)
         with store.write() as s:
             auditor.record(s, who, "backup.restore", str(settings.home.resolve()), after={
                 "backup_created_at": manifest["created_at"],
                 "manifest_sha256": manifest["manifest_sha256"],
-                "audit_ok": chain["ok"], "events": chain["events"]})
+                "audit_ok": chain.ok, "events": chain.events})
     finally:
         store.close()
     return result

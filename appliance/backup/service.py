@@ -37,6 +37,7 @@ from appliance.backup.manifest import (
     summarize,
 )
 from appliance.config import Settings
+from appliance.domain.backup import Backup, BackupEntry, BackupProblem, ScheduledBackup
 from appliance.domain.principal import SYSTEM, Principal
 from appliance.durable import fsync_dir, write_synced
 from appliance.errors import Conflict, InsufficientDisk, InvalidInput
@@ -63,7 +64,7 @@ class BackupService:
     # -- creating --------------------------------------------------------------
 
     def create(self, dest: Path, *, by: Principal | str, progress: Progress | None = None,
-               origin: str = MANUAL) -> dict[str, Any]:
+               origin: str = MANUAL) -> Backup:
         """Back the home up into ``dest``, which must not exist or be an empty folder.
 
         ``origin`` goes into the manifest: only ``scheduled`` backups are ever pruned.
@@ -94,15 +95,15 @@ class BackupService:
         if not self.store.degraded:
             with self.store.write() as s:
                 self.auditor.record(s, by, "backup.create", str(dest),
-                                    after={k: v for k, v in summary.items() if k != "counts"})
+                                    after=summary.model_dump(mode="json", exclude={"counts"}))
         else:
             log.warning("store is degraded: backup %s written but not audited", dest)
-        log.info("backup written to %s (%d files, %d bytes)", dest, summary["files"],
-                 summary["bytes"])
+        log.info("backup written to %s (%d files, %d bytes)", dest, summary.files,
+                 summary.bytes)
         return summary
 
     def create_in_home(self, *, by: Principal | str, progress: Progress | None = None,
-                       origin: str = MANUAL) -> dict[str, Any]:
+                       origin: str = MANUAL) -> Backup:
         """A backup in ``$APPLIANCE_HOME/backups/<UTC stamp>/``: a path the server picks."""
         with self._lock:
             self.backups_dir.mkdir(parents=True, exist_ok=True)
@@ -116,15 +117,14 @@ class BackupService:
             dest = self.backups_dir / (stamp if n == 1 else f"{stamp}-{n}")
             return self.create(dest, by=by, progress=progress, origin=origin)
 
-    def create_scheduled(self, keep: int | None = None) -> dict[str, Any]:
+    def create_scheduled(self, keep: int | None = None) -> ScheduledBackup:
         """The housekeeping job: a backup in the home, then keep only the newest ``keep``
         scheduled ones (a backup someone made on purpose is never pruned)."""
         keep = self.settings.backup_keep if keep is None else keep
         if keep < 1:
             raise InvalidInput("keep must be at least 1")
         out = self.create_in_home(by=SYSTEM, origin=SCHEDULED)
-        out["pruned"] = self.prune(keep)
-        return out
+        return ScheduledBackup(**dict(out), pruned=self.prune(keep))
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest ``keep`` scheduled backups in the home (and stale partials).
@@ -143,15 +143,15 @@ class BackupService:
                 shutil.rmtree(path)
             return [p.name for p in doomed]
 
-    def list_backups(self) -> list[dict[str, Any]]:
+    def list_backups(self) -> list[BackupEntry]:
         """The backups in ``$APPLIANCE_HOME/backups``, newest first, with their manifest summary."""
-        out = []
+        out: list[BackupEntry] = []
         for path in reversed(self._home_backups()):
             try:
                 out.append(summarize(path, read_manifest(path)))
             except InvalidInput as exc:
-                out.append({"name": path.name, "path": str(path.resolve()), "complete": False,
-                            "problem": exc.message})
+                out.append(BackupProblem(name=path.name, path=str(path.resolve()),
+                                         problem=exc.message))
         return out
 
     def _home_backups(self) -> list[Path]:

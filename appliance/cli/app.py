@@ -244,7 +244,8 @@ def audit_reanchor(
                       "it is now?", abort=True)
     try:
         with Store(settings.db_path, lock_path=settings.lock_path) as store:
-            out = reanchor(store, settings.home / "audit.head", by=f"local:{os_user()}")
+            out = reanchor(store, settings.home / "audit.head",
+                           by=f"local:{os_user()}").model_dump(mode="json")
     except ApplianceError as exc:
         fail(exc)
     show(out, as_json, lambda r: [record(r, title="audit anchor")])

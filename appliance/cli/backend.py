@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
+from pydantic import BaseModel
+
 from appliance.cli.common import cli_settings, fail, os_user
 from appliance.client import ApplianceClient
 from appliance.config import Settings
@@ -181,7 +183,11 @@ class RemoteBackend:
 
 
 class LocalBackend:
-    """Runs services in this process; the caller has the files, so acts as admin."""
+    """Runs services in this process; the caller has the files, so acts as admin.
+
+    Services answer typed results; the printers take JSON-shaped data, as the
+    HTTP client gives them: each method converts once, here.
+    """
 
     def __init__(self, appliance: Any) -> None:
         self.app = appliance
@@ -189,66 +195,50 @@ class LocalBackend:
         self.where = f"store {appliance.settings.db_path} (no server running)"
 
     def datasets(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = self.app.datasets.list_datasets()
-        return out
+        return [d.model_dump(mode="json") for d in self.app.datasets.list_datasets()]
 
     def dataset(self, name: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.datasets.show(name)
-        return out
+        return _json(self.app.datasets.show(name))
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = self.app.datasets.versions(name)
-        return out
+        return [v.model_dump(mode="json") for v in self.app.datasets.versions(name)]
 
     def contract(self, name: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.datasets.contract(name)
-        return out
+        return _json(self.app.datasets.contract(name))
 
     def set_contract(self, name: str, yaml_text: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.datasets.set_contract(name, yaml_text, by=self.who)
-        return out
+        return _json(self.app.datasets.set_contract(name, yaml_text, by=self.who))
 
     def ingest(self, path: Path, dataset: str, progress: Progress | None) -> dict[str, Any]:
         with path.open("rb") as fh:
-            out: dict[str, Any] = self.app.ingest.ingest_stream(
+            return _json(self.app.ingest.ingest_stream(
                 fh, file_name=path.name, dataset=dataset, who=self.who, progress=progress
-            )
-        return out
+            ))
 
     def add_user(self, username: str, password: str, role: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.auth.add_user(username, password, role, by=self.who)
-        return out
+        return _json(self.app.auth.add_user(username, password, role, by=self.who))
 
     def create_token(self, username: str, name: str, days: float | None) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.auth.create_token(
-            username, name, by=self.who, expires_days=days
-        )
-        return out
+        return _json(self.app.auth.create_token(username, name, by=self.who, expires_days=days))
 
     def sessions(self) -> list[dict[str, Any]]:
-        return [s.as_dict() for s in self.app.auth.list_sessions()]
+        return [s.model_dump(mode="json") for s in self.app.auth.list_sessions()]
 
     def revoke(self, token_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.auth.revoke_token(token_id, by=self.who)
-        return out
+        return _json(self.app.auth.revoke_token(token_id, by=self.who))
 
     def audit_verify(self) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.auditor.verify()
-        return out
+        return _json(self.app.auditor.verify())
 
     def train(self, job_text: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.training.submit(job_text, by=self.who)
-        return out
+        return _json(self.app.training.submit(job_text, by=self.who))
 
     def run(self, run_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.runs.show(run_id)
-        ref = self.app.registry.version_of_run(run_id)
-        out["model_version"] = None if ref is None else ref.model_dump(mode="json")
-        return out
+        detail = self.app.runs.show(run_id)
+        return _json(detail.with_model_version(self.app.registry.version_of_run(run_id)))
 
     def runs(self, **filters: Any) -> dict[str, Any]:
-        out: dict[str, Any] = self.app.runs.list_runs(**filters)
-        return out
+        return _json(self.app.runs.list_runs(**filters))
 
     def models(self) -> list[dict[str, Any]]:
         return [m.model_dump(mode="json") for m in self.app.registry.list_models()]
@@ -312,6 +302,11 @@ class LocalBackend:
         out: dict[str, Any] = self.app.serving.predict(name, parse_csv(body), alias=alias,
                                                        version=version)
         return out
+
+
+def _json(result: BaseModel) -> dict[str, Any]:
+    """A service's typed result as the JSON the API would answer for it."""
+    return result.model_dump(mode="json")
 
 
 @contextmanager

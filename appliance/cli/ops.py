@@ -54,11 +54,12 @@ def backup(
                 if not (src / "manifest.json").is_file():
                     raise NotFound(f"the server wrote its backup to {src}, which this machine "
                                    "cannot read; copy that folder from the server's host")
-                out = copy_backup(src, path, progress)
+                out = copy_backup(src, path, progress).model_dump(mode="json")
                 out["server_copy"] = str(src)
             else:
                 assert isinstance(backend, LocalBackend)
-                out = backend.app.backup.create(path, by=backend.who, progress=progress)
+                out = backend.app.backup.create(path, by=backend.who,
+                                                progress=progress).model_dump(mode="json")
     except ApplianceError as exc:
         fail(exc)
     show(out, as_json, lambda b: [record(b, title="backup")])
@@ -77,7 +78,8 @@ def restore(
     settings = cli_settings(home)
     try:
         with _bar() as progress:
-            out = run_restore(settings, path, actor=f"local:{os_user()}", progress=progress)
+            out = run_restore(settings, path, actor=f"local:{os_user()}",
+                              progress=progress).model_dump(mode="json")
     except ApplianceError as exc:
         fail(exc)
     show(out, as_json, _restore_view)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from appliance.audit import Auditor
+from appliance.domain.datasets import (
+    Column,
+    Contract,
+    Dataset,
+    DatasetCounts,
+    Version,
+    VersionDetail,
+    VersionState,
+)
 from appliance.domain.ingest import VersionStatus
 from appliance.domain.lineage import dataset_node, version_node
 from appliance.domain.names import check_dataset_name
@@ -29,27 +38,29 @@ class DatasetService:
 
     # -- reads ----------------------------------------------------------------
 
-    def list_datasets(self) -> list[dict[str, Any]]:
+    def list_datasets(self) -> list[Dataset]:
         with self.store.read() as s:
             stats = dq.version_stats(s)
-            out = []
-            for ds in dq.list_datasets(s):
-                contract = dq.current_contract(s, ds.id)
-                out.append(_dataset_public(ds, stats.get(ds.id, {}), contract))
-            return out
+            return [dataset_of(ds, stats.get(ds.id), dq.current_contract(s, ds.id))
+                    for ds in dq.list_datasets(s)]
 
-    def show(self, name: str) -> dict[str, Any]:
+    def show(self, name: str) -> Dataset:
         with self.store.read() as s:
             ds = self._dataset(s, name)
-            stats = dq.version_stats(s).get(ds.id, {})
-            return _dataset_public(ds, stats, dq.current_contract(s, ds.id))
+            stats = dq.version_stats(s, ds.id).get(ds.id)
+            return dataset_of(ds, stats, dq.current_contract(s, ds.id))
 
-    def versions(self, name: str) -> list[dict[str, Any]]:
+    def current_version(self, name: str) -> int | None:
+        """The newest accepted version's number (None when there is none); NotFound for an
+        unknown dataset."""
+        return self.show(name).current_version
+
+    def versions(self, name: str) -> list[Version]:
         with self.store.read() as s:
             ds = self._dataset(s, name)
-            return [version_public(name, v) for v in dq.list_versions(s, ds.id)]
+            return [version_of(name, v) for v in dq.list_versions(s, ds.id)]
 
-    def version(self, name: str, number: int) -> dict[str, Any]:
+    def version(self, name: str, number: int) -> VersionDetail:
         with self.store.read() as s:
             ds = self._dataset(s, name)
             v = self._version(s, ds, number)
@@ -61,7 +72,7 @@ class DatasetService:
             v = self._version(s, self._dataset(s, name), number)
         return self.home / v.parquet_path
 
-    def contract(self, name: str, version: int | None = None) -> dict[str, Any]:
+    def contract(self, name: str, version: int | None = None) -> Contract:
         with self.store.read() as s:
             ds = self._dataset(s, name)
             row = (
@@ -71,29 +82,29 @@ class DatasetService:
             if row is None:
                 which = f"version {version}" if version is not None else "any version"
                 raise NotFound(f"dataset {name!r} has no contract {which}")
-            return contract_public(name, row)
+            return contract_of(name, row)
 
-    def contracts(self, name: str) -> list[dict[str, Any]]:
+    def contracts(self, name: str) -> list[Contract]:
         with self.store.read() as s:
             ds = self._dataset(s, name)
-            return [contract_public(name, c) for c in dq.list_contracts(s, ds.id)]
+            return [contract_of(name, c) for c in dq.list_contracts(s, ds.id)]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> DatasetCounts:
         with self.store.read() as s:
             by_status = dq.count_versions_by_status(s)
             by_outcome = iq.count_by_outcome(s)
-            return {
-                "datasets": len(dq.list_datasets(s)),
-                "versions": sum(by_status.values()),
-                "accepted": by_status.get(VersionStatus.accepted.value, 0),
-                "rejected": by_status.get(VersionStatus.rejected.value, 0),
-                "quarantined": by_outcome.get("quarantined", 0),
-                "users": uq.count_users(s),
-            }
+            return DatasetCounts(
+                datasets=len(dq.list_datasets(s)),
+                versions=sum(by_status.values()),
+                accepted=by_status.get(VersionStatus.accepted.value, 0),
+                rejected=by_status.get(VersionStatus.rejected.value, 0),
+                quarantined=by_outcome.get("quarantined", 0),
+                users=uq.count_users(s),
+            )
 
     # -- writes ---------------------------------------------------------------
 
-    def set_contract(self, name: str, yaml_text: str, *, by: Principal) -> dict[str, Any]:
+    def set_contract(self, name: str, yaml_text: str, *, by: Principal) -> Contract:
         from appliance.validate.contracts import load_contract
 
         check_dataset_name(name)
@@ -109,9 +120,9 @@ class DatasetService:
                 before={"version": before.version} if before else None,
                 after={"version": row.version},
             )
-        return contract_public(name, row)
+        return contract_of(name, row)
 
-    def revalidate(self, name: str, number: int, *, by: Principal) -> dict[str, Any]:
+    def revalidate(self, name: str, number: int, *, by: Principal) -> VersionDetail:
         """Check a stored version against the current contract; it may change status."""
         import polars as pl
 
@@ -156,55 +167,50 @@ class DatasetService:
         return v
 
 
-def _dataset_public(
-    ds: DatasetRow, stats: dict[str, int | None], contract: ContractRow | None
-) -> dict[str, Any]:
-    return {
-        "name": ds.name,
-        "created_at": ds.created_at.isoformat(),
-        "versions": stats.get("versions") or 0,
-        "latest_version": stats.get("latest"),
-        "current_version": stats.get("current"),
-        "contract_version": contract.version if contract else None,
-        "rows": stats.get("rows"),
-    }
+def dataset_of(ds: DatasetRow, stats: dq.VersionStats | None,
+               contract: ContractRow | None) -> Dataset:
+    stats = stats or dq.VersionStats()
+    return Dataset(
+        name=ds.name,
+        created_at=ds.created_at.isoformat(),
+        versions=stats.versions,
+        latest_version=stats.latest,
+        current_version=stats.current,
+        contract_version=contract.version if contract else None,
+        rows=stats.rows,
+    )
 
 
-def version_public(dataset: str, v: DatasetVersionRow) -> dict[str, Any]:
+def version_of(dataset: str, v: DatasetVersionRow) -> Version:
     report = v.report or {}
-    return {
-        "id": str(v.id),
-        "dataset": dataset,
-        "number": v.number,
-        "status": v.status,
-        "sha256": v.sha256,
-        "size_bytes": v.size_bytes,
-        "rows": v.rows,
-        "columns": v.columns or [],
-        "source_file": v.source_file,
-        "contract_version": v.contract_version,
-        "created_at": v.created_at.isoformat(),
-        "report_headline": ValidationReport.from_dict(report).headline() if report else None,
-        "warnings": len(report.get("warnings") or []),
-    }
+    return Version(
+        id=str(v.id),
+        dataset=dataset,
+        number=v.number,
+        status=cast(VersionState, v.status),
+        sha256=v.sha256,
+        size_bytes=v.size_bytes,
+        rows=v.rows,
+        columns=[Column(**c) for c in v.columns or []],
+        source_file=v.source_file,
+        contract_version=v.contract_version,
+        created_at=v.created_at.isoformat(),
+        report_headline=ValidationReport.from_dict(report).headline() if report else None,
+        warnings=len(report.get("warnings") or []),
+    )
 
 
-def version_detail(dataset: str, v: DatasetVersionRow) -> dict[str, Any]:
-    return {
-        **version_public(dataset, v),
-        "report": v.report,
-        "summary": v.summary or [],
-        "summary_status": "pending" if v.summary is None else "ready",
-        "lineage_node": version_node(dataset, v.number),
-    }
+def version_detail(dataset: str, v: DatasetVersionRow) -> VersionDetail:
+    return VersionDetail(
+        **dict(version_of(dataset, v)),
+        report=v.report,
+        summary=v.summary or [],
+        summary_status="pending" if v.summary is None else "ready",
+        lineage_node=version_node(dataset, v.number),
+    )
 
 
-def contract_public(dataset: str, c: ContractRow) -> dict[str, Any]:
-    return {
-        "dataset": dataset,
-        "version": c.version,
-        "yaml": c.yaml,
-        "created_at": c.created_at.isoformat(),
-        "created_by": c.created_by,
-        "inferred": c.inferred,
-    }
+def contract_of(dataset: str, c: ContractRow) -> Contract:
+    return Contract(dataset=dataset, version=c.version, yaml=c.yaml,
+                    created_at=c.created_at.isoformat(), created_by=c.created_by,
+                    inferred=c.inferred)

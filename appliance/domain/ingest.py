@@ -1,8 +1,11 @@
-"""Ingestion vocabulary: version statuses, outcomes and rejection reason codes."""
+"""Ingestion vocabulary: version statuses, outcomes, rejection reason codes, the ledger entry."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class VersionStatus(StrEnum):
@@ -35,3 +38,26 @@ class Reason(StrEnum):
     parser_crashed = "parser_crashed"       # the child died: memory cap, signal
     timeout = "timeout"
     internal = "internal"
+
+
+class Ingest(BaseModel):
+    """One file taken (from the inbox or an upload), whatever its fate: the ingest ledger."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="The claim id (32 hex digits).")
+    dataset: str
+    file_name: str
+    sha256: str | None
+    size_bytes: int | None
+    outcome: IngestOutcome
+    reason: str | None = Field(description="A reason code (quarantine/<file>.reason.json) "
+                                           "when the file was not accepted.")
+    message: str
+    version: int | None = Field(description="The dataset version it became, if any.")
+    at: str
+    duration_ms: float | None
+    labels: dict[str, Any] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="Only for a labels file (inbox/<model>__labels/): what the feedback "
+                    "matched (received, matched, unknown_request_ids).")

@@ -16,6 +16,9 @@ ids with the functions below, the lineage walk checks and labels them with
 
 ``<start>``/``<end>`` are UTC to the second, ``20261127T041731Z``. The strings
 are exactly the ones stored in ``lineage_edges`` since the first release.
+
+What a walk answers (:class:`Lineage`: nodes, edges and the one-hop edges of the
+start) is typed here too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.errors import InvalidInput
 
@@ -185,3 +191,54 @@ def node_label(node: str) -> str:
 def _readable(stamp: str) -> str:
     """``20261127T041731Z`` as ``2026-11-27 04:17``."""
     return f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}"
+
+
+# -- what a walk answers ----------------------------------------------------------------
+
+
+class LineageNode(BaseModel):
+    """A node kept by a walk, and its fewest hops from the start."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="A typed node id such as `dataset:customers@3`.")
+    kind: str = Field(description="The part of the id before the first `:`.")
+    label: str
+    distance: int
+
+
+class LineageEdge(BaseModel):
+    """``src -> dst`` with a relation name, as recorded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    src: str
+    dst: str
+    relation: str
+    created_at: str
+
+
+class Edge(BaseModel):
+    """A one-hop edge of the start node (``at`` for the time: the first lineage route's shape)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    src: str
+    dst: str
+    relation: str
+    at: str
+
+
+class Lineage(BaseModel):
+    """The graph within ``depth`` hops of ``node``, walked up, down or both."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: str
+    direction: Literal["up", "down", "both"]
+    depth: int
+    nodes: list[LineageNode]
+    edges: list[LineageEdge] = Field(description="Every edge among the nodes kept.")
+    truncated: bool = Field(description="The walk stopped at the node or edge cap.")
+    upstream: list[Edge] = Field(description="The one-hop edges into the node.")
+    downstream: list[Edge] = Field(description="The one-hop edges out of the node.")

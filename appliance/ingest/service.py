@@ -36,7 +36,7 @@ from typing import IO, Any, Protocol
 from appliance.audit import Auditor
 from appliance.config import Settings
 from appliance.domain.events import FileQuarantined, IngestFinished, VersionAccepted
-from appliance.domain.ingest import IngestOutcome, Reason, VersionStatus
+from appliance.domain.ingest import Ingest, IngestOutcome, Reason, VersionStatus
 from appliance.domain.lineage import dataset_node, file_node, version_node
 from appliance.domain.names import check_dataset_name, check_file_name, printable_name
 from appliance.domain.principal import INBOX, Principal
@@ -110,7 +110,7 @@ class IngestService:
 
     # -- entry points -------------------------------------------------------
 
-    def ingest_claim(self, claim: inbox.Claim, *, who: Principal = INBOX) -> dict[str, Any]:
+    def ingest_claim(self, claim: inbox.Claim, *, who: Principal = INBOX) -> Ingest:
         with self._lock:
             started = time.perf_counter()
             try:
@@ -120,7 +120,7 @@ class IngestService:
             except IngestRejected as exc:
                 out = self._quarantine(claim, who, exc.reason, exc.message, started,
                                        detail=exc.detail)
-            self.events.publish(IngestFinished(out["outcome"], time.perf_counter() - started))
+            self.events.publish(IngestFinished(out.outcome.value, time.perf_counter() - started))
             return out
 
     def open_upload(self, *, file_name: str, dataset: str) -> UploadSink:
@@ -142,7 +142,7 @@ class IngestService:
         dataset: str,
         who: Principal,
         progress: Callable[[int], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Ingest:
         """Copy a local file into the claimed area, then ingest it: the inbox's path."""
         sink = self.open_upload(file_name=file_name, dataset=dataset)
         try:
@@ -155,7 +155,7 @@ class IngestService:
             sink.discard()
         return self.ingest_claim(claim, who=who)
 
-    def quarantine_entry(self, entry: inbox.Hostile) -> dict[str, Any]:
+    def quarantine_entry(self, entry: inbox.Hostile) -> Ingest:
         """A hostile inbox entry: moved aside unopened, then reason JSON, ingest row, audit
         event and alert as for any refusal, its name escaped (it may not be UTF-8)."""
         started = time.perf_counter()
@@ -172,7 +172,7 @@ class IngestService:
             outcome=IngestOutcome.quarantined, reason=entry.reason.value,
             message=entry.message, started=started,
         )
-        self.events.publish(IngestFinished(out["outcome"], time.perf_counter() - started))
+        self.events.publish(IngestFinished(out.outcome.value, time.perf_counter() - started))
         return out
 
     def summarize_later(self, version_id: uuid.UUID, parquet: Path) -> Future[None]:
@@ -197,7 +197,7 @@ class IngestService:
                 row.summary = summary
                 s.add(row)
 
-    def recover(self) -> list[dict[str, Any]]:
+    def recover(self) -> list[Ingest]:
         """At start: drop stale staging files and cut-off uploads, finish every claim a
         crash left behind, and queue the summaries still pending."""
         if self.settings.staging_dir.exists():
@@ -212,7 +212,7 @@ class IngestService:
             self.summarize_later(version_id, self.settings.home / rel)
         return results
 
-    def finish_claims(self) -> list[dict[str, Any]]:
+    def finish_claims(self) -> list[Ingest]:
         """Ingest every file still in ``claimed/`` (after a crash, or once disk is free)."""
         results = []
         for claim in inbox.pending_claims(self.settings.claimed_dir):
@@ -223,15 +223,15 @@ class IngestService:
                 break
         return results
 
-    def recent(self, *, dataset: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def recent(self, *, dataset: str | None = None, limit: int = 50) -> list[Ingest]:
         """The ingest ledger, newest first."""
         limit = max(1, min(limit, 1000))
         with self.store.read() as s:
-            return [ingest_public(r) for r in iq.list_ingests(s, dataset=dataset, limit=limit)]
+            return [ingest_of(r) for r in iq.list_ingests(s, dataset=dataset, limit=limit)]
 
     # -- the pipeline -------------------------------------------------------
 
-    def _ingest(self, claim: inbox.Claim, who: Principal, started: float) -> dict[str, Any]:
+    def _ingest(self, claim: inbox.Claim, who: Principal, started: float) -> Ingest:
         st = os.stat(claim.path, follow_symlinks=False)
         problem = inbox.entry_problem(st)
         if problem:
@@ -293,7 +293,7 @@ class IngestService:
         started: float,
         *,
         checked_against: int | None,
-    ) -> dict[str, Any]:
+    ) -> Ingest:
         rel = Path("datasets") / claim.dataset / f"{sha}.parquet"
         final = self.settings.home / rel
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -361,16 +361,16 @@ class IngestService:
             self.events.publish(FileQuarantined(claim.dataset, claim.name,
                                                 Reason.contract_failed.value, message,
                                                 version=number))
-        return {
-            "id": claim.id, "dataset": claim.dataset, "file_name": claim.name, "sha256": sha,
-            "size_bytes": size, "outcome": outcome.value,
-            "reason": None if passed else Reason.contract_failed.value,
-            "message": message, "version": number, "duration_ms": duration_ms,
-            "at": dt.datetime.now(dt.UTC).isoformat(),
-        }
+        return Ingest(
+            id=claim.id, dataset=claim.dataset, file_name=claim.name, sha256=sha,
+            size_bytes=size, outcome=outcome,
+            reason=None if passed else Reason.contract_failed.value,
+            message=message, version=number, duration_ms=duration_ms,
+            at=dt.datetime.now(dt.UTC).isoformat(),
+        )
 
     def _ingest_labels(self, claim: inbox.Claim, fmt: str, who: Principal, started: float,
-                       before: os.stat_result) -> dict[str, Any]:
+                       before: os.stat_result) -> Ingest:
         """``inbox/<model>__labels/<file>``: request_id,label rows, joined to predictions."""
         model = claim.dataset.removesuffix(LABELS_SUFFIX)
         with self.store.read() as s:
@@ -399,9 +399,9 @@ class IngestService:
             self.auditor.record(s, who, "labels.ingest", f"model:{model}",
                                 after={"file": claim.name, **labels})
         inbox.archive(claim, self.settings.archive_dir)
-        return {**ingest_public(row), "labels": labels}
+        return ingest_of(row, labels=labels)
 
-    def _finish_recovered(self, claim: inbox.Claim, row: IngestRow) -> dict[str, Any]:
+    def _finish_recovered(self, claim: inbox.Claim, row: IngestRow) -> Ingest:
         """The crash came after commit: only the filing away is left to do."""
         if row.outcome == IngestOutcome.accepted.value:
             inbox.archive(claim, self.settings.archive_dir)
@@ -411,9 +411,7 @@ class IngestService:
                 name=claim.name, reason=row.reason or Reason.internal, message=row.message,
                 claim_id=claim.id,
             )
-        out = ingest_public(row)
-        out["outcome"] = IngestOutcome.recovered.value
-        return out
+        return ingest_of(row, outcome=IngestOutcome.recovered)
 
     def _quarantine(
         self,
@@ -424,7 +422,7 @@ class IngestService:
         started: float,
         *,
         detail: Any = None,
-    ) -> dict[str, Any]:
+    ) -> Ingest:
         size = None
         with contextlib.suppress(OSError):
             size = os.stat(claim.path, follow_symlinks=False).st_size
@@ -451,7 +449,7 @@ class IngestService:
         message: str,
         started: float,
         size: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> Ingest:
         file_name = printable_name(file_name)
         row = IngestRow(
             id=uuid.UUID(claim_id), dataset=dataset, file_name=file_name, size_bytes=size,
@@ -462,25 +460,27 @@ class IngestService:
             iq.add_ingest(s, row)
             self.auditor.record(s, who, "ingest.quarantine", f"file:{dataset}/{file_name}",
                                 after={"reason": reason, "message": message})
-        return ingest_public(row)
+        return ingest_of(row)
 
     def _check_disk(self, incoming: int) -> None:
         require_free_disk(self.settings.home, floor_mb=self.settings.min_free_disk_mb,
                           extra_bytes=2 * incoming, doing="ingesting")
 
 
-def ingest_public(row: IngestRow) -> dict[str, Any]:
-    return {
-        "id": str(row.id).replace("-", ""),
-        "dataset": row.dataset,
-        "file_name": row.file_name,
-        "sha256": row.sha256,
-        "size_bytes": row.size_bytes,
-        "outcome": row.outcome,
-        "reason": row.reason,
-        "message": row.message,
-        "version": row.version_number,
-        "at": row.created_at.isoformat(),
-        "duration_ms": row.duration_ms,
-    }
-
+def ingest_of(row: IngestRow, *, outcome: IngestOutcome | None = None,
+              labels: dict[str, Any] | None = None) -> Ingest:
+    """The ledger entry of a row (``outcome`` overrides the stored one: ``recovered``)."""
+    return Ingest(
+        id=str(row.id).replace("-", ""),
+        dataset=row.dataset,
+        file_name=row.file_name,
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        outcome=outcome or IngestOutcome(row.outcome),
+        reason=row.reason,
+        message=row.message,
+        version=row.version_number,
+        at=row.created_at.isoformat(),
+        duration_ms=row.duration_ms,
+        labels=labels,
+    )

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from appliance.domain.ingest import Ingest
 from appliance.errors import InsufficientDisk
 from appliance.ingest import inbox
 from appliance.ingest.service import IngestService
@@ -102,8 +103,8 @@ class InboxWatcher:
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
 
-    def run_once(self) -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
+    def run_once(self) -> list[Ingest]:
+        results: list[Ingest] = []
         if self._held_back:  # claims the disk guard refused: try again each poll
             self._held_back = False
             results.extend(self.service.finish_claims())

@@ -73,4 +73,6 @@ def jsonable(value: Any) -> Any:
         return value.model_dump(mode="json", exclude_unset=True)
     if value is None or isinstance(value, dict | list | str | int | float | bool):
         return value
+    if isinstance(value, BaseModel):  # a service's typed result: stored as its JSON
+        return value.model_dump(mode="json")
     return {"value": str(value)}

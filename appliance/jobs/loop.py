@@ -49,41 +49,41 @@ class TrainingLoop:
         dataset = spec.dataset
         number = ctx.dataset_version
         if number is None:
-            number = self.datasets.show(dataset)["current_version"]
+            number = self.datasets.current_version(dataset)
             if number is None:
                 ctx.log(f"{dataset} has no accepted version yet: nothing to train")
                 return LoopResult(trained=False, reason=f"{dataset} has no accepted version")
         steps: list[dict[str, Any]] = []
         version = self.datasets.version(dataset, number)
         steps.append({"step": "validate", "dataset_version": f"{dataset}@{number}",
-                      "status": version.get("status"), "rows": version.get("rows")})
+                      "status": version.status, "rows": version.rows})
         ctx.log(f"{dataset}@{number} was accepted against its contract "
-                f"({version.get('rows')} rows)")
+                f"({version.rows} rows)")
         steps.append(self._drift_step(ctx, spec.name, dataset, number))
         failpoint("loop.after_drift")
 
         live = [r for r in self.training.runs_for(spec.name, dataset, number)
-                if r["status"] in LIVE]
+                if r.status in LIVE]
         if live:
             run = live[-1]
-            ctx.log(f"attaching to run {run['id']} already training on {dataset}@{number}")
+            ctx.log(f"attaching to run {run.id} already training on {dataset}@{number}")
         else:
             run = self.training.submit(spec, by="scheduler", dataset_version=number)
-            ctx.log(f"queued training run {run['id']} on {dataset}@{number}")
+            ctx.log(f"queued training run {run.id} on {dataset}@{number}")
         failpoint("loop.after_submit")
-        final = self.training.wait(run["id"], timeout=self.timeout + 600, beat=ctx.beat)
-        ctx.log(f"training run {final['id']} {final['status']}")
-        steps.append({"step": "train", "run_id": final["id"], "status": final["status"],
-                      "metrics": final.get("metrics")})
-        if final["status"] != RunStatus.succeeded.value:
-            raise TrainingFailed(f"training run {final['id']} {final['status']}: "
-                                 f"{final.get('error') or 'no detail'}",
-                                 detail={"run_id": final["id"]})
+        final = self.training.wait(run.id, timeout=self.timeout + 600, beat=ctx.beat)
+        ctx.log(f"training run {final.id} {final.status.value}")
+        steps.append({"step": "train", "run_id": final.id, "status": final.status.value,
+                      "metrics": dict(final.metrics)})
+        if final.status is not RunStatus.succeeded:
+            raise TrainingFailed(f"training run {final.id} {final.status.value}: "
+                                 f"{final.error or 'no detail'}",
+                                 detail={"run_id": final.id})
 
-        mv = self.registry.version_for_run(final["id"])
+        mv = self.registry.version_for_run(final.id)
         if mv is None:
-            raise TrainingFailed(f"run {final['id']} succeeded but registered no model version",
-                                 detail={"run_id": final["id"]})
+            raise TrainingFailed(f"run {final.id} succeeded but registered no model version",
+                                 detail={"run_id": final.id})
         steps.append({"step": "evaluate",
                       "gate": None if mv.gate is None else mv.gate.model_dump()})
         steps.append({"step": "register", "model_version": f"{spec.name}@{mv.number}",
@@ -105,7 +105,7 @@ class TrainingLoop:
                 f"held as challenger: {held_because}" if held and held_because
                 else "held for approval as challenger" if held
                 else f"not promoted (champion stays v{aliases.get(CHAMPION)})"))
-        return LoopResult(trained=True, dataset_version=number, run_id=final["id"],
+        return LoopResult(trained=True, dataset_version=number, run_id=final.id,
                           model_version=mv.number, promoted=promoted,
                           held_for_approval=held, steps=steps)
 

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from appliance.domain.datasets import Dataset, VersionDetail
 from appliance.domain.drift import DriftReport
 from appliance.domain.principal import Principal
 from appliance.domain.registry import ModelDetail, ModelVersion
+from appliance.domain.runs import Run, RunDetail
 from appliance.domain.serving import LivePerformance
 from appliance.train.spec import JobSpec
 
@@ -25,20 +27,22 @@ class Trainer(Protocol):
     (``appliance.train.service.TrainingService``)."""
 
     def submit(self, job: JobSpec | str, *, by: Principal | str,
-               dataset_version: int | None = None) -> dict[str, Any]: ...
+               dataset_version: int | None = None) -> Run: ...
 
     def wait(self, run_id: str, *, timeout: float, poll: float = ...,
-             beat: Callable[[], None] | None = ...) -> dict[str, Any]: ...
+             beat: Callable[[], None] | None = ...) -> RunDetail: ...
 
-    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[dict[str, Any]]: ...
+    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[Run]: ...
 
 
 class DatasetCatalog(Protocol):
     """A dataset and its versions (``appliance.datasets.service.DatasetService``)."""
 
-    def show(self, name: str) -> dict[str, Any]: ...
+    def show(self, name: str) -> Dataset: ...
 
-    def version(self, name: str, number: int) -> dict[str, Any]: ...
+    def current_version(self, name: str) -> int | None: ...
+
+    def version(self, name: str, number: int) -> VersionDetail: ...
 
 
 class ModelCatalog(Protocol):

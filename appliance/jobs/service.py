@@ -222,7 +222,7 @@ class JobService:
             if not job.new_data:
                 continue
             try:
-                current = datasets.show(job.new_data)["current_version"]
+                current = datasets.current_version(job.new_data)
             except NotFound:
                 continue
             if current is not None:
@@ -269,7 +269,7 @@ class JobService:
             return False
         name = job.id.removeprefix("train.")
         runs = self.collaborators.training.runs_for(name, dataset, version)
-        return any(r["status"] in ("queued", "running", "succeeded") for r in runs)
+        return any(r.status in ("queued", "running", "succeeded") for r in runs)
 
     def run_now(self, job_id: str, *, by: Principal) -> JobRun:
         job = self._job(job_id, by=by)

@@ -16,9 +16,15 @@ edges are all the edges among the nodes it kept.
 
 from __future__ import annotations
 
-from typing import Any
-
-from appliance.domain.lineage import check_node, node_kind, node_label
+from appliance.domain.lineage import (
+    Edge,
+    Lineage,
+    LineageEdge,
+    LineageNode,
+    check_node,
+    node_kind,
+    node_label,
+)
 from appliance.errors import InvalidInput, NotFound
 from appliance.store import lineage as lq
 from appliance.store.db import Store
@@ -31,9 +37,9 @@ DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
 
 
-def edge_public(e: LineageEdgeRow) -> dict[str, Any]:
-    return {"src": e.src, "dst": e.dst, "relation": e.relation,
-            "created_at": e.created_at.isoformat()}
+def edge_of(e: LineageEdgeRow) -> LineageEdge:
+    return LineageEdge(src=e.src, dst=e.dst, relation=e.relation,
+                       created_at=e.created_at.isoformat())
 
 
 class LineageService:
@@ -41,7 +47,7 @@ class LineageService:
         self.store = store
 
     def walk(self, node: str, *, direction: str = "both", depth: int = DEFAULT_DEPTH,
-             limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
+             limit: int = DEFAULT_LIMIT) -> Lineage:
         """Nodes and edges within ``depth`` hops of ``node``, upstream, downstream or both.
 
         ``both`` is the union of the upstream and the downstream walk (not an
@@ -94,20 +100,19 @@ class LineageService:
             # when the walk reached the report another way
             edges = lq.edges_between(s, list(seen), limit=limit * 4 + 1)
             truncated = truncated or len(edges) > limit * 4
-        hops = [edge_public(e) for e in hop_up + hop_down]
-        return {
-            "node": node,
-            "direction": direction,
-            "depth": depth,
-            "nodes": [{"id": n, "kind": node_kind(n), "label": node_label(n), "distance": d}
-                      for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))],
-            "edges": [edge_public(e) for e in edges[:limit * 4]],
-            "truncated": truncated,
-            "upstream": [_hop(e) for e in hops if e["dst"] == node],
-            "downstream": [_hop(e) for e in hops if e["src"] == node],
-        }
+        return Lineage(
+            node=node,
+            direction=direction,  # type: ignore[arg-type]  # checked against DIRECTIONS above
+            depth=depth,
+            nodes=[LineageNode(id=n, kind=node_kind(n), label=node_label(n), distance=d)
+                   for n, d in sorted(seen.items(), key=lambda kv: (kv[1], kv[0]))],
+            edges=[edge_of(e) for e in edges[:limit * 4]],
+            truncated=truncated,
+            upstream=[_hop(e) for e in hop_up + hop_down if e.dst == node],
+            downstream=[_hop(e) for e in hop_up + hop_down if e.src == node],
+        )
 
 
-def _hop(e: dict[str, Any]) -> dict[str, Any]:
+def _hop(e: LineageEdgeRow) -> Edge:
     """The one-hop shape the first lineage route answered (``at`` for the time)."""
-    return {"src": e["src"], "dst": e["dst"], "relation": e["relation"], "at": e["created_at"]}
+    return Edge(src=e.src, dst=e.dst, relation=e.relation, at=e.created_at.isoformat())

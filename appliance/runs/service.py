@@ -9,16 +9,30 @@ telemetry, not governance, and are not.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable
 from typing import IO, Any
 
+from pydantic import TypeAdapter
+
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
-from appliance.domain import runs as rules
+from appliance.domain import runkeys as rules
 from appliance.domain.lineage import run_node, version_node
 from appliance.domain.principal import Principal
-from appliance.domain.runs import RunKind, RunStatus
+from appliance.domain.runs import (
+    ArtifactRef,
+    LoggedBatch,
+    MetricPoint,
+    Run,
+    RunDetail,
+    RunKind,
+    RunPage,
+    RunProgress,
+    RunStatus,
+    check_transition,
+)
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.store import lineage as lq
 from appliance.store import runs as q
@@ -46,7 +60,7 @@ class RunService:
         params: dict[str, Any] | None,
         tags: dict[str, Any] | None,
         by: Principal,
-    ) -> dict[str, Any]:
+    ) -> Run:
         """A run logged from outside (a notebook, a script): running from the start."""
         _check_name(name)
         experiment = experiment or "default"
@@ -62,9 +76,9 @@ class RunService:
             ))
             self.auditor.record(s, by, "run.start", run_node(row.id),
                                 after={"name": name, "experiment": experiment, "kind": row.kind})
-        return run_public(row)
+        return run_of(row)
 
-    def queue(self, row: RunRow, *, by: Principal) -> dict[str, Any]:
+    def queue(self, row: RunRow, *, by: Principal) -> Run:
         """Record a run the appliance will execute (a training job or a trial)."""
         row.status = RunStatus.queued.value
         row.created_by = by.actor
@@ -76,19 +90,19 @@ class RunService:
             self.auditor.record(s, by, "run.queue", run_node(row.id),
                                 after={"name": row.name, "kind": row.kind,
                                        "dataset": row.dataset})
-        return run_public(row)
+        return run_of(row)
 
     def transition(
         self, run_id: uuid.UUID | str, status: RunStatus, *, by: Principal | str = "system",
         **fields: Any,
-    ) -> dict[str, Any]:
+    ) -> Run:
         """Move a run along the state machine, setting ``fields`` in the same write."""
         rid = _uuid(run_id)
         now = _now()
         with self.store.write() as s:
             row = self._get(s, rid)
             before = row.status
-            rules.check_transition(row.status, status)
+            check_transition(row.status, status)
             row.status = status.value
             if status is RunStatus.running:
                 row.started_at = row.started_at or now
@@ -103,9 +117,9 @@ class RunService:
                 self.auditor.record(s, by, f"run.{status.value}", run_node(row.id),
                                     before={"status": before},
                                     after={"status": row.status, "error": row.error})
-        return run_public(row)
+        return run_of(row)
 
-    def end(self, run_id: str, status: str, *, error: str | None, by: Principal) -> dict[str, Any]:
+    def end(self, run_id: str, status: str, *, error: str | None, by: Principal) -> Run:
         if status not in (RunStatus.succeeded.value, RunStatus.failed.value):
             raise InvalidInput("an external run ends as 'succeeded' or 'failed'")
         return self.transition(run_id, RunStatus(status), by=by, error=error)
@@ -124,12 +138,12 @@ class RunService:
             row.warnings = clean
             s.add(row)
 
-    def heartbeat(self, run_id: uuid.UUID, progress: dict[str, Any] | None = None) -> None:
+    def heartbeat(self, run_id: uuid.UUID, progress: RunProgress | None = None) -> None:
         with self.store.write() as s:
             row = self._get(s, run_id)
             row.heartbeat_at = _now()
             if progress is not None:
-                row.progress = progress
+                row.progress = progress.model_dump()
             s.add(row)
 
     # -- logging ----------------------------------------------------------------
@@ -141,7 +155,7 @@ class RunService:
         params: dict[str, Any] | None = None,
         metrics: Iterable[dict[str, Any]] | None = None,
         tags: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> LoggedBatch:
         """Store one batch of params, metric points and tags, or refuse it whole."""
         rid = _uuid(run_id)
         clean_params = _params(params or {})
@@ -168,10 +182,10 @@ class RunService:
             row.heartbeat_at = _now()
             s.add(row)
             q.append_metrics(s, rid, points)
-        return {"run_id": str(rid), "params": len(clean_params), "metrics": len(points),
-                "tags": len(clean_tags)}
+        return LoggedBatch(run_id=str(rid), params=len(clean_params), metrics=len(points),
+                           tags=len(clean_tags))
 
-    def add_artifact(self, run_id: str, name: str, stream: IO[bytes]) -> dict[str, Any]:
+    def add_artifact(self, run_id: str, name: str, stream: IO[bytes]) -> ArtifactRef:
         rid = _uuid(run_id)
         if not name or len(name) > _ARTIFACT_NAME_MAX or "/" in name or "\\" in name \
                 or name.startswith(".") or "\x00" in name:
@@ -182,7 +196,7 @@ class RunService:
         with self.store.write() as s:
             q.add_artifact(s, RunArtifactRow(run_id=rid, name=name, sha256=art.sha256,
                                              size_bytes=art.size))
-        return {"name": name, "sha256": art.sha256, "size_bytes": art.size}
+        return ArtifactRef(name=name, sha256=art.sha256, size_bytes=art.size)
 
     def artifact_bytes(self, run_id: str, name: str) -> bytes:
         rid = _uuid(run_id)
@@ -195,7 +209,7 @@ class RunService:
     # -- reading ------------------------------------------------------------------
 
     def list_runs(self, *, tag: str | None = None, limit: int = 50, offset: int = 0,
-                  **filters: Any) -> dict[str, Any]:
+                  **filters: Any) -> RunPage:
         tag_pair = None
         if tag:
             key, sep, value = tag.partition(":")
@@ -208,33 +222,34 @@ class RunService:
         with self.store.read() as s:
             total, rows = q.list_runs(s, tag=tag_pair, sort=sort, limit=max(1, min(limit, 500)),
                                       offset=max(0, offset), **filters)
-        return {"total": total, "items": [run_public(r) for r in rows]}
+        return RunPage(total=total, items=[run_of(r) for r in rows])
 
-    def show(self, run_id: str) -> dict[str, Any]:
+    def show(self, run_id: str) -> RunDetail:
         rid = _uuid(run_id)
         with self.store.read() as s:
             row = self._get(s, rid)
             kids = q.children(s, rid)
             arts = q.artifacts(s, rid)
-        return {
-            **run_public(row),
-            "params": row.params or {},
-            "environment": row.environment or {},
-            "seed": row.seed,
-            "spec": row.spec,
-            "logs": row.logs,
-            "artifacts": [{"name": a.name, "sha256": a.sha256, "size_bytes": a.size_bytes}
-                          for a in arts],
-            "children": [run_public(k) for k in kids],
-        }
+        return RunDetail(
+            **dict(run_of(row)),
+            params=row.params or {},
+            environment=row.environment or {},
+            seed=row.seed,
+            spec=row.spec,
+            logs=row.logs,
+            artifacts=[ArtifactRef(name=a.name, sha256=a.sha256, size_bytes=a.size_bytes)
+                       for a in arts],
+            children=[run_of(k) for k in kids],
+        )
 
-    def metric_history(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+    def metric_history(self, run_id: str, key: str | None = None) -> list[MetricPoint]:
         rid = _uuid(run_id)
         with self.store.read() as s:
             self._get(s, rid)
             points = q.metric_points(s, rid, key)
-        return [{"key": k, "step": step, "value": v, "ts": ts.isoformat()}
-                for k, step, v, ts in points]
+        # thousands of points: validated in one call (pydantic's core loop), not one by one
+        return _metric_points().validate_python(
+            [{"key": k, "step": step, "value": v, "ts": ts.isoformat()} for k, step, v, ts in points])
 
     def unfinished(self) -> list[RunRow]:
         with self.store.read() as s:
@@ -248,21 +263,27 @@ class RunService:
         return row
 
 
-def run_public(r: RunRow) -> dict[str, Any]:
+def run_of(r: RunRow) -> Run:
     def iso(v: dt.datetime | None) -> str | None:
         return v.isoformat() if v else None
 
     duration = (r.ended_at - r.started_at).total_seconds() if r.ended_at and r.started_at else None
-    return {
-        "id": str(r.id), "name": r.name, "kind": r.kind, "status": r.status,
-        "parent_id": str(r.parent_id) if r.parent_id else None, "experiment": r.experiment,
-        "dataset": r.dataset, "dataset_version": r.dataset_version,
-        "metrics": r.metrics or {}, "tags": r.tags or {}, "progress": r.progress,
-        "warnings": r.warnings or [],
-        "created_by": r.created_by, "created_at": iso(r.created_at),
-        "started_at": iso(r.started_at), "ended_at": iso(r.ended_at), "duration_s": duration,
-        "error": r.error,
-    }
+    return Run(
+        id=str(r.id), name=r.name, kind=RunKind(r.kind), status=RunStatus(r.status),
+        parent_id=str(r.parent_id) if r.parent_id else None, experiment=r.experiment,
+        dataset=r.dataset, dataset_version=r.dataset_version,
+        metrics=r.metrics or {}, tags=r.tags or {},
+        progress=RunProgress(**r.progress) if r.progress else None,
+        warnings=r.warnings or [],
+        created_by=r.created_by, created_at=iso(r.created_at),
+        started_at=iso(r.started_at), ended_at=iso(r.ended_at), duration_s=duration,
+        error=r.error,
+    )
+
+
+@functools.cache
+def _metric_points() -> TypeAdapter[list[MetricPoint]]:
+    return TypeAdapter(list[MetricPoint])
 
 
 def _now() -> dt.datetime:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from appliance.domain.audit import ChainEvent
 from appliance.store.tables import AuditEventRow
 
 _COLUMNS = ("seq", "created_at", "actor", "action", "target", "before", "after",
             "prev_hash", "hash")
-_KEYS = ("seq", "at", "actor", "action", "target", "before", "after", "prev_hash", "hash")
 
 
 def last_event(s: Session) -> AuditEventRow | None:
@@ -31,8 +30,8 @@ def list_events(s: Session, *, limit: int = 100, offset: int = 0) -> list[AuditE
 
 
 def iter_events(s: Session, *, from_seq: int | None = None,
-                batch: int = 10_000) -> Iterator[dict[str, Any]]:
-    """Events with ``seq >= from_seq`` (every event when None) in seq order, as plain dicts.
+                batch: int = 10_000) -> Iterator[ChainEvent]:
+    """Events with ``seq >= from_seq`` (every event when None) in seq order, as plain tuples.
 
     Read in pages of ``batch`` consecutive seq numbers, columns only: a chain of
     a million events is checked without holding it in memory or building an ORM
@@ -46,7 +45,7 @@ def iter_events(s: Session, *, from_seq: int | None = None,
         rows = s.exec(select(*cols).where(seq >= start, seq < start + batch)  # type: ignore[call-overload]
                       .order_by(seq, col(AuditEventRow.id))).all()
         for r in rows:
-            yield dict(zip(_KEYS, r, strict=True))
+            yield ChainEvent(*r)
         start = _first_seq(s, start + batch)  # jumps over a gap, however wide
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import NamedTuple
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -61,18 +62,29 @@ def versions_without_summary(s: Session) -> list[DatasetVersionRow]:
     return list(s.exec(q.order_by(col(DatasetVersionRow.created_at))).all())
 
 
-def version_stats(s: Session) -> dict[uuid.UUID, dict[str, int | None]]:
-    """Per dataset: version count, newest number, newest accepted number and its rows."""
-    out: dict[uuid.UUID, dict[str, int | None]] = {}
-    for v in s.exec(select(DatasetVersionRow).order_by(col(DatasetVersionRow.number))).all():
-        st = out.setdefault(
-            v.dataset_id, {"versions": 0, "latest": None, "current": None, "rows": None}
-        )
-        st["versions"] = int(st["versions"] or 0) + 1
-        st["latest"] = v.number
-        if v.status == "accepted":
-            st["current"] = v.number
-            st["rows"] = v.rows
+class VersionStats(NamedTuple):
+    """One dataset's versions in numbers."""
+
+    versions: int = 0
+    latest: int | None = None   # the newest version's number
+    current: int | None = None  # the newest accepted version's number
+    rows: int | None = None     # the rows of that version
+
+
+def version_stats(s: Session, dataset_id: uuid.UUID | None = None) -> dict[uuid.UUID, VersionStats]:
+    """Per dataset (or only ``dataset_id``): version count, newest number, newest accepted
+    number and its rows."""
+    q = select(DatasetVersionRow.dataset_id, DatasetVersionRow.number, DatasetVersionRow.status,
+               DatasetVersionRow.rows)
+    if dataset_id is not None:
+        q = q.where(DatasetVersionRow.dataset_id == dataset_id)
+    out: dict[uuid.UUID, VersionStats] = {}
+    for ds_id, number, status, rows in s.exec(q.order_by(col(DatasetVersionRow.number))).all():
+        st = out.get(ds_id, VersionStats())
+        accepted = status == "accepted"
+        out[ds_id] = VersionStats(versions=st.versions + 1, latest=number,
+                                  current=number if accepted else st.current,
+                                  rows=rows if accepted else st.rows)
     return out
 
 

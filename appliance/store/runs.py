@@ -76,7 +76,7 @@ def list_runs(
 
 
 def _json_key(key: str) -> str:
-    """Quote a metric or tag key for a JSON path (keys were checked against domain.runs.KEY)."""
+    """Quote a metric or tag key for a JSON path (keys were checked against domain.runkeys.KEY)."""
     return '"' + key.replace('"', "") + '"'
 
 

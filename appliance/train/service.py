@@ -39,7 +39,7 @@ from appliance.domain.registry import (
     beats,
     human_override,
 )
-from appliance.domain.runs import RunKind, RunStatus
+from appliance.domain.runs import Run, RunDetail, RunKind, RunProgress, RunStatus
 from appliance.durable import require_free_disk
 from appliance.errors import ApplianceError, InvalidInput, NotFound, TrainingFailed
 from appliance.events import EventBus
@@ -80,7 +80,7 @@ class TrainingService:
     # -- submitting ----------------------------------------------------------------
 
     def submit(self, job: JobSpec | str, *, by: Principal | str,
-               dataset_version: int | None = None) -> dict[str, Any]:
+               dataset_version: int | None = None) -> Run:
         """Check a job against its dataset and queue a run; 4xx errors leave no run.
 
         ``job`` is a parsed ``JobSpec`` (the scheduler's loop passes the one its job
@@ -112,12 +112,12 @@ class TrainingService:
                           extra_bytes=4 * size, doing="training")
 
     def wait(self, run_id: str, *, timeout: float, poll: float = 0.5,
-             beat: Any = None) -> dict[str, Any]:
+             beat: Any = None) -> RunDetail:
         """Block until a run finishes (or ``timeout`` passes) and return it."""
         deadline = time.monotonic() + timeout
         while True:
             run = self.runs.show(run_id)
-            if RunStatus(run["status"]).finished or self._closing:
+            if run.finished or self._closing:
                 return run
             if time.monotonic() > deadline:
                 raise TrainingFailed(f"run {run_id} did not finish within {timeout:g} s",
@@ -126,11 +126,11 @@ class TrainingService:
                 beat()
             time.sleep(poll)
 
-    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[dict[str, Any]]:
+    def runs_for(self, job: str, dataset: str, dataset_version: int) -> list[Run]:
         """Train runs of ``job`` on one dataset version, oldest first."""
         found = self.runs.list_runs(kind=RunKind.train.value, experiment=job, dataset=dataset,
-                                    limit=500, sort="created_at")["items"]
-        return [r for r in found if r.get("dataset_version") == dataset_version]
+                                    limit=500, sort="created_at").items
+        return [r for r in found if r.dataset_version == dataset_version]
 
     def _check(self, spec: JobSpec, dataset_version: int | None = None, *,
                check_params: bool = True) -> TrainingPlan:
@@ -140,16 +140,16 @@ class TrainingService:
         if check_params:
             check_job(spec)
         try:
-            dataset = self.datasets.show(spec.dataset)
+            current = self.datasets.current_version(spec.dataset)
         except NotFound:
             raise InvalidInput(f"dataset {spec.dataset!r} does not exist",
                                detail={"field": "dataset"}) from None
-        number = dataset["current_version"] if dataset_version is None else dataset_version
+        number = current if dataset_version is None else dataset_version
         if number is None:
             raise InvalidInput(f"dataset {spec.dataset!r} has no accepted version to train on",
                                detail={"field": "dataset"})
         version = self.datasets.version(spec.dataset, number)
-        columns = {c["name"] for c in version["columns"]}
+        columns = set(version.column_names())
         if spec.target not in columns:
             raise InvalidInput(f"target {spec.target!r} is not a column of "
                                f"{spec.dataset} v{number}", detail={"field": "target"})
@@ -161,8 +161,7 @@ class TrainingService:
             if name not in columns:
                 raise InvalidInput(f"sensitive column {name!r} is not a column of "
                                    f"{spec.dataset} v{number}", detail={"field": "fairness"})
-        target = next((c for c in version.get("summary") or [] if c["name"] == spec.target),
-                      None)
+        target = version.column_summary(spec.target)
         if target and target.get("n_unique") == 1:
             raise InvalidInput(f"target {spec.target!r} has a single value in "
                                f"{spec.dataset} v{number}: nothing to learn",
@@ -201,8 +200,8 @@ class TrainingService:
             self.runs.transition(run_id, RunStatus.running)
             detail = self.runs.show(str(run_id))
             # the estimator checks ran at submit; a recovered run's text is parsed afresh
-            plan = self._check(spec if spec is not None else _parse(detail["spec"]),
-                               detail.get("dataset_version"), check_params=spec is None)
+            plan = self._check(spec if spec is not None else _parse(detail.spec or ""),
+                               detail.dataset_version, check_params=spec is None)
             result = self._train(run_id, plan, out_dir)
             warnings = [str(w) for w in result.get("warnings") or []]
             if warnings:
@@ -231,7 +230,7 @@ class TrainingService:
             except ApplianceError:
                 log.exception("could not mark run %s failed", run_id)
             error = message[:2000]
-            job = self.runs.show(str(run_id))["name"]
+            job = self.runs.show(str(run_id)).name
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
             if job is not None and not self._closing:
@@ -357,7 +356,7 @@ class TrainingService:
             dataset_version=plan.dataset_version, by=principal, status=status,
             facts={"purpose": spec.description, "limitations": list(spec.limitations),
                    "contract_version": self.datasets.version(
-                       spec.dataset, plan.dataset_version).get("contract_version"),
+                       spec.dataset, plan.dataset_version).contract_version,
                    "gate": gate.model_dump(),
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
@@ -457,10 +456,10 @@ def _git_commit(folder: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _progress(p: dict[str, Any]) -> dict[str, Any]:
+def _progress(p: dict[str, Any]) -> RunProgress:
     fraction = p.get("fraction")
-    return {"stage": str(p.get("stage", ""))[:100],
-            "fraction": float(fraction) if isinstance(fraction, int | float) else None}
+    return RunProgress(stage=str(p.get("stage", ""))[:100],
+                       fraction=float(fraction) if isinstance(fraction, int | float) else None)
 
 
 def _system_role() -> Any:

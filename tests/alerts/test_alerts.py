@@ -88,10 +88,10 @@ def test_acknowledge_is_audited_and_the_breach_does_not_refire(
     acked = alerts.acknowledge(alert.id, OPERATOR, "looking into it")
     assert acked.status == "acknowledged" and acked.acknowledged_by == "olga"
     event = appliance_app.auditor.recent(limit=1)[0]
-    assert event["action"] == "alert.acknowledge" and event["actor"] == "olga"
-    assert event["target"] == f"alert:{alert.id}"
-    assert event["after"] == {"status": "acknowledged", "note": "looking into it"}
-    assert appliance_app.auditor.verify()["ok"]
+    assert event.action == "alert.acknowledge" and event.actor == "olga"
+    assert event.target == f"alert:{alert.id}"
+    assert event.after == {"status": "acknowledged", "note": "looking into it"}
+    assert appliance_app.auditor.verify().ok
 
     still = alerts.raise_alert("validation_rejected", "customers", "bad file again")
     assert still.id == alert.id and still.count == 2
@@ -211,13 +211,13 @@ def test_unresolvable_hosts_are_refused(appliance_app: Any, tmp_path: Path) -> N
 def test_webhook_add_and_remove_are_audited_without_the_secret_path(
         alerts: AlertService, appliance_app: Any) -> None:
     hook = alerts.add_webhook("https://allowed.example/services/T000/SECRET", SYSTEM)
-    assert appliance_app.auditor.recent(limit=1)[0]["after"] == {"url": "https://allowed.example/…"}
+    assert appliance_app.auditor.recent(limit=1)[0].after == {"url": "https://allowed.example/…"}
     with pytest.raises(Conflict):
         alerts.add_webhook("https://allowed.example/services/T000/SECRET", SYSTEM)
     assert [h.id for h in alerts.list_webhooks()] == [hook.id]
     alerts.remove_webhook(hook.id, SYSTEM)
     event = appliance_app.auditor.recent(limit=1)[0]
-    assert event["action"] == "webhook.remove" and "SECRET" not in json.dumps(event)
+    assert event.action == "webhook.remove" and "SECRET" not in event.model_dump_json()
     with pytest.raises(NotFound):
         alerts.remove_webhook(hook.id, SYSTEM)
     assert alerts.list_webhooks() == []

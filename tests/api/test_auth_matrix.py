@@ -108,7 +108,7 @@ def tokens(appliance_app: Any) -> dict[Role, str]:
     out = {}
     for role in Role:
         appliance_app.auth.add_user(f"u-{role.value}", "password123", role, by=SYSTEM)
-        out[role] = appliance_app.auth.login(f"u-{role.value}", "password123")["access_token"]
+        out[role] = appliance_app.auth.login(f"u-{role.value}", "password123").access_token
     return out
 
 

@@ -18,7 +18,7 @@ from appliance.runtime import build
 def _as(appliance_app: Any, role: Role) -> dict[str, str]:
     name = f"as-{role.value}"
     appliance_app.auth.add_user(name, "password123", role, by=SYSTEM)
-    token = appliance_app.auth.login(name, "password123")["access_token"]
+    token = appliance_app.auth.login(name, "password123").access_token
     return {"Authorization": f"Bearer {token}"}
 
 

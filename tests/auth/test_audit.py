@@ -32,29 +32,29 @@ def _some_events(appliance_app: Any) -> None:
 def test_verify_audit_chain_intact_after_mutations(appliance_app: Any) -> None:
     _some_events(appliance_app)
     out = appliance_app.auditor.verify()
-    assert out["ok"] and out["events"] >= 4  # admin bootstrap + three users
+    assert out.ok and out.events >= 4  # admin bootstrap + three users
 
 
 def test_verify_audit_detects_an_edited_row(appliance_app: Any) -> None:
     _some_events(appliance_app)
     appliance_app.store.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
     out = appliance_app.auditor.verify()
-    assert not out["ok"]
-    assert any(p["seq"] == 2 and "hash" in p["problem"] for p in out["problems"])
+    assert not out.ok
+    assert any(p.seq == 2 and "hash" in p.problem for p in out.problems)
 
 
 def test_verify_audit_detects_a_deleted_row(appliance_app: Any) -> None:
     _some_events(appliance_app)
     appliance_app.store.execute("DELETE FROM audit_events WHERE seq = 2")
     out = appliance_app.auditor.verify()
-    assert not out["ok"]
-    assert any(p["seq"] == 3 for p in out["problems"])
+    assert not out.ok
+    assert any(p.seq == 3 for p in out.problems)
 
 
 def test_verify_audit_detects_truncated_newest_events(appliance_app: Any) -> None:
     _some_events(appliance_app)
     appliance_app.store.execute("DELETE FROM audit_events WHERE seq = (SELECT max(seq) FROM audit_events)")
-    assert not appliance_app.auditor.verify()["ok"]
+    assert not appliance_app.auditor.verify().ok
 
 
 def test_audit_verify_command_fails_after_a_hand_edit(appliance_app: Any) -> None:
@@ -108,7 +108,7 @@ def test_restart_after_the_newest_events_were_deleted_degrades_the_store(tmp_pat
         with pytest.raises(StoreUnavailable, match="anchor"):
             app.auth.add_user("mallory", "password123", "admin", by="test")
         out = app.auditor.verify()
-        assert not out["ok"] and "deleted" in out["problems"][0]["problem"]
+        assert not out.ok and "deleted" in out.problems[0].problem
     finally:
         app.close()
     assert (settings.home / "audit.head").read_bytes() == anchor  # the evidence is kept
@@ -121,7 +121,7 @@ def test_restart_after_the_anchor_was_deleted_degrades_the_store(tmp_path: Path)
     try:
         assert app.store.degraded and "missing" in (app.store.degraded_reason or "")
         out = app.auditor.verify()
-        assert not out["ok"] and any("missing" in p["problem"] for p in out["problems"])
+        assert not out.ok and any("missing" in p.problem for p in out.problems)
     finally:
         app.close()
 
@@ -151,9 +151,9 @@ def test_restart_with_an_anchor_behind_an_intact_log_catches_it_up(tmp_path: Pat
     app = build(settings)
     try:
         assert not app.store.degraded, app.store.degraded_reason
-        assert app.auditor.verify()["ok"]
+        assert app.auditor.verify().ok
         newest = app.auditor.recent(limit=1)[0]
-        assert json.loads(head.read_text()) == {"seq": newest["seq"], "hash": newest["hash"]}
+        assert json.loads(head.read_text()) == {"seq": newest.seq, "hash": newest.hash}
     finally:
         app.close()
 
@@ -189,9 +189,9 @@ def test_kill_9_between_a_commit_and_its_anchor_restarts_clean(tmp_path: Path, f
     app = build(settings)
     try:
         assert not app.store.degraded, app.store.degraded_reason
-        assert app.auditor.verify()["ok"]
+        assert app.auditor.verify().ok
         expected = "admin" if fresh else "late"
-        assert expected in {u["username"] for u in app.auth.list_users()}
+        assert expected in {u.username for u in app.auth.list_users()}
     finally:
         app.close()
 
@@ -219,11 +219,11 @@ def test_audit_reanchor_records_the_finding_and_clears_the_degraded_start(tmp_pa
     app = build(settings)
     try:
         assert not app.store.degraded, app.store.degraded_reason
-        assert app.auditor.verify()["ok"]
+        assert app.auditor.verify().ok
         event = app.auditor.recent(limit=1)[0]
-        assert event["action"] == "audit.reanchor" and event["seq"] == 3
-        assert event["before"]["anchor"]["seq"] == 4
-        assert "deleted" in event["after"]["problems"][0]["problem"]
+        assert event.action == "audit.reanchor" and event.seq == 3
+        assert event.before["anchor"]["seq"] == 4
+        assert "deleted" in event.after["problems"][0]["problem"]
     finally:
         app.close()
     again = CliRunner().invoke(cli, ["audit", "reanchor", "--yes", "--home", home])
@@ -234,7 +234,7 @@ def test_verify_audit_reports_a_missing_anchor(appliance_app: Any) -> None:
     _some_events(appliance_app)
     (appliance_app.settings.home / "audit.head").unlink()
     out = appliance_app.auditor.verify()
-    assert not out["ok"] and "missing" in out["problems"][0]["problem"]
+    assert not out.ok and "missing" in out.problems[0].problem
 
 
 def test_verify_audit_detects_an_inserted_event_sharing_a_seq(appliance_app: Any) -> None:
@@ -243,7 +243,7 @@ def test_verify_audit_detects_an_inserted_event_sharing_a_seq(appliance_app: Any
         "INSERT INTO audit_events SELECT uuid(), seq, created_at, 'mallory', action, target, "
         "before, after, prev_hash, hash FROM audit_events WHERE seq = 2")
     out = appliance_app.auditor.verify()
-    assert not out["ok"] and any(p["seq"] == 2 for p in out["problems"])
+    assert not out.ok and any(p.seq == 2 for p in out.problems)
 
 
 def _some_events_more(app: Any) -> None:

@@ -24,7 +24,7 @@ def _home_with_a_session(tmp_path: Path) -> tuple[Path, str, str]:
     app = build(settings)
     try:
         app.auth.add_user("gus", "password123", "viewer", by="test")
-        secret = app.auth.login("gus", "password123")["access_token"]
+        secret = app.auth.login("gus", "password123").access_token
         session_id = str(app.auth.authenticate(secret).token_id)
     finally:
         app.close()

@@ -47,20 +47,20 @@ def test_a_failed_login_is_audited_with_name_client_and_reason_never_the_passwor
     _fail(strict_app, "bob")
     _fail(strict_app, "nobody", client="10.0.0.8")
     events = strict_app.auditor.recent(limit=2)
-    assert [e["action"] for e in events] == ["auth.login_failed"] * 2
+    assert [e.action for e in events] == ["auth.login_failed"] * 2
     nobody, bob = events
-    assert bob["target"] == "user:bob" and bob["actor"] == "anonymous"
-    assert bob["after"] == {"username": "bob", "client": "10.0.0.7", "reason": "wrong password",
+    assert bob.target == "user:bob" and bob.actor == "anonymous"
+    assert bob.after == {"username": "bob", "client": "10.0.0.7", "reason": "wrong password",
                             "failures": 1}
-    assert nobody["after"]["reason"] == "unknown user"
+    assert nobody.after["reason"] == "unknown user"
     assert "wrong-password" not in str(strict_app.store.execute("SELECT * FROM audit_events"))
-    assert strict_app.auditor.verify()["ok"]
+    assert strict_app.auditor.verify().ok
 
 
 def test_a_hostile_username_is_audited_cut_short_and_never_as_a_target(strict_app: Any) -> None:
     _fail(strict_app, "../../etc/passwd" + "x" * 500)
     event = strict_app.auditor.recent(limit=1)[0]
-    assert event["target"] == "user:?" and len(event["after"]["username"]) == 64
+    assert event.target == "user:?" and len(event.after["username"]) == 64
 
 
 def test_repeated_failures_for_one_user_are_throttled_even_with_the_right_password(
@@ -71,7 +71,7 @@ def test_repeated_failures_for_one_user_are_throttled_even_with_the_right_passwo
     with pytest.raises(Throttled) as caught:
         strict_app.auth.login("bob", "password123", client="10.0.2.1")
     assert caught.value.retry_after >= 1
-    audited = [e for e in strict_app.auditor.recent(limit=10) if e["action"] == "auth.login_failed"]
+    audited = [e for e in strict_app.auditor.recent(limit=10) if e.action == "auth.login_failed"]
     assert len(audited) == 3  # the refusal during the back-off is logged, not audited
     assert strict_app.auth.login("admin", ADMIN_PASSWORD, client="10.0.2.1")  # others unaffected
 
@@ -109,7 +109,7 @@ def test_the_login_route_answers_429_with_retry_after(strict_app: Any) -> None:
     assert resp.status_code == 429, resp.text
     assert int(resp.headers["Retry-After"]) >= 1
     assert resp.json()["error"]["type"] == "throttled"
-    assert strict_app.auditor.recent(limit=1)[0]["after"]["client"] == "testclient"
+    assert strict_app.auditor.recent(limit=1)[0].after["client"] == "testclient"
 
 
 def test_the_login_route_refuses_a_megabyte_password_before_hashing_it(strict_app: Any) -> None:

@@ -17,8 +17,8 @@ from appliance.runtime import build
 def test_login_admin_created_from_the_environment(appliance_app: Any) -> None:
     password = appliance_app.settings.admin_password.get_secret_value()
     out = appliance_app.auth.login("admin", password)
-    assert out["token_type"] == "bearer" and out["role"] == "admin"
-    assert appliance_app.auth.authenticate(out["access_token"]).role is Role.admin
+    assert out.token_type == "bearer" and out.role == "admin"
+    assert appliance_app.auth.authenticate(out.access_token).role is Role.admin
 
 
 def test_login_wrong_password_is_refused(appliance_app: Any) -> None:
@@ -29,7 +29,7 @@ def test_login_wrong_password_is_refused(appliance_app: Any) -> None:
 
 
 def test_passwords_and_tokens_are_stored_only_as_hashes(appliance_app: Any) -> None:
-    token = appliance_app.auth.create_token("admin", "ci", by=SYSTEM)["token"]
+    token = appliance_app.auth.create_token("admin", "ci", by=SYSTEM).token
     dump = str(appliance_app.store.execute("SELECT * FROM users")) + str(
         appliance_app.store.execute("SELECT * FROM tokens")
     )
@@ -40,16 +40,16 @@ def test_passwords_and_tokens_are_stored_only_as_hashes(appliance_app: Any) -> N
 
 def test_revoked_token_is_refused_at_once(appliance_app: Any) -> None:
     made = appliance_app.auth.create_token("admin", "ci", by=SYSTEM)
-    assert appliance_app.auth.authenticate(made["token"]).username == "admin"
-    appliance_app.auth.revoke_token(made["id"], by=SYSTEM)
+    assert appliance_app.auth.authenticate(made.token).username == "admin"
+    appliance_app.auth.revoke_token(made.id, by=SYSTEM)
     with pytest.raises(Unauthenticated):
-        appliance_app.auth.authenticate(made["token"])
+        appliance_app.auth.authenticate(made.token)
 
 
 def test_expired_token_is_refused(appliance_app: Any) -> None:
     made = appliance_app.auth.create_token("admin", "short", by=SYSTEM, expires_days=1e-9)
     with pytest.raises(Unauthenticated, match="expired"):
-        appliance_app.auth.authenticate(made["token"])
+        appliance_app.auth.authenticate(made.token)
 
 
 def test_add_user_refuses_bad_names_roles_and_duplicates(appliance_app: Any) -> None:
@@ -65,7 +65,7 @@ def test_add_user_refuses_bad_names_roles_and_duplicates(appliance_app: Any) -> 
 
 def test_disabled_user_cannot_use_old_tokens(appliance_app: Any) -> None:
     appliance_app.auth.add_user("carol", "password123", "operator", by=SYSTEM)
-    token = appliance_app.auth.login("carol", "password123")["access_token"]
+    token = appliance_app.auth.login("carol", "password123").access_token
     appliance_app.auth.update_user("carol", by=SYSTEM, disabled=True)
     with pytest.raises(Unauthenticated):
         appliance_app.auth.authenticate(token)
@@ -95,8 +95,8 @@ def test_demoting_the_last_admin_is_refused(appliance_app: Any) -> None:
         appliance_app.auth.update_user("admin", by=admin, role="viewer")
     with pytest.raises(Conflict, match="last enabled admin"):
         appliance_app.auth.update_user("admin", by=SYSTEM, disabled=True)
-    assert appliance_app.auth.list_users()[0] == {**appliance_app.auth.list_users()[0],
-                                                  "role": "admin", "disabled": False}
+    first = appliance_app.auth.list_users()[0]
+    assert (first.role, first.disabled) == ("admin", False)
 
 
 def test_an_admin_can_step_down_once_another_admin_exists(appliance_app: Any) -> None:
@@ -105,7 +105,7 @@ def test_an_admin_can_step_down_once_another_admin_exists(appliance_app: Any) ->
     with pytest.raises(Conflict, match="last enabled admin"):
         appliance_app.auth.update_user("admin", by=SYSTEM, role="operator")
     appliance_app.auth.update_user("second", by=SYSTEM, disabled=False)
-    assert appliance_app.auth.update_user("admin", by=SYSTEM, role="operator")["role"] == "operator"
+    assert appliance_app.auth.update_user("admin", by=SYSTEM, role="operator").role == "operator"
     with pytest.raises(Conflict, match="last enabled admin"):
         appliance_app.auth.update_user("second", by=SYSTEM, role="approver")
 
@@ -116,18 +116,18 @@ def test_changing_a_password_ends_the_users_sessions(appliance_app: Any) -> None
     appliance_app.auth.add_user("carol", "password123", "operator", by=SYSTEM)
     stolen = _login(appliance_app, "carol")
     out = appliance_app.auth.update_user("carol", by=SYSTEM, password="new-password-1")
-    assert out == {**out, "role": "operator"}
+    assert out.role == "operator"
     with pytest.raises(Unauthenticated):
         appliance_app.auth.authenticate(stolen)
     event = appliance_app.auditor.recent(limit=1)[0]
-    assert event["action"] == "user.update" and event["after"]["sessions_ended"] == 1
+    assert event.action == "user.update" and event.after["sessions_ended"] == 1
     assert _login(appliance_app, "carol", "new-password-1")
 
 
 def test_changing_a_role_ends_sessions_and_tokens_get_the_new_role_at_once(appliance_app: Any) -> None:
     appliance_app.auth.add_user("dave", "password123", "approver", by=SYSTEM)
     session = _login(appliance_app, "dave")
-    token = appliance_app.auth.create_token("dave", "ci", by=SYSTEM)["token"]
+    token = appliance_app.auth.create_token("dave", "ci", by=SYSTEM).token
     assert appliance_app.auth.authenticate(token).role is Role.approver  # now cached
     appliance_app.auth.update_user("dave", by=SYSTEM, role="viewer")
     with pytest.raises(Unauthenticated):
@@ -168,8 +168,8 @@ def test_list_sessions_shows_live_sessions_and_revoking_one_ends_it(appliance_ap
 def test_revoking_an_api_token_as_a_session_is_not_found(appliance_app: Any) -> None:
     made = appliance_app.auth.create_token("admin", "ci", by=SYSTEM)
     with pytest.raises(NotFound, match="session"):
-        appliance_app.auth.revoke_token(made["id"], by=SYSTEM, kind="session")
-    assert appliance_app.auth.authenticate(made["token"]).username == "admin"
+        appliance_app.auth.revoke_token(made.id, by=SYSTEM, kind="session")
+    assert appliance_app.auth.authenticate(made.token).username == "admin"
 
 
 # -- token lifetimes ------------------------------------------------------------------------
@@ -178,16 +178,16 @@ def test_revoking_an_api_token_as_a_session_is_not_found(appliance_app: Any) -> 
 def test_create_token_refuses_a_lifetime_out_of_range(appliance_app: Any, days: Any) -> None:
     with pytest.raises(InvalidInput, match="expires_days"):
         appliance_app.auth.create_token("admin", "bad", by=SYSTEM, expires_days=days)
-    assert not [t for t in appliance_app.auth.list_tokens() if t["name"] == "bad"]
+    assert not [t for t in appliance_app.auth.list_tokens() if t.name == "bad"]
 
 
 def test_create_token_without_a_lifetime_never_expires_and_3650_days_is_allowed(
     appliance_app: Any,
 ) -> None:
-    assert appliance_app.auth.create_token("admin", "forever", by=SYSTEM)["expires_at"] is None
+    assert appliance_app.auth.create_token("admin", "forever", by=SYSTEM).expires_at is None
     longest = appliance_app.auth.create_token("admin", "long", by=SYSTEM, expires_days=3650)
-    lifetime = dt.datetime.fromisoformat(longest["expires_at"]) - dt.datetime.fromisoformat(
-        longest["created_at"])
+    lifetime = dt.datetime.fromisoformat(longest.expires_at) - dt.datetime.fromisoformat(
+        longest.created_at)
     assert abs(lifetime - dt.timedelta(days=3650)) < dt.timedelta(minutes=1)
 
 
@@ -195,4 +195,4 @@ def _login(app: Any, username: str, password: str | None = None) -> str:
     if password is None:
         password = (app.settings.admin_password.get_secret_value() if username == "admin"
                     else "password123")
-    return str(app.auth.login(username, password)["access_token"])
+    return str(app.auth.login(username, password).access_token)

@@ -27,13 +27,13 @@ def populate(app: Any) -> None:
     for name, text in (("a.csv", CSV_1), ("b.csv", CSV_2)):
         out = app.ingest.ingest_stream(io.BytesIO(text.encode()), file_name=name,
                                        dataset="customers", who=SYSTEM)
-        assert out["outcome"] == "accepted", out
+        assert out.outcome == "accepted", out
     run = app.runs.start_external(name="r1", experiment="churn", params={"lr": 0.1},
                                   tags={"team": "a"}, by=SYSTEM)
-    app.runs.log_batch(run["id"], metrics=[{"key": "loss", "value": 1 / (s + 1), "step": s}
+    app.runs.log_batch(run.id, metrics=[{"key": "loss", "value": 1 / (s + 1), "step": s}
                                            for s in range(5)])
-    app.runs.add_artifact(run["id"], "notes.txt", io.BytesIO(b"trained on customers v2"))
-    app.runs.end(run["id"], "succeeded", error=None, by=SYSTEM)
+    app.runs.add_artifact(run.id, "notes.txt", io.BytesIO(b"trained on customers v2"))
+    app.runs.end(run.id, "succeeded", error=None, by=SYSTEM)
     app.registry.register_upload("churn", tiny_onnx(1.0), by=SYSTEM)
     app.registry.register_upload("churn", tiny_onnx(2.0), by=SYSTEM)
     app.registry.set_alias("churn", "champion", 1, reason="first", by=APPROVER)
@@ -53,13 +53,13 @@ def populate_light(app: Any) -> None:
 
 def state(app: Any) -> dict[str, Any]:
     """Everything a restore must bring back, as comparable plain data."""
-    runs = app.runs.list_runs(limit=100)["items"]
+    runs = app.runs.list_runs(limit=100).items
     return {
         "datasets": app.datasets.list_datasets(),
         "versions": app.datasets.versions("customers"),
         "contracts": app.datasets.contracts("customers"),
-        "runs": [app.runs.show(r["id"]) for r in runs],
-        "metrics": [app.runs.metric_history(r["id"]) for r in runs],
+        "runs": [app.runs.show(r.id) for r in runs],
+        "metrics": [app.runs.metric_history(r.id) for r in runs],
         "models": app.registry.list_models(),
         "model": app.registry.show_model("churn"),
         "aliases": app.registry.aliases("churn"),

@@ -20,7 +20,7 @@ from appliance.store.db import ProcessLock
 from .conftest import Source, populate_light, reseal_file, rewrite_manifest, state
 
 
-def _restored(home: Path, backup: Path) -> dict[str, Any]:
+def _restored(home: Path, backup: Path) -> Any:
     return restore(make_settings(home), backup, actor="local:tester")
 
 
@@ -44,21 +44,21 @@ def test_restore_into_a_new_home_gives_the_same_datasets_runs_models_and_aliases
     from appliance.runtime import build
 
     out = _restored(tmp_path / "new", source.backup)
-    assert out["ok"] and out["audit"]["ok"], out
-    assert out["counts"]["dataset_versions"] == 2 and out["counts"]["model_versions"] == 2
+    assert out.ok and out.audit.ok, out
+    assert out.counts["dataset_versions"] == 2 and out.counts["model_versions"] == 2
     app = build(make_settings(tmp_path / "new"))
     try:
         assert state(app) == source.state
         assert app.registry.aliases("churn") == {"champion": 1, "challenger": 2}
         verified = app.auditor.verify()
-        assert verified["ok"], verified
+        assert verified.ok, verified
         events = app.auditor.recent(limit=1000)
     finally:
         app.close()
-    assert events[0]["action"] == "backup.restore" and events[0]["actor"] == "local:tester"
+    assert events[0].action == "backup.restore" and events[0].actor == "local:tester"
     # the source's chain up to the backup, event for event, then the restore on top
-    assert [e["hash"] for e in events[1:]] == [e["hash"] for e in source.events[1:]]
-    assert source.events[0]["action"] == "backup.create"
+    assert [e.hash for e in events[1:]] == [e.hash for e in source.events[1:]]
+    assert source.events[0].action == "backup.create"
 
 
 def test_the_restored_home_serves_its_onnx_checked_against_its_sha256(
@@ -100,14 +100,14 @@ def test_the_manifest_lists_every_file_with_its_sha256_and_size(source: Source) 
 
 def test_a_backup_is_audited_with_its_summary(source: Source) -> None:
     event = source.events[0]
-    assert event["action"] == "backup.create" and event["target"] == str(source.backup)
-    assert event["after"]["manifest_sha256"] == source.summary["manifest_sha256"]
+    assert event.action == "backup.create" and event.target == str(source.backup)
+    assert event.after["manifest_sha256"] == source.summary.manifest_sha256
 
 
 def test_restore_accepts_a_home_that_init_made_and_left_empty(source: Source, tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "inited")
     settings.ensure_dirs()
-    assert restore(settings, source.backup)["ok"]
+    assert restore(settings, source.backup).ok
 
 
 # -- bad backups: refused, and nothing written ----------------------------------------
@@ -249,7 +249,7 @@ def test_backup_refuses_a_path_that_exists_and_is_not_empty(source: Source, tmp_
             app.backup.create(tmp_path / "home" / "datasets" / "b", by=SYSTEM)
         empty = tmp_path / "it's empty"  # a quote reaches DuckDB's EXPORT as a literal
         empty.mkdir()
-        assert app.backup.create(empty, by=SYSTEM)["complete"]
+        assert app.backup.create(empty, by=SYSTEM).complete
         verify_backup(empty)
     finally:
         app.close()
@@ -264,18 +264,18 @@ def test_scheduled_backups_go_to_the_home_and_keep_the_newest(tmp_path: Path) ->
     try:
         populate_light(app)
         made = [app.backup.create_scheduled() for _ in range(3)]  # keeps 2 (backup_keep)
-        assert made[2]["pruned"] == [made[0]["name"]]
-        names = [m["name"] for m in made]
+        assert made[2].pruned == [made[0].name]
+        names = [m.name for m in made]
         (app.backup.backups_dir / "20000101T000000Z.partial").mkdir()  # a crashed one
         last = app.backup.create_scheduled(keep=2)
         listed = app.backup.list_backups()
     finally:
         app.close()
-    assert [b["name"] for b in listed] == [last["name"], names[-1]]
-    assert set(last["pruned"]) == {names[1], "20000101T000000Z.partial"}
+    assert [b.name for b in listed] == [last.name, names[-1]]
+    assert set(last.pruned) == {names[1], "20000101T000000Z.partial"}
     assert sorted(p.name for p in app.backup.backups_dir.iterdir()) == sorted(
-        b["name"] for b in listed)
-    assert all(b["complete"] and b["counts"]["model_versions"] == 1 for b in listed)
+        b.name for b in listed)
+    assert all(b.complete and b.counts["model_versions"] == 1 for b in listed)
 
 
 def test_scheduled_backups_never_prune_a_backup_someone_made(tmp_path: Path) -> None:
@@ -286,16 +286,34 @@ def test_scheduled_backups_never_prune_a_backup_someone_made(tmp_path: Path) -> 
         populate_light(app)
         mine = app.backup.create_in_home(by=SYSTEM)  # POST /api/v1/backups, `appliance backup`
         legacy = app.backup.create_in_home(by=SYSTEM)
-        _drop_origin(Path(legacy["path"]))  # a backup from before manifests said who made it
+        _drop_origin(Path(legacy.path))  # a backup from before manifests said who made it
         runs = [app.backup.create_scheduled() for _ in range(4)]  # run-now, again and again
-        listed = {b["name"]: b for b in app.backup.list_backups()}
+        listed = {b.name: b for b in app.backup.list_backups()}
     finally:
         app.close()
-    assert set(listed) == {mine["name"], legacy["name"], runs[-1]["name"]}
-    assert listed[mine["name"]]["origin"] == "manual"
-    assert listed[runs[-1]["name"]]["origin"] == "scheduled"
-    assert all(mine["name"] not in r["pruned"] and legacy["name"] not in r["pruned"] for r in runs)
+    assert set(listed) == {mine.name, legacy.name, runs[-1].name}
+    assert listed[mine.name].origin == "manual"
+    assert listed[runs[-1].name].origin == "scheduled"
+    assert all(mine.name not in r.pruned and legacy.name not in r.pruned for r in runs)
 
+
+
+def test_the_backup_job_records_the_backup_it_made_as_its_result(tmp_path: Path) -> None:
+    from appliance.runtime import build
+
+    app = build(make_settings(tmp_path / "home", backup_keep=1))
+    try:
+        populate_light(app)
+        first = app.jobs.run_here("housekeeping.backup", by=SYSTEM)
+        second = app.jobs.run_here("housekeeping.backup", by=SYSTEM)
+        listed = app.backup.list_backups()
+    finally:
+        app.close()
+    assert (first["status"], second["status"]) == ("succeeded", "succeeded")
+    result = second["result"]  # the job ledger's JSON: the typed result, dumped
+    assert result["complete"] is True and result["origin"] == "scheduled"
+    assert result["pruned"] == [first["result"]["name"]]
+    assert [b.name for b in listed] == [result["name"]]
 
 def _drop_origin(path: Path) -> None:
     from appliance.backup import _manifest_digest
@@ -310,7 +328,7 @@ def test_copying_a_backup_checks_every_checksum(backup_copy: Path, tmp_path: Pat
     from appliance.backup import copy_backup
 
     out = copy_backup(backup_copy, tmp_path / "copied")
-    assert out["complete"] and verify_backup(tmp_path / "copied")
+    assert out.complete and verify_backup(tmp_path / "copied")
     _flip_byte(backup_copy / _dataset_parquet(backup_copy))
     with pytest.raises(InvalidInput, match="checksum"):
         copy_backup(backup_copy, tmp_path / "copied-again")
@@ -353,7 +371,7 @@ def test_a_backup_from_an_older_schema_is_restored_at_its_level_then_migrated(
 
     rewrite_manifest(backup_copy, older)
     out = _restored(tmp_path / "new", backup_copy)
-    assert out["ok"] and out["migration_level"] == previous
+    assert out.ok and out.migration_level == previous
     app = build(make_settings(tmp_path / "new"))
     try:
         applied = app.store.execute("SELECT max(version) FROM schema_migrations")[0][0]
@@ -393,5 +411,5 @@ def test_a_backup_taken_during_writes_restores_with_an_intact_audit_chain(tmp_pa
         app.close()
     for n in range(3):
         out = _restored(tmp_path / f"new{n}", tmp_path / f"b{n}")
-        assert out["ok"] and out["audit"]["ok"], out
-        assert out["audit"]["events"] >= out["counts"]["runs"] > 0
+        assert out.ok and out.audit.ok, out
+        assert out.audit.events >= out.counts["runs"] > 0

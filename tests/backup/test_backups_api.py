@@ -37,7 +37,7 @@ def test_post_backups_ignores_any_path_in_the_request(api: Any, appliance_app: A
 def test_backups_are_refused_to_anyone_below_admin(api: Any, appliance_app: Any) -> None:
     for role in (Role.viewer, Role.operator, Role.approver):
         appliance_app.auth.add_user(f"u-{role.value}", "password123", role, by=SYSTEM)
-        token = appliance_app.auth.login(f"u-{role.value}", "password123")["access_token"]
+        token = appliance_app.auth.login(f"u-{role.value}", "password123").access_token
         headers = {"Authorization": f"Bearer {token}"}
         assert api.post("/api/v1/backups", headers=headers).status_code == 403
         assert api.get("/api/v1/backups", headers=headers).status_code == 403

@@ -43,7 +43,7 @@ def writer(appliance_app: Any) -> Iterator[Any]:
     fh.close()
 
 
-def poll_until_taken(watcher: InboxWatcher, polls: int = 3) -> list[dict[str, Any]]:
+def poll_until_taken(watcher: InboxWatcher, polls: int = 3) -> list[Any]:
     for _ in range(polls):
         results = watcher.run_once()
         if results:
@@ -73,8 +73,8 @@ def test_a_file_appended_to_while_it_is_read_is_quarantined_whole(
 
     app.ingest.pool.parse = parse_while_the_writer_goes_on
     out = app.ingest.ingest_claim(claim)
-    assert (out["outcome"], out["reason"]) == ("quarantined", "changed_while_reading")
-    assert ".part" in out["message"] and "none of it was accepted" in out["message"]
+    assert (out.outcome, out.reason) == ("quarantined", "changed_while_reading")
+    assert ".part" in out.message and "none of it was accepted" in out.message
     assert app.datasets.list_datasets() == []
     doc = reason_doc(app, "d")
     assert doc["reason"] == "changed_while_reading"
@@ -93,17 +93,17 @@ def test_a_writer_pausing_past_the_stability_window_has_its_file_taken_early(
     writer.write(HEADER + rows(0, 100))
     writer.flush()
     [first] = poll_until_taken(watcher)            # the writer pauses: two stable polls
-    assert (first["outcome"], first["version"]) == ("accepted", 1)
-    assert app.datasets.version("d", 1)["rows"] == 100
+    assert (first.outcome, first.version) == ("accepted", 1)
+    assert app.datasets.version("d", 1).rows == 100
     writer.write(rows(100, 200))                    # it goes on, into the archived file
     writer.flush()
     assert watcher.run_once() == []
-    assert app.datasets.version("d", 1)["rows"] == 100
+    assert app.datasets.version("d", 1).rows == 100
     # a writer that reopens the name instead starts a new file: its rows have no header
     tail = app.settings.inbox_dir / "d" / "slow.csv"
     tail.write_bytes(rows(200, 300))
     [second] = poll_until_taken(watcher)
-    assert second["outcome"] == "rejected" and second["reason"] == "contract_failed"
+    assert second.outcome == "rejected" and second.reason == "contract_failed"
 
 
 def test_a_writer_pausing_mid_row_has_its_half_file_quarantined(
@@ -112,8 +112,8 @@ def test_a_writer_pausing_mid_row_has_its_half_file_quarantined(
     writer.write(HEADER + rows(0, 100) + b"100,50.0")   # the last row is cut short
     writer.flush()
     [out] = poll_until_taken(watcher)
-    assert (out["outcome"], out["reason"]) == ("quarantined", "malformed")
-    assert "line 102: ragged row with 2 fields where the header has 3" in out["message"]
+    assert (out.outcome, out.reason) == ("quarantined", "malformed")
+    assert "line 102: ragged row with 2 fields where the header has 3" in out.message
 
 
 def test_a_part_file_is_never_taken_however_long_its_writer_pauses(
@@ -128,8 +128,8 @@ def test_a_part_file_is_never_taken_however_long_its_writer_pauses(
         fh.write(rows(100, 200))
     part.rename(part.with_name("f.csv"))
     [out] = poll_until_taken(watcher)
-    assert out["outcome"] == "accepted"
-    assert app.datasets.version("d", 1)["rows"] == 200
+    assert out.outcome == "accepted"
+    assert app.datasets.version("d", 1).rows == 200
 
 
 def test_a_non_utf8_file_name_is_recorded_like_any_refusal(
@@ -142,16 +142,16 @@ def test_a_non_utf8_file_name_is_recorded_like_any_refusal(
     os.close(fd)
     [out] = watcher.run_once()
     shown = "caf\\xe9.csv"
-    assert (out["outcome"], out["reason"], out["file_name"]) == ("quarantined", "invalid_name",
+    assert (out.outcome, out.reason, out.file_name) == ("quarantined", "invalid_name",
                                                                   shown)
-    assert shown in out["message"]
-    assert [(r["file_name"], r["reason"]) for r in app.ingest.recent()] == [
+    assert shown in out.message
+    assert [(r.file_name, r.reason) for r in app.ingest.recent()] == [
         (shown, "invalid_name")]
     event = app.auditor.recent(limit=1)[0]
-    assert event["action"] == "ingest.quarantine" and shown in event["target"]
+    assert event.action == "ingest.quarantine" and shown in event.target
     [alert] = app.alerts.list_alerts()
     assert alert.kind == "validation_rejected" and shown in alert.message
     doc = reason_doc(app, "d")
     assert (doc["file"], doc["reason"]) == (shown, "invalid_name")
     assert os.listdir(folder) == []                  # moved aside, not left to retry
-    assert app.auditor.verify()["ok"]
+    assert app.auditor.verify().ok

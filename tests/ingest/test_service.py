@@ -28,13 +28,13 @@ def test_recover_after_a_crash_between_commit_and_archive_files_it_once(applianc
     app = appliance_app
     claim = _claim(app, "a.csv", CSV)
     first = app.ingest.ingest_claim(claim)
-    assert first["outcome"] == "accepted"
+    assert first.outcome == "accepted"
     # the crash: the version is committed but the claimed file was never filed away
     archived = app.settings.archive_dir / "d" / "a.csv"
     shutil.move(archived, claim.path)
     [again] = app.ingest.recover()
-    assert again["outcome"] == "recovered" and again["version"] == 1
-    assert [v["number"] for v in app.datasets.versions("d")] == [1]
+    assert again.outcome == "recovered" and again.version == 1
+    assert [v.number for v in app.datasets.versions("d")] == [1]
     assert archived.exists() and not claim.path.exists()
     assert len(app.ingest.recent(dataset="d")) == 1
 
@@ -44,7 +44,7 @@ def test_recover_after_a_crash_before_commit_ingests_the_claim_once(appliance_ap
     claim = _claim(app, "a.csv", CSV)
     (app.settings.staging_dir / f"{claim.id}.parquet.tmp").write_bytes(b"half a file")
     [result] = app.ingest.recover()
-    assert result["outcome"] == "accepted" and result["version"] == 1
+    assert result.outcome == "accepted" and result.version == 1
     assert not list(app.settings.staging_dir.iterdir())
     assert app.ingest.recover() == []
 
@@ -54,10 +54,10 @@ def test_recover_queues_summaries_a_crash_left_pending(appliance_app: Any) -> No
     app.ingest.ingest_claim(_claim(app, "a.csv", CSV))
     _wait_summary(app)
     app.store.execute("UPDATE dataset_versions SET summary = NULL")
-    assert app.datasets.version("d", 1)["summary_status"] == "pending"
+    assert app.datasets.version("d", 1).summary_status == "pending"
     app.ingest.recover()
     detail = _wait_summary(app)
-    assert [s["name"] for s in detail["summary"]] == ["id", "x", "kind"]
+    assert [s["name"] for s in detail.summary] == ["id", "x", "kind"]
 
 
 def test_disk_guard_refuses_work_and_leaves_the_claim_for_later(tmp_path: Path, settings_for: Any) -> None:
@@ -74,11 +74,11 @@ def test_disk_guard_refuses_work_and_leaves_the_claim_for_later(tmp_path: Path, 
         app.close()
 
 
-def _wait_summary(app: Any, timeout: float = 30) -> dict[str, Any]:
+def _wait_summary(app: Any, timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         detail = app.datasets.version("d", 1)
-        if detail["summary_status"] == "ready":
+        if detail.summary_status == "ready":
             return detail
         time.sleep(0.05)
     raise AssertionError("the summary never arrived")
@@ -102,7 +102,7 @@ def test_a_claim_held_back_by_the_disk_guard_is_taken_once_there_is_room(
         assert len(inbox.pending_claims(app.settings.claimed_dir)) == 1
         app.settings.min_free_disk_mb = 0  # room again
         [result] = watcher.run_once()
-        assert result["outcome"] == "accepted"
+        assert result.outcome == "accepted"
         assert inbox.pending_claims(app.settings.claimed_dir) == []
     finally:
         app.close()

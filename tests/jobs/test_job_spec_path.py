@@ -27,5 +27,5 @@ def test_a_loop_run_parses_its_job_file_once(api: Any, appliance_app: Any,
     run = appliance_app.jobs.run_here("train.churn", by=ADMIN)
     assert run.status == "succeeded", run.error
     assert parsed == [JOB]  # the loop, the training service and its executor reuse the spec
-    (trained,) = appliance_app.runs.list_runs(kind="train", experiment="churn")["items"]
-    assert appliance_app.runs.show(trained["id"])["spec"] == JOB  # the file's own text
+    (trained,) = appliance_app.runs.list_runs(kind="train", experiment="churn").items
+    assert appliance_app.runs.show(trained.id).spec == JOB  # the file's own text

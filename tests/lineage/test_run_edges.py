@@ -19,10 +19,10 @@ def test_queueing_a_training_run_links_it_to_its_dataset_version(appliance_app: 
     row = RunRow(name="churn", kind=RunKind.train.value, status="queued", experiment="churn",
                  dataset="customers", dataset_version=3, params={}, tags={}, metrics={})
     run = appliance_app.runs.queue(row, by=SYSTEM)
-    assert edges(appliance_app, f"run:{run['id']}") == [
-        ("dataset:customers@3", "trained", f"run:{run['id']}")]
-    up = appliance_app.lineage.walk(f"run:{run['id']}", direction="up")
-    assert [n["id"] for n in up["nodes"]] == [f"run:{run['id']}", "dataset:customers@3"]
+    assert edges(appliance_app, f"run:{run.id}") == [
+        ("dataset:customers@3", "trained", f"run:{run.id}")]
+    up = appliance_app.lineage.walk(f"run:{run.id}", direction="up")
+    assert [n.id for n in up.nodes] == [f"run:{run.id}", "dataset:customers@3"]
 
 
 def test_external_runs_and_trials_add_no_dataset_edge(appliance_app: Any) -> None:
@@ -32,5 +32,5 @@ def test_external_runs_and_trials_add_no_dataset_edge(appliance_app: Any) -> Non
     queued = appliance_app.runs.queue(trial, by=SYSTEM)
     external = appliance_app.runs.start_external(name="notebook", experiment=None, params=None,
                                                  tags=None, by=SYSTEM)
-    assert edges(appliance_app, f"run:{queued['id']}") == []
-    assert edges(appliance_app, f"run:{external['id']}") == []
+    assert edges(appliance_app, f"run:{queued.id}") == []
+    assert edges(appliance_app, f"run:{external.id}") == []

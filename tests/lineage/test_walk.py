@@ -55,11 +55,11 @@ def graph(appliance_app: Any) -> Any:
 
 
 def ids(answer: dict[str, Any]) -> set[str]:
-    return {n["id"] for n in answer["nodes"]}
+    return {n.id for n in answer.nodes}
 
 
 def triples(answer: dict[str, Any]) -> set[tuple[str, str, str]]:
-    return {(e["src"], e["dst"], e["relation"]) for e in answer["edges"]}
+    return {(e.src, e.dst, e.relation) for e in answer.edges}
 
 
 def test_walking_up_from_a_model_version_reaches_the_file_it_was_trained_on(graph: Any) -> None:
@@ -67,7 +67,7 @@ def test_walking_up_from_a_model_version_reaches_the_file_it_was_trained_on(grap
     assert ids(answer) == {MODEL_V1, RUN, ARTIFACT, DATASET_V1, FILE}
     assert triples(answer) == {(FILE, DATASET_V1, "ingested_as"), (DATASET_V1, RUN, "trained"),
                                (RUN, MODEL_V1, "registered_as"), (ARTIFACT, MODEL_V1, "onnx_of")}
-    assert answer["truncated"] is False
+    assert answer.truncated is False
 
 
 def test_walking_down_from_a_model_version_reaches_its_alias_moves_and_drift_reports(
@@ -89,13 +89,13 @@ def test_both_is_the_union_of_up_and_down_not_an_undirected_walk(graph: Any) -> 
 
 
 def test_nodes_carry_kind_label_and_distance(graph: Any) -> None:
-    nodes = {n["id"]: n for n in graph.walk(MODEL_V1)["nodes"]}
-    assert nodes[MODEL_V1] == {"id": MODEL_V1, "kind": "model", "label": "churn v1",
+    nodes = {n.id: n for n in graph.walk(MODEL_V1).nodes}
+    assert nodes[MODEL_V1].model_dump() == {"id": MODEL_V1, "kind": "model", "label": "churn v1",
                                "distance": 0}
-    assert nodes[FILE]["kind"] == "file" and nodes[FILE]["distance"] == 3
-    assert nodes[DRIFT]["distance"] == 1  # checked_by is one hop, the window path two
-    assert nodes[MOVE]["label"] == "churn champion move 1"
-    assert nodes[WINDOW]["label"] == "churn v1 predictions 2026-11-26 04:00 to 2026-11-27 04:00"
+    assert nodes[FILE].kind == "file" and nodes[FILE].distance == 3
+    assert nodes[DRIFT].distance == 1  # checked_by is one hop, the window path two
+    assert nodes[MOVE].label == "churn champion move 1"
+    assert nodes[WINDOW].label == "churn v1 predictions 2026-11-26 04:00 to 2026-11-27 04:00"
 
 
 def test_depth_limits_the_hops(graph: Any) -> None:
@@ -107,9 +107,9 @@ def test_depth_limits_the_hops(graph: Any) -> None:
 
 def test_the_one_hop_upstream_and_downstream_lists_stay(graph: Any) -> None:
     answer = graph.walk(DATASET_V1, direction="up", depth=1)
-    assert [e["src"] for e in answer["upstream"]] == [FILE]
-    assert {e["dst"] for e in answer["downstream"]} == {DATASET, RUN, DRIFT}
-    assert set(answer["upstream"][0]) == {"src", "dst", "relation", "at"}
+    assert [e.src for e in answer.upstream] == [FILE]
+    assert {e.dst for e in answer.downstream} == {DATASET, RUN, DRIFT}
+    assert set(answer.upstream[0].model_dump()) == {"src", "dst", "relation", "at"}
 
 
 def test_a_cycle_is_walked_once(appliance_app: Any) -> None:
@@ -118,7 +118,7 @@ def test_a_cycle_is_walked_once(appliance_app: Any) -> None:
     for direction in ("up", "down", "both"):
         answer = appliance_app.lineage.walk(a, direction=direction, depth=10)
         assert ids(answer) == {a, b, c}
-        assert len(answer["edges"]) == 4 and answer["truncated"] is False
+        assert len(answer.edges) == 4 and answer.truncated is False
 
 
 def test_the_node_cap_truncates_and_keeps_only_edges_between_kept_nodes(
@@ -129,11 +129,11 @@ def test_the_node_cap_truncates_and_keeps_only_edges_between_kept_nodes(
     write(appliance_app, [(hub, r, "trained") for r in runs])
     write(appliance_app, [(r, f"model:hub@{i + 1}", "registered_as") for i, r in enumerate(runs)])
     answer = appliance_app.lineage.walk(hub, direction="down", depth=2, limit=10)
-    assert answer["truncated"] is True and len(answer["nodes"]) == 10
+    assert answer.truncated is True and len(answer.nodes) == 10
     kept = ids(answer)
-    assert all(e["src"] in kept and e["dst"] in kept for e in answer["edges"])
+    assert all(e.src in kept and e.dst in kept for e in answer.edges)
     whole = appliance_app.lineage.walk(hub, direction="down", depth=2, limit=1000)
-    assert whole["truncated"] is False and len(whole["nodes"]) == 101
+    assert whole.truncated is False and len(whole.nodes) == 101
 
 
 def test_a_node_nothing_was_recorded_about_is_not_found(graph: Any) -> None:

@@ -296,7 +296,7 @@ def api(appliance: Any) -> Iterator[TestClient]:
     from appliance.api.app import create_app
 
     appliance.auth.add_user("tr_viewer", "viewer-password-1", Role.viewer, by=SYSTEM)
-    token = appliance.auth.login("tr_viewer", "viewer-password-1")["access_token"]
+    token = appliance.auth.login("tr_viewer", "viewer-password-1").access_token
     now = dt.datetime.now(dt.UTC)
     with appliance.store.write() as s:
         append_predictions(s, [entry(f"live{i}", OTHER, 1, 1.5, 4.0, now - dt.timedelta(seconds=i))

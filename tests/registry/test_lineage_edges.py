@@ -51,10 +51,10 @@ def test_set_force_and_rollback_each_leave_a_move_in_the_graph(churn: Any) -> No
         (f"{CHAMPION}:3", "move_of", CHAMPION),
     ])
     down = churn.lineage.walk("model:churn@1", direction="down", depth=2)
-    assert {n["id"] for n in down["nodes"]} == {"model:churn@1", f"{CHAMPION}:1",
+    assert {n.id for n in down.nodes} == {"model:churn@1", f"{CHAMPION}:1",
                                                 f"{CHAMPION}:3", CHAMPION}
     history = churn.lineage.walk(CHAMPION, direction="up", depth=2)
-    assert {n["id"] for n in history["nodes"]} == {
+    assert {n.id for n in history.nodes} == {
         CHAMPION, f"{CHAMPION}:1", f"{CHAMPION}:2", f"{CHAMPION}:3", "model:churn@1",
         "model:churn@2"}
 

@@ -65,7 +65,7 @@ def test_champion_moves_through_the_gate_or_by_force_and_rolls_back(appliance_ap
     assert [(e.action, e.version, e.previous_version, e.forced) for e in history] == [
         ("rollback", 1, 2, False), ("set", 2, 1, True), ("set", 1, None, False)]
     assert all(e.actor == "ann" for e in history)
-    actions = [e["action"] for e in appliance_app.auditor.recent(limit=20)]
+    actions = [e.action for e in appliance_app.auditor.recent(limit=20)]
     assert actions.count("model.alias.set") == 3 and "model.alias.rollback" in actions
 
 

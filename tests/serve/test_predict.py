@@ -252,7 +252,7 @@ def test_shadow_scores_and_logs_every_request_but_never_changes_a_response(
         assert served_roles.get("shadow", 0) >= 30
     finally:
         served.put("/api/v1/models/churn/routing", json={"canary": None, "shadow": None})
-    actions = [e["action"] for e in app.auditor.recent(limit=50)]
+    actions = [e.action for e in app.auditor.recent(limit=50)]
     assert "model.routing.set" in actions
 
 
@@ -280,14 +280,14 @@ def test_a_labels_file_dropped_in_the_inbox_is_joined_to_predictions(served: Tes
     (folder / "labels.csv").write_text(lines)
     claim = inbox.claim(folder / "labels.csv", "churn__labels", app.settings.claimed_dir)
     result = app.ingest.ingest_claim(claim)
-    assert result["outcome"] == "accepted", result
-    assert result["labels"]["matched"] == 10
+    assert result.outcome == "accepted", result
+    assert result.labels["matched"] == 10
     assert (app.settings.archive_dir / "churn__labels" / "labels.csv").exists()
     bad = folder / "bad.csv"
     bad.write_text("request_id,label,extra\nx,1,2\n")
     claim = inbox.claim(bad, "churn__labels", app.settings.claimed_dir)
     refused = app.ingest.ingest_claim(claim)
-    assert refused["outcome"] == "quarantined" and "request_id,label" in refused["message"]
+    assert refused.outcome == "quarantined" and "request_id,label" in refused.message
 
 
 # -- Parquet bodies -------------------------------------------------------------------

@@ -159,20 +159,20 @@ def test_a_run_killed_mid_way_is_interrupted_then_requeued_once(
                              file_name="c.csv", dataset="customers", who=SYSTEM)
     run = app.training.submit(job(), by=SYSTEM)
     deadline = time.monotonic() + 60
-    while app.runs.show(run["id"])["status"] != "running":  # mid-way: the child is training
+    while app.runs.show(run.id).status != "running":  # mid-way: the child is training
         assert time.monotonic() < deadline
         time.sleep(0.02)
     app.close()  # the server goes away under the run (its child is killed)
     app = build(settings)
     try:
-        assert app.runs.show(run["id"])["status"] == "running"  # as the crash left it
+        assert app.runs.show(run.id).status == "running"  # as the crash left it
         app.training.recover()
         deadline = time.monotonic() + 120
-        while (shown := app.runs.show(run["id"]))["status"] not in ("succeeded", "failed"):
+        while (shown := app.runs.show(run.id)).status not in ("succeeded", "failed"):
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        assert shown["status"] == "succeeded", shown["error"]
-        actions = [e["action"] for e in app.auditor.recent(limit=50) if e["target"] == f"run:{run['id']}"]
+        assert shown.status == "succeeded", shown.error
+        actions = [e.action for e in app.auditor.recent(limit=50) if e.target == f"run:{run.id}"]
         assert "run.interrupted" in actions and "run.queued" in actions
     finally:
         app.close()

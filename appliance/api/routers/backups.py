@@ -7,20 +7,19 @@ the user asked and checks every checksum on the way.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from appliance.api.deps import Admin, App
+from appliance.domain.backup import Backup, BackupEntry
 
 router = APIRouter(prefix="/api/v1/backups", tags=["backups"])
 
 
 @router.post("", status_code=201)
-def create_backup(app: App, who: Admin) -> dict[str, Any]:
+def create_backup(app: App, who: Admin) -> Backup:
     return app.backup.create_in_home(by=who)
 
 
 @router.get("")
-def list_backups(app: App, _: Admin) -> list[dict[str, Any]]:
+def list_backups(app: App, _: Admin) -> list[BackupEntry]:
     return app.backup.list_backups()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from appliance.api.deps import App, Operator, Viewer
+from appliance.domain.datasets import Contract, Dataset, Version, VersionDetail
+from appliance.domain.ingest import Ingest
 from appliance.errors import InvalidInput, TooLarge
 
 router = APIRouter(prefix="/api/v1", tags=["datasets"])
@@ -19,12 +19,12 @@ class ContractBody(BaseModel):
 
 
 @router.get("/datasets")
-def list_datasets(app: App, _: Viewer) -> list[dict[str, Any]]:
+def list_datasets(app: App, _: Viewer) -> list[Dataset]:
     return app.datasets.list_datasets()
 
 
 @router.get("/datasets/{name}")
-def show_dataset(app: App, _: Viewer, name: str) -> dict[str, Any]:
+def show_dataset(app: App, _: Viewer, name: str) -> Dataset:
     return app.datasets.show(name)
 
 
@@ -32,7 +32,7 @@ def show_dataset(app: App, _: Viewer, name: str) -> dict[str, Any]:
 async def upload_file(
     app: App, who: Operator, name: str, request: Request,
     filename: str | None = Query(default=None, description="Name of a raw-body upload"),
-) -> dict[str, Any]:
+) -> Ingest:
     """Upload a file (raw body with ``?filename=``, or multipart ``file``): same path as the inbox."""
     limit = app.settings.max_file_bytes
     length = request.headers.get("content-length")
@@ -61,42 +61,41 @@ async def upload_file(
             claim = sink.commit()
         finally:
             sink.discard()
-    out: dict[str, Any] = await run_in_threadpool(app.ingest.ingest_claim, claim, who=who)
-    return out
+    return await run_in_threadpool(app.ingest.ingest_claim, claim, who=who)
 
 
 @router.get("/datasets/{name}/versions")
-def list_versions(app: App, _: Viewer, name: str) -> list[dict[str, Any]]:
+def list_versions(app: App, _: Viewer, name: str) -> list[Version]:
     return app.datasets.versions(name)
 
 
 @router.get("/datasets/{name}/versions/{number}")
-def show_version(app: App, _: Viewer, name: str, number: int) -> dict[str, Any]:
+def show_version(app: App, _: Viewer, name: str, number: int) -> VersionDetail:
     return app.datasets.version(name, number)
 
 
 @router.post("/datasets/{name}/versions/{number}/validate")
-def revalidate_version(app: App, who: Operator, name: str, number: int) -> dict[str, Any]:
+def revalidate_version(app: App, who: Operator, name: str, number: int) -> VersionDetail:
     return app.datasets.revalidate(name, number, by=who)
 
 
 @router.get("/datasets/{name}/contract")
-def show_contract(app: App, _: Viewer, name: str, version: int | None = None) -> dict[str, Any]:
+def show_contract(app: App, _: Viewer, name: str, version: int | None = None) -> Contract:
     return app.datasets.contract(name, version)
 
 
 @router.get("/datasets/{name}/contracts")
-def list_contracts(app: App, _: Viewer, name: str) -> list[dict[str, Any]]:
+def list_contracts(app: App, _: Viewer, name: str) -> list[Contract]:
     return app.datasets.contracts(name)
 
 
 @router.put("/datasets/{name}/contract")
-def set_contract(app: App, who: Operator, name: str, body: ContractBody) -> dict[str, Any]:
+def set_contract(app: App, who: Operator, name: str, body: ContractBody) -> Contract:
     return app.datasets.set_contract(name, body.yaml, by=who)
 
 
 @router.get("/ingests", tags=["ingest"])
 def list_ingests(
     app: App, _: Viewer, dataset: str | None = None, limit: int = Query(50, ge=1, le=1000)
-) -> list[dict[str, Any]]:
+) -> list[Ingest]:
     return app.ingest.recent(dataset=dataset, limit=limit)

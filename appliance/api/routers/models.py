@@ -75,7 +75,7 @@ def model_card(app: App, _: Viewer, name: str, number: int,
     # JSON one. The card holds stored floats (parity, metrics): json.dumps writes them as it
     # always has (1e-05), where pydantic's encoder would write 0.00001.
     run_id = app.registry.version(name, number).run_id
-    run = app.runs.show(str(run_id)) if run_id else None
+    run = app.runs.show(str(run_id)).model_dump(mode="json") if run_id else None
     if format == "md":
         return Response(app.registry.card_markdown(name, number, run=run),
                         media_type="text/markdown; charset=utf-8")

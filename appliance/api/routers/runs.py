@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Operator, Viewer
+from appliance.domain.runs import ArtifactRef, LoggedBatch, MetricPoint, Run, RunDetail, RunPage
 from appliance.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -35,7 +36,7 @@ class LogBatch(BaseModel):
 
 
 @router.post("/runs", status_code=201)
-def create_run(app: App, who: Operator, body: RunCreate, response: Response) -> dict[str, Any]:
+def create_run(app: App, who: Operator, body: RunCreate, response: Response) -> Run:
     if body.job is not None:
         response.status_code = 202
         return app.training.submit(body.job, by=who)
@@ -52,43 +53,38 @@ def list_runs(
     dataset: str | None = None, tag: str | None = None, q: str | None = None,
     sort: str = "-created_at",
     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
-) -> dict[str, Any]:
+) -> RunPage:
     return app.runs.list_runs(status=status, kind=kind, experiment=experiment, dataset=dataset,
                               tag=tag, q=q, sort=sort, limit=limit, offset=offset)
 
 
 @router.get("/runs/{run_id}")
-def show_run(app: App, _: Viewer, run_id: str) -> dict[str, Any]:
-    out = app.runs.show(run_id)
-    ref = app.registry.version_of_run(run_id)
-    out["model_version"] = None if ref is None else ref.model_dump(mode="json")
-    return out
+def show_run(app: App, _: Viewer, run_id: str) -> RunDetail:
+    return app.runs.show(run_id).with_model_version(app.registry.version_of_run(run_id))
 
 
 @router.post("/runs/{run_id}/log")
-def log_batch(app: App, _: Operator, run_id: str, body: LogBatch) -> dict[str, Any]:
+def log_batch(app: App, _: Operator, run_id: str, body: LogBatch) -> LoggedBatch:
     return app.runs.log_batch(run_id, params=body.params, metrics=body.metrics, tags=body.tags)
 
 
 @router.patch("/runs/{run_id}")
-def end_run(app: App, who: Operator, run_id: str, body: RunEnd) -> dict[str, Any]:
+def end_run(app: App, who: Operator, run_id: str, body: RunEnd) -> Run:
     return app.runs.end(run_id, body.status, error=body.error, by=who)
 
 
 @router.get("/runs/{run_id}/metrics")
-def metric_history(app: App, _: Viewer, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+def metric_history(app: App, _: Viewer, run_id: str, key: str | None = None) -> list[MetricPoint]:
     return app.runs.metric_history(run_id, key)
 
 
 @router.post("/runs/{run_id}/artifacts", status_code=201)
 async def upload_artifact(app: App, _: Operator, run_id: str, request: Request,
-                          name: str = Query(..., description="The artifact's name")) -> dict[str, Any]:
+                          name: str = Query(..., description="The artifact's name")) -> ArtifactRef:
     import io
 
     body = await read_capped(request, app.settings.max_file_bytes, "an artifact")
-    out: dict[str, Any] = await run_in_threadpool(app.runs.add_artifact, run_id, name,
-                                                  io.BytesIO(body))
-    return out
+    return await run_in_threadpool(app.runs.add_artifact, run_id, name, io.BytesIO(body))
 
 
 @router.get("/runs/{run_id}/artifacts/{name}")

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from appliance import __version__
 from appliance.api.deps import App, Viewer
+from appliance.domain.auth import AccessToken, Me
+from appliance.domain.system import Health, Summary, WatcherHeartbeat
 from appliance.errors import InvalidInput
 
 router = APIRouter()
@@ -19,18 +21,15 @@ class LoginBody(BaseModel):
     password: str = Field(max_length=1024)
 
 
-def health_of(app: App) -> dict[str, Any]:
+def health_of(app: App) -> Health:
     degraded = app.store.degraded_reason
-    return {
-        "status": "degraded" if degraded else "ok",
-        "version": __version__,
-        "degraded_reason": degraded,
-        "watcher": app.watcher.heartbeat,
-    }
+    return Health(status="degraded" if degraded else "ok", version=__version__,
+                  degraded_reason=degraded,
+                  watcher=WatcherHeartbeat.model_validate(app.watcher.heartbeat))
 
 
 @router.get("/healthz", tags=["system"])
-def healthz(app: App) -> dict[str, Any]:
+def healthz(app: App) -> Health:
     """Liveness and store health; the only route that needs no credentials."""
     return health_of(app)
 
@@ -42,7 +41,7 @@ def metrics(app: App, _: Viewer) -> Response:
 
 
 @router.post("/api/v1/auth/token", tags=["auth"])
-async def login(app: App, request: Request) -> dict[str, Any]:
+async def login(app: App, request: Request) -> AccessToken:
     """Exchange a username and password (JSON or form) for a bearer token.
 
     Failed attempts are audited and slowed down per username and per client
@@ -63,20 +62,15 @@ async def login(app: App, request: Request) -> dict[str, Any]:
     from starlette.concurrency import run_in_threadpool
 
     client = request.client.host if request.client else None
-    out: dict[str, Any] = await run_in_threadpool(app.auth.login, body.username, body.password,
-                                                  client=client)
-    return out
+    return await run_in_threadpool(app.auth.login, body.username, body.password, client=client)
 
 
 @router.get("/api/v1/auth/me", tags=["auth"])
-def me(who: Viewer) -> dict[str, Any]:
-    return {"username": who.username, "role": who.role.value}
+def me(who: Viewer) -> Me:
+    return Me(username=who.username, role=who.role)
 
 
 @router.get("/api/v1/summary", tags=["system"])
-def summary(app: App, _: Viewer) -> dict[str, Any]:
-    return {
-        "counts": app.datasets.counts(),
-        "recent_ingests": app.ingest.recent(limit=20),
-        "health": health_of(app),
-    }
+def summary(app: App, _: Viewer) -> Summary:
+    return Summary(counts=app.datasets.counts(), recent_ingests=app.ingest.recent(limit=20),
+                   health=health_of(app))

@@ -1,0 +1,44 @@
+"""What the system routes answer: health, and the console's home summary."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from appliance.domain.datasets import DatasetCounts
+from appliance.domain.ingest import Ingest
+
+
+class WatcherHeartbeat(BaseModel):
+    """The inbox watcher's pulse."""
+
+    model_config = ConfigDict(frozen=True)
+
+    last_poll: float | None = Field(description="Unix time of the last finished poll.")
+    polls: int
+    errors: int = Field(description="Polls that failed (the watcher logs and goes on).")
+    last_error: str | None
+    inotify: bool = Field(description="Whether inotify hints wake the watcher early.")
+
+
+class Health(BaseModel):
+    """Liveness and store health."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ok", "degraded"]
+    version: str
+    degraded_reason: str | None = Field(
+        description="Why the store is read-only, when it is (`degraded`).")
+    watcher: WatcherHeartbeat
+
+
+class Summary(BaseModel):
+    """The console's home page: counts, the newest ingests and health."""
+
+    model_config = ConfigDict(frozen=True)
+
+    counts: DatasetCounts
+    recent_ingests: list[Ingest]
+    health: Health

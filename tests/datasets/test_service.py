@@ -1,0 +1,60 @@
+"""The datasets service answers typed results, and methods for what callers need from them."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from appliance.domain.datasets import Dataset, VersionDetail
+from appliance.domain.principal import SYSTEM
+from appliance.errors import NotFound
+
+GOOD = "id,x,kind\n" + "".join(f"{i},{i * 1.5},{'ab'[i % 2]}\n" for i in range(40))
+BAD = "id,x,kind\n" + "".join(f"{i},,a\n" for i in range(40))  # x all null: contract fails
+
+
+def _ingest(app: Any, name: str, text: str) -> str:
+    out = app.ingest.ingest_stream(io.BytesIO(text.encode()), file_name=name, dataset="d",
+                                   who=SYSTEM)
+    return str(out.outcome)
+
+
+def test_current_version_is_the_newest_accepted_one(appliance_app: Any) -> None:
+    app = appliance_app
+    assert _ingest(app, "a.csv", GOOD) == "accepted"
+    assert _ingest(app, "b.csv", BAD) == "rejected"  # version 2, against contract v1
+    assert app.datasets.current_version("d") == 1
+    shown = app.datasets.show("d")
+    assert isinstance(shown, Dataset)
+    assert (shown.versions, shown.latest_version, shown.current_version) == (2, 2, 1)
+    assert [d.name for d in app.datasets.list_datasets()] == ["d"]
+
+
+def test_current_version_of_an_unknown_dataset_is_not_found(appliance_app: Any) -> None:
+    with pytest.raises(NotFound):
+        appliance_app.datasets.current_version("nope")
+
+
+def test_version_detail_names_its_columns_and_their_summaries(appliance_app: Any) -> None:
+    app = appliance_app
+    _ingest(app, "a.csv", GOOD)
+    app.ingest._summaries.submit(lambda: None).result()  # the summary follows the version
+    detail = app.datasets.version("d", 1)
+    assert isinstance(detail, VersionDetail)
+    assert detail.column_names() == ["id", "x", "kind"]
+    assert detail.summary_status == "ready"
+    kind = detail.column_summary("kind")
+    assert kind is not None and kind["n_unique"] == 2
+    assert detail.column_summary("missing") is None
+    assert detail.lineage_node == "dataset:d@1"
+
+
+def test_counts_are_numbers_of_datasets_versions_and_users(appliance_app: Any) -> None:
+    app = appliance_app
+    _ingest(app, "a.csv", GOOD)
+    _ingest(app, "b.csv", BAD)
+    counts = app.datasets.counts()
+    assert (counts.datasets, counts.versions, counts.accepted, counts.rejected) == (1, 2, 1, 1)
+    assert counts.users == 1
