@@ -309,11 +309,13 @@ def test_the_backup_job_records_the_backup_it_made_as_its_result(tmp_path: Path)
         listed = app.backup.list_backups()
     finally:
         app.close()
-    assert (first["status"], second["status"]) == ("succeeded", "succeeded")
-    result = second["result"]  # the job ledger's JSON: the typed result, dumped
+    assert (first.status, second.status) == ("succeeded", "succeeded")
+    result = second.result  # the job ledger's JSON: the typed result, dumped
+    assert first.result is not None and result is not None
     assert result["complete"] is True and result["origin"] == "scheduled"
-    assert result["pruned"] == [first["result"]["name"]]
+    assert result["pruned"] == [first.result["name"]]
     assert [b.name for b in listed] == [result["name"]]
+
 
 def _drop_origin(path: Path) -> None:
     from appliance.backup import _manifest_digest
