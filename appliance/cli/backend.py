@@ -198,47 +198,47 @@ class LocalBackend:
         return [d.model_dump(mode="json") for d in self.app.datasets.list_datasets()]
 
     def dataset(self, name: str) -> dict[str, Any]:
-        return _json(self.app.datasets.show(name))
+        return _dumped(self.app.datasets.show(name))
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         return [v.model_dump(mode="json") for v in self.app.datasets.versions(name)]
 
     def contract(self, name: str) -> dict[str, Any]:
-        return _json(self.app.datasets.contract(name))
+        return _dumped(self.app.datasets.contract(name))
 
     def set_contract(self, name: str, yaml_text: str) -> dict[str, Any]:
-        return _json(self.app.datasets.set_contract(name, yaml_text, by=self.who))
+        return _dumped(self.app.datasets.set_contract(name, yaml_text, by=self.who))
 
     def ingest(self, path: Path, dataset: str, progress: Progress | None) -> dict[str, Any]:
         with path.open("rb") as fh:
-            return _json(self.app.ingest.ingest_stream(
+            return _dumped(self.app.ingest.ingest_stream(
                 fh, file_name=path.name, dataset=dataset, who=self.who, progress=progress
             ))
 
     def add_user(self, username: str, password: str, role: str) -> dict[str, Any]:
-        return _json(self.app.auth.add_user(username, password, role, by=self.who))
+        return _dumped(self.app.auth.add_user(username, password, role, by=self.who))
 
     def create_token(self, username: str, name: str, days: float | None) -> dict[str, Any]:
-        return _json(self.app.auth.create_token(username, name, by=self.who, expires_days=days))
+        return _dumped(self.app.auth.create_token(username, name, by=self.who, expires_days=days))
 
     def sessions(self) -> list[dict[str, Any]]:
         return [s.model_dump(mode="json") for s in self.app.auth.list_sessions()]
 
     def revoke(self, token_id: str) -> dict[str, Any]:
-        return _json(self.app.auth.revoke_token(token_id, by=self.who))
+        return _dumped(self.app.auth.revoke_token(token_id, by=self.who))
 
     def audit_verify(self) -> dict[str, Any]:
-        return _json(self.app.auditor.verify())
+        return _dumped(self.app.auditor.verify())
 
     def train(self, job_text: str) -> dict[str, Any]:
-        return _json(self.app.training.submit(job_text, by=self.who))
+        return _dumped(self.app.training.submit(job_text, by=self.who))
 
     def run(self, run_id: str) -> dict[str, Any]:
         detail = self.app.runs.show(run_id)
-        return _json(detail.with_model_version(self.app.registry.version_of_run(run_id)))
+        return _dumped(detail.with_model_version(self.app.registry.version_of_run(run_id)))
 
     def runs(self, **filters: Any) -> dict[str, Any]:
-        return _json(self.app.runs.list_runs(**filters))
+        return _dumped(self.app.runs.list_runs(**filters))
 
     def models(self) -> list[dict[str, Any]]:
         return [m.model_dump(mode="json") for m in self.app.registry.list_models()]
@@ -304,7 +304,7 @@ class LocalBackend:
         return out
 
 
-def _json(result: BaseModel) -> dict[str, Any]:
+def _dumped(result: BaseModel) -> dict[str, Any]:
     """A service's typed result as the JSON the API would answer for it."""
     return result.model_dump(mode="json")
 

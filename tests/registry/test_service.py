@@ -104,12 +104,12 @@ def test_version_for_run_finds_the_version_a_run_registered(appliance_app: Any) 
                                             tags=None, by=SYSTEM)
     reg.register_upload("churn", tiny_onnx(1.0), by=SYSTEM)
     made = reg.register(model="churn", onnx_bytes=tiny_onnx(2.0), flavor="sklearn", by=SYSTEM,
-                        run_id=uuid.UUID(run["id"]))
-    found = reg.version_for_run(run["id"])
+                        run_id=uuid.UUID(run.id))
+    found = reg.version_for_run(run.id)
     assert made.number == 2
     assert found is not None and (found.model, found.number) == ("churn", 2)
     assert found == reg.version("churn", 2)
-    ref = reg.version_of_run(uuid.UUID(run["id"]))
+    ref = reg.version_of_run(uuid.UUID(run.id))
     assert ref is not None and ref.model_dump() == {"model": "churn", "version": 2}
     assert reg.version_for_run(str(uuid.uuid4())) is None
     assert reg.version_for_run("not-a-run-id") is None
