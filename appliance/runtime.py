@@ -201,8 +201,12 @@ def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
 
     # metrics on /metrics
     events.subscribe(IngestFinished, lambda e: metrics.ingest_outcome(e.outcome, e.seconds))
-    events.subscribe(JobFinished, lambda e: _job_seconds(metrics, e))
+    events.subscribe(FileQuarantined, metrics.file_refused)
+    events.subscribe(VersionAccepted, lambda e: metrics.version_accepted(e.dataset))
+    events.subscribe(AliasMoved, metrics.alias_moved)
+    events.subscribe(JobFinished, metrics.job_finished)
     events.subscribe(DriftChecked, lambda e: metrics.drift_report(e.model, e.p_values, e.drift))
+    events.subscribe(LiveMetricChecked, metrics.live_metric_checked)
 
 
 def _file_alert(alerts: AlertService, e: FileQuarantined) -> None:
@@ -220,11 +224,6 @@ def _job_alert(alerts: AlertService, e: JobFinished) -> None:
     elif e.final:
         alerts.job_failed(e.job, (e.error or "failed")[:2000],
                           {"run_id": e.run_id} if e.run_id is not None else None)
-
-
-def _job_seconds(metrics: Metrics, e: JobFinished) -> None:
-    if e.seconds is not None:
-        metrics.job_seconds.labels(kind=e.kind, status=e.status).observe(e.seconds)
 
 
 def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler: Scheduler,
