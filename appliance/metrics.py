@@ -10,7 +10,7 @@ Prometheus sets those on every scraped series.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,8 +22,6 @@ from prometheus_client import (
 )
 
 from appliance import __version__
-from appliance.domain.events import AliasMoved, FileQuarantined, JobFinished, LiveMetricChecked
-from appliance.domain.ingest import IngestOutcome
 
 # the default buckets plus 1 ms and 2.5 ms: most API answers (and every predict) are faster
 # than the default's first bucket (5 ms), which left their quantiles at 5 ms
@@ -40,8 +38,6 @@ class Metrics:
             "appliance_ingest_files", "Inbox and uploaded files taken, by outcome",
             ["outcome"], registry=self.registry,
         )
-        for outcome in IngestOutcome:  # every outcome from 0, so increase() sees the first one
-            self.ingest_files.labels(outcome=outcome.value)
         self.ingest_seconds = Histogram(
             "appliance_ingest_seconds", "Time to ingest one file",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300), registry=self.registry,
@@ -113,7 +109,8 @@ class Metrics:
             ["model", "version", "metric"], registry=self.registry,
         )
         self.job_seconds = Histogram(
-            "appliance_job_seconds", "Duration of job and training runs by kind and outcome", ["kind", "status"],
+            "appliance_job_seconds", "Duration of job and training runs by kind and outcome",
+            ["kind", "status"],
             buckets=(1, 5, 15, 60, 300, 900, 3600, 14400), registry=self.registry,
         )
         self.job_runs = Counter(
@@ -153,29 +150,35 @@ class Metrics:
         self.ingest_files.labels(outcome=outcome).inc()
         self.ingest_seconds.observe(seconds)
 
-    def file_refused(self, e: FileQuarantined) -> None:
-        self.ingest_refusals.labels(dataset=e.dataset, reason=e.reason).inc()
+    def ingest_outcomes(self, outcomes: Iterable[str]) -> None:
+        """Export each outcome from 0, so that Prometheus's increase() sees the first file."""
+        for outcome in outcomes:
+            self.ingest_files.labels(outcome=outcome)
+
+    def file_refused(self, dataset: str, reason: str) -> None:
+        self.ingest_refusals.labels(dataset=dataset, reason=reason).inc()
 
     def version_accepted(self, dataset: str) -> None:
         self.versions_accepted.labels(dataset=dataset).inc()
 
-    def alias_moved(self, e: AliasMoved) -> None:
-        self.alias_moves.labels(model=e.model, alias=e.alias, action=e.action).inc()
+    def alias_moved(self, model: str, alias: str, action: str) -> None:
+        self.alias_moves.labels(model=model, alias=alias, action=action).inc()
 
-    def live_metric_checked(self, e: LiveMetricChecked) -> None:
-        self.live_metric.labels(model=e.model, version=str(e.version), metric=e.metric) \
-            .set(e.value)
+    def live_metric_checked(self, model: str, version: int, metric: str, value: float) -> None:
+        self.live_metric.labels(model=model, version=str(version), metric=metric).set(value)
 
-    def job_finished(self, e: JobFinished) -> None:
-        """Count every finished run; time those that ran here; track failing and success."""
-        self.job_runs.labels(name=e.job, kind=e.kind, status=e.status).inc()
-        if e.seconds is not None:
-            self.job_seconds.labels(kind=e.kind, status=e.status).observe(e.seconds)
-        if e.succeeded:
-            self.job_failing.labels(name=e.job, kind=e.kind).set(0)
-            self.job_last_success.labels(name=e.job, kind=e.kind).set(time.time())
-        elif e.final:
-            self.job_failing.labels(name=e.job, kind=e.kind).set(1)
+    def job_finished(self, name: str, kind: str, status: str, seconds: float | None, *,
+                     succeeded: bool, final: bool) -> None:
+        """Count every finished run; time those that ran here (``seconds`` not None); a final
+        failure flags the job failing until its next success."""
+        self.job_runs.labels(name=name, kind=kind, status=status).inc()
+        if seconds is not None:
+            self.job_seconds.labels(kind=kind, status=status).observe(seconds)
+        if succeeded:
+            self.job_failing.labels(name=name, kind=kind).set(0)
+            self.job_last_success.labels(name=name, kind=kind).set(time.time())
+        elif final:
+            self.job_failing.labels(name=name, kind=kind).set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

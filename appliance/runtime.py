@@ -31,7 +31,7 @@ from appliance.domain.events import (
     LiveMetricChecked,
     VersionAccepted,
 )
-from appliance.domain.ingest import Reason
+from appliance.domain.ingest import IngestOutcome, Reason
 from appliance.domain.roles import Role
 from appliance.events import EventBus
 from appliance.ingest.service import IngestService
@@ -121,6 +121,7 @@ def build(settings: Settings) -> Appliance:
     try:
         events = EventBus()
         metrics = Metrics()
+        metrics.ingest_outcomes(o.value for o in IngestOutcome)
         auditor = Auditor(store, settings.home / "audit.head")
         # Before anything writes: deleting the newest events while the server was down
         # must not be papered over by the next event (it would chain onto what is left).
@@ -201,12 +202,14 @@ def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
 
     # metrics on /metrics
     events.subscribe(IngestFinished, lambda e: metrics.ingest_outcome(e.outcome, e.seconds))
-    events.subscribe(FileQuarantined, metrics.file_refused)
+    events.subscribe(FileQuarantined, lambda e: metrics.file_refused(e.dataset, e.reason))
     events.subscribe(VersionAccepted, lambda e: metrics.version_accepted(e.dataset))
-    events.subscribe(AliasMoved, metrics.alias_moved)
-    events.subscribe(JobFinished, metrics.job_finished)
+    events.subscribe(AliasMoved, lambda e: metrics.alias_moved(e.model, e.alias, e.action))
+    events.subscribe(JobFinished, lambda e: metrics.job_finished(
+        e.job, e.kind, e.status, e.seconds, succeeded=e.succeeded, final=e.final))
     events.subscribe(DriftChecked, lambda e: metrics.drift_report(e.model, e.p_values, e.drift))
-    events.subscribe(LiveMetricChecked, metrics.live_metric_checked)
+    events.subscribe(LiveMetricChecked, lambda e: metrics.live_metric_checked(
+        e.model, e.version, e.metric, e.value))
 
 
 def _file_alert(alerts: AlertService, e: FileQuarantined) -> None:
