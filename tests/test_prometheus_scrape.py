@@ -4,6 +4,7 @@ scrapes the appliance's series and loads the shipped alert rules."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -136,6 +137,16 @@ def test_real_prometheus_scrapes_the_appliance_with_the_shipped_config(
     quantile = query(prom, "histogram_quantile(0.5, sum by (job, le) "
                            "(appliance_predict_seconds_bucket))")
     assert 0 < quantile["appliance"] < 1
+
+    # every query of the shipped dashboard is PromQL this Prometheus evaluates
+    dashboard = json.loads((OPS / "grafana-dashboard.json").read_text())
+    grafana = {"$instance": ".*", "$model": ".*", "$__rate_interval": "1m", "$__range": "5m"}
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for expr in exprs:
+        for var, value in grafana.items():
+            expr = expr.replace(var, value)
+        query(prom, expr)
+    assert query(prom, exprs[0].replace("$instance", ".*")) == {"appliance": 1.0}  # up
 
     rules = httpx.get(f"{prom}/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {r["name"]: r["health"] for g in rules for r in g["rules"]}
