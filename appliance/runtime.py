@@ -31,7 +31,7 @@ from appliance.domain.events import (
     LiveMetricChecked,
     VersionAccepted,
 )
-from appliance.domain.ingest import Reason
+from appliance.domain.ingest import IngestOutcome, Reason
 from appliance.domain.roles import Role
 from appliance.events import EventBus
 from appliance.ingest.service import IngestService
@@ -121,6 +121,7 @@ def build(settings: Settings) -> Appliance:
     try:
         events = EventBus()
         metrics = Metrics()
+        metrics.ingest_outcomes(o.value for o in IngestOutcome)
         auditor = Auditor(store, settings.home / "audit.head")
         # Before anything writes: deleting the newest events while the server was down
         # must not be papered over by the next event (it would chain onto what is left).
@@ -201,8 +202,14 @@ def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
 
     # metrics on /metrics
     events.subscribe(IngestFinished, lambda e: metrics.ingest_outcome(e.outcome, e.seconds))
-    events.subscribe(JobFinished, lambda e: _job_seconds(metrics, e))
+    events.subscribe(FileQuarantined, lambda e: metrics.file_refused(e.dataset, e.reason))
+    events.subscribe(VersionAccepted, lambda e: metrics.version_accepted(e.dataset))
+    events.subscribe(AliasMoved, lambda e: metrics.alias_moved(e.model, e.alias, e.action))
+    events.subscribe(JobFinished, lambda e: metrics.job_finished(
+        e.job, e.kind, e.status, e.seconds, succeeded=e.succeeded, final=e.final))
     events.subscribe(DriftChecked, lambda e: metrics.drift_report(e.model, e.p_values, e.drift))
+    events.subscribe(LiveMetricChecked, lambda e: metrics.live_metric_checked(
+        e.model, e.version, e.metric, e.value))
 
 
 def _file_alert(alerts: AlertService, e: FileQuarantined) -> None:
@@ -220,11 +227,6 @@ def _job_alert(alerts: AlertService, e: JobFinished) -> None:
     elif e.final:
         alerts.job_failed(e.job, (e.error or "failed")[:2000],
                           {"run_id": e.run_id} if e.run_id is not None else None)
-
-
-def _job_seconds(metrics: Metrics, e: JobFinished) -> None:
-    if e.seconds is not None:
-        metrics.job_seconds.labels(kind=e.kind, status=e.status).observe(e.seconds)
 
 
 def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler: Scheduler,

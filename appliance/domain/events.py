@@ -10,19 +10,23 @@ event               published by                        subscribed by (runtime.p
 ==================  ==================================  ====================================
 VersionAccepted     ingest.service (a version passed    alerts: resolve ``validation_rejected``
                     its contract, file archived)        jobs: queue each new-data loop
+                                                        metrics: versions accepted by dataset
 FileQuarantined     ingest.service (a claim refused,    alerts: raise ``validation_rejected``
                     a hostile inbox entry, a contract   (not for a duplicate)
-                    failure)
+                    failure)                            metrics: refusals by dataset, reason
 IngestFinished      ingest.service (every file taken)   metrics: ingest files and seconds
 AliasMoved          registry.service (set, rollback,    serve.sessions: load and swap the
                     approve; after commit)              model's sessions
+                                                        metrics: alias moves
 JobFinished         jobs.service (every ledgered job    alerts: raise ``job_failed`` when no
                     run; a run interrupted twice),      retry is left, resolve on success
-                    train.service (every training run)  metrics: job seconds by kind, status
-DriftChecked        monitor.drift (every stored         metrics: p-values, drift flag
+                    train.service (every training run)  metrics: runs, seconds, failing flag,
+                                                        last success
+DriftChecked        monitor.drift (every stored         metrics: p-values, drift flag, checks
                     report)                             alerts: raise/resolve ``drift``
 LiveMetricChecked   jobs.loop (the scheduled drift      alerts: raise/resolve
                     job's live-metric thresholds)       ``metric_below_threshold``
+                                                        metrics: the live metric's value
 ==================  ==================================  ====================================
 """
 
