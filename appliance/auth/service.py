@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import math
 import secrets
 import threading
@@ -36,8 +37,14 @@ from appliance.store import users as q
 from appliance.store.db import Store
 from appliance.store.tables import TokenRow, UserRow
 
+log = logging.getLogger(__name__)
+
 TOKEN_PREFIX = "apl_"  # noqa: S105 - a prefix, not a secret
 _CACHE_SECONDS = 30.0
+# A token's last_used_at is written when authentication reads the token from the store
+# (a cache miss) and the stored time is older than this: at most one write per token
+# per minute, never one per request.
+_TOUCH_SECONDS = 60.0
 _MIN_PASSWORD = 8
 _MAX_PASSWORD = 1024  # argon2 hashes any length; a megabyte "password" is only a cost
 MAX_TOKEN_DAYS = 3650  # an API token lives (0, 10 years]; no expiry is spelled None
@@ -312,12 +319,27 @@ class AuthService:
                 if user is None or user.disabled:
                     raise Unauthenticated("the token's user is disabled or gone")
                 principal = Principal(user.username, Role(user.role), str(row.id), row.kind)
+        self._touch(row.id, row.last_used_at, now)
         valid_for = _CACHE_SECONDS
         if row.expires_at is not None:
             valid_for = min(valid_for, (row.expires_at - now).total_seconds())
         with self._cache_lock:
             self._cache[digest] = (principal, now_mono + valid_for)
         return principal
+
+    def _touch(self, token_id: uuid.UUID, last: dt.datetime | None, now: dt.datetime) -> None:
+        """Keep ``last_used_at`` to the minute; a store that cannot write now (read-only,
+        locked, degraded) never fails an authentication over it."""
+        if last is not None:
+            if last.tzinfo is None:
+                last = last.replace(tzinfo=dt.UTC)
+            if (now - last).total_seconds() < _TOUCH_SECONDS:
+                return
+        try:
+            with self.store.write() as s:
+                q.touch_token(s, token_id, now)
+        except Exception as exc:  # bookkeeping: the request goes on whatever the store says
+            log.debug("could not record the use of token %s: %s", token_id, exc)
 
     def _clear_cache(self) -> None:
         with self._cache_lock:

@@ -47,6 +47,14 @@ def get_token(s: Session, token_id: uuid.UUID) -> TokenRow | None:
     return s.get(TokenRow, token_id)
 
 
+def touch_token(s: Session, token_id: uuid.UUID, at: dt.datetime) -> None:
+    """Record that a token was used at ``at``."""
+    row = s.get(TokenRow, token_id)
+    if row is not None:
+        row.last_used_at = at
+        s.add(row)
+
+
 def list_tokens(s: Session, *, include_sessions: bool = False) -> list[TokenRow]:
     q = select(TokenRow)
     if not include_sessions:

@@ -196,3 +196,32 @@ def _login(app: Any, username: str, password: str | None = None) -> str:
         password = (app.settings.admin_password.get_secret_value() if username == "admin"
                     else "password123")
     return str(app.auth.login(username, password).access_token)
+
+
+def test_authenticating_records_when_a_token_was_last_used(appliance_app: Any) -> None:
+    made = appliance_app.auth.create_token("admin", "ci", by=SYSTEM)
+    assert _last_used(appliance_app, made.id) is None
+    before = dt.datetime.now(dt.UTC)
+    appliance_app.auth.authenticate(made.token)
+    first = _last_used(appliance_app, made.id)
+    assert first is not None and dt.datetime.fromisoformat(first) >= before - dt.timedelta(seconds=1)
+
+
+def test_last_used_is_written_at_most_once_a_minute_per_token(appliance_app: Any) -> None:
+    made = appliance_app.auth.create_token("admin", "ci", by=SYSTEM)
+    appliance_app.auth.authenticate(made.token)
+    first = _last_used(appliance_app, made.id)
+    appliance_app.auth._clear_cache()  # a cache miss reads the token again: still no write
+    appliance_app.auth.authenticate(made.token)
+    assert _last_used(appliance_app, made.id) == first
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    appliance_app.store.execute("UPDATE tokens SET last_used_at = :t WHERE name = 'ci'", {"t": old})
+    appliance_app.auth._clear_cache()
+    appliance_app.auth.authenticate(made.token)
+    assert dt.datetime.fromisoformat(_last_used(appliance_app, made.id) or "") > old
+
+
+def _last_used(app: Any, token_id: str) -> str | None:
+    (token,) = [t for t in app.auth.list_tokens() if t.id == token_id]
+    out: str | None = token.last_used_at
+    return out
