@@ -46,6 +46,19 @@ _STATUS = {ErrorCode.already_exists: 400, ErrorCode.invalid_state: 400,
            ErrorCode.permission_denied: 403, ErrorCode.invalid_parameter: 400}
 
 
+# every path of the MLflow protocol starts with one of these (mlflow-artifacts included)
+PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow", "/api/3.0/mlflow")
+
+
+def unrouted(path: str, status: int, detail: str) -> JSONResponse | None:
+    """MLflow's answer for a path no route matched (a newline in it, say), or None when
+    the path is not MLflow's."""
+    if not path.startswith(PREFIXES):
+        return None
+    code = ErrorCode.endpoint_not_found if status in (404, 405) else ErrorCode.invalid_parameter
+    return mlflow_error(code, detail, status)
+
+
 def mlflow_error(code: ErrorCode, message: str, status: int) -> JSONResponse:
     return JSONResponse({"error_code": code.value, "message": message}, status_code=status)
 

@@ -47,7 +47,7 @@ class _Latest(_Name):
 
 class _Search(BaseModel):
     filter: str | None = None
-    max_results: int = Field(100, ge=1, le=1000)
+    max_results: int = Field(100, ge=1, le=200_000)
     page_token: str | None = None
     order_by: list[str] = Field(default_factory=list)
 
