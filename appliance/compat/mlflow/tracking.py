@@ -148,8 +148,12 @@ class MlflowTracking:
     def metric_history(self, run_id: str, key: str) -> list[wire.Metric]:
         if not key:
             raise InvalidInput("metric_key is required", detail={"field": "metric_key"})
-        return [wire.Metric(key=p.key, value=p.value, step=p.step, timestamp=millis(p.ts) or 0)
-                for p in self.runs.metric_history(run_id, key)]
+        # MLflow keeps one copy of a point logged twice (same step, value and time: its
+        # primary key); autolog does log some twice, and the client reads one
+        seen = dict.fromkeys((p.step, p.value, millis(p.ts) or 0)
+                             for p in self.runs.metric_history(run_id, key))
+        return [wire.Metric(key=key, value=value, step=step, timestamp=ts)
+                for step, value, ts in seen]
 
     def search_runs(self, body: wire.SearchRuns) -> wire.RunPage:
         by_id = {e.id: e for e in self.experiments.listed(

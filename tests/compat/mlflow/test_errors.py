@@ -192,3 +192,15 @@ def test_registry_writes_are_refused_with_a_pointer_to_job_files(api: Any) -> No
         message = _error(api.request(method, f"{API}/{path}", json={"name": "churn"}),
                          "PERMISSION_DENIED", 403)
         assert "job files" in message
+
+
+def test_history_holds_a_point_logged_twice_once_as_mlflow_does(api: Any) -> None:
+    run = _run(api)
+    point = {"run_id": run["run_id"], "key": "m", "value": 0.5, "timestamp": 1000, "step": 3}
+    for _ in range(2):
+        assert api.post(f"{API}/runs/log-metric", json=point).status_code == 200
+    api.post(f"{API}/runs/log-metric", json={**point, "value": 0.6})
+    got = api.get(f"{API}/metrics/get-history",
+                  params={"run_id": run["run_id"], "metric_key": "m"}).json()["metrics"]
+    assert [(m["step"], m["value"], m["timestamp"]) for m in got] == [(3, 0.5, 1000),
+                                                                      (3, 0.6, 1000)]
