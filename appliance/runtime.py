@@ -114,6 +114,7 @@ class Appliance:
         self.serving.log.close()
         self.ingest.close()
         self.alerts.close()
+        self.mlflow.close()
         self.store.close()
         self.started = False
 

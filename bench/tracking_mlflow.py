@@ -16,7 +16,10 @@ everything back (history of both keys, the params). Contenders, in one run:
 Both get an untimed warm-up run first, then REPEATS timed runs in alternation. It
 prints the median phase times, the ratio of MLflow's total time to ours (the same
 client calls: throughput ratio; target >= 10x), and the peak resident memory of each
-server process tree (VmHWM) and of the client. ``--strict`` exits 1 when missed.
+server process tree (VmHWM) and of the client. A third contender, a server that answers
+every call at once and keeps nothing (``_noop_tracking_server.py``), measures the MLflow
+client's own cost per call: no server can beat it, so it bounds the reachable ratio.
+``--strict`` exits 1 when the target is missed.
 """
 
 from __future__ import annotations
@@ -126,13 +129,24 @@ def mlflow_server(root: Path) -> Iterator[tuple[str, str, int]]:
         yield url, "", pid
 
 
+@contextmanager
+def noop_server(root: Path) -> Iterator[tuple[str, str, int]]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "_noop_tracking_server:app", "--host", "127.0.0.1",
+           "--port", str(port), "--log-level", "warning", "--app-dir", str(WORKLOAD.parent)]
+    url = f"http://127.0.0.1:{port}"
+    with _process(cmd, _clean_env(), root / "noop.log", url + "/health") as pid:
+        yield url, "", pid
+
+
 def workload(url: str, token: str, tag: str, params: int, batched: int,
-             single: int) -> dict[str, float]:
+             single: int, check: bool = True) -> dict[str, float]:
     env = _clean_env()
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
     proc = subprocess.run([sys.executable, str(WORKLOAD), url, tag, str(params), str(batched),
-                           str(single)], env=env, capture_output=True, text=True, check=False)
+                           str(single), *([] if check else ["--no-check"])], env=env,
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-4000:])
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
@@ -152,6 +166,7 @@ def main(
     ours: list[dict[str, float]] = []
     theirs: list[dict[str, float]] = []
     peaks: dict[str, float] = {}
+    floor: list[dict[str, float]] = []
     try:
         (tmp / "a").mkdir()
         (tmp / "m").mkdir()
@@ -166,13 +181,16 @@ def main(
                 console.print(f"  round {i + 1}: ours {ours[-1]['total']:.2f} s, "
                               f"mlflow {theirs[-1]['total']:.2f} s")
             peaks = {"ours": _tree_peak_mb(a_pid), "mlflow": _tree_peak_mb(m_pid)}
+        with noop_server(tmp) as (n_url, _, _pid):
+            floor = [workload(n_url, "", str(i), params, batched, single, check=False)
+                     for i in range(repeats)]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    report(ours, theirs, peaks, params, batched, single, strict)
+    report(ours, theirs, floor, peaks, params, batched, single, strict)
 
 
 def report(ours: list[dict[str, float]], theirs: list[dict[str, float]],
-           peaks: dict[str, float], params: int, batched: int, single: int,
+           floor: list[dict[str, float]], peaks: dict[str, float], params: int, batched: int, single: int,
            strict: bool) -> None:
     def med(rows: list[dict[str, float]], field: str) -> float:
         return statistics.median(r[field] for r in rows)
@@ -185,7 +203,8 @@ def report(ours: list[dict[str, float]], theirs: list[dict[str, float]],
     for col in cols:
         table.add_column(col, justify="left" if col == "contender" else "right")
     for label, rows, key in (("appliance serve", ours, "ours"),
-                             ("mlflow server (sqlite)", theirs, "mlflow")):
+                             ("mlflow server (sqlite)", theirs, "mlflow"),
+                             ("no-op server (the client's own cost)", floor, "noop")):
         table.add_row(label, *(f"{med(rows, f):.3f}" for f in
                                ("params", "batched", "single", "end_read", "total")),
                       f"{single / med(rows, 'single'):,.0f}", f"{peaks.get(key, 0):.0f}",
@@ -198,6 +217,10 @@ def report(ours: list[dict[str, float]], theirs: list[dict[str, float]],
         f"mlflow time / ours (same client calls) = {ratio:.1f}x  (target >= "
         f"{TARGET_RATIO:.0f}x) " + ("[green]met[/]" if met else "[red]missed[/]")
         + "; per phase: " + ", ".join(f"{k} {v:.1f}x" for k, v in per_phase.items()))
+    bound = med(theirs, "total") / med(floor, "total")
+    console.print(f"the most any server could reach with this client: mlflow time / no-op "
+                  f"server time = {bound:.1f}x; ours is {100 * med(floor, 'total') / "
+                  f"med(ours, 'total'):.0f}% of the no-op server's speed")
     if strict and not met:
         raise typer.Exit(1)
 

@@ -41,6 +41,14 @@ def create_app(appliance: Appliance) -> FastAPI:
     )
     app.state.appliance = appliance
     errors.install(app)
+    # the MLflow client's protocol (docs/compat/mlflow.md), kept out of /openapi.json;
+    # first, so its one-value-a-request logging calls match early
+    for prefix in mlflow_tracking.PREFIXES:
+        app.include_router(mlflow_tracking.router(prefix))
+        app.include_router(mlflow_registry.router(prefix))
+        app.include_router(mlflow_logged.router(prefix))
+    app.include_router(mlflow_artifacts.router())
+    app.include_router(mlflow_tracking.server_info_router())
     app.include_router(system.router)
     app.include_router(datasets.router)
     app.include_router(lineage.router)
@@ -52,13 +60,6 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(backups.router)
-    # the MLflow client's protocol (docs/compat/mlflow.md), kept out of /openapi.json
-    for prefix in mlflow_tracking.PREFIXES:
-        app.include_router(mlflow_tracking.router(prefix))
-        app.include_router(mlflow_registry.router(prefix))
-        app.include_router(mlflow_logged.router(prefix))
-    app.include_router(mlflow_artifacts.router())
-    app.include_router(mlflow_tracking.server_info_router())
     for prefix in (*mlflow_tracking.PREFIXES, mlflow_artifacts.PREFIX, "/api/3.0/mlflow"):
         app.include_router(mlflow_tracking.unknown_router(prefix))
 

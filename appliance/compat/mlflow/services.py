@@ -9,6 +9,7 @@ from appliance.compat.mlflow.logged import MlflowLoggedModels
 from appliance.compat.mlflow.registry import MlflowRegistry
 from appliance.compat.mlflow.tracking import MlflowTracking
 from appliance.registry.service import RegistryService
+from appliance.runs.buffer import LogBuffer
 from appliance.runs.experiments import ExperimentService
 from appliance.runs.service import RunService
 from appliance.store.db import Store
@@ -21,10 +22,14 @@ class MlflowServices:
     logged: MlflowLoggedModels
     artifacts: MlflowArtifacts
 
+    def close(self) -> None:
+        """Commit what the MLflow routes queued (``appliance.runs.buffer``)."""
+        self.tracking.buffer.close()
+
 
 def build_mlflow(store: Store, runs: RunService, experiments: ExperimentService,
                  registry: RegistryService) -> MlflowServices:
-    tracking = MlflowTracking(runs, experiments)
+    tracking = MlflowTracking(runs, experiments, LogBuffer(runs))
     reads = MlflowRegistry(registry)
     logged = MlflowLoggedModels(store, tracking)
     return MlflowServices(tracking, reads, logged, MlflowArtifacts(tracking, reads, logged))

@@ -22,6 +22,7 @@ from appliance.domain.experiments import (
 from appliance.domain.principal import Principal
 from appliance.domain.runs import RunRecord, RunStatus
 from appliance.errors import Conflict, InvalidInput
+from appliance.runs.buffer import LogBuffer
 from appliance.runs.experiments import ExperimentService
 from appliance.runs.service import RunService
 
@@ -38,9 +39,11 @@ def artifact_root(experiment_id: str) -> str:
 
 
 class MlflowTracking:
-    def __init__(self, runs: RunService, experiments: ExperimentService) -> None:
+    def __init__(self, runs: RunService, experiments: ExperimentService,
+                 buffer: LogBuffer) -> None:
         self.runs = runs
         self.experiments = experiments
+        self.buffer = buffer  # the client logs one value a request: write-behind
 
     # -- experiments ------------------------------------------------------------------
 
@@ -92,14 +95,17 @@ class MlflowTracking:
         return run_wire(self.runs.record(run.id), exp.id)
 
     def run(self, run_id: str) -> wire.Run:
+        self.buffer.flush()
         record = self.runs.record(run_id)
         return run_wire(record, self._experiment_id(record.experiment))
 
     def update_run(self, body: wire.UpdateRun, *, by: Principal) -> wire.RunInfo:
+        self.buffer.forget(body.id)
         record = self.runs.record(body.id)
         if body.run_name and body.run_name != record.name:
             self.runs.rename(record.id, body.run_name)
             self.runs.log_batch(record.id, tags={RUN_NAME_TAG: body.run_name})
+            self.buffer.forget(record.id)
         if body.status:
             target = _FROM_MLFLOW.get(body.status)
             if target is None:
@@ -114,20 +120,21 @@ class MlflowTracking:
         return self.run(record.id).info
 
     def set_deleted(self, run_id: str, deleted: bool, *, by: Principal) -> None:
+        self.buffer.forget(run_id)
         self.runs.set_deleted(run_id, deleted, by=by)
 
     def log_batch(self, body: wire.LogBatch) -> None:
         params = {p.key: p.value for p in body.params}
         if len(params) != len(body.params):
             raise InvalidInput("a batch names a param twice", detail={"field": "params"})
-        self.runs.log_batch(
+        self.buffer.log(
             body.id, params=params, tags={t.key: t.value for t in body.tags},
             metrics=[{"key": m.key, "value": m.value, "step": m.step, "ts": m.timestamp / 1000}
                      for m in body.metrics])
 
     def log_metric(self, body: wire.LogMetric) -> None:
         stamp = body.timestamp / 1000 if body.timestamp is not None else None
-        self.runs.log_batch(body.id, metrics=[
+        self.buffer.log(body.id, metrics=[
             {"key": body.key, "value": body.value, "step": body.step, "ts": stamp}])
 
     def log_inputs(self, body: wire.LogInputs) -> None:
@@ -143,6 +150,7 @@ class MlflowTracking:
             self.runs.record(body.id)  # an unknown run is still refused
 
     def delete_tag(self, body: wire.DeleteTag) -> None:
+        self.buffer.flush()
         self.runs.delete_tag(body.id, body.key)
 
     def metric_history(self, run_id: str, key: str) -> list[wire.Metric]:
@@ -150,6 +158,7 @@ class MlflowTracking:
             raise InvalidInput("metric_key is required", detail={"field": "metric_key"})
         # MLflow keeps one copy of a point logged twice (same step, value and time: its
         # primary key); autolog does log some twice, and the client reads one
+        self.buffer.flush()
         seen = dict.fromkeys((p.step, p.value, millis(p.ts) or 0)
                              for p in self.runs.metric_history(run_id, key))
         return [wire.Metric(key=key, value=value, step=step, timestamp=ts)
@@ -162,6 +171,7 @@ class MlflowTracking:
         for exp_id in body.experiment_ids:
             exp = by_id.get(exp_id) or self.experiments.get(exp_id)  # NotFound if unknown
             names[exp.name] = exp.id
+        self.buffer.flush()
         records = self.runs.records(list(names), deleted=_view(body.run_view_type))
         found = search.filter_runs([run_wire(r, names[r.experiment]) for r in records],
                                    body.filter)
