@@ -218,9 +218,10 @@ def report(ours: list[dict[str, float]], theirs: list[dict[str, float]],
         f"{TARGET_RATIO:.0f}x) " + ("[green]met[/]" if met else "[red]missed[/]")
         + "; per phase: " + ", ".join(f"{k} {v:.1f}x" for k, v in per_phase.items()))
     bound = med(theirs, "total") / med(floor, "total")
+    share = 100 * med(floor, "total") / med(ours, "total")
     console.print(f"the most any server could reach with this client: mlflow time / no-op "
-                  f"server time = {bound:.1f}x; ours is {100 * med(floor, 'total') / "
-                  f"med(ours, 'total'):.0f}% of the no-op server's speed")
+                  f"server time = {bound:.1f}x; ours runs at {share:.0f}% of the no-op "
+                  "server's speed")
     if strict and not met:
         raise typer.Exit(1)
 
