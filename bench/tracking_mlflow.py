@@ -47,7 +47,7 @@ from rich.table import Table
 TARGET_RATIO = 10.0
 PARAMS, BATCHED, SINGLE = 100, 10_000, 2_000
 WORKLOAD = Path(__file__).with_name("_mlflow_workload.py")
-console = Console()
+console = Console(width=150)
 app = typer.Typer(add_completion=False)
 
 
