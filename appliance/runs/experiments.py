@@ -8,7 +8,13 @@ import uuid
 
 from appliance.audit import Auditor
 from appliance.domain import runkeys as rules
-from appliance.domain.experiments import Experiment, ExperimentSummary, LifecycleStage
+from appliance.domain.experiments import (
+    DEFAULT_EXPERIMENT,
+    DEFAULT_EXPERIMENT_ID,
+    Experiment,
+    ExperimentSummary,
+    LifecycleStage,
+)
 from appliance.domain.principal import Principal
 from appliance.errors import Conflict, InvalidInput, NotFound
 from appliance.store import experiments as q
@@ -38,6 +44,13 @@ class ExperimentService:
         return experiment_of(row)
 
     def get(self, experiment_id: str) -> Experiment:
+        if experiment_id == DEFAULT_EXPERIMENT_ID:  # made on first use, like a run's
+            with self.store.read() as s:
+                found = q.get(s, experiment_id)
+            if found is None:
+                with self.store.write() as s:
+                    found = q.ensure(s, DEFAULT_EXPERIMENT, by="system")
+            return experiment_of(found)
         with self.store.read() as s:
             return experiment_of(self._get(s, experiment_id))
 

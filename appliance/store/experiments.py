@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from appliance.domain.experiments import DEFAULT_EXPERIMENT, DEFAULT_EXPERIMENT_ID
 from appliance.store.tables import ExperimentRow, RunRow
 
 
@@ -29,7 +30,8 @@ def ensure(s: Session, name: str, *, by: str) -> ExperimentRow:
     found = by_name(s, name)
     if found is not None:
         return found
-    return add(s, ExperimentRow(id=uuid.uuid4().hex, name=name, created_by=by))
+    made_id = DEFAULT_EXPERIMENT_ID if name == DEFAULT_EXPERIMENT else uuid.uuid4().hex
+    return add(s, ExperimentRow(id=made_id, name=name, created_by=by))
 
 
 def listed(s: Session, stages: list[str]) -> list[ExperimentRow]:

@@ -67,3 +67,9 @@ def test_artifact_path_refuses_hostile_paths(appliance_app: Any, path: str) -> N
     with pytest.raises(InvalidInput):
         appliance_app.runs.add_artifact_at(run.id, path, io.BytesIO(b"x"))
     assert appliance_app.runs.artifact_files(run.id) == []
+
+
+def test_default_experiment_is_made_on_first_use_with_the_id_zero(appliance_app: Any) -> None:
+    assert appliance_app.experiments.listed() == []
+    assert appliance_app.experiments.get("0").name == "default"
+    assert [e.id for e in appliance_app.experiments.listed()] == ["0"]

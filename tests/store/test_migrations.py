@@ -71,3 +71,14 @@ def test_migrate_0012_gives_every_experiment_named_by_a_run_an_id(tmp_path: Path
     assert by_name["default"] == ("0", "active")
     assert len(by_name["churn"][0]) == 32 and by_name["churn"][0] != by_name["sales eu"][0]
     assert deleted[0][0] == 4
+
+
+def test_migrate_0012_on_an_empty_store_seeds_no_experiment(tmp_path: Path) -> None:
+    """A restore loads the backup's rows into a fresh schema: a seeded row would collide."""
+    store = _store_at(tmp_path, 11)
+    try:
+        apply_migrations(store._engine(), store.db_path)
+        rows = store.execute("SELECT count(*) FROM experiments")
+    finally:
+        store.close()
+    assert rows[0][0] == 0

@@ -1,7 +1,8 @@
 -- 0012: experiments as a concept of their own, with ids (the MLflow client addresses
 -- experiments by id). A run still names its experiment (runs.experiment, the join key);
 -- the experiment "default" has the id '0', as MLflow's Default experiment does. Every
--- experiment already named by a run gets a row. Text keys (DuckDB: no autoincrement);
+-- experiment already named by a run gets a row (no row is seeded: a restore loads the
+-- backup's rows into the fresh schema; "default" is made on first use). Text keys (DuckDB: no autoincrement);
 -- no UNIQUE index on name: the one writer checks it (DuckDB updates of indexed rows
 -- trip over-eager constraint checks). runs.deleted_at: MLflow's soft delete.
 CREATE TABLE experiments (
@@ -16,12 +17,10 @@ CREATE TABLE experiments (
 );
 INSERT INTO experiments (id, name, artifact_location, lifecycle_stage, tags, created_by,
                          created_at, updated_at)
-VALUES ('0', 'default', NULL, 'active', NULL, 'system', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP);
-INSERT INTO experiments (id, name, artifact_location, lifecycle_stage, tags, created_by,
-                         created_at, updated_at)
-SELECT replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), experiment, NULL, 'active', NULL,
+SELECT CASE WHEN experiment = 'default' THEN '0'
+            ELSE replace(CAST(gen_random_uuid() AS VARCHAR), '-', '') END, experiment, NULL, 'active', NULL,
        'system', min(created_at), max(created_at)
-FROM runs WHERE experiment <> 'default' GROUP BY experiment;
+FROM runs GROUP BY experiment;
 ALTER TABLE runs ADD COLUMN deleted_at TIMESTAMPTZ;
 -- MLflow 3's logged models (what mlflow.<flavor>.log_model records): a name, a status
 -- and params/tags, tied to the run whose artifacts hold its files
