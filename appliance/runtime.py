@@ -186,7 +186,8 @@ def build(settings: Settings) -> Appliance:
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
         experiments=experiments,
-        mlflow=build_mlflow(store, runs, experiments, registry),
+        mlflow=build_mlflow(store, runs, experiments, registry,
+                            log_delay_ms=settings.mlflow_log_delay_ms),
     )
 
 

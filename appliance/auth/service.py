@@ -339,14 +339,6 @@ class AuthService:
             self._cache[digest] = (principal, now_mono + valid_for)
         return principal
 
-    def is_cached(self, token: str | None) -> bool:
-        """Whether ``authenticate(token)`` would answer from memory (no store read)."""
-        if not token:
-            return False
-        with self._cache_lock:
-            hit = self._cache.get(hash_token(token))
-        return hit is not None and hit[1] > time.monotonic()
-
     def _clear_cache(self) -> None:
         with self._cache_lock:
             self._cache.clear()

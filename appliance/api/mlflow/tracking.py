@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from appliance.api.deps import bearer_token
 from appliance.api.mlflow.edge import MlflowRoute, appliance_of, body_of, caller, mlflow_error
 from appliance.compat.mlflow import wire
 from appliance.compat.mlflow.tracking import MlflowTracking
@@ -36,15 +35,9 @@ async def _do(request: Request, role: Role,
 
 async def _log(request: Request, work: Callable[[MlflowTracking], None],
                run_id: str) -> JSONResponse:
-    """A logging call: answered on the event loop when the caller's token is cached and
-    the run is open in the write-behind buffer (nothing blocks); else in the threadpool."""
-    app = appliance_of(request)
-    tracking = app.mlflow.tracking
-    if tracking.buffer.is_open(run_id) and app.auth.is_cached(bearer_token(request)):
-        caller(request, Role.operator)
-        work(tracking)
-    else:
-        await _do(request, Role.operator, lambda t, _: work(t))
+    """A logging call, answered once its values are committed (in the threadpool: the
+    commit blocks)."""
+    await _do(request, Role.operator, lambda t, _: work(t))
     return JSONResponse({})
 
 

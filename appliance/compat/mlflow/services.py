@@ -28,8 +28,9 @@ class MlflowServices:
 
 
 def build_mlflow(store: Store, runs: RunService, experiments: ExperimentService,
-                 registry: RegistryService) -> MlflowServices:
-    tracking = MlflowTracking(runs, experiments, LogBuffer(runs))
+                 registry: RegistryService, *, log_delay_ms: int = 0) -> MlflowServices:
+    tracking = MlflowTracking(runs, experiments,
+                              LogBuffer(runs, max_delay=log_delay_ms / 1000))
     reads = MlflowRegistry(registry)
     logged = MlflowLoggedModels(store, tracking)
     return MlflowServices(tracking, reads, logged, MlflowArtifacts(tracking, reads, logged))
