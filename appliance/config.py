@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         description="Failed logins from one client address (not loopback) before back-off starts.")
     login_backoff_max_seconds: float = Field(
         default=300.0, gt=0, description="The longest wait the login back-off asks for.")
+    mlflow_log_delay_ms: int = Field(
+        default=0, ge=0, le=1000,
+        description="0: an MLflow logging call is answered once committed (nothing acknowledged "
+                    "is lost). Above 0: answered at once and committed within this many ms, "
+                    "about 3x the throughput, but a server crash loses up to this much of a "
+                    "run's logged values.")
     api_docs: bool = Field(
         default=True,
         description="Serve /docs, /redoc and /openapi.json (without a token: they hold no data).")

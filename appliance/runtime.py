@@ -20,6 +20,7 @@ from appliance.audit import Auditor
 from appliance.auth.login import LoginLimits
 from appliance.auth.service import AuthService
 from appliance.backup import BackupService
+from appliance.compat.mlflow.services import MlflowServices, build_mlflow
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
 from appliance.domain.events import (
@@ -46,6 +47,7 @@ from appliance.monitor.alerts import AlertService
 from appliance.monitor.drift import DriftService
 from appliance.monitor.traffic import TrafficService
 from appliance.registry.service import RegistryService
+from appliance.runs.experiments import ExperimentService
 from appliance.runs.service import RunService
 from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
@@ -68,6 +70,7 @@ class Appliance:
     metrics: Metrics
     artifacts: ArtifactStore
     runs: RunService
+    experiments: ExperimentService
     registry: RegistryService
     training: TrainingService
     serving: PredictionService
@@ -79,6 +82,7 @@ class Appliance:
     jobs: JobService
     watcher: InboxWatcher
     backup: BackupService
+    mlflow: MlflowServices
     bootstrap_token: str | None = None
     started: bool = field(default=False)
 
@@ -110,6 +114,7 @@ class Appliance:
         self.serving.log.close()
         self.ingest.close()
         self.alerts.close()
+        self.mlflow.close()
         self.store.close()
         self.started = False
 
@@ -131,6 +136,7 @@ def build(settings: Settings) -> Appliance:
         metrics.store_degraded.set(1 if store.degraded else 0)
         artifacts = ArtifactStore(settings.artifacts_dir)
         runs = RunService(store, auditor, artifacts)
+        experiments = ExperimentService(store, auditor)
         registry = RegistryService(store, auditor, artifacts, events=events)
         alerts = AlertService(store, auditor, allowed_webhook_hosts=settings.webhook_allowlist,
                               allow_private=settings.webhook_allow_private,
@@ -180,6 +186,9 @@ def build(settings: Settings) -> Appliance:
         lineage=LineageService(store),
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
+        experiments=experiments,
+        mlflow=build_mlflow(store, runs, experiments, registry,
+                            log_delay_ms=settings.mlflow_log_delay_ms),
     )
 
 

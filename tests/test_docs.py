@@ -123,6 +123,9 @@ def _api_routes(app: Any) -> list[tuple[str, str]]:
         (method, route.path)
         for route in routes
         if route.path not in FRAMEWORK_ROUTES
+        # a foreign protocol's routes (the MLflow client's) stay out of /openapi.json and
+        # this table; each has a docs page of its own (docs/compat/)
+        and getattr(route, "include_in_schema", True)
         for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"})
     ]
 

@@ -7,6 +7,10 @@ from fastapi import FastAPI
 from appliance import __version__
 from appliance.api import errors
 from appliance.api.edge import Edge
+from appliance.api.mlflow import artifacts as mlflow_artifacts
+from appliance.api.mlflow import logged as mlflow_logged
+from appliance.api.mlflow import registry as mlflow_registry
+from appliance.api.mlflow import tracking as mlflow_tracking
 from appliance.api.routers import (
     alerts,
     backups,
@@ -37,6 +41,14 @@ def create_app(appliance: Appliance) -> FastAPI:
     )
     app.state.appliance = appliance
     errors.install(app)
+    # the MLflow client's protocol (docs/compat/mlflow.md), kept out of /openapi.json;
+    # first, so its one-value-a-request logging calls match early
+    for prefix in mlflow_tracking.PREFIXES:
+        app.include_router(mlflow_tracking.router(prefix))
+        app.include_router(mlflow_registry.router(prefix))
+        app.include_router(mlflow_logged.router(prefix))
+    app.include_router(mlflow_artifacts.router())
+    app.include_router(mlflow_tracking.server_info_router())
     app.include_router(system.router)
     app.include_router(datasets.router)
     app.include_router(lineage.router)
@@ -48,6 +60,8 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(backups.router)
+    for prefix in (*mlflow_tracking.PREFIXES, mlflow_artifacts.PREFIX, "/api/3.0/mlflow"):
+        app.include_router(mlflow_tracking.unknown_router(prefix))
 
     app.add_middleware(Edge, allowed_hosts=appliance.settings.allowed_hosts,
                        metrics=appliance.metrics)

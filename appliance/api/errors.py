@@ -74,7 +74,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_input", "the request is malformed", detail), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        from appliance.api.mlflow.edge import unrouted
+
+        if (foreign := unrouted(request.url.path, exc.status_code, str(exc.detail))) is not None:
+            return foreign  # the MLflow client reads only its own error shape
         kind = {404: "not_found", 405: "method_not_allowed", 400: "invalid_input"}.get(
             exc.status_code, "http_error"
         )

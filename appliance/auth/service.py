@@ -193,22 +193,7 @@ class AuthService:
 
     def login(self, username: str, password: str, *, client: str | None = None) -> AccessToken:
         """A session for a right password; throttled and audited (see ``auth.login``)."""
-        if not isinstance(username, str) or not isinstance(password, str):
-            raise Unauthenticated("wrong username or password")
-        keys = self.guard.begin(username, client)
-        with self.store.read() as s:
-            user = q.get_user(s, username)
-        hashed = user.password_hash if user and user.password_hash else self._dummy_hash
-        try:
-            right = self._hasher.verify(hashed, password) and user is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            right = False
-        if user is None or not right or user.disabled:
-            reason = ("unknown user" if user is None else
-                      "wrong password" if not right else "user disabled")
-            self.guard.failed(username, client, reason)
-            raise Unauthenticated("wrong username or password")
-        self.guard.succeeded(keys)
+        user = self._check_password_of(username, password, client)
         secret = new_secret()
         expires = dt.datetime.now(dt.UTC) + self.session_ttl
         if self.store.degraded:
@@ -229,6 +214,41 @@ class AuthService:
                                            "client": client})
         return AccessToken(access_token=secret, expires_at=expires.isoformat(),
                            username=user.username, role=Role(user.role))
+
+    def authenticate_password(self, username: str, password: str, *,
+                              client: str | None = None) -> Principal:
+        """Who sends HTTP basic credentials (the MLflow client's username and password):
+        the login check and its throttling, without a session; a right pair is
+        remembered for as long as a token check is."""
+        digest = hash_token(f"basic\x00{username}\x00{password}")
+        with self._cache_lock:
+            hit = self._cache.get(digest)
+        if hit and hit[1] > time.monotonic():
+            return hit[0]
+        user = self._check_password_of(username, password, client)
+        principal = Principal(user.username, Role(user.role), None, "password")
+        with self._cache_lock:
+            self._cache[digest] = (principal, time.monotonic() + _CACHE_SECONDS)
+        return principal
+
+    def _check_password_of(self, username: str, password: str, client: str | None) -> UserRow:
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise Unauthenticated("wrong username or password")
+        keys = self.guard.begin(username, client)
+        with self.store.read() as s:
+            user = q.get_user(s, username)
+        hashed = user.password_hash if user and user.password_hash else self._dummy_hash
+        try:
+            right = self._hasher.verify(hashed, password) and user is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            right = False
+        if user is None or not right or user.disabled:
+            reason = ("unknown user" if user is None else
+                      "wrong password" if not right else "user disabled")
+            self.guard.failed(username, client, reason)
+            raise Unauthenticated("wrong username or password")
+        self.guard.succeeded(keys)
+        return user
 
     def create_token(
         self, username: str, name: str, *, by: Principal | str, expires_days: float | None = None

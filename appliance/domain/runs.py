@@ -150,6 +150,26 @@ class RunDetail(Run):
         return self.model_copy(update={"model_version": found})
 
 
+class LatestMetric(BaseModel):
+    """The newest point of one metric key: its value, step and time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    step: int
+    value: float
+    ts: str
+
+
+class RunRecord(Run):
+    """A run with its params and the newest point of each metric (what an MLflow client
+    reads), and when it was deleted, if it was (MLflow's soft delete)."""
+
+    params: dict[str, str]
+    deleted_at: str | None
+    latest: list[LatestMetric]
+
+
 class RunPage(BaseModel):
     """One page of a filtered, sorted run list, and how many runs matched in all."""
 

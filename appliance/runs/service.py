@@ -23,6 +23,7 @@ from appliance.domain.lineage import run_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.runs import (
     ArtifactRef,
+    LatestMetric,
     LoggedBatch,
     MetricPoint,
     Run,
@@ -30,10 +31,16 @@ from appliance.domain.runs import (
     RunKind,
     RunPage,
     RunProgress,
+    RunRecord,
     RunStatus,
     check_transition,
 )
 from appliance.errors import Conflict, InvalidInput, NotFound
+from appliance.runs.checks import check_artifact_path, check_name
+from appliance.runs.checks import params as check_params
+from appliance.runs.checks import points as check_points
+from appliance.runs.checks import tags as check_tags
+from appliance.store import experiments as eq
 from appliance.store import lineage as lq
 from appliance.store import runs as q
 from appliance.store.db import Store
@@ -62,13 +69,14 @@ class RunService:
         by: Principal,
     ) -> Run:
         """A run logged from outside (a notebook, a script): running from the start."""
-        _check_name(name)
+        check_name(name)
         experiment = experiment or "default"
-        _check_name(experiment, "experiment")
-        clean_params = _params(params or {})
-        clean_tags = _tags(tags or {})
+        check_name(experiment, "experiment")
+        clean_params = check_params(params or {})
+        clean_tags = check_tags(tags or {})
         now = _now()
         with self.store.write() as s:
+            eq.ensure(s, experiment, by=by.actor)
             row = q.add_run(s, RunRow(
                 name=name, kind=RunKind.external.value, status=RunStatus.running.value,
                 experiment=experiment, params=clean_params, tags=clean_tags, metrics={},
@@ -83,6 +91,7 @@ class RunService:
         row.status = RunStatus.queued.value
         row.created_by = by.actor
         with self.store.write() as s:
+            eq.ensure(s, row.experiment, by=by.actor)
             q.add_run(s, row)
             if row.kind == RunKind.train.value and row.dataset and row.dataset_version:
                 lq.add_edge(s, src=version_node(row.dataset, row.dataset_version),
@@ -158,9 +167,9 @@ class RunService:
     ) -> LoggedBatch:
         """Store one batch of params, metric points and tags, or refuse it whole."""
         rid = _uuid(run_id)
-        clean_params = _params(params or {})
-        clean_tags = _tags(tags or {})
-        points = _points(list(metrics or []))
+        clean_params = check_params(params or {})
+        clean_tags = check_tags(tags or {})
+        points = check_points(list(metrics or []))
         with self.store.write() as s:
             row = self._get(s, rid)
             if RunStatus(row.status).finished:
@@ -186,10 +195,16 @@ class RunService:
                            tags=len(clean_tags))
 
     def add_artifact(self, run_id: str, name: str, stream: IO[bytes]) -> ArtifactRef:
-        rid = _uuid(run_id)
         if not name or len(name) > _ARTIFACT_NAME_MAX or "/" in name or "\\" in name \
                 or name.startswith(".") or "\x00" in name:
             raise InvalidInput(f"invalid artifact name {name!r}")
+        return self.add_artifact_at(run_id, name, stream)
+
+    def add_artifact_at(self, run_id: str, path: str, stream: IO[bytes]) -> ArtifactRef:
+        """Store a file under a relative path of the run's artifacts (``model/MLmodel``):
+        the path is a name in the store, never a place on disk."""
+        rid = _uuid(run_id)
+        name = check_artifact_path(path)
         with self.store.read() as s:
             self._get(s, rid)
         art = self.artifacts.put_stream(stream)
@@ -205,6 +220,62 @@ class RunService:
         if not found:
             raise NotFound(f"run {rid} has no artifact {name!r}")
         return self.artifacts.read_bytes(found[-1].sha256)
+
+    def artifact_files(self, run_id: str) -> list[ArtifactRef]:
+        """The run's artifacts by path, the newest file of each path, sorted by path."""
+        rid = _uuid(run_id)
+        with self.store.read() as s:
+            self._get(s, rid)
+            arts = q.artifacts(s, rid)
+        newest = {a.name: ArtifactRef(name=a.name, sha256=a.sha256, size_bytes=a.size_bytes)
+                  for a in arts}
+        return [newest[k] for k in sorted(newest)]
+
+    # -- editing (what an MLflow client may change on a run) ------------------------
+
+    def rename(self, run_id: str, name: str) -> Run:
+        check_name(name)
+        with self.store.write() as s:
+            row = self._get(s, _uuid(run_id))
+            row.name = name
+            s.add(row)
+        return run_of(row)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        key = rules.check_key("tag", key)
+        with self.store.write() as s:
+            row = self._get(s, _uuid(run_id))
+            tags = dict(row.tags or {})
+            if key not in tags:
+                raise NotFound(f"run {row.id} has no tag {key!r}", detail={"key": key})
+            del tags[key]
+            row.tags = tags
+            s.add(row)
+
+    def set_deleted(self, run_id: str, deleted: bool, *, by: Principal) -> Run:
+        """Soft delete (or restore) a run: a deleted run leaves the lists, nothing is lost."""
+        with self.store.write() as s:
+            row = self._get(s, _uuid(run_id))
+            row.deleted_at = _now() if deleted else None
+            s.add(row)
+            self.auditor.record(s, by, "run.delete" if deleted else "run.restore",
+                                run_node(row.id), after={"deleted": deleted})
+        return run_of(row)
+
+    def records(self, experiments: list[str], *, deleted: bool | None) -> list[RunRecord]:
+        """Every run of the named experiments, with params and the newest point of each
+        metric; ``deleted`` None: deleted or not."""
+        with self.store.read() as s:
+            rows = q.runs_of_experiments(s, experiments, deleted=deleted)
+            latest = q.latest_points(s, [r.id for r in rows])
+        return [record_of(r, latest.get(r.id, [])) for r in rows]
+
+    def record(self, run_id: str) -> RunRecord:
+        rid = _uuid(run_id)
+        with self.store.read() as s:
+            row = self._get(s, rid)
+            latest = q.latest_points(s, [rid])
+        return record_of(row, latest.get(rid, []))
 
     # -- reading ------------------------------------------------------------------
 
@@ -263,6 +334,15 @@ class RunService:
         return row
 
 
+def record_of(r: RunRow, latest: list[tuple[str, int, float, dt.datetime]]) -> RunRecord:
+    return RunRecord(
+        **dict(run_of(r)), params=r.params or {},
+        deleted_at=r.deleted_at.isoformat() if r.deleted_at else None,
+        latest=[LatestMetric(key=k, step=step, value=v, ts=ts.isoformat())
+                for k, step, v, ts in latest],
+    )
+
+
 def run_of(r: RunRow) -> Run:
     def iso(v: dt.datetime | None) -> str | None:
         return v.isoformat() if v else None
@@ -299,50 +379,3 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
         raise NotFound(f"run {value!r} does not exist") from None
 
 
-def _check_name(name: object, field: str = "name") -> str:
-    if not isinstance(name, str) or not rules.KEY.fullmatch(name):
-        raise InvalidInput(f"invalid run {field} {name!r}", detail={"field": field})
-    return name
-
-
-def _params(params: dict[str, Any]) -> dict[str, str]:
-    if not isinstance(params, dict):
-        raise InvalidInput("params must be an object")
-    if len(params) > rules.MAX_BATCH:
-        raise InvalidInput(f"a batch holds at most {rules.MAX_BATCH} params")
-    return {rules.check_key("param", k): rules.check_param_value(k, v) for k, v in params.items()}
-
-
-def _tags(tags: dict[str, Any]) -> dict[str, str]:
-    if not isinstance(tags, dict):
-        raise InvalidInput("tags must be an object")
-    return {rules.check_key("tag", k): rules.check_param_value(k, v) for k, v in tags.items()}
-
-
-def _points(metrics: list[dict[str, Any]]) -> list[tuple[str, int, float, dt.datetime]]:
-    if len(metrics) > rules.MAX_BATCH:
-        raise InvalidInput(f"a batch holds at most {rules.MAX_BATCH} metric points")
-    out = []
-    now = _now()
-    for i, m in enumerate(metrics):
-        if not isinstance(m, dict):
-            raise InvalidInput(f"metric entry {i} is not an object", detail={"index": i})
-        key = rules.check_key("metric", m.get("key"))
-        value = rules.check_metric_value(key, m.get("value"))
-        step = m.get("step", 0)
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise InvalidInput(f"metric {key!r} entry {i}: step must be a whole number >= 0",
-                               detail={"index": i})
-        ts = m.get("ts")
-        stamp = now
-        if ts is not None:
-            try:
-                stamp = (dt.datetime.fromtimestamp(ts, dt.UTC) if isinstance(ts, int | float)
-                         else dt.datetime.fromisoformat(str(ts)))
-            except (ValueError, OverflowError, OSError):
-                raise InvalidInput(f"metric {key!r} entry {i}: bad timestamp {ts!r}",
-                                   detail={"index": i}) from None
-            if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=dt.UTC)
-        out.append((key, step, value, stamp))
-    return out

@@ -48,7 +48,7 @@ def list_runs(
     offset: int = 0,
 ) -> tuple[int, list[RunRow]]:
     """One filtered, sorted page and the total that matched, in two indexed-free scans."""
-    where: list[Any] = []
+    where: list[Any] = [col(RunRow.deleted_at).is_(None)]  # MLflow's soft delete hides a run
     if status:
         where.append(RunRow.status == status)
     if kind:
@@ -73,6 +73,41 @@ def list_runs(
         order = col(column).desc() if desc else col(column).asc()
     rows = s.exec(select(RunRow).where(*where).order_by(order).offset(offset).limit(limit)).all()
     return int(total), list(rows)
+
+
+def runs_of_experiments(s: Session, experiments: list[str], *,
+                        deleted: bool | None) -> list[RunRow]:
+    """The runs of the named experiments, newest first; ``deleted`` None: both kinds."""
+    q = select(RunRow).where(col(RunRow.experiment).in_(experiments))
+    if deleted is True:
+        q = q.where(col(RunRow.deleted_at).is_not(None))
+    elif deleted is False:
+        q = q.where(col(RunRow.deleted_at).is_(None))
+    return list(s.exec(q.order_by(col(RunRow.created_at).desc(), col(RunRow.id))).all())
+
+
+def latest_points(
+    s: Session, run_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[str, int, float, dt.datetime]]]:
+    """The newest point (by step, then time) of each metric key of each run."""
+    if not run_ids:
+        return {}
+    from sqlalchemy import select as sa_select  # a window column: core select, not SQLModel's
+
+    ranked = sa_select(
+        col(RunMetricRow.run_id), col(RunMetricRow.key), col(RunMetricRow.step),
+        col(RunMetricRow.value), col(RunMetricRow.logged_at),
+        func.row_number().over(
+            partition_by=(col(RunMetricRow.run_id), col(RunMetricRow.key)),
+            order_by=(col(RunMetricRow.step).desc(), col(RunMetricRow.logged_at).desc()),
+        ).label("rank"),
+    ).where(col(RunMetricRow.run_id).in_(run_ids)).subquery()
+    q = sa_select(ranked.c.run_id, ranked.c.key, ranked.c.step, ranked.c.value,
+                  ranked.c.logged_at).where(ranked.c.rank == 1).order_by(ranked.c.key)
+    out: dict[uuid.UUID, list[tuple[str, int, float, dt.datetime]]] = {}
+    for rid, key, step, value, ts in s.execute(q).all():
+        out.setdefault(rid, []).append((key, int(step), float(value), ts))
+    return out
 
 
 def _json_key(key: str) -> str:

@@ -164,6 +164,38 @@ class RunRow(SQLModel, table=True):
     ended_at: dt.datetime | None = _ts(nullable=True)
     heartbeat_at: dt.datetime | None = _ts(nullable=True)
     warnings: Any = _json()  # training warnings, a list of sentences (migration 0010)
+    deleted_at: dt.datetime | None = _ts(nullable=True)  # MLflow's soft delete (0012)
+
+
+class ExperimentRow(SQLModel, table=True):
+    """An experiment (migration 0012): runs name it in ``runs.experiment``."""
+
+    __tablename__ = "experiments"
+    id: str = Field(primary_key=True)
+    name: str
+    artifact_location: str | None = None
+    lifecycle_stage: str = "active"
+    tags: Any = _json()
+    created_by: str = "system"
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class LoggedModelRow(SQLModel, table=True):
+    """An MLflow client's logged model (migration 0012); its files are run artifacts."""
+
+    __tablename__ = "logged_models"
+    id: str = Field(primary_key=True)
+    experiment_id: str
+    run_id: uuid.UUID
+    name: str
+    model_type: str | None = None
+    status: str
+    params: Any = _json()
+    tags: Any = _json()
+    created_by: str = "system"
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
 
 
 class RunMetricRow(SQLModel, table=True):

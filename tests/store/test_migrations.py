@@ -48,3 +48,37 @@ def test_migrate_0011_backfills_job_run_dataset_versions_from_their_keys(tmp_pat
     assert [tuple(r) for r in rows] == [("train.churn:customers@3", "customers", 3),
                                         ("train.my-job_2:sales_eu@12", "sales_eu", 12),
                                         (None, None, None)]
+
+
+def test_migrate_0012_gives_every_experiment_named_by_a_run_an_id(tmp_path: Path) -> None:
+    store = _store_at(tmp_path, 11)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    try:
+        with store._engine().begin() as conn:
+            for name, experiment in [("a", "default"), ("b", "churn"), ("c", "churn"),
+                                     ("d", "sales eu")]:
+                conn.execute(text(
+                    "INSERT INTO runs (id, name, kind, status, experiment, attempts, created_by, "
+                    "created_at) VALUES (:id, :n, 'external', 'running', :e, 1, 'x', :at)"),
+                    {"id": uuid.uuid4(), "n": name, "e": experiment, "at": at})
+        apply_migrations(store._engine(), store.db_path)
+        rows = store.execute("SELECT id, name, lifecycle_stage FROM experiments ORDER BY name")
+        deleted = store.execute("SELECT count(*) FROM runs WHERE deleted_at IS NULL")
+    finally:
+        store.close()
+    by_name = {name: (exp_id, stage) for exp_id, name, stage in rows}
+    assert sorted(by_name) == ["churn", "default", "sales eu"]
+    assert by_name["default"] == ("0", "active")
+    assert len(by_name["churn"][0]) == 32 and by_name["churn"][0] != by_name["sales eu"][0]
+    assert deleted[0][0] == 4
+
+
+def test_migrate_0012_on_an_empty_store_seeds_no_experiment(tmp_path: Path) -> None:
+    """A restore loads the backup's rows into a fresh schema: a seeded row would collide."""
+    store = _store_at(tmp_path, 11)
+    try:
+        apply_migrations(store._engine(), store.db_path)
+        rows = store.execute("SELECT count(*) FROM experiments")
+    finally:
+        store.close()
+    assert rows[0][0] == 0

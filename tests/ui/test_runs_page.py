@@ -80,7 +80,7 @@ def api_page(api: ApplianceClient, **query: Any) -> dict[str, Any]:
 def open_runs(console: AppTest, live_server: Any, *, limit: int = 10, **inputs: str) -> AppTest:
     """The Runs page as admin, narrowed to this module's experiment."""
     at = open_page(log_in(console, "admin", live_server.admin_password), RUNS_PAGE)
-    at.text_input(key="runs_experiment").input(EXPERIMENT)
+    at.selectbox(key="runs_experiment").select(EXPERIMENT)
     for key, value in inputs.items():
         at.text_input(key=key).input(value)
     at.selectbox(key="runs_limit").select(limit)
@@ -282,7 +282,7 @@ def test_runs_page_shows_why_a_run_failed(
 
 def test_runs_page_for_a_viewer(console: AppTest, viewer: tuple[str, str], tracked: dict[str, Any]):
     at = open_page(log_in(console, *viewer), RUNS_PAGE)
-    at.text_input(key="runs_experiment").input(EXPERIMENT).run()
+    at.selectbox(key="runs_experiment").select(EXPERIMENT).run()
 
     assert_clean(at)
     assert count_line(at).startswith("**13** runs match")

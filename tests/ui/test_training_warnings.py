@@ -72,7 +72,7 @@ def test_training_warnings_are_kept_on_the_run_the_version_and_the_card(
 def test_runs_page_shows_the_run_training_warnings(warned: dict[str, Any], live_server: Any,
                                                    console: AppTest) -> None:
     at = open_page(log_in(console, "admin", live_server.admin_password), RUNS_PAGE)
-    at.text_input(key="runs_experiment").input("ui-warned").run()
+    at.selectbox(key="runs_experiment").select("ui-warned").run()
     at.selectbox(key="runs_detail").select(warned["id"]).run()
     boxes = [w for w in texts(at.warning) if w.startswith("Training warned")]
     assert len(boxes) == 1 and NULL_TARGETS in boxes[0] and RARE in boxes[0], texts(at.warning)

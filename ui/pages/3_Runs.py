@@ -53,12 +53,16 @@ def first_page() -> None:
     st.session_state[PAGE] = 1
 
 
-def query() -> dict[str, Any]:
-    """The filter and sort widgets, as the query of ``GET /runs`` (None = not set)."""
+def query(experiments: list[str]) -> dict[str, Any]:
+    """The filter and sort widgets, as the query of ``GET /runs`` (None = not set);
+    ``experiments``: the names to pick from (``GET /experiments``)."""
     c = st.columns(6)
     status = c[0].selectbox("Status", [ANY, *STATUSES], key="runs_status", on_change=first_page)
     kind = c[1].selectbox("Kind", [ANY, *KINDS], key="runs_kind", on_change=first_page)
-    experiment = c[2].text_input("Experiment", key="runs_experiment", on_change=first_page)
+    experiment = c[2].selectbox("Experiment", [ANY, *experiments], key="runs_experiment",
+                                on_change=first_page,
+                                help="Experiments group runs: a job's runs, or an MLflow "
+                                     "client's experiment (docs/compat/mlflow.md).")
     dataset = c[3].text_input("Dataset", key="runs_dataset", on_change=first_page)
     tag = c[4].text_input("Tag (key:value)", key="runs_tag", on_change=first_page)
     q = c[5].text_input("Name contains", key="runs_q", on_change=first_page)
@@ -80,7 +84,7 @@ def query() -> dict[str, Any]:
     return {
         "status": None if status == ANY else status,
         "kind": None if kind == ANY else kind,
-        "experiment": experiment.strip() or None,
+        "experiment": None if experiment == ANY else experiment,
         "dataset": dataset.strip() or None,
         "tag": tag.strip() or None,
         "q": q.strip() or None,
@@ -136,7 +140,8 @@ def runs_table(runs: list[dict[str, Any]]) -> None:
 
 
 def show_list(client: ApplianceClient) -> list[dict[str, Any]] | None:
-    params = query()
+    known = lib.fetch(lambda: client.get("/experiments")) or []
+    params = query([e["name"] for e in known])
     fetched = fetch_page(client, params)
     if fetched is None:
         return None

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Operator, Viewer
+from appliance.domain.experiments import ExperimentSummary
 from appliance.domain.runs import ArtifactRef, LoggedBatch, MetricPoint, Run, RunDetail, RunPage
 from appliance.errors import InvalidInput
 
@@ -56,6 +57,13 @@ def list_runs(
 ) -> RunPage:
     return app.runs.list_runs(status=status, kind=kind, experiment=experiment, dataset=dataset,
                               tag=tag, q=q, sort=sort, limit=limit, offset=offset)
+
+
+@router.get("/experiments", tags=["runs"])
+def list_experiments(app: App, _: Viewer) -> list[ExperimentSummary]:
+    """Experiments (oldest first) with their run counts: runs name one in ``experiment``
+    (an MLflow client's experiments are these; the default one has the id "0")."""
+    return app.experiments.listed()
 
 
 @router.get("/runs/{run_id}")

@@ -1,0 +1,1 @@
+"""Other tools' protocols answered from our services (the MLflow client today)."""
