@@ -50,6 +50,7 @@ from appliance.runs.service import RunService
 from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
+from appliance.serve.v2 import V2Service
 from appliance.store.db import Store
 from appliance.train.service import TrainingService
 
@@ -71,6 +72,7 @@ class Appliance:
     registry: RegistryService
     training: TrainingService
     serving: PredictionService
+    v2: V2Service
     alerts: AlertService
     drift: DriftService
     traffic: TrafficService
@@ -173,7 +175,7 @@ def build(settings: Settings) -> Appliance:
         settings=settings, store=store, events=events, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
-        serving=serving, alerts=alerts,
+        serving=serving, v2=V2Service(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
         lineage=LineageService(store),

@@ -19,6 +19,7 @@ from appliance.api.routers import (
     runs,
     serving,
     system,
+    v2,
 )
 from appliance.runtime import Appliance
 
@@ -48,6 +49,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(backups.router)
+    app.include_router(v2.router)
 
     app.add_middleware(Edge, allowed_hosts=appliance.settings.allowed_hosts,
                        metrics=appliance.metrics)

@@ -1,0 +1,134 @@
+"""Rows that arrive as named columns (tensors), fed to ONNX without a detour through records.
+
+The Open Inference Protocol sends one tensor per input; the V2 adapter
+(``appliance.serve.v2``) names them by the model's columns. Scoring checks each
+column against the model's input of that column (its element kind and its
+per-row shape) and casts it in one numpy call; the records the prediction log
+keeps are built once, from whole columns. A missing value is NaN in a float
+column (as ``null`` is on the predict route); infinities are refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from appliance.errors import TooLarge, UnprocessableInput
+from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS
+from appliance.serve.sessions import Input, LoadedModel
+
+_FLOATS = frozenset({"float", "double", "float16"})
+_NUMPY = {"float": "float32", "double": "float64", "float16": "float16", "int8": "int8",
+          "int16": "int16", "int32": "int32", "int64": "int64", "uint8": "uint8",
+          "uint16": "uint16", "uint32": "uint32", "uint64": "uint64", "bool": "bool"}
+
+
+class ColumnRecords:
+    """``columns``: column name -> array of ``n`` rows (``[n]``, ``[n, 1]`` or ``[n, ...]``)."""
+
+    places = ROWS
+
+    def __init__(self, columns: dict[str, Any], request_ids: list[str] | None = None) -> None:
+        if not columns:
+            raise UnprocessableInput("send at least one input column")
+        lengths = {name: int(a.shape[0]) if a.ndim else -1 for name, a in columns.items()}
+        n = next(iter(lengths.values()))
+        if len(set(lengths.values())) != 1 or n < 1:
+            raise UnprocessableInput(
+                "every input needs the same number of rows (its first dimension), at least 1",
+                detail={"rows": lengths})
+        if n > MAX_ROWS:
+            raise TooLarge(f"at most {MAX_ROWS} rows a request; score bigger files with "
+                           "`appliance predict`", detail={"rows": n})
+        if request_ids is not None and len(request_ids) != n:
+            raise UnprocessableInput(f"{REQUEST_ID} holds {len(request_ids)} values for {n} rows",
+                                     detail={"field": REQUEST_ID})
+        self.columns = columns
+        self.n = n
+        self.request_ids = request_ids or [uuid.uuid4().hex for _ in range(n)]
+        self._rows: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def raw(self) -> list[dict[str, Any]]:
+        """The rows as records (what the log keeps, and what a sticky canary key reads)."""
+        if self._rows is None:
+            import numpy as np
+
+            names = list(self.columns)
+            values = []
+            for a in self.columns.values():
+                flat = a.reshape(self.n) if a.ndim == 1 or a.shape[1:] == (1,) else a
+                listed = flat.tolist()
+                if flat.dtype.kind == "f" and np.isnan(flat).any():
+                    listed = _nan_to_none(listed)
+                values.append(listed)
+            self._rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        return self._rows
+
+    def feeds(self, loaded: LoadedModel) -> dict[str, Any]:
+        """ONNX feeds for ``loaded``, or 422 naming the column."""
+        by_name = {inp.column: inp for inp in loaded.inputs}
+        extra = sorted(set(self.columns) - set(by_name))
+        if extra:
+            raise UnprocessableInput(f"unknown input {extra[0]!r}; {loaded.model} "
+                                     f"v{loaded.version} takes {sorted(by_name)}",
+                                     detail={"field": extra[0]})
+        feeds: dict[str, Any] = {}
+        for inp in loaded.inputs:
+            array = self.columns.get(inp.column)
+            if array is None:
+                raise UnprocessableInput(f"missing input {inp.column!r}",
+                                         detail={"field": inp.column})
+            feeds[inp.name] = _feed(inp, array, self.n)
+        return feeds
+
+
+def _feed(inp: Input, array: Any, n: int) -> Any:
+    import numpy as np
+
+    def bad(message: str) -> UnprocessableInput:
+        return UnprocessableInput(f"input {inp.column!r} {message}"[:400],
+                                  detail={"field": inp.column})
+
+    row_shape = tuple(array.shape[1:])
+    if inp.scalar:
+        if row_shape not in ((), (1,)):
+            raise bad(f"has shape {list(array.shape)}; it takes [{n}] or [{n}, 1]")
+    elif row_shape != inp.shape:
+        raise bad(f"has shape {list(array.shape)}; it takes {[n, *inp.shape]}")
+    kind = array.dtype.kind
+    if inp.kind == "string":
+        if kind != "O":
+            raise bad(f"is text (BYTES); got {array.dtype.name}")
+        out = array
+    elif inp.kind in _FLOATS:
+        if kind not in "fiu":
+            raise bad(f"is a number ({inp.kind}); got {_name(array)}")
+        out = array.astype(_NUMPY[inp.kind], copy=False)
+        if kind == "f" and np.isinf(out).any():
+            raise bad("holds an infinity")
+    elif inp.kind == "bool":
+        if kind != "b":
+            raise bad(f"is true/false (BOOL); got {_name(array)}")
+        out = array
+    elif inp.kind in _NUMPY:
+        if kind not in "iu":
+            raise bad(f"is an integer ({inp.kind}); got {_name(array)}")
+        info = np.iinfo(_NUMPY[inp.kind])
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise bad(f"holds a value out of the range of {inp.kind}")
+        out = array.astype(_NUMPY[inp.kind], copy=False)
+    else:
+        raise bad(f"is {inp.kind}; this model cannot be fed tensors")
+    shape = (n,) if inp.shape == () else (n, *inp.shape)
+    return np.ascontiguousarray(out.reshape(shape))
+
+
+def _name(array: Any) -> str:
+    return "text (BYTES)" if array.dtype.kind == "O" else array.dtype.name
+
+
+def _nan_to_none(values: list[Any]) -> list[Any]:
+    return [None if isinstance(v, float) and v != v else v for v in values]
