@@ -47,6 +47,7 @@ from appliance.monitor.drift import DriftService
 from appliance.monitor.traffic import TrafficService
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
+from appliance.serve.invocations import InvocationService
 from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
@@ -73,6 +74,7 @@ class Appliance:
     training: TrainingService
     serving: PredictionService
     v2: V2Service
+    invocations: InvocationService
     alerts: AlertService
     drift: DriftService
     traffic: TrafficService
@@ -175,7 +177,8 @@ def build(settings: Settings) -> Appliance:
         settings=settings, store=store, events=events, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
-        serving=serving, v2=V2Service(serving, alias=settings.compat_alias), alerts=alerts,
+        serving=serving, v2=V2Service(serving, alias=settings.compat_alias),
+        invocations=InvocationService(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
         lineage=LineageService(store),

@@ -12,6 +12,7 @@ from appliance.api.routers import (
     backups,
     datasets,
     governance,
+    invocations,
     jobs,
     lineage,
     models,
@@ -50,6 +51,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(backups.router)
     app.include_router(v2.router)
+    app.include_router(invocations.router)
 
     app.add_middleware(Edge, allowed_hosts=appliance.settings.allowed_hosts,
                        metrics=appliance.metrics)

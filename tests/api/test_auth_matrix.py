@@ -95,12 +95,19 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("GET", "/v2/models/{name}/versions/{version}/ready"): Role.viewer,
     ("POST", "/v2/models/{name}/infer"): Role.viewer,
     ("POST", "/v2/models/{name}/versions/{version}/infer"): Role.viewer,
+    ("POST", "/invocations"): Role.viewer,
+    ("POST", "/api/v1/models/{name}/invocations"): Role.viewer,
 }
 # foreign protocols answer errors in their own shape on their own paths
-FOREIGN_ERRORS = {"/v2": lambda body, kind: isinstance(body["error"], str)}
+FOREIGN_ERRORS = {
+    "/v2": lambda body, kind: isinstance(body["error"], str),
+    "/invocations": lambda body, kind: body["error_code"] == kind.upper(),
+    "/api/v1/models/x/invocations": lambda body, kind: body["error_code"] == kind.upper(),
+}
 
 
 def _error_is(path: str, body: Any, kind: str) -> bool:
+    path = _concrete(path)
     for prefix, check in FOREIGN_ERRORS.items():
         if path == prefix or path.startswith(prefix + "/"):
             return bool(check(body, kind))
