@@ -36,6 +36,9 @@ def create_app(appliance: Appliance) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # FastAPI's native OpenTelemetry asks the global providers on every request
+        # (~30 us); nothing here exports traces, so it is off rather than checked
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.appliance = appliance
     errors.install(app)

@@ -10,6 +10,7 @@ column (as ``null`` is on the predict route); infinities are refused.
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -54,14 +55,12 @@ class ColumnRecords:
     def raw(self) -> list[dict[str, Any]]:
         """The rows as records (what the log keeps, and what a sticky canary key reads)."""
         if self._rows is None:
-            import numpy as np
-
             names = list(self.columns)
             values = []
             for a in self.columns.values():
                 flat = a.reshape(self.n) if a.ndim == 1 or a.shape[1:] == (1,) else a
                 listed = flat.tolist()
-                if flat.dtype.kind == "f" and np.isnan(flat).any():
+                if flat.dtype.kind == "f" and _any_nan(flat, listed):
                     listed = _nan_to_none(listed)
                 values.append(listed)
             self._rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
@@ -107,7 +106,7 @@ def _feed(inp: Input, array: Any, n: int) -> Any:
         if kind not in "fiu":
             raise bad(f"is a number ({inp.kind}); got {_name(array)}")
         out = array.astype(_NUMPY[inp.kind], copy=False)
-        if kind == "f" and np.isinf(out).any():
+        if kind == "f" and _any_inf(out):
             raise bad("holds an infinity")
     elif inp.kind == "bool":
         if kind != "b":
@@ -128,6 +127,25 @@ def _feed(inp: Input, array: Any, n: int) -> Any:
 
 def _name(array: Any) -> str:
     return "text (BYTES)" if array.dtype.kind == "O" else array.dtype.name
+
+
+_SMALL = 64  # below this many values, a Python scan beats a numpy call's fixed cost
+
+
+def _any_nan(array: Any, listed: list[Any]) -> bool:
+    if array.size < _SMALL:
+        return any(v != v for v in listed)  # NaN is the one value unequal to itself
+    import numpy as np
+
+    return bool(np.isnan(array).any())
+
+
+def _any_inf(array: Any) -> bool:
+    if array.size < _SMALL:
+        return any(math.isinf(v) for v in array.reshape(-1).tolist())
+    import numpy as np
+
+    return bool(np.isinf(array).any())
 
 
 def _nan_to_none(values: list[Any]) -> list[Any]:

@@ -22,6 +22,7 @@ route; with a version, that version.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from appliance import __version__
@@ -94,72 +95,115 @@ class V2Service:
     def infer(self, model: str, version: int | None, request: InferRequest) -> InferAnswer:
         """Score the request's tensors through the predict route's path."""
         loaded = self._resolve(model, version)
-        records = ColumnRecords(*_columns(loaded, request.inputs))
         alias = self.alias if version is None else None
+        records = records_for(loaded, request.inputs)
         answer = self.serving.predict(model, records, alias=alias, version=version)
         return InferAnswer(model_name=model, model_version=str(answer["version"]),
                            id=request.id, outputs=_outputs(answer, request))
 
 
-def _columns(loaded: LoadedModel, tensors: tuple[Tensor, ...]
-             ) -> tuple[dict[str, Any], list[str] | None]:
-    """(column -> array, request ids) from the request's tensors, named as the model's
-    columns; a lone 2-D tensor that names no column is split into the inputs in order."""
-    columns = {t.name: t.array for t in tensors if t.name != REQUEST_ID}
-    ids = next((t for t in tensors if t.name == REQUEST_ID), None)
-    request_ids = None
-    if ids is not None:
-        if ids.datatype != "BYTES" or ids.array.ndim not in (1, 2) or (
-                ids.array.ndim == 2 and ids.array.shape[1] != 1):
-            raise UnprocessableInput(f"{REQUEST_ID} is BYTES of shape [N] or [N, 1]",
-                                     detail={"field": REQUEST_ID})
-        request_ids = ids.array.reshape(-1).tolist()
-        if not all(0 < len(r) <= 100 for r in request_ids):
-            raise UnprocessableInput(f"each {REQUEST_ID} is 1-100 characters",
-                                     detail={"field": REQUEST_ID})
+def records_for(loaded: LoadedModel, tensors: tuple[Tensor, ...]) -> Any:
+    """What ``PredictionService.predict`` scores: JSON tensors become the predict route's
+    records (its own checks, cheapest for a few rows); as soon as one tensor is binary,
+    named columns (``ColumnRecords``, numpy all the way)."""
+    columns = _named(loaded, tensors)
+    n = {t.shape[0] for t in columns.values()}
+    if len(n) != 1:
+        raise UnprocessableInput("every input needs the same number of rows (its first "
+                                 "dimension)", detail={"rows": {k: t.shape[0]
+                                                                for k, t in columns.items()}})
+    if any(t.binary for t in columns.values()):
+        ids = columns.pop(REQUEST_ID, None)
+        return ColumnRecords({name: t.array() for name, t in columns.items()},
+                             None if ids is None else _request_ids(ids))
+    if REQUEST_ID in columns:
+        _request_ids(columns[REQUEST_ID])
+    names = list(columns)
+    values = [_per_row(t) for t in columns.values()]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _named(loaded: LoadedModel, tensors: tuple[Tensor, ...]) -> dict[str, Tensor]:
+    """Tensors by column; a lone 2-D tensor that names no column is split into the
+    model's inputs, in order."""
+    columns = {t.name: t for t in tensors}
+    features = [t for t in tensors if t.name != REQUEST_ID]
     known = {inp.column for inp in loaded.inputs}
-    if len(columns) == 1 and len(loaded.inputs) > 1:
-        (name, array), = columns.items()
-        if name not in known:
-            if array.ndim != 2 or array.shape[1] != len(loaded.inputs) or \
-                    not all(inp.scalar for inp in loaded.inputs):
-                raise UnprocessableInput(
-                    f"input {name!r} is not a column of {loaded.model}; one tensor of all "
-                    f"features has shape [N, {len(loaded.inputs)}] (got {list(array.shape)})",
-                    detail={"field": name})
-            columns = {inp.column: array[:, j] for j, inp in enumerate(loaded.inputs)}
-    return columns, request_ids
+    if len(features) != 1 or len(loaded.inputs) < 2 or features[0].name in known:
+        return columns
+    lone = features[0]
+    k = len(loaded.inputs)
+    if len(lone.shape) != 2 or lone.shape[1] != k or not all(i.scalar for i in loaded.inputs):
+        raise UnprocessableInput(
+            f"input {lone.name!r} is not a column of {loaded.model}; one tensor of all "
+            f"features has shape [N, {k}] (got {list(lone.shape)})", detail={"field": lone.name})
+    split: dict[str, Tensor] = {}
+    for j, inp in enumerate(loaded.inputs):
+        part = lone.values[:, j] if lone.binary else lone.values[j::k]
+        split[inp.column] = Tensor(inp.column, lone.datatype, (lone.shape[0],), part)
+    if REQUEST_ID in columns:
+        split[REQUEST_ID] = columns[REQUEST_ID]
+    return split
+
+
+def _per_row(t: Tensor) -> list[Any]:
+    """A JSON tensor's values one entry a row: a value, or the row's nested list; a NaN
+    in a float tensor is missing (``null`` on the predict route), as in binary tensors."""
+    n = t.shape[0]
+    values = t.values
+    if t.datatype.startswith("FP") and any(v != v for v in values):
+        values = [None if v != v else v for v in values]  # NaN is missing, as null is
+    if len(t.shape) == 1 or math.prod(t.shape[1:]) == 1:
+        return list(values)
+    if len(t.shape) == 2:
+        k = t.shape[1]
+        return [values[i * k:(i + 1) * k] for i in range(n)]
+    rows: list[Any] = t.array().tolist()
+    return rows
+
+
+def _request_ids(t: Tensor) -> list[str]:
+    if t.datatype != "BYTES" or len(t.shape) not in (1, 2) or math.prod(t.shape[1:]) != 1:
+        raise UnprocessableInput(f"{REQUEST_ID} is BYTES of shape [N] or [N, 1]",
+                                 detail={"field": REQUEST_ID})
+    ids = list(t.values) if not t.binary else t.values.reshape(-1).tolist()
+    if not all(0 < len(r) <= 100 for r in ids):
+        raise UnprocessableInput(f"each {REQUEST_ID} is 1-100 characters",
+                                 detail={"field": REQUEST_ID})
+    return ids
 
 
 def _outputs(answer: Prediction, request: InferRequest) -> tuple[OutputTensor, ...]:
-    import numpy as np
-
     predictions = answer["predictions"]
-    label_type = _type_of(predictions)
-    arrays: dict[str, tuple[str, Any, dict[str, Any] | None]] = {
-        PREDICTIONS: (label_type, np.array(predictions, dtype=_DTYPE[label_type]), None)}
+    n = len(predictions)
+    shape: tuple[int, ...] = (n,)
+    if n and isinstance(predictions[0], list):  # a vector a row (a model from elsewhere)
+        import numpy as np
+
+        matrix = np.array(predictions)
+        shape, predictions = matrix.shape, matrix.reshape(-1).tolist()
+    arrays: dict[str, tuple[str, tuple[int, ...], list[Any], dict[str, Any] | None]] = {
+        PREDICTIONS: (_type_of(predictions), shape, predictions, None)}
     probabilities = answer["probabilities"]
     if probabilities is not None:
         classes = list(probabilities[0])
-        matrix = np.array([list(p.values()) for p in probabilities], dtype=np.float64)
-        arrays[PROBABILITIES] = ("FP64", matrix, {"classes": json.dumps(classes)})
-    arrays[REQUEST_ID] = ("BYTES", np.array(answer["request_ids"], dtype=object), None)
+        flat = [p for row in probabilities for p in row.values()]
+        arrays[PROBABILITIES] = ("FP64", (n, len(classes)), flat,
+                                 {"classes": json.dumps(classes)})
+    arrays[REQUEST_ID] = ("BYTES", (n,), answer["request_ids"], None)
     wanted = request.outputs
     if wanted is None:
-        return tuple(OutputTensor(name, dt, a, request.binary_output, p)
-                     for name, (dt, a, p) in arrays.items())
+        return tuple(OutputTensor(name, dt, sh, v, request.binary_output, p)
+                     for name, (dt, sh, v, p) in arrays.items())
     out = []
     for want in wanted:
         if want.name not in arrays:
             raise UnprocessableInput(f"unknown output {want.name!r}; this model answers "
                                      f"{sorted(arrays)}", detail={"output": want.name})
-        dt, a, p = arrays[want.name]
-        out.append(OutputTensor(want.name, dt, a,
+        dt, sh, v, p = arrays[want.name]
+        out.append(OutputTensor(want.name, dt, sh, v,
                                 request.binary_output if want.binary is None else want.binary, p))
     return tuple(out)
-
-
-_DTYPE = {"INT64": "int64", "FP64": "float64", "BOOL": "bool", "BYTES": "object"}
 
 
 def _type_of(values: list[Any]) -> str:

@@ -31,11 +31,29 @@ MAX_ELEMENTS = 64 * 1024 * 1024  # per tensor; the body cap bounds binary data s
 
 @dataclass(frozen=True)
 class Tensor:
-    """One decoded input: its V2 name and datatype and a numpy array of its shape."""
+    """One decoded input: its V2 name, datatype and shape, and its values.
+
+    ``values`` is a numpy array of ``shape`` for binary data (BYTES: an object
+    array of str), and the flat row-major list of the JSON ``data`` otherwise,
+    checked against the datatype: small JSON requests never pay numpy's
+    per-call cost (``array`` converts when a caller needs one).
+    """
 
     name: str
     datatype: str
-    array: Any  # numpy.ndarray; BYTES decode to an object array of str
+    shape: tuple[int, ...]
+    values: Any
+
+    @property
+    def binary(self) -> bool:
+        return not isinstance(self.values, list)
+
+    def array(self) -> Any:
+        import numpy as np
+
+        if self.binary:
+            return self.values
+        return np.array(self.values, dtype=NUMPY_OF_V2[self.datatype]).reshape(self.shape)
 
 
 @dataclass(frozen=True)
@@ -56,7 +74,8 @@ class InferRequest:
 class OutputTensor:
     name: str
     datatype: str
-    array: Any  # numpy.ndarray
+    shape: tuple[int, ...]
+    values: list[Any]  # flat, row-major
     binary: bool
     parameters: dict[str, Any] | None = None
 
@@ -74,14 +93,14 @@ class InferAnswer:
         chunks: list[bytes] = []
         for out in self.outputs:
             entry: dict[str, Any] = {"name": out.name, "datatype": out.datatype,
-                                     "shape": list(out.array.shape)}
+                                     "shape": list(out.shape)}
             parameters = dict(out.parameters or {})
             if out.binary:
-                raw = _to_bytes(out.datatype, out.array)
+                raw = _to_bytes(out.datatype, out.values)
                 parameters["binary_data_size"] = len(raw)
                 chunks.append(raw)
             else:
-                entry["data"] = _to_json(out.datatype, out.array)
+                entry["data"] = _to_json(out.datatype, out.values)
             if parameters:
                 entry["parameters"] = parameters
             outputs.append(entry)
@@ -153,6 +172,9 @@ def _params(raw: Any, where: str) -> dict[str, Any]:
 
 def _input(entry: Any, i: int, binary: bytes, offset: int) -> tuple[Tensor, int]:
     """Input ``i`` and the binary bytes it took."""
+    fast = _plain_json(entry)
+    if fast is not None:
+        return fast, 0
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise InvalidInput(f"input {i} must be an object with a \"name\"", detail={"input": i})
     name = entry["name"]
@@ -175,7 +197,8 @@ def _input(entry: Any, i: int, binary: bytes, offset: int) -> tuple[Tensor, int]
     if size is None:
         if "data" not in entry:
             raise bad("has neither \"data\" nor parameters.binary_data_size")
-        return Tensor(name, datatype, _from_json(entry["data"], datatype, shape, bad)), 0
+        return Tensor(name, datatype, tuple(shape), _from_json(entry["data"], datatype, shape,
+                                                               bad)), 0
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise bad("binary_data_size must be a whole number >= 0")
     if "data" in entry:
@@ -184,7 +207,27 @@ def _input(entry: Any, i: int, binary: bytes, offset: int) -> tuple[Tensor, int]
         raise bad(f"binary_data_size {size} runs past the end of the body "
                   f"({len(binary) - offset} bytes left)")
     chunk = binary[offset:offset + size]
-    return Tensor(name, datatype, _from_bytes(chunk, datatype, shape, count, bad)), size
+    return Tensor(name, datatype, tuple(shape),
+                  _from_bytes(chunk, datatype, shape, count, bad)), size
+
+
+def _plain_json(entry: Any) -> Tensor | None:
+    """The common case, checked in one pass: ``{"name", "datatype", "shape", "data"}`` with
+    flat data of the datatype's Python types and no parameters; else None (the full
+    checks then say what is wrong)."""
+    if type(entry) is not dict or len(entry) != 4:
+        return None
+    name, datatype, shape, data = (entry.get("name"), entry.get("datatype"), entry.get("shape"),
+                                   entry.get("data"))
+    allowed = _JSON_TYPES.get(datatype) if type(name) is str else None  # type: ignore[arg-type]
+    if allowed is None or type(shape) is not list or type(data) is not list or not shape:
+        return None
+    for d in shape:
+        if type(d) is not int or d < 0:
+            return None
+    if len(data) != math.prod(shape) or not set(map(type, data)) <= allowed:
+        return None
+    return Tensor(name, datatype, tuple(shape), data)  # type: ignore[arg-type]
 
 
 def _from_bytes(chunk: bytes, datatype: str, shape: list[int], count: int, bad: Any) -> Any:
@@ -214,6 +257,7 @@ def _from_bytes(chunk: bytes, datatype: str, shape: list[int], count: int, bad: 
     return np.frombuffer(chunk, dtype=dtype).reshape(shape)
 
 
+_INTS = frozenset({int})
 _JSON_TYPES: dict[str, frozenset[type]] = {
     "BOOL": frozenset({bool}), "BYTES": frozenset({str}),
     "FP16": frozenset({int, float}), "FP32": frozenset({int, float}),
@@ -221,24 +265,24 @@ _JSON_TYPES: dict[str, frozenset[type]] = {
 }
 
 
-def _from_json(data: Any, datatype: str, shape: list[int], bad: Any) -> Any:
-    import numpy as np
-
+def _from_json(data: Any, datatype: str, shape: list[int], bad: Any) -> list[Any]:
+    """The flat values, checked: count, Python types, and the range of integer types."""
     flat = _flatten(data, bad)
     count = math.prod(shape)
     if len(flat) != count:
         raise bad(f"data holds {len(flat)} values; shape {shape} needs {count}")
-    allowed = _JSON_TYPES.get(datatype, frozenset({int}))
+    allowed = _JSON_TYPES.get(datatype, _INTS)
     kinds = set(map(type, flat))
     if not kinds <= allowed:
         wrong = sorted(k.__name__ for k in kinds - allowed)
         raise bad(f"{datatype} data cannot hold {', '.join(wrong)} values")
-    if datatype == "BYTES":
-        return np.array(flat, dtype=object).reshape(shape)
-    try:
-        return np.array(flat, dtype=NUMPY_OF_V2[datatype]).reshape(shape)
-    except OverflowError:
-        raise bad(f"a value is out of the range of {datatype}") from None
+    if allowed == _INTS and flat:
+        import numpy as np
+
+        info = np.iinfo(NUMPY_OF_V2[datatype])
+        if min(flat) < info.min or max(flat) > info.max:
+            raise bad(f"a value is out of the range of {datatype}")
+    return flat
 
 
 def _flatten(data: Any, bad: Any) -> list[Any]:
@@ -277,22 +321,22 @@ def _outputs(raw: Any) -> tuple[RequestedOutput, ...] | None:
     return tuple(out)
 
 
-def _to_bytes(datatype: str, array: Any) -> bytes:
-    import numpy as np
-
+def _to_bytes(datatype: str, values: list[Any]) -> bytes:
     if datatype == "BYTES":
         parts = []
-        for x in array.reshape(-1).tolist():
+        for x in values:
             raw = x if isinstance(x, bytes) else str(x).encode()
             parts.append(struct.pack("<I", len(raw)))
             parts.append(raw)
         return b"".join(parts)
+    import numpy as np
+
     dtype = np.dtype(NUMPY_OF_V2[datatype]).newbyteorder("<")
-    return bytes(np.ascontiguousarray(array, dtype=dtype).data)
+    return np.asarray(values, dtype=dtype).tobytes()
 
 
-def _to_json(datatype: str, array: Any) -> list[Any]:
-    flat: list[Any] = array.reshape(-1).tolist()
+def _to_json(datatype: str, values: list[Any]) -> list[Any]:
     if datatype == "BYTES":
-        return [x.decode() if isinstance(x, bytes) else str(x) for x in flat]
-    return flat
+        return [x if isinstance(x, str) else x.decode() if isinstance(x, bytes) else str(x)
+                for x in values]
+    return values

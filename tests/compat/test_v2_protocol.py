@@ -189,13 +189,13 @@ def _bad(resp: Any, status: int, words: str) -> None:
 @pytest.mark.parametrize(("change", "status", "words"), [
     (lambda t: t[0].update(datatype="BYTES"), 400, "BYTES data cannot hold"),
     (lambda t: t[0].update(datatype="FP99"), 400, "datatype 'FP99'"),
-    (lambda t: t[4].update(datatype="FP32", data=[1.0]), 400, "is text"),
+    (lambda t: t[4].update(datatype="FP32", data=[1.0]), 400, "'plan' must be text"),
     (lambda t: t[0].update(shape=[2, 1]), 400, "needs 2"),
     (lambda t: t[0].update(shape=[-1]), 400, "whole numbers >= 0"),
     (lambda t: t[0].update(shape=[100_000, 100_000, 100_000]), 413, "elements"),
     (lambda t: t[0].update(data="x"), 400, "must be a list"),
-    (lambda t: t.pop(1), 400, "missing input 'tenure_months'"),
-    (lambda t: t.append({**t[0], "name": "surprise"}), 400, "unknown input 'surprise'"),
+    (lambda t: t.pop(1), 400, "missing field 'tenure_months'"),
+    (lambda t: t.append({**t[0], "name": "surprise"}), 400, "unknown field 'surprise'"),
     (lambda t: t.append(dict(t[0])), 400, "appears twice"),
     (lambda t: t[0].update(data=[True]), 400, "cannot hold bool"),
     (lambda t: t[0].update(datatype="INT64", data=[2**70]), 400, "out of the range"),
@@ -276,3 +276,62 @@ def test_v2_infer_is_logged_and_counted_like_predict(v2: TestClient,
     assert served() == before + 1
     perf = v2.get("/api/v1/models/churn/performance").json()["versions"]
     assert sum(v["predictions"] for v in perf) == logged + 4
+
+
+def _binary_with(metadata: dict[str, Any], change: Any) -> tuple[bytes, int]:
+    body, length = binary_body(metadata, churn_records(2, seed=31))
+    head, tail = json.loads(body[:length]), body[length:]
+    chunks, pos = [], 0
+    for entry in head["inputs"]:
+        size = entry["parameters"]["binary_data_size"]
+        chunks.append(tail[pos:pos + size])
+        pos += size
+    change(head["inputs"], chunks)
+    header = json.dumps(head).encode()
+    return header + b"".join(chunks), len(header)
+
+
+def _retype(inputs: list[dict[str, Any]], chunks: list[bytes], i: int, datatype: str,
+            raw: bytes) -> None:
+    inputs[i]["datatype"] = datatype
+    inputs[i]["parameters"]["binary_data_size"] = len(raw)
+    chunks[i] = raw
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda ins, ch: _retype(ins, ch, 4, "FP32", np.zeros(2, "<f4").tobytes()), "is text"),
+    (lambda ins, ch: _retype(ins, ch, 0, "BYTES", b"\x01\0\0\0a\x01\0\0\0b"), "is a number"),
+    (lambda ins, ch: _retype(ins, ch, 0, "BOOL", b"\x01\x00"), "is a number"),
+    (lambda ins, ch: (ins.pop(1), ch.pop(1)), "missing input 'tenure_months'"),
+    (lambda ins, ch: (ins.append({**ins[0], "name": "surprise"}), ch.append(ch[0])),
+     "unknown input 'surprise'"),
+    (lambda ins, ch: (_retype(ins, ch, 0, "FP32", np.zeros(4, "<f4").tobytes()),
+                      ins[0].update(shape=[2, 2])), "has shape [2, 2]"),
+    (lambda ins, ch: (_retype(ins, ch, 0, "FP32", np.zeros(1, "<f4").tobytes()),
+                      ins[0].update(shape=[1, 1])), "same number of rows"),
+    (lambda ins, ch: _retype(ins, ch, 0, "FP32", np.array([1, np.inf], "<f4").tobytes()),
+     "infinity"),
+    (lambda ins, ch: _retype(ins, ch, 4, "BYTES", b"\x05\0\0\0a"), "runs past its data"),
+    (lambda ins, ch: _retype(ins, ch, 4, "BYTES", b"\x01\0\0\0\xff\x01\0\0\0b"), "UTF-8"),
+], ids=["number-for-text", "text-for-number", "bool-for-number", "missing", "unknown",
+        "row-shape", "row-count", "infinity", "bytes-overrun", "bytes-not-utf8"])
+def test_infer_a_bad_binary_tensor_is_a_v2_error(v2: TestClient, metadata: dict[str, Any],
+                                                  change: Any, words: str) -> None:
+    body, length = _binary_with(metadata, change)
+    _bad(post_binary(v2, body, length), 400, words)
+
+
+def test_infer_nan_is_missing_in_json_and_binary_alike(v2: TestClient,
+                                                       metadata: dict[str, Any]) -> None:
+    rows = churn_records(2, seed=41)
+    rows[0]["total_charges"] = None
+    native = v2.post("/api/v1/models/churn/predict", json=rows).json()["probabilities"]
+    body, length = binary_body(metadata, rows)  # None is sent as NaN
+    binary = outputs_of(post_binary(v2, body, length))["probabilities"]
+    tensors = json_inputs(metadata, rows)
+    tensors[3]["data"] = [float("nan") if v is None else v for v in tensors[3]["data"]]
+    resp = v2.post(INFER, content=json.dumps({"inputs": tensors}).encode(),
+                   headers={"Content-Type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    assert np.allclose(outputs_of(resp)["probabilities"][:, 1], [p["1"] for p in native])
+    assert np.allclose(binary[:, 1], [p["1"] for p in native], atol=1e-6)
