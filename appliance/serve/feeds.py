@@ -115,16 +115,13 @@ def scalar_feeds(loaded: LoadedModel, rows: list[dict[str, Any]], places: Places
     import numpy as np
 
     request_ids = _request_ids(rows, loaded.columns, places)
-    floats = [inp for inp in loaded.inputs if inp.kind not in ("string", "int64")]
-    columns = [inp.column for inp in floats]
+    floats, columns = loaded.float_inputs, loaded.float_columns
     table = [[row[c] for c in columns] for row in rows]
     number_types: set[type] = set()
     for values in table:
         number_types.update(map(type, values))
-    texts = {inp.column: [row[inp.column] for row in rows]
-             for inp in loaded.inputs if inp.kind == "string"}
-    ints = {inp.column: [row[inp.column] for row in rows]
-            for inp in loaded.inputs if inp.kind == "int64"}
+    texts = {inp.column: [row[inp.column] for row in rows] for inp in loaded.text_inputs}
+    ints = {inp.column: [row[inp.column] for row in rows] for inp in loaded.int_inputs}
     if not number_types <= _NUMBER_TYPES \
             or any(not set(map(type, v)) <= _TEXT_TYPES for v in texts.values()) \
             or any(not set(map(type, v)) <= _INT_TYPES for v in ints.values()):
@@ -134,7 +131,7 @@ def scalar_feeds(loaded: LoadedModel, rows: list[dict[str, Any]], places: Places
     except OverflowError:  # an integer too big for a float
         _refuse(loaded, rows, places)
         raise
-    if number_types != _INTS and not np.isfinite(matrix).all():
+    if number_types != _INTS and not _all_finite(matrix):
         bad_cells = ~np.isfinite(matrix)
         for i, j in zip(*np.nonzero(bad_cells.T)[::-1], strict=True):  # column by column
             if table[i][j] is not None:
@@ -142,21 +139,31 @@ def scalar_feeds(loaded: LoadedModel, rows: list[dict[str, Any]], places: Places
                           field=columns[j])
 
     feeds: dict[str, Any] = {}
-    single = matrix.T.astype(np.float32, order="C")  # one contiguous row per input
-    double = np.ascontiguousarray(matrix.T) if any(i.kind == "double" for i in floats) \
-        else None
+    # one contiguous [n, 1] block per input, taken by indexing (a reshape each costs more)
+    single = matrix.T.astype(np.float32, order="C")[:, :, None]
+    double = np.ascontiguousarray(matrix.T)[:, :, None] if loaded.has_double else None
     for j, inp in enumerate(floats):
         source = double if inp.kind == "double" and double is not None else single
-        feeds[inp.name] = source[j].reshape(-1, 1)
-    for inp in loaded.inputs:
-        if inp.kind == "string":
-            values = texts[inp.column]
-            feeds[inp.name] = np.array([v if v is not None else "" for v in values],
-                                       dtype=object).reshape(-1, 1)
-        elif inp.kind == "int64":
-            feeds[inp.name] = np.asarray([0 if v is None else v for v in ints[inp.column]],
-                                         dtype=np.int64).reshape(-1, 1)
+        feeds[inp.name] = source[j]
+    for inp in loaded.text_inputs:
+        values = texts[inp.column]
+        feeds[inp.name] = np.array([v if v is not None else "" for v in values],
+                                   dtype=object).reshape(-1, 1)
+    for inp in loaded.int_inputs:
+        feeds[inp.name] = np.asarray([0 if v is None else v for v in ints[inp.column]],
+                                     dtype=np.int64).reshape(-1, 1)
     return feeds, request_ids
+
+
+_SMALL = 64  # below this many cells a Python scan beats numpy's fixed cost per call
+
+
+def _all_finite(matrix: Any) -> bool:
+    if matrix.size < _SMALL:
+        return all(map(math.isfinite, matrix.ravel().tolist()))
+    import numpy as np
+
+    return bool(np.isfinite(matrix).all())
 
 
 def _refuse(loaded: LoadedModel, rows: list[dict[str, Any]], places: Places) -> None:
