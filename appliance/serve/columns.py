@@ -11,11 +11,10 @@ column (as ``null`` is on the predict route); infinities are refused.
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Any
 
 from appliance.errors import TooLarge, UnprocessableInput
-from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS
+from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, new_request_ids
 from appliance.serve.sessions import Input, LoadedModel
 
 _FLOATS = frozenset({"float", "double", "float16"})
@@ -46,7 +45,7 @@ class ColumnRecords:
                                      detail={"field": REQUEST_ID})
         self.columns = columns
         self.n = n
-        self.request_ids = request_ids or [uuid.uuid4().hex for _ in range(n)]
+        self.request_ids = request_ids or new_request_ids(n)
         self._rows: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:

@@ -85,10 +85,12 @@ def _request_ids(rows: list[dict[str, Any]], expected: frozenset[str], places: P
                  ) -> list[str]:
     with_id = expected | {REQUEST_ID}
     request_ids: list[str] = []
+    fresh: list[int] = []  # rows that need a new id, filled at once
     for i, row in enumerate(rows):
         keys = row.keys()
         if keys == expected:  # the common case: exactly the signature, no request id
-            request_ids.append(uuid.uuid4().hex)
+            fresh.append(i)
+            request_ids.append("")
             continue
         if keys != with_id:
             extra = keys - with_id
@@ -103,8 +105,30 @@ def _request_ids(rows: list[dict[str, Any]], expected: frozenset[str], places: P
         if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 100):
             raise bad(places, i, "request_id must be a string of 1-100 characters",
                       field=REQUEST_ID)
-        request_ids.append(rid or uuid.uuid4().hex)
+        if rid:
+            request_ids.append(rid)
+        else:
+            fresh.append(i)
+            request_ids.append("")
+    for i, rid in zip(fresh, new_request_ids(len(fresh)), strict=True):
+        request_ids[i] = rid
     return request_ids
+
+
+def new_request_ids(n: int) -> list[str]:
+    """``n`` random version-4 UUIDs as 32 hex digits (``uuid.uuid4().hex``); many at once
+    from one read of the OS's randomness (a read per id cost 10 us each on 10k rows)."""
+    if n < 16:
+        return [uuid.uuid4().hex for _ in range(n)]
+    import os
+
+    import numpy as np
+
+    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
+    return [text[i:i + 32] for i in range(0, 32 * n, 32)]
 
 
 def scalar_feeds(loaded: LoadedModel, rows: list[dict[str, Any]], places: Places = ROWS

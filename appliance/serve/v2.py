@@ -45,6 +45,7 @@ from appliance.serve.sessions import LoadedModel
 from appliance.serve.v2codec import InferAnswer, InferRequest, OutputTensor, Tensor
 
 PLATFORM = "onnxruntime_onnx"
+SMALL_BATCH = 64  # rows; binary tensors of at most this many rows are scored as records
 
 
 def version_number(raw: str | None) -> int | None:
@@ -103,24 +104,33 @@ class V2Service:
 
 
 def records_for(loaded: LoadedModel, tensors: tuple[Tensor, ...]) -> Any:
-    """What ``PredictionService.predict`` scores: JSON tensors become the predict route's
-    records (its own checks, cheapest for a few rows); as soon as one tensor is binary,
-    named columns (``ColumnRecords``, numpy all the way)."""
+    """What ``PredictionService.predict`` scores: the predict route's records (its own
+    checks; cheapest for JSON tensors and for a few rows), or, for more than SMALL_BATCH
+    rows with a binary tensor, named columns (``ColumnRecords``, numpy all the way)."""
     columns = _named(loaded, tensors)
     n = {t.shape[0] for t in columns.values()}
     if len(n) != 1:
         raise UnprocessableInput("every input needs the same number of rows (its first "
                                  "dimension)", detail={"rows": {k: t.shape[0]
                                                                 for k, t in columns.items()}})
-    if any(t.binary for t in columns.values()):
-        ids = columns.pop(REQUEST_ID, None)
-        return ColumnRecords({name: t.array() for name, t in columns.items()},
-                             None if ids is None else _request_ids(ids))
+    if n.pop() > SMALL_BATCH:
+        if any(t.binary for t in columns.values()):
+            ids = columns.pop(REQUEST_ID, None)
+            return ColumnRecords({name: t.array() for name, t in columns.items()},
+                                 None if ids is None else _request_ids(ids))
+    else:  # a few rows: plain values are cheaper than numpy's fixed cost per column
+        columns = {name: _listed(t) for name, t in columns.items()}
     if REQUEST_ID in columns:
         _request_ids(columns[REQUEST_ID])
     names = list(columns)
     values = [_per_row(t) for t in columns.values()]
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _listed(t: Tensor) -> Tensor:
+    if not t.binary:
+        return t
+    return Tensor(t.name, t.datatype, t.shape, t.values.reshape(-1).tolist())
 
 
 def _named(loaded: LoadedModel, tensors: tuple[Tensor, ...]) -> dict[str, Tensor]:

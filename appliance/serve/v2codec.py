@@ -322,15 +322,18 @@ def _outputs(raw: Any) -> tuple[RequestedOutput, ...] | None:
 
 
 def _to_bytes(datatype: str, values: list[Any]) -> bytes:
-    if datatype == "BYTES":
-        parts = []
-        for x in values:
-            raw = x if isinstance(x, bytes) else str(x).encode()
-            parts.append(struct.pack("<I", len(raw)))
-            parts.append(raw)
-        return b"".join(parts)
     import numpy as np
 
+    if datatype == "BYTES":
+        encoded = [x if isinstance(x, bytes) else str(x).encode() for x in values]
+        sizes = set(map(len, encoded))
+        if len(sizes) == 1:  # request ids: one size, packed by numpy in one go
+            size = sizes.pop()
+            packed = np.empty(len(encoded), dtype=[("n", "<u4"), ("b", f"S{size}")])
+            packed["n"] = size
+            packed["b"] = encoded
+            return packed.tobytes()
+        return b"".join(struct.pack("<I", len(x)) + x for x in encoded)
     dtype = np.dtype(NUMPY_OF_V2[datatype]).newbyteorder("<")
     return np.asarray(values, dtype=dtype).tobytes()
 

@@ -278,8 +278,11 @@ def test_v2_infer_is_logged_and_counted_like_predict(v2: TestClient,
     assert sum(v["predictions"] for v in perf) == logged + 4
 
 
+BIG = 80  # rows: more than SMALL_BATCH, so binary tensors are scored as numpy columns
+
+
 def _binary_with(metadata: dict[str, Any], change: Any) -> tuple[bytes, int]:
-    body, length = binary_body(metadata, churn_records(2, seed=31))
+    body, length = binary_body(metadata, churn_records(BIG, seed=31))
     head, tail = json.loads(body[:length]), body[length:]
     chunks, pos = [], 0
     for entry in head["inputs"]:
@@ -299,19 +302,20 @@ def _retype(inputs: list[dict[str, Any]], chunks: list[bytes], i: int, datatype:
 
 
 @pytest.mark.parametrize(("change", "words"), [
-    (lambda ins, ch: _retype(ins, ch, 4, "FP32", np.zeros(2, "<f4").tobytes()), "is text"),
-    (lambda ins, ch: _retype(ins, ch, 0, "BYTES", b"\x01\0\0\0a\x01\0\0\0b"), "is a number"),
-    (lambda ins, ch: _retype(ins, ch, 0, "BOOL", b"\x01\x00"), "is a number"),
+    (lambda ins, ch: _retype(ins, ch, 4, "FP32", np.zeros(BIG, "<f4").tobytes()), "is text"),
+    (lambda ins, ch: _retype(ins, ch, 0, "BYTES", b"\x01\0\0\0a" * BIG), "is a number"),
+    (lambda ins, ch: _retype(ins, ch, 0, "BOOL", b"\x01" * BIG), "is a number"),
     (lambda ins, ch: (ins.pop(1), ch.pop(1)), "missing input 'tenure_months'"),
     (lambda ins, ch: (ins.append({**ins[0], "name": "surprise"}), ch.append(ch[0])),
      "unknown input 'surprise'"),
-    (lambda ins, ch: (_retype(ins, ch, 0, "FP32", np.zeros(4, "<f4").tobytes()),
-                      ins[0].update(shape=[2, 2])), "has shape [2, 2]"),
+    (lambda ins, ch: (_retype(ins, ch, 0, "FP32", np.zeros(2 * BIG, "<f4").tobytes()),
+                      ins[0].update(shape=[BIG, 2])), f"has shape [{BIG}, 2]"),
     (lambda ins, ch: (_retype(ins, ch, 0, "FP32", np.zeros(1, "<f4").tobytes()),
                       ins[0].update(shape=[1, 1])), "same number of rows"),
-    (lambda ins, ch: _retype(ins, ch, 0, "FP32", np.array([1, np.inf], "<f4").tobytes()),
-     "infinity"),
-    (lambda ins, ch: _retype(ins, ch, 4, "BYTES", b"\x05\0\0\0a"), "runs past its data"),
+    (lambda ins, ch: _retype(ins, ch, 0, "FP32",
+                             np.array([1] * (BIG - 1) + [np.inf], "<f4").tobytes()), "infinity"),
+    (lambda ins, ch: _retype(ins, ch, 4, "BYTES", b"\x01\0\0\0a" * (BIG - 1) + b"\x05\0\0\0a"),
+     "runs past its data"),
     (lambda ins, ch: _retype(ins, ch, 4, "BYTES", b"\x01\0\0\0\xff\x01\0\0\0b"), "UTF-8"),
 ], ids=["number-for-text", "text-for-number", "bool-for-number", "missing", "unknown",
         "row-shape", "row-count", "infinity", "bytes-overrun", "bytes-not-utf8"])
@@ -335,3 +339,29 @@ def test_infer_nan_is_missing_in_json_and_binary_alike(v2: TestClient,
     assert resp.status_code == 200, resp.text
     assert np.allclose(outputs_of(resp)["probabilities"][:, 1], [p["1"] for p in native])
     assert np.allclose(binary[:, 1], [p["1"] for p in native], atol=1e-6)
+
+
+def test_infer_binary_over_small_batch_rows_equals_the_predict_route(
+        v2: TestClient, metadata: dict[str, Any]) -> None:
+    """More than SMALL_BATCH rows take the numpy column path; same answers."""
+    rows = churn_records(BIG + 20, seed=51)
+    rows[3]["total_charges"] = None
+    body, length = binary_body(metadata, rows)
+    out = outputs_of(post_binary(v2, body, length))
+    native = v2.post("/api/v1/models/churn/predict", json=rows).json()
+    assert out["predictions"].tolist() == native["predictions"]
+    assert np.allclose(out["probabilities"][:, 1], [p["1"] for p in native["probabilities"]],
+                       atol=1e-6)
+    assert len(set(out["request_id"].tolist())) == BIG + 20
+
+
+def test_infer_a_bad_small_binary_tensor_names_the_field(v2: TestClient,
+                                                          metadata: dict[str, Any]) -> None:
+    body, length = binary_body(metadata, churn_records(2, seed=61))
+    head, tail = json.loads(body[:length]), body[length:]
+    sizes = [i["parameters"]["binary_data_size"] for i in head["inputs"]]
+    start = sum(sizes[:4])
+    head["inputs"][4].update(datatype="FP32", parameters={"binary_data_size": 8})
+    header = json.dumps(head).encode()
+    tail = tail[:start] + np.zeros(2, "<f4").tobytes() + tail[start + sizes[4]:]
+    _bad(post_binary(v2, header + tail, len(header)), 400, "'plan' must be text")
