@@ -46,15 +46,23 @@ class ColumnRecords:
         self.columns = columns
         self.n = n
         self.request_ids = request_ids or new_request_ids(n)
-        self._rows: list[dict[str, Any]] | None = None
+        self._rows: list[ColumnRow] | None = None
+        self._values: list[list[Any]] | None = None
 
     def __len__(self) -> int:
         return self.n
 
-    def raw(self) -> list[dict[str, Any]]:
-        """The rows as records (what the log keeps, and what a sticky canary key reads)."""
+    def raw(self) -> list[ColumnRow]:
+        """The rows, each reading its values from the columns when asked: a sticky canary
+        key reads one value; the prediction log's writer thread asks ``to_record`` off the
+        request path (building 10,000 dicts cost about as much as scoring them)."""
         if self._rows is None:
-            names = list(self.columns)
+            self._rows = [ColumnRow(self, i) for i in range(self.n)]
+        return self._rows
+
+    def values(self) -> list[list[Any]]:
+        """Column by column, plain values (NaN as None); built once, on first use."""
+        if self._values is None:  # two threads building it at once build the same lists
             values = []
             for a in self.columns.values():
                 flat = a.reshape(self.n) if a.ndim == 1 or a.shape[1:] == (1,) else a
@@ -62,8 +70,8 @@ class ColumnRecords:
                 if flat.dtype.kind == "f" and _any_nan(flat, listed):
                     listed = _nan_to_none(listed)
                 values.append(listed)
-            self._rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-        return self._rows
+            self._values = values
+        return self._values
 
     def feeds(self, loaded: LoadedModel) -> dict[str, Any]:
         """ONNX feeds for ``loaded``, or 422 naming the column."""
@@ -81,6 +89,26 @@ class ColumnRecords:
                                          detail={"field": inp.column})
             feeds[inp.name] = _feed(inp, array, self.n)
         return feeds
+
+
+class ColumnRow:
+    """Row ``i`` of a ``ColumnRecords``, as the prediction log and canary routing read it."""
+
+    __slots__ = ("_i", "_of")
+
+    def __init__(self, of: ColumnRecords, i: int) -> None:
+        self._of, self._i = of, i
+
+    def get(self, key: str, default: Any = None) -> Any:
+        names = list(self._of.columns)
+        if key not in self._of.columns:
+            return default
+        return self._of.values()[names.index(key)][self._i]
+
+    def to_record(self) -> dict[str, Any]:
+        i = self._i
+        return {name: column[i] for name, column in
+                zip(self._of.columns, self._of.values(), strict=True)}
 
 
 def _feed(inp: Input, array: Any, n: int) -> Any:

@@ -30,7 +30,7 @@ from appliance.domain.serving import (
     VersionPerformance,
 )
 from appliance.errors import TooLarge, UnprocessableInput
-from appliance.serve.columns import ColumnRecords
+from appliance.serve.columns import ColumnRecords, ColumnRow
 from appliance.serve.csvbody import CsvRecords
 from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, feeds_for, rows_of
 from appliance.serve.log import PredictionLog
@@ -207,8 +207,10 @@ class Routing:
         return (self.canary is not None and self.percent > 0) or self.shadow is not None
 
     def takes_canary(self, row: Any, rng: random.Random) -> bool:
-        if self.key is not None and isinstance(row, dict) and row.get(self.key) is not None:
-            digest = hashlib.sha256(str(row[self.key]).encode()).digest()
+        value = row.get(self.key) if self.key is not None and \
+            isinstance(row, dict | ColumnRow) else None
+        if value is not None:
+            digest = hashlib.sha256(str(value).encode()).digest()
             return int.from_bytes(digest[:8], "big") % 10_000 < self.percent * 100
         return rng.random() * 100 < self.percent
 

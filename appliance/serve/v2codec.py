@@ -325,17 +325,27 @@ def _to_bytes(datatype: str, values: list[Any]) -> bytes:
     import numpy as np
 
     if datatype == "BYTES":
+        if values and all(type(x) is str and x.isascii() for x in values):
+            sizes = set(map(len, values))
+            if len(sizes) == 1:  # request ids: one size, packed by numpy in one go
+                return _packed(values, sizes.pop())
         encoded = [x if isinstance(x, bytes) else str(x).encode() for x in values]
         sizes = set(map(len, encoded))
-        if len(sizes) == 1:  # request ids: one size, packed by numpy in one go
-            size = sizes.pop()
-            packed = np.empty(len(encoded), dtype=[("n", "<u4"), ("b", f"S{size}")])
-            packed["n"] = size
-            packed["b"] = encoded
-            return packed.tobytes()
+        if len(sizes) == 1:
+            return _packed(encoded, sizes.pop())
         return b"".join(struct.pack("<I", len(x)) + x for x in encoded)
     dtype = np.dtype(NUMPY_OF_V2[datatype]).newbyteorder("<")
     return np.asarray(values, dtype=dtype).tobytes()
+
+
+def _packed(values: list[Any], size: int) -> bytes:
+    """BYTES elements all ``size`` bytes long (ASCII text or bytes): length, then data."""
+    import numpy as np
+
+    packed = np.empty(len(values), dtype=[("n", "<u4"), ("b", f"S{size}")])
+    packed["n"] = size
+    packed["b"] = values
+    return packed.tobytes()
 
 
 def _to_json(datatype: str, values: list[Any]) -> list[Any]:

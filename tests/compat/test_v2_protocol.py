@@ -365,3 +365,28 @@ def test_infer_a_bad_small_binary_tensor_names_the_field(v2: TestClient,
     header = json.dumps(head).encode()
     tail = tail[:start] + np.zeros(2, "<f4").tobytes() + tail[start + sizes[4]:]
     _bad(post_binary(v2, header + tail, len(header)), 400, "'plan' must be text")
+
+
+def test_infer_binary_rows_are_logged_as_records_like_predict(
+        v2: TestClient, metadata: dict[str, Any]) -> None:
+    """Rows scored as columns become records in the log's writer thread: the logged
+    inputs read as the predict route's would, NaN as null."""
+    rows = churn_records(BIG + 5, seed=71)
+    rows[2]["total_charges"] = None
+    ids = [f"logged-{i}" for i in range(len(rows))]
+    body, length = binary_body(metadata, rows)
+    head, tail = json.loads(body[:length]), body[length:]
+    raw = b"".join(struct.pack("<I", len(r)) + r.encode() for r in ids)
+    head["inputs"].append({"name": "request_id", "datatype": "BYTES", "shape": [len(ids)],
+                           "parameters": {"binary_data_size": len(raw)}})
+    header = json.dumps(head).encode()
+    assert post_binary(v2, header + tail + raw, len(header)).status_code == 200
+    app = v2.app.state.appliance
+    app.serving.log.flush()
+    logged = dict(app.store.execute(
+        "SELECT request_id, inputs FROM predictions WHERE request_id LIKE 'logged-%'"))
+    assert len(logged) == len(rows)
+    first = logged["logged-2"]
+    first = json.loads(first) if isinstance(first, str) else first
+    assert first["total_charges"] is None and first["plan"] == rows[2]["plan"]
+    assert first["age"] == pytest.approx(rows[2]["age"])
