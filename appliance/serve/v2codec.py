@@ -27,16 +27,18 @@ from appliance.domain.v2 import NUMPY_OF_V2
 from appliance.errors import InvalidInput, TooLarge
 
 MAX_ELEMENTS = 64 * 1024 * 1024  # per tensor; the body cap bounds binary data sooner
+SMALL = 64  # elements: binary tensors this small decode to Python values, not numpy
 
 
 @dataclass(frozen=True)
 class Tensor:
     """One decoded input: its V2 name, datatype and shape, and its values.
 
-    ``values`` is a numpy array of ``shape`` for binary data (BYTES: an object
-    array of str), and the flat row-major list of the JSON ``data`` otherwise,
-    checked against the datatype: small JSON requests never pay numpy's
-    per-call cost (``array`` converts when a caller needs one).
+    ``values`` is the flat row-major list of the JSON ``data`` (checked against
+    the datatype), or of binary data of at most SMALL elements; a bigger binary
+    tensor is a numpy array of ``shape`` (BYTES: an object array of str). Small
+    requests never pay numpy's cost per call; ``array`` converts when a caller
+    needs one.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Tensor:
 
     @property
     def binary(self) -> bool:
+        """The values are a numpy array (a binary tensor of more than SMALL elements)."""
         return not isinstance(self.values, list)
 
     def array(self) -> Any:
@@ -249,12 +252,18 @@ def _from_bytes(chunk: bytes, datatype: str, shape: list[int], count: int, bad: 
             pos += 4 + n
         if len(items) != count:
             raise bad(f"holds {len(items)} BYTES elements; shape {shape} needs {count}")
-        return np.array(items, dtype=object).reshape(shape)
+        return items if count <= SMALL else np.array(items, dtype=object).reshape(shape)
     dtype = np.dtype(NUMPY_OF_V2[datatype]).newbyteorder("<")
     if len(chunk) != count * dtype.itemsize:
         raise bad(f"binary_data_size is {len(chunk)} bytes; shape {shape} of {datatype} needs "
                   f"{count * dtype.itemsize}")
+    if count <= SMALL:  # a few values: plain Python ones, as JSON data would give
+        return list(struct.unpack(f"<{count}{_STRUCT[datatype]}", chunk))
     return np.frombuffer(chunk, dtype=dtype).reshape(shape)
+
+
+_STRUCT = {"BOOL": "?", "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q", "INT8": "b",
+           "INT16": "h", "INT32": "i", "INT64": "q", "FP16": "e", "FP32": "f", "FP64": "d"}
 
 
 _INTS = frozenset({int})

@@ -108,4 +108,4 @@ def test_tritonclient_gets_the_servers_errors(triton: Any, server: tuple[ServerP
     assert missing.value.status() == "404" and "ghost" in missing.value.message()
     with pytest.raises(InferenceServerException) as bad:
         triton.infer("churn", tensors[1:], headers=auth(server))
-    assert bad.value.status() == "400" and "missing input" in bad.value.message()
+    assert bad.value.status() == "400" and "missing field 'age'" in bad.value.message()
