@@ -118,7 +118,7 @@ def records_for(loaded: LoadedModel, tensors: tuple[Tensor, ...]) -> Any:
             ids = columns.pop(REQUEST_ID, None)
             return ColumnRecords({name: t.array() for name, t in columns.items()},
                                  None if ids is None else _request_ids(ids))
-    else:  # a few rows: plain values are cheaper than numpy's fixed cost per column
+    elif any(t.binary for t in columns.values()):  # a few rows: plain values are cheaper
         columns = {name: _listed(t) for name, t in columns.items()}
     if REQUEST_ID in columns:
         _request_ids(columns[REQUEST_ID])
@@ -156,17 +156,21 @@ def _named(loaded: LoadedModel, tensors: tuple[Tensor, ...]) -> dict[str, Tensor
     return split
 
 
+_FLOATS = frozenset({"FP16", "FP32", "FP64"})
+_ONE_A_ROW = ((), (1,))
+
+
 def _per_row(t: Tensor) -> list[Any]:
     """A JSON tensor's values one entry a row: a value, or the row's nested list; a NaN
     in a float tensor is missing (``null`` on the predict route), as in binary tensors."""
-    n = t.shape[0]
-    values = t.values
-    if t.datatype.startswith("FP") and any(v != v for v in values):
+    values, shape = t.values, t.shape
+    if t.datatype in _FLOATS and any(map(math.isnan, values)):
         values = [None if v != v else v for v in values]  # NaN is missing, as null is
-    if len(t.shape) == 1 or math.prod(t.shape[1:]) == 1:
-        return list(values)
-    if len(t.shape) == 2:
-        k = t.shape[1]
+    if shape[1:] in _ONE_A_ROW or math.prod(shape[1:]) == 1:
+        return values
+    n = shape[0]
+    if len(shape) == 2:
+        k = shape[1]
         return [values[i * k:(i + 1) * k] for i in range(n)]
     rows: list[Any] = t.array().tolist()
     return rows
