@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     api_docs: bool = Field(
         default=True,
         description="Serve /docs, /redoc and /openapi.json (without a token: they hold no data).")
+    compat_alias: str = Field(
+        default="champion", pattern=r"^[a-z][a-z0-9_-]{0,63}$",
+        description="The alias that answers /v2 and /invocations requests naming no version.")
     checkpoint_minutes: float = Field(default=10.0, gt=0)
     backup_keep: int = Field(
         default=7, ge=1, description="Scheduled backups kept in $APPLIANCE_HOME/backups.")

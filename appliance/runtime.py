@@ -49,9 +49,11 @@ from appliance.monitor.traffic import TrafficService
 from appliance.registry.service import RegistryService
 from appliance.runs.experiments import ExperimentService
 from appliance.runs.service import RunService
+from appliance.serve.invocations import InvocationService
 from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
+from appliance.serve.v2 import V2Service
 from appliance.store.db import Store
 from appliance.train.service import TrainingService
 
@@ -74,6 +76,8 @@ class Appliance:
     registry: RegistryService
     training: TrainingService
     serving: PredictionService
+    v2: V2Service
+    invocations: InvocationService
     alerts: AlertService
     drift: DriftService
     traffic: TrafficService
@@ -180,7 +184,8 @@ def build(settings: Settings) -> Appliance:
         settings=settings, store=store, events=events, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
-        serving=serving, alerts=alerts,
+        serving=serving, v2=V2Service(serving, alias=settings.compat_alias),
+        invocations=InvocationService(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
         lineage=LineageService(store),

@@ -89,11 +89,14 @@ def _serve(settings: Settings, stop: _StopRequest) -> int:
                 "    APPLIANCE_TOKEN=<token> appliance users add admin --role admin\n"
             )
             print(banner, file=sys.stderr, flush=True)
-        app = keep_alive_after_errors(create_app(appliance))
+        api = create_app(appliance)
+        # loop and http stay "auto": uvloop and httptools when installed (both are locked)
         config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, workers=1,
+            keep_alive_after_errors(api), host=settings.host, port=settings.port, workers=1,
             log_level=settings.log_level.lower(), access_log=False, reload=False,
         )
+        config.load()
+        api.state.http_parser = _parser_name(config.http_protocol_class)
         server = uvicorn.Server(config)
         stop.server = server
         if stop.requested:
@@ -103,3 +106,9 @@ def _serve(settings: Settings, stop: _StopRequest) -> int:
         return 0 if server.started or stop.requested else 1
     finally:
         appliance.close()
+
+
+def _parser_name(protocol: Any) -> str:
+    """``httptools`` or ``h11`` from uvicorn's protocol class (``...httptools_impl``)."""
+    module = str(getattr(protocol, "__module__", ""))
+    return module.rsplit(".", 1)[-1].removesuffix("_impl") or str(protocol)

@@ -16,6 +16,7 @@ from appliance.api.routers import (
     backups,
     datasets,
     governance,
+    invocations,
     jobs,
     lineage,
     models,
@@ -23,6 +24,7 @@ from appliance.api.routers import (
     runs,
     serving,
     system,
+    v2,
 )
 from appliance.runtime import Appliance
 
@@ -38,6 +40,9 @@ def create_app(appliance: Appliance) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # FastAPI's native OpenTelemetry asks the global providers on every request
+        # (~30 us); nothing here exports traces, so it is off rather than checked
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.appliance = appliance
     errors.install(app)
@@ -60,6 +65,9 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(backups.router)
+    app.include_router(v2.router)
+    app.include_router(invocations.router)
+    # last: any other path under MLflow's prefixes answers MLflow's ENDPOINT_NOT_FOUND
     for prefix in (*mlflow_tracking.PREFIXES, mlflow_artifacts.PREFIX, "/api/3.0/mlflow"):
         app.include_router(mlflow_tracking.unknown_router(prefix))
 

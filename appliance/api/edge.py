@@ -2,8 +2,9 @@
 
 Plain ASGI, not ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware
 costs about 0.3 ms a request each, which is most of a predict call's budget.
-For the same reason ``POST /api/v1/models/{name}/predict`` is handed to the
-serving router's ``predict_lane`` here, without route matching.
+For the same reason ``POST /api/v1/models/{name}/predict`` and the V2
+``POST /v2/models/{name}[/versions/{v}]/infer`` are handed to their routers'
+lanes here, without route matching.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.requests import Request
+
 from appliance.api.errors import error_body
-from appliance.api.routers import serving
+from appliance.api.routers import serving, v2
 from appliance.metrics import Metrics
 
 Scope = dict[str, Any]
@@ -44,7 +47,7 @@ class Edge:
                 return
         started = time.perf_counter()
         status = 500
-        lane = _predict_lane(scope)
+        lane = _lane(scope)
 
         async def capture(message: MutableMapping[str, Any]) -> None:
             nonlocal status
@@ -54,13 +57,13 @@ class Edge:
 
         try:
             if lane is not None:
-                response = await serving.predict_lane(scope, receive, lane)
+                response = await lane[1](scope, receive)
                 await response(scope, receive, capture)
             else:
                 await self.app(scope, receive, capture)
         finally:
             elapsed = time.perf_counter() - started
-            route = serving.PREDICT_PATH if lane is not None else \
+            route = lane[0] if lane is not None else \
                 getattr(scope.get("route"), "path", "unmatched")
             key = (scope["method"], route, status)
             child = self._latency.get(key)
@@ -73,20 +76,33 @@ class Edge:
 
 
 _PREDICT = re.compile(r"/api/v1/models/([^/]+)/predict")
+_V2_INFER = re.compile(r"/v2/models/([^/]+)(/versions/([^/]+))?/infer")
+V2_INFER_PATHS = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer")
+Lane = tuple[str, Callable[[Scope, Any], Awaitable[Any]]]
 
 
-def _predict_lane(scope: Scope) -> str | None:
-    """The model name of a ``POST .../predict``, which skips routing; else None.
+def _lane(scope: Scope) -> Lane | None:
+    """(route path, handler) of a ``POST .../predict`` or V2 ``.../infer``, which skip
+    routing; else None.
 
     FastAPI matches a request against every route of every router in turn
-    (~150 us for this app, half the cost of a one-row prediction); the predict
-    route is the one where that matters, so the edge hands it straight to
-    ``serving.predict_lane``, which runs the route's own code (``score``).
+    (~150 us for this app, half the cost of a one-row prediction); the scoring
+    routes are where that matters, so the edge hands them straight to the
+    route's own code (``serving.predict_lane``, ``v2.infer_lane``).
     """
     if scope["method"] != "POST" or scope.get("root_path"):
         return None
-    match = _PREDICT.fullmatch(scope["path"])
-    return match.group(1) if match else None
+    path = scope["path"]
+    match = _PREDICT.fullmatch(path)
+    if match is not None:
+        name = match.group(1)
+        return serving.PREDICT_PATH, lambda s, r: serving.predict_lane(s, r, name)
+    match = _V2_INFER.fullmatch(path)
+    if match is not None:
+        name, version = match.group(1), match.group(3)
+        return (V2_INFER_PATHS[version is not None],
+                lambda s, r: v2.infer_lane(Request(s, r), name, version))
+    return None
 
 
 def _host_name(scope: Scope) -> str:

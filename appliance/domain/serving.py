@@ -94,3 +94,11 @@ class LivePerformance(BaseModel):
     model: str
     window_hours: float
     versions: list[VersionPerformance]
+
+
+class Invocation(BaseModel):
+    """MLflow's scoring answer (``/invocations``): one prediction per row."""
+
+    model_config = ConfigDict(frozen=True)
+
+    predictions: list[Any]

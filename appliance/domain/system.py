@@ -22,6 +22,15 @@ class WatcherHeartbeat(BaseModel):
     inotify: bool = Field(description="Whether inotify hints wake the watcher early.")
 
 
+class ServerRuntime(BaseModel):
+    """What runs the HTTP server: the event loop and the HTTP parser uvicorn chose."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loop: str = Field(description="the running event loop's package: uvloop or asyncio")
+    http: str = Field(description="uvicorn's HTTP protocol: httptools or h11")
+
+
 class Health(BaseModel):
     """Liveness and store health."""
 
@@ -32,6 +41,8 @@ class Health(BaseModel):
     degraded_reason: str | None = Field(
         description="Why the store is read-only, when it is (`degraded`).")
     watcher: WatcherHeartbeat
+    server: ServerRuntime | None = Field(default=None, description=(
+        "the event loop and HTTP parser serving this request; null in-process (no uvicorn)"))
 
 
 class Summary(BaseModel):

@@ -30,6 +30,7 @@ from appliance.domain.serving import (
     VersionPerformance,
 )
 from appliance.errors import TooLarge, UnprocessableInput
+from appliance.serve.columns import ColumnRecords, ColumnRow
 from appliance.serve.csvbody import CsvRecords
 from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, feeds_for, rows_of
 from appliance.serve.log import PredictionLog
@@ -57,9 +58,11 @@ class PredictionService:
 
     def predict(self, model: str, records: Any, *, alias: str | None = None,
                 version: int | None = None) -> Prediction:
-        """Score ``records``: a JSON record or array of them, or a parsed CSV body."""
+        """Score ``records``: a JSON record or array of them, a parsed CSV body, or named
+        columns (``ColumnRecords``)."""
         started = time.perf_counter()
-        rows = records.raw() if isinstance(records, CsvRecords) else rows_of(records)
+        rows = records.raw() if isinstance(records, CsvRecords | ColumnRecords) \
+            else rows_of(records)
         self.log.room_for(len(rows))
         routing = self._routing_for(model) if version is None and alias in (None, CHAMPION) \
             else None
@@ -204,8 +207,10 @@ class Routing:
         return (self.canary is not None and self.percent > 0) or self.shadow is not None
 
     def takes_canary(self, row: Any, rng: random.Random) -> bool:
-        if self.key is not None and isinstance(row, dict) and row.get(self.key) is not None:
-            digest = hashlib.sha256(str(row[self.key]).encode()).digest()
+        value = row.get(self.key) if self.key is not None and \
+            isinstance(row, dict | ColumnRow) else None
+        if value is not None:
+            digest = hashlib.sha256(str(value).encode()).digest()
             return int.from_bytes(digest[:8], "big") % 10_000 < self.percent * 100
         return rng.random() * 100 < self.percent
 
@@ -249,11 +254,15 @@ def _score(loaded: LoadedModel, records: Any, rows: list[Any]
     A CSV body is typed by this model's own signature; an onnxruntime failure on
     input that passed the checks (a model that cannot score it) is a 422 naming
     the model, never a 500.
+    Named columns (``ColumnRecords``, the V2 protocol) are fed as they are.
     """
     places = ROWS
-    if isinstance(records, CsvRecords):
-        rows, places = records.typed(loaded), records.places
-    feeds, request_ids, rows = feeds_for(loaded, rows, places)
+    if isinstance(records, ColumnRecords):
+        feeds, request_ids = records.feeds(loaded), records.request_ids
+    else:
+        if isinstance(records, CsvRecords):
+            rows, places = records.typed(loaded), records.places
+        feeds, request_ids, rows = feeds_for(loaded, rows, places)
     try:
         outputs = loaded.session.run(None, feeds)
     except Exception as exc:  # onnxruntime raises its own types

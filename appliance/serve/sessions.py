@@ -65,6 +65,27 @@ class LoadedModel:
     def columns(self) -> frozenset[str]:  # cached: asked on every request
         return frozenset(i.column for i in self.inputs)
 
+    # what the table-wise checks (``feeds.scalar_feeds``) ask on every request, once
+    @cached_property
+    def float_inputs(self) -> tuple[Input, ...]:
+        return tuple(i for i in self.inputs if i.kind not in ("string", "int64"))
+
+    @cached_property
+    def float_columns(self) -> tuple[str, ...]:
+        return tuple(i.column for i in self.float_inputs)
+
+    @cached_property
+    def text_inputs(self) -> tuple[Input, ...]:
+        return tuple(i for i in self.inputs if i.kind == "string")
+
+    @cached_property
+    def int_inputs(self) -> tuple[Input, ...]:
+        return tuple(i for i in self.inputs if i.kind == "int64")
+
+    @cached_property
+    def has_double(self) -> bool:
+        return any(i.kind == "double" for i in self.inputs)
+
     @cached_property
     def fast(self) -> bool:
         """Every input one value a row of a kind the table-wise checks handle (our exports)."""

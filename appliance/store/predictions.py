@@ -25,7 +25,10 @@ def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
         "request_id": pa.array(rid, pa.string()),
         "model": pa.array(model, pa.string()),
         "version": pa.array(version, pa.int32()),
-        "inputs": pa.array([json.dumps(x, default=str) for x in inputs], pa.string()),
+        # a row given as columns (V2 tensors) becomes its record here, in the log's
+        # writer thread, rather than on the request path
+        "inputs": pa.array([json.dumps(x.to_record() if hasattr(x, "to_record") else x,
+                                       default=str) for x in inputs], pa.string()),
         "prediction": pa.array([json.dumps(x, default=str) for x in pred], pa.string()),
         "probabilities": pa.array([None if x is None else json.dumps(x) for x in proba],
                                   pa.string()),

@@ -31,7 +31,8 @@ async def _body(request: Request) -> bytes:
                              "the body (score big files with `appliance predict`)")
 
 
-def _records(body: bytes, content_type: str) -> Any:
+def parse_records(body: bytes, content_type: str) -> Any:
+    """A predict body as records: Parquet, CSV (typed later by the signature) or JSON."""
     if is_parquet(body, content_type):
         return parquet_records(body, MAX_ROWS)
     if "csv" in content_type:
@@ -97,9 +98,9 @@ async def score(request: Request, name: str) -> JSONResponse:
     body = await _body(request)
     ctype = request.headers.get("content-type", "")
     if len(body) > _INLINE_BYTES:
-        records = await run_in_threadpool(_records, body, ctype)
+        records = await run_in_threadpool(parse_records, body, ctype)
     else:
-        records = _records(body, ctype)
+        records = parse_records(body, ctype)
     if isinstance(records, list | CsvRecords) and len(records) > _INLINE_ROWS:
         out = await run_in_threadpool(
             app.serving.predict, name, records, alias=alias, version=version)
@@ -122,7 +123,7 @@ async def predict_lane(scope: dict[str, Any], receive: Any, name: str) -> Respon
 @router.post("/{name}/feedback")
 async def feedback(app: App, _: Operator, name: str, request: Request) -> Feedback:
     """Delayed ground truth: ``[{"request_id", "label"}]``, joined to the prediction log."""
-    labels = _records(await _body(request), "application/json")
+    labels = parse_records(await _body(request), "application/json")
     return await run_in_threadpool(app.serving.feedback, name, labels)
 
 
@@ -142,5 +143,5 @@ def get_routing(app: App, _: Viewer, name: str) -> ModelRouting:
 @router.put("/{name}/routing")
 async def put_routing(app: App, who: Approver, name: str, request: Request) -> ModelRouting:
     """Body ``{"canary": {"version", "percent", "key"?}|null, "shadow": {"version"}|null}``."""
-    config = _records(await _body(request), "application/json")
+    config = parse_records(await _body(request), "application/json")
     return await run_in_threadpool(app.serving.set_routing, name, config, by=who)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 from appliance import __version__
 from appliance.api.deps import App, Viewer
 from appliance.domain.auth import AccessToken, Me
-from appliance.domain.system import Health, Summary, WatcherHeartbeat
+from appliance.domain.system import Health, ServerRuntime, Summary, WatcherHeartbeat
 from appliance.errors import InvalidInput
 
 router = APIRouter()
@@ -29,9 +30,17 @@ def health_of(app: App) -> Health:
 
 
 @router.get("/healthz", tags=["system"])
-def healthz(app: App) -> Health:
-    """Liveness and store health; the only route that needs no credentials."""
-    return health_of(app)
+async def healthz(app: App, request: Request) -> Health:
+    """Liveness and store health; the only route that needs no credentials.
+
+    ``server`` names the loop running this very request and the HTTP parser
+    uvicorn was configured with (recorded by ``appliance serve``)."""
+    health = health_of(app)
+    http = getattr(request.app.state, "http_parser", None)
+    if http is None:
+        return health
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    return health.model_copy(update={"server": ServerRuntime(loop=loop, http=http)})
 
 
 @router.get("/metrics", tags=["system"])
