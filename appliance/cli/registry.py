@@ -65,6 +65,9 @@ def runs_list(
     status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
     experiment: Annotated[str | None, typer.Option(help="Experiment (job) name.")] = None,
     sort: Annotated[str, typer.Option(help="-created_at, name, metric:<key>, ...")] = "-created_at",
+    trials: Annotated[bool, typer.Option(
+        "--trials/--no-trials",
+        help="Also list a search's trial runs (`runs show PARENT` lists them).")] = False,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     offset: Annotated[int, typer.Option(min=0)] = 0,
     as_json: Json = False,
@@ -72,7 +75,8 @@ def runs_list(
 ) -> None:
     """List runs, filtered and sorted on the server, a page at a time."""
     page = call(home, lambda backend: backend.runs(status=status, experiment=experiment,
-                                                    sort=sort, limit=limit, offset=offset))
+                                                    top_level=not trials, sort=sort,
+                                                    limit=limit, offset=offset))
     show(page, as_json, views.runs_page)
 
 

@@ -43,6 +43,7 @@ def list_runs(
     dataset: str | None = None,
     tag: tuple[str, str] | None = None,
     q: str | None = None,
+    top_level: bool = False,
     sort: str = "-created_at",
     limit: int = 50,
     offset: int = 0,
@@ -59,6 +60,8 @@ def list_runs(
         where.append(RunRow.dataset == dataset)
     if q:
         where.append(col(RunRow.name).contains(q))
+    if top_level:  # not a search's trials: they are listed under their parent run
+        where.append(col(RunRow.parent_id).is_(None))
     if tag:
         where.append(func.json_extract_string(RunRow.tags, f"$.{_json_key(tag[0])}") == tag[1])
     total = s.exec(select(func.count()).select_from(RunRow).where(*where)).one()

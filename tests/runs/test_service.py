@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -120,3 +121,20 @@ def test_run_detail_with_model_version_takes_the_registry_answer_or_none(applian
     assert (found.model_version.model, found.model_version.version) == ("churn", 2)
     assert found.with_model_version(None).model_version is None
     assert found.model_dump(mode="json")["model_version"] == {"model": "churn", "version": 2}
+
+
+def test_runs_list_top_level_leaves_out_a_searchs_trials(appliance_app: Any) -> None:
+    from appliance.domain.runs import RunKind
+    from appliance.store.tables import RunRow
+
+    parent = appliance_app.runs.queue(
+        RunRow(name="churn", kind=RunKind.train.value, experiment="churn"), by=SYSTEM)
+    for i in range(3):  # created after their parent: newest first, they would lead the list
+        appliance_app.runs.queue(
+            RunRow(name=f"churn-trial-{i}", kind=RunKind.trial.value, experiment="churn",
+                   parent_id=uuid.UUID(parent.id)), by=SYSTEM)
+    everything = appliance_app.runs.list_runs(experiment="churn")
+    top = appliance_app.runs.list_runs(experiment="churn", top_level=True)
+    assert everything.total == 4
+    assert top.total == 1 and [r.name for r in top.items] == ["churn"]
+    assert len(appliance_app.runs.show(parent.id).children) == 3

@@ -72,6 +72,9 @@ def query(experiments: list[str]) -> dict[str, Any]:
     metric = s[1].text_input("Metric key", key="runs_sort_metric", on_change=first_page,
                              disabled=sort_by != "metric", placeholder="e.g. accuracy")
     order = s[2].selectbox("Order", ORDERS, key="runs_order", on_change=first_page)
+    trials = s[2].checkbox("Show search trials", key="runs_trials", on_change=first_page,
+                           help="A hyperparameter search's trial runs; they are also listed "
+                                "on their parent run.")
     limit = s[3].selectbox("Runs per page", PAGE_SIZES, index=PAGE_SIZES.index(DEFAULT_PAGE_SIZE),
                            key="runs_limit", on_change=first_page)
     field = sort_by
@@ -88,6 +91,7 @@ def query(experiments: list[str]) -> dict[str, Any]:
         "dataset": dataset.strip() or None,
         "tag": tag.strip() or None,
         "q": q.strip() or None,
+        "top_level": None if trials else True,
         "sort": ("-" if order == "descending" else "") + field,
         "limit": int(limit),
     }

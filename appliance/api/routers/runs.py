@@ -52,11 +52,14 @@ def list_runs(
     app: App, _: Viewer,
     status: str | None = None, kind: str | None = None, experiment: str | None = None,
     dataset: str | None = None, tag: str | None = None, q: str | None = None,
+    top_level: bool = Query(False, description="Leave out a search's trial runs (they are "
+                                               "the `children` of their parent run)."),
     sort: str = "-created_at",
     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
 ) -> RunPage:
     return app.runs.list_runs(status=status, kind=kind, experiment=experiment, dataset=dataset,
-                              tag=tag, q=q, sort=sort, limit=limit, offset=offset)
+                              tag=tag, q=q, top_level=top_level, sort=sort, limit=limit,
+                              offset=offset)
 
 
 @router.get("/experiments", tags=["runs"])
