@@ -3,31 +3,18 @@ errors in MLflow's shape; answers equal the predict route's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from appliance_test_support import logged_in, make_settings
 from fastapi.testclient import TestClient
-from served_model import churn_records, serve_churn
+from served_model import churn_records
 
 PATH = "/api/v1/models/churn/invocations"
 
 
 @pytest.fixture(scope="module")
-def scoring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    from appliance.api.app import create_app
-    from appliance.runtime import build
-
-    app = build(make_settings(tmp_path_factory.mktemp("invocations") / "home"))
-    app.serving.log.start()
-    try:
-        with TestClient(create_app(app)) as client:
-            logged_in(client)
-            serve_churn(client)
-            yield client
-    finally:
-        app.close()
+def scoring(churn_api: TestClient) -> TestClient:
+    return churn_api
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,19 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-from appliance_test_support import logged_in, make_settings
 from fastapi.testclient import TestClient
-from served_model import churn_records, serve_churn
+from served_model import churn_records
 
 INFER = "/v2/models/churn/infer"
 
 
 @pytest.fixture(scope="module")
-def v2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    from appliance.api.app import create_app
-    from appliance.runtime import build
-
-    app = build(make_settings(tmp_path_factory.mktemp("v2") / "home"))
-    app.serving.log.start()
-    try:
-        with TestClient(create_app(app)) as client:
-            logged_in(client)
-            serve_churn(client)
-            yield client
-    finally:
-        app.close()
+def v2(churn_api: TestClient) -> TestClient:
+    return churn_api
 
 
 @pytest.fixture(scope="module")
