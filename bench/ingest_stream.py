@@ -38,7 +38,7 @@ from appliance.ingest.worker import ParserPool
 
 BYTES_PER_ROW = 160          # measured on this generator: 1M rows ~ 160 MB
 TARGET_VS_DUCKDB = 1.2
-console = Console()
+console = Console(width=170)
 app = typer.Typer(add_completion=False)
 
 
@@ -111,8 +111,10 @@ def main(
             outcome, parse_s, parse_peak, summ_s, summ_peak = ours(pool, src, folder / "v.parquet")
             console.print(f"  ours {outcome} in {parse_s:.2f} s, peak {parse_peak:.0f} MB")
             table.add_row(f"{n:,}", f"{size_mb:,.0f}", outcome, f"{ref:.2f}", f"{parse_s:.2f}",
-                          f"{parse_s / ref:.2f}x", f"{parse_peak:.0f} / {cap_mb}",
-                          f"{summ_s:.2f}", f"{summ_peak:.0f} / {cap_mb}")
+                          f"{parse_s / ref:.2f}x" if outcome == "accepted" else "-",
+                          f"{parse_peak:.0f} / {cap_mb}",
+                          f"{summ_s:.2f}" if outcome == "accepted" else "-",
+                          f"{summ_peak:.0f} / {cap_mb}" if outcome == "accepted" else "-")
             for leftover in (src, folder / "ref.parquet", folder / "v.parquet"):
                 leftover.unlink(missing_ok=True)
     console.print(table)
