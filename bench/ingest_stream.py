@@ -11,10 +11,11 @@ on that same file, in the same run:
     resident-memory watchdog), then the column summary of the Parquet it wrote.
 
 It prints, per size: the outcome (``accepted`` or the quarantine reason), both
-times, the ratio ours/duckdb (issue target <= 1.2), and the parser's peak RSS
-against the cap (for the parse and for the summary). Sizes: ``--rows`` (any
-number of times; default 1M and 10M) and ``--gb`` (a file of about that many
-GB; 10 for the issue's figure).
+times, the ratio ours/duckdb (issue target <= 1.2), and the parser's peak
+memory against the cap (anonymous resident memory, as the cap counts it; for
+the parse and for the summary). Sizes: ``--rows`` (any number of times; default
+1M and 10M) and ``--gb`` (a file of about that many GB; 10 for the issue's
+figure).
 
     PYTHONPATH=$PWD .venv/bin/python bench/ingest_stream.py --gb 1
     APPLIANCE_PARSE_MEMORY_MB=1024 ... --rows 1000000 --rows 10000000 --gb 10
@@ -92,7 +93,7 @@ def main(
         sizes.append(int(gb * 1e9 / BYTES_PER_ROW))
     limits = ParseLimits(max_bytes=1 << 40, max_uncompressed_bytes=1 << 40, timeout_s=3600,
                          memory_mb=cap_mb)
-    table = Table(title=f"Streaming ingest, parser cap {cap_mb} MB (resident memory)")
+    table = Table(title=f"Streaming ingest, parser cap {cap_mb} MB (anonymous resident memory)")
     for col in ("rows", "CSV MB", "outcome", "duckdb s", "ours parse s", "ours/duckdb",
                 "parse peak MB", "summary s", "summary peak MB"):
         table.add_column(col, justify="right")
@@ -100,7 +101,7 @@ def main(
             ParserPool(limits) as pool:
         folder = Path(tmp)
         pool.start()
-        console.print(f"warm parser child: {pool.last_peak_mb:.0f} MB resident")
+        console.print(f"warm parser child: {pool.last_peak_mb:.0f} MB anonymous resident")
         for n in sizes:
             src = folder / f"f{n}.csv"
             make_csv(src, n)

@@ -1,12 +1,15 @@
-"""The parser's memory cap, on resident memory: a watchdog thread in the parent.
+"""The parser's memory cap, on its anonymous resident memory: a watchdog thread in the parent.
 
 The cap used to be ``RLIMIT_AS`` set by the child on itself. Address space is
 not memory: polars, DuckDB, numpy and glibc reserve far more of it than they
 touch, so a 512 MB cap stopped the child before it finished its imports, while
 a file that really used the memory could still hit the cap somewhere a
-MemoryError is not raised. The parent now samples the child's resident set
-size (RSS, with psutil) every ``interval_s`` and SIGKILLs it the moment it is
-over the cap; the parser pool then reports ``out_of_memory`` for the file (or
+MemoryError is not raised. The parent now samples the child's anonymous
+resident memory (RSS less its file-backed and shared pages, ``rss - shared``
+from psutil: the heap and the buffers the parse allocates; not the libraries'
+mapped code, shared and constant, nor the mapped input file's pages, which the
+kernel can drop and re-read) every ``interval_s`` and SIGKILLs the child the
+moment it is over the cap; the parser pool then reports ``out_of_memory`` for the file (or
 ``parser_failed`` when it happens at start-up). The watchdog also keeps the
 peak it saw, which the pool exposes for operators and the benchmarks.
 
@@ -25,7 +28,8 @@ INTERVAL_S = 0.02
 
 
 class RssWatchdog:
-    """Watch one process's RSS while in its ``with`` block; ``kill`` it past ``limit_mb``."""
+    """Watch one process's anonymous RSS while in its ``with`` block; ``kill`` it past
+    ``limit_mb``."""
 
     def __init__(self, pid: int, limit_mb: int, kill: Callable[[], None], *,
                  interval_s: float = INTERVAL_S) -> None:
@@ -61,7 +65,8 @@ class RssWatchdog:
             return          # already gone: the caller sees it die
         while True:
             try:
-                rss = int(proc.memory_info().rss)
+                info = proc.memory_info()
+                rss = int(info.rss - getattr(info, "shared", 0))
             except psutil.Error:
                 return
             self.peak_bytes = max(self.peak_bytes, rss)

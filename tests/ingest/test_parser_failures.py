@@ -100,12 +100,12 @@ def test_ingest_when_parser_dies_mid_file_quarantines_as_parser_crashed(
 def test_ingest_past_the_resident_memory_cap_quarantines_as_out_of_memory(
     app_with: Any, tmp_path: Path
 ) -> None:
-    # the warm child holds about 200 MB; this 46 MB CSV takes it to about 350 MB
-    app = app_with(parse_memory_mb=280)
+    # the warm child holds about 90 MB (anonymous); this 46 MB CSV takes it to about 240 MB
+    app = app_with(parse_memory_mb=160)
     src = big_csv(tmp_path / "big.csv", 300_000)
     out = app.ingest.ingest_claim(claim_file(app, src))
     assert (out.outcome, out.reason) == ("quarantined", "out_of_memory"), out.message
-    assert "280 MB cap" in out.message
+    assert "160 MB cap" in out.message
     assert_quarantined(app, "big.csv", "out_of_memory")
     assert not list(app.settings.staging_dir.iterdir())
 
