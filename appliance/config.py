@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         default=2000, gt=0,
         description="Most columns a file may have; checked on the header, before the parse.")
     parse_timeout_seconds: float = Field(default=600.0, gt=0)
-    parse_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a parser.")
+    parse_memory_mb: int = Field(default=8192, gt=0, description="Resident-memory cap of the parser child.")
     min_free_disk_mb: int = Field(default=256, ge=0)
     webhook_allowlist: list[str] = Field(
         default_factory=list,

@@ -35,7 +35,9 @@ class Reason(StrEnum):
     changed_while_reading = "changed_while_reading"  # a writer changed the file after the claim
     contract_failed = "contract_failed"
     duplicate = "duplicate"                 # the same bytes are already a version
-    parser_crashed = "parser_crashed"       # the child died: memory cap, signal
+    parser_crashed = "parser_crashed"       # the child died: a signal, a bad reply
+    parser_failed = "parser_failed"         # the parser child could not start
+    out_of_memory = "out_of_memory"         # the parser went past APPLIANCE_PARSE_MEMORY_MB
     timeout = "timeout"
     internal = "internal"
 

@@ -59,7 +59,7 @@ class ParseLimits:
     max_bytes: int                 # size of the file as dropped
     max_uncompressed_bytes: int    # the decompressed stream (.csv.gz) or decoded Parquet
     timeout_s: float               # wall clock per file, enforced by the parent
-    memory_mb: int                 # RLIMIT_AS of the parser child
+    memory_mb: int                 # resident-memory cap of the parser child
     max_columns: int = DEFAULT_MAX_COLUMNS   # checked before the parse
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,12 +153,12 @@ def parse_file(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: s
     except IngestRejected as exc:
         return ParseResult.failed(exc.reason, exc.message)
     except MemoryError:
-        return ParseResult.failed(Reason.parser_crashed,
+        return ParseResult.failed(Reason.out_of_memory,
                                   f"parsing ran out of memory (cap {limits.memory_mb} MB)")
     except OSError as exc:
         if exc.errno != errno.ENOMEM:
             return ParseResult.failed(Reason.internal, f"{type(exc).__name__}: {exc}"[:2000])
-        return ParseResult.failed(Reason.parser_crashed,
+        return ParseResult.failed(Reason.out_of_memory,
                                   f"parsing ran out of memory (cap {limits.memory_mb} MB)")
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -265,13 +265,14 @@ def summarize_parquet(path: Path) -> list[dict[str, Any]]:
 
     Runs in the parser child after the version is recorded, so a version is
     accepted as soon as it is validated and durable, and its summary follows
-    a moment later.
+    a moment later. Read lazily, a column at a time: bounded by one column,
+    not the table (see ``appliance.validate.summary``).
     """
     import polars as pl
 
     from appliance.validate.summary import summarize
 
-    return [s.to_dict() for s in summarize(pl.read_parquet(path))]
+    return [s.to_dict() for s in summarize(pl.scan_parquet(path))]
 
 
 class _Background:

@@ -120,6 +120,16 @@ class IngestService:
             except IngestRejected as exc:
                 out = self._quarantine(claim, who, exc.reason, exc.message, started,
                                        detail=exc.detail)
+            except ApplianceError:
+                raise  # the store is unavailable: the claim stays and is retried
+            except Exception as exc:
+                # A bug or a library failure: the file still leaves claimed/ with a reason,
+                # an ingest row and an alert, so nobody loses sight of it.
+                if self.store.degraded:
+                    raise
+                log.exception("ingesting %s/%s failed", claim.dataset, claim.name)
+                out = self._quarantine(claim, who, Reason.internal,
+                                       f"{type(exc).__name__}: {exc}"[:2000], started)
             self.events.publish(IngestFinished(out.outcome.value, time.perf_counter() - started))
             return out
 

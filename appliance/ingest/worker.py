@@ -15,12 +15,17 @@ stdin/stdout::
     parent -> {"op": "parse", ...}      child -> ParseResult as JSON
     parent -> {"op": "summarize", "path"}  child -> {"summary": [...]} or {"error": "..."}
 
-Limits: ``RLIMIT_AS`` (``memory_mb``) and no core files are set by the child
-on itself; the parent kills it after ``timeout_s`` per file and starts a fresh
-one on the next call. The child exits when its stdin closes or its parent
-changes (checked every second, busy or not). The pipes, the reply deadline,
-the size cap and the kill are ``appliance.childproc.ChildChannel``'s, shared
-with the trainer.
+Limits: the parent watches the child's resident memory and kills it past
+``memory_mb`` (:class:`appliance.ingest.watchdog.RssWatchdog`, at start-up
+and while it parses or summarises), and after ``timeout_s`` per file; it
+starts a fresh one on the next call. The child turns off core files and tells
+its scratch DuckDB to stay well under the cap (a quarter of it, at most 256 MB).
+Every way a parse can fail ends in a :class:`ParseResult` with a reason, never
+an exception: ``parser_failed`` (the child could not start), ``out_of_memory``,
+``parser_crashed`` (it died otherwise), ``timeout``, ``internal``. The child
+exits when its stdin closes or its parent changes (checked every second, busy
+or not). The pipes, the reply deadline, the size cap and the kill are
+``appliance.childproc.ChildChannel``'s, shared with the trainer.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import signal
 import sys
 import threading
@@ -45,10 +51,11 @@ from appliance.childproc import (
     child_env,
     claim_stdout,
     emit,
-    limit_memory,
     watch_parent,
 )
 from appliance.domain.ingest import Reason
+from appliance.failpoints import failpoint
+from appliance.ingest import scratch
 from appliance.ingest.parse import (
     ParseLimits,
     ParseResult,
@@ -56,6 +63,7 @@ from appliance.ingest.parse import (
     scratch_paths,
     summarize_parquet,
 )
+from appliance.ingest.watchdog import RssWatchdog
 
 MAX_REPLY_BYTES = 64 << 20      # a summary is kilobytes; anything near this is hostile
 STARTUP_TIMEOUT_S = 120.0       # imports on a cold, busy host
@@ -77,6 +85,7 @@ class ParserPool:
         self._lock = threading.Lock()
         self._child: ChildChannel | None = None
         self._closed = False
+        self.last_peak_mb = 0.0   # the child's peak RSS during the last start/parse/summary
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -115,11 +124,17 @@ class ParserPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the parser pool is closed")
-            self._ensure_child()
-            assert self._child is not None
             try:
-                self._child.send(request)
-                line = self._child.read_line(time.monotonic() + self.limits.timeout_s)
+                self._ensure_child()
+            except RuntimeError as exc:
+                self._clean(Path(dst))
+                return ParseResult.failed(Reason.parser_failed, f"{exc}; the file was not read")
+            assert self._child is not None
+            watch = self._watchdog(self._child)
+            try:
+                with watch:
+                    self._child.send(request)
+                    line = self._child.read_line(time.monotonic() + self.limits.timeout_s)
             except ReplyTimeout:
                 self._stop_child(graceful=False)
                 self._clean(Path(dst))
@@ -134,15 +149,20 @@ class ParserPool:
             except (ChildGone, OSError) as exc:
                 status = self._stop_child(graceful=False)
                 self._clean(Path(dst))
+                if watch.tripped:
+                    return ParseResult.failed(Reason.out_of_memory, _over_cap_message(
+                        watch, self.limits, "while reading this file"))
                 return ParseResult.failed(Reason.parser_crashed, _death_message(
                     status, self.limits, str(exc)))
+            finally:
+                self.last_peak_mb = watch.peak_mb
             try:
                 result = ParseResult.from_json(line)
             except ValueError as exc:
                 self._stop_child(graceful=False)
                 self._clean(Path(dst))
                 return ParseResult.failed(Reason.internal, f"the parser sent a bad reply: {exc}")
-            if result.reason == Reason.parser_crashed.value:
+            if result.reason in _RESTART_AFTER:
                 self._stop_child(graceful=False)   # out of memory: start afresh next time
             if result.parquet_written and not Path(dst).is_file():
                 return ParseResult.failed(Reason.internal, "the parser reported a Parquet file "
@@ -160,12 +180,18 @@ class ParserPool:
                 raise RuntimeError("the parser pool is closed")
             self._ensure_child()
             assert self._child is not None
+            watch = self._watchdog(self._child)
             try:
-                self._child.send({"op": "summarize", "path": os.fspath(parquet)})
-                reply = self._child.read_json(time.monotonic() + self.limits.timeout_s)
+                with watch:
+                    self._child.send({"op": "summarize", "path": os.fspath(parquet)})
+                    reply = self._child.read_json(time.monotonic() + self.limits.timeout_s)
             except (ReplyTimeout, ChildGone, OSError, ValueError) as exc:
                 self._stop_child(graceful=False)
-                raise RuntimeError(f"the summary of {parquet.name} failed: {exc!r}") from exc
+                why = (_over_cap_message(watch, self.limits, "while summarising")
+                       if watch.tripped else repr(exc))
+                raise RuntimeError(f"the summary of {parquet.name} failed: {why}") from exc
+            finally:
+                self.last_peak_mb = watch.peak_mb
         summary = reply.get("summary") if isinstance(reply, dict) else None
         if not isinstance(summary, list) or not all(isinstance(x, dict) for x in summary):
             error = reply.get("error") if isinstance(reply, dict) else None
@@ -185,15 +211,25 @@ class ParserPool:
             [self._python, "-m", "appliance.ingest.worker",
              "--memory-mb", str(self.limits.memory_mb), "--parent-pid", str(os.getpid())],
             env=child_env(), max_line=MAX_REPLY_BYTES)
+        watch = self._watchdog(child)
         try:
-            ready = child.read_json(time.monotonic() + self._startup_timeout_s)
+            with watch:
+                ready = child.read_json(time.monotonic() + self._startup_timeout_s)
         except (ChildGone, ReplyTimeout, ValueError) as exc:
             status = self._stop_child(graceful=False)
-            raise RuntimeError(f"the parser process did not start (exit status {status}): "
-                               f"{type(exc).__name__}") from exc
+            if watch.tripped:
+                raise RuntimeError("the parser process could not start: " + _over_cap_message(
+                    watch, self.limits, "while starting")) from exc
+            raise RuntimeError(f"the parser process could not start (exit status {status}, "
+                               f"{type(exc).__name__})") from exc
+        finally:
+            self.last_peak_mb = watch.peak_mb
         if not (isinstance(ready, dict) and ready.get("ready") is True):
             self._stop_child(graceful=False)
             raise RuntimeError("the parser process sent an unexpected greeting")
+
+    def _watchdog(self, child: ChildChannel) -> RssWatchdog:
+        return RssWatchdog(child.pid, self.limits.memory_mb, child.kill)
 
     def _ping(self) -> bool:
         assert self._child is not None
@@ -213,6 +249,14 @@ class ParserPool:
         for leftover in scratch_paths(dst):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+_RESTART_AFTER = frozenset({Reason.parser_crashed.value, Reason.out_of_memory.value})
+
+
+def _over_cap_message(watch: RssWatchdog, limits: ParseLimits, when: str) -> str:
+    return (f"the parser used {watch.peak_mb:.0f} MB of memory {when}, over its "
+            f"{limits.memory_mb} MB cap (APPLIANCE_PARSE_MEMORY_MB); it was stopped")
 
 
 def _death_message(status: int | None, limits: ParseLimits, detail: str) -> str:
@@ -267,19 +311,20 @@ def _serve(channel: IO[bytes]) -> int:
             if request.get("op") == "summarize":
                 reply(_summarize(Path(request["path"])))
                 continue
+            failpoint("parser.parse")   # the child dies mid-file (tests)
             result = parse_file(
                 Path(request["src"]), Path(request["dst"]), fmt=str(request["fmt"]),
                 dataset=str(request["dataset"]), contract_yaml=request.get("contract_yaml"),
                 contract_version=request.get("contract_version"),
                 limits=ParseLimits.from_dict(request["limits"]))
         except MemoryError:
-            result = ParseResult.failed(Reason.parser_crashed, "the parser ran out of memory")
+            result = ParseResult.failed(Reason.out_of_memory, "the parser ran out of memory")
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # a bad request or a library panic: answer, keep serving
             result = ParseResult.failed(Reason.internal, f"{type(exc).__name__}: {exc}"[:2000])
         reply(result.to_json())
-        if result.reason == Reason.parser_crashed.value:
+        if result.reason in _RESTART_AFTER:
             return 70   # after a MemoryError the parent starts a clean child
     return 0
 
@@ -301,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.getppid() != args.parent_pid:
         return 0
     watch_parent(args.parent_pid)
-    limit_memory(args.memory_mb)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # No RLIMIT_AS: the parent caps resident memory (appliance.ingest.watchdog).
+    scratch.set_memory_cap(args.memory_mb)
+    failpoint("parser.start")   # the child dies before it is ready (tests)
     channel = claim_stdout()
     _warm_up()
     emit(channel, json.dumps({"ready": True, "pid": os.getpid()}))

@@ -1,8 +1,14 @@
 """Per-column summaries for the console: counts, ranges, histograms, top values.
 
 Two ``select`` passes over the frame, however many columns: the first gathers
-every scalar statistic and the top values, the second the numeric histograms
-(which need the first pass's min and max for their edges).
+every scalar statistic, the top values and the histograms; the second redoes
+float columns whose statistics NaN or inf spoiled, on their finite values.
+
+A version's Parquet file is summarised from a ``LazyFrame`` (``scan_parquet``)
+in bounded memory: one column at a time (projection pushdown reads only that
+column) on polars' streaming engine, so the parser child never holds the whole
+table; the expressions, and so the summary, are the same as for a frame in
+memory (tests/validate pins it).
 
 Conventions:
 
@@ -43,29 +49,51 @@ TOP_VALUES = 10
 EXACT_UNIQUE_MAX_ROWS = 100_000
 
 
-def summarize(df: pl.DataFrame) -> list[ColumnSummary]:
-    """One :class:`ColumnSummary` per column of ``df``, in column order."""
-    kinds = {name: _kind(dtype) for name, dtype in df.schema.items()}
-    exact = df.height <= EXACT_UNIQUE_MAX_ROWS
-    exprs: list[pl.Expr] = []
-    for i, (name, dtype) in enumerate(df.schema.items()):
-        exprs += _column_exprs(f"{i}\x00", pl.col(name), dtype, kinds[name], exact)
-    stats = _by_column(df.select(exprs).row(0, named=True) if exprs else {})
+def summarize(df: pl.DataFrame | pl.LazyFrame) -> list[ColumnSummary]:
+    """One :class:`ColumnSummary` per column of ``df``, in column order.
+
+    A ``LazyFrame`` is summarised a column at a time on the streaming engine
+    (bounded memory); a ``DataFrame`` in one select.
+    """
+    schema = df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
+    height = (int(df.select(pl.len()).collect(engine="streaming").item())
+              if isinstance(df, pl.LazyFrame) else df.height)
+    kinds = {name: _kind(dtype) for name, dtype in schema.items()}
+    exact = height <= EXACT_UNIQUE_MAX_ROWS
+    groups = [_column_exprs(f"{i}\x00", pl.col(name), dtype, kinds[name], exact)
+              for i, (name, dtype) in enumerate(schema.items())]
+    stats = _by_column(_select(df, groups))
+    for i in range(len(schema)):
+        stats.setdefault(i, {})
 
     # NaN/inf poison the mean (and inf the range): redo those float columns on finite values.
-    redo: list[pl.Expr] = []
-    for i, (name, dtype) in enumerate(df.schema.items()):
+    redo: list[list[pl.Expr]] = []
+    for i, (name, dtype) in enumerate(schema.items()):
         if dtype.is_float() and not _finite(stats[i].get("mean"), stats[i].get("min"), stats[i].get("max")):
             col = pl.col(name)
-            redo += _numeric_exprs(f"{i}\x00", col.filter(col.is_finite()))
+            redo.append(_numeric_exprs(f"{i}\x00", col.filter(col.is_finite())))
     if redo:
-        for i, values in _by_column(df.select(redo).row(0, named=True)).items():
+        for i, values in _by_column(_select(df, redo)).items():
             stats[i].update(values)
 
     return [
-        _summary(name, dtype, kinds[name], stats[i], df.height)
-        for i, (name, dtype) in enumerate(df.schema.items())
+        _summary(name, dtype, kinds[name], stats[i], height)
+        for i, (name, dtype) in enumerate(schema.items())
     ]
+
+
+def _select(df: pl.DataFrame | pl.LazyFrame, groups: list[list[pl.Expr]]) -> dict[str, Any]:
+    """The one-row result of every expression: in one select for a frame in memory, one
+    column's group at a time on the streaming engine for a lazy one."""
+    if not any(groups):
+        return {}
+    if isinstance(df, pl.DataFrame):
+        return df.select([e for group in groups for e in group]).row(0, named=True)
+    row: dict[str, Any] = {}
+    for group in groups:
+        if group:
+            row.update(df.select(group).collect().row(0, named=True))
+    return row
 
 
 def _kind(dtype: pl.DataType) -> str:
@@ -157,7 +185,8 @@ def _summary(
     if kind == "categorical":
         summary["top_values"] = [
             {"value": json_safe(entry[name]), "count": int(entry["count"])}
-            for entry in stats.get("top") or []
+            # the plan may turn sort + head into an unordered top-k: order them here
+            for entry in sorted(stats.get("top") or [], key=lambda e: (-e["count"], e[name]))
         ]
     return ColumnSummary(
         name=name, dtype=str(dtype), count=rows - nulls, nulls=nulls, n_unique=n_unique, **summary

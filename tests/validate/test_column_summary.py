@@ -129,3 +129,40 @@ def test_summarize_cuts_long_text_to_200_characters_and_an_ellipsis():
     assert s["t"].top_values == [{"value": "x" * MAX_VALUE_CHARS + ELLIPSIS, "count": 2},
                                  {"value": "short", "count": 1}]
     assert len(json.dumps([x.to_dict() for x in s.values()])) < 5_000
+
+
+def _mixed_frame(rows: int) -> pl.DataFrame:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=rows)
+    x[::97] = np.nan
+    return pl.DataFrame({
+        "x": x,
+        "n": rng.integers(-50, 50, rows),
+        "color": pl.Series(rng.choice(["red", "green", "blue", ""], rows)).replace("", None),
+        "flag": rng.choice([True, False], rows),
+        "day": pl.date_range(dt.date(2020, 1, 1), dt.date(2020, 1, 1) + dt.timedelta(days=rows - 1),
+                             eager=True),
+        "empty": pl.Series([None] * rows, dtype=pl.Float64),
+    })
+
+
+@pytest.mark.parametrize("rows", [1_000, 150_000])   # exact and approximate n_unique
+def test_summarize_lazy_parquet_scan_equals_the_frame_in_memory(rows, tmp_path):
+    df = _mixed_frame(rows)
+    path = tmp_path / "v.parquet"
+    df.write_parquet(path, row_group_size=10_000)
+    lazy, eager = summarize(pl.scan_parquet(path)), summarize(df)
+    for a, b in zip(lazy, eager, strict=True):
+        a_dict, b_dict = a.to_dict(), b.to_dict()
+        # a mean summed over row groups may differ in its last bits, and past 100k rows
+        # n_unique is a HyperLogLog estimate, which depends on the chunks; nothing else
+        for key, rel in (("mean", 1e-12), ("std", 1e-12), ("n_unique", 0.05 * (rows > 100_000))):
+            x, y = a_dict.pop(key, None), b_dict.pop(key, None)
+            assert x == y or x == pytest.approx(y, rel=rel), (a.name, key)
+        assert a_dict == b_dict
+
+
+def test_summarize_lazy_empty_and_columnless_frames():
+    assert summarize(pl.LazyFrame()) == []
+    lazy = summarize(pl.LazyFrame({"x": pl.Series([], dtype=pl.Float64)}))
+    assert lazy == summarize(pl.DataFrame({"x": pl.Series([], dtype=pl.Float64)}))
