@@ -229,3 +229,45 @@ def test_run_job_sklearn_sample_mode_trains_on_seeded_sample_with_warning(
     b = run(mixed_big, tmp_path / "b", spec, "big", memory_mb=TINY_CAP_MB)
     assert a["metrics"] == b["metrics"]   # the same seed picks the same rows
     assert a["metrics"]["roc_auc"] > 0.9
+
+
+def test_worker_external_mode_trains_under_its_address_space_cap(data_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """Through the real child, under RLIMIT_AS: the cache pages and batches fit the cap."""
+    from .test_worker import worker
+
+    spec = job("xgboost.XGBClassifier", "label", params={"n_estimators": 5}, features=MIXED,
+               data={"mode": "external"})
+    request = {"job": spec, "parquet_path": str(data_dir / "mixed.parquet"),
+               "out_dir": str(tmp_path / "out"), "memory_mb": 4096}
+    code, messages = worker(json.dumps(request).encode() + b"\n")
+    result = messages[-1]["result"]
+    assert code == 0 and result["ok"], result["error"]
+    assert result["data"]["mode"] == "external" and result["parity"]["passed"]
+    stages = [m["progress"]["stage"] for m in messages[:-1]]
+    assert stages[:4] == ["load", "scan", "fit", "evaluate"]
+    fractions = [m["progress"]["fraction"] for m in messages[:-1]]
+    assert fractions == sorted(fractions)
+
+
+def test_run_job_external_target_without_values_refused(tmp_path: Path) -> None:
+    pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": pl.Series([None] * 4, dtype=pl.String)}) \
+        .write_parquet(tmp_path / "empty.parquet")
+    spec = job("xgboost.XGBClassifier", "y", data={"mode": "external"})
+    result = run(tmp_path, tmp_path / "out", spec, "empty")
+    assert result["ok"] is False and result["error"]["field"] == "target"
+    assert "has no values" in result["error"]["message"]
+
+
+def test_run_job_external_literal_missing_category_and_empties_train(tmp_path: Path) -> None:
+    """A category spelled like the imputed one, beside real missing values, is one category."""
+    n = 600
+    rng = np.random.default_rng(1)
+    color = rng.choice(["red", "(missing)", "", None], n).tolist()
+    x = rng.normal(size=n)
+    y = np.where(x + rng.normal(scale=0.5, size=n) > 0, "a", "b").tolist()
+    pl.DataFrame({"x": x, "color": color, "y": y}).write_parquet(tmp_path / "cats.parquet")
+    spec = job("xgboost.XGBClassifier", "y", data={"mode": "external"},
+               params={"n_estimators": 5})
+    result = run(tmp_path, tmp_path / "out", spec, "cats")
+    assert_trained(result, tmp_path / "out")

@@ -101,6 +101,9 @@ def train_external(path: Path, spec: JobSpec, info: EstimatorInfo, features: lis
     fit_rows, holdout_rows = sample_sizes(plan)
     facts = _scan(path, columns, categorical, spec.target, seed, test_size, plan.rows,
                   fit_rows, holdout_rows)
+    if not facts.targets:
+        raise InvalidInput(f"the target column {spec.target!r} has no values",
+                           detail={"field": "target"})
     if facts.rows_train < 2 or facts.rows_test < 1:
         raise InvalidInput(f"too few rows ({facts.rows_train + facts.rows_test}) to split into "
                            "train and test", detail={"field": "split.test_size"})
@@ -127,7 +130,7 @@ def train_external(path: Path, spec: JobSpec, info: EstimatorInfo, features: lis
     pre = pipeline.steps[0][1]
     if categorical:
         pre.set_params(cat__onehot__categories=[
-            sorted(MISSING_CATEGORY if v == "" else v for v in facts.categories[c])
+            sorted({MISSING_CATEGORY if v == "" else v for v in facts.categories[c]})
             for c in categorical])
     fit_sample = pl.concat(facts.fit_parts).head(fit_rows)
     pre.fit(prepare_frame(fit_sample, features))
