@@ -74,6 +74,12 @@ class DataSpec(_Strict):
     mode: Literal["auto", "memory", "external", "sample"] = "auto"
     sample_rows: int | None = Field(default=None, ge=10)
 
+    @model_validator(mode="after")
+    def _rows_for_sample(self) -> DataSpec:
+        if self.sample_rows is not None and self.mode != "sample":
+            raise ValueError(f"sample_rows is for mode: sample, not mode: {self.mode}")
+        return self
+
 
 class SearchSpec(_Strict):
     kind: Literal["random", "grid"] = "random"

@@ -271,3 +271,10 @@ def test_run_job_external_literal_missing_category_and_empties_train(tmp_path: P
                params={"n_estimators": 5})
     result = run(tmp_path, tmp_path / "out", spec, "cats")
     assert_trained(result, tmp_path / "out")
+
+
+def test_parse_job_sample_rows_without_sample_mode_refused() -> None:
+    text = "name: j\ndataset: d\ntarget: y\nmodel: {kind: Ridge}\ndata: {sample_rows: 50}\n"
+    with pytest.raises(InvalidInput, match="sample_rows is for mode: sample") as info:
+        parse_job(text)
+    assert info.value.detail["field"] == "data" and info.value.detail["line"] == 5
