@@ -278,3 +278,24 @@ def test_parse_job_sample_rows_without_sample_mode_refused() -> None:
     with pytest.raises(InvalidInput, match="sample_rows is for mode: sample") as info:
         parse_job(text)
     assert info.value.detail["field"] == "data" and info.value.detail["line"] == 5
+
+
+def test_batches_hold_one_batch_not_the_file_read_so_far(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(sizing, "BATCH_ROWS", 10_000)
+    values = np.random.default_rng(0).normal(size=(300_000, 10))
+    table = pa.table({f"c{i}": values[:, i] for i in range(10)})
+    pq.write_table(table, tmp_path / "v.parquet", row_group_size=20_000)
+    data_bytes = values.nbytes   # 24 MB
+    del table, values
+    base = pa.total_allocated_bytes()
+    peak, rows = 0, 0
+    for start, frame in sizing.batches(tmp_path / "v.parquet"):
+        assert start == rows
+        rows += frame.height
+        peak = max(peak, pa.total_allocated_bytes() - base)
+    assert rows == 300_000
+    assert peak < data_bytes / 2, peak   # with pre-buffering Arrow kept ~all of it (34 MB)

@@ -135,7 +135,10 @@ def batches(path: Path, columns: list[str] | None = None) -> Any:
     import pyarrow.parquet as pq
 
     start = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+    # pre_buffer=False: with it, the reader keeps every column chunk it has read until it
+    # is closed, and memory grows with the file (measured: +360 MB over 2M rows x 23)
+    reader = pq.ParquetFile(path, pre_buffer=False)
+    for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
         frame = pl.DataFrame(pa.Table.from_batches([batch]))
         yield start, frame
         start += batch.num_rows
