@@ -318,8 +318,11 @@ class TrainingService:
         params = {"estimator": result.get("estimator"), **(result.get("params") or {})}
         points = [{"key": k, "value": v, "step": 0} for k, v in metrics.items()]
         points += [p for p in result.get("metric_steps") or [] if isinstance(p, dict)]
-        self.runs.log_batch(str(run_id), params=params, metrics=points,
-                            tags={"task": result.get("task"), "flavor": result.get("flavor")})
+        tags = {"task": result.get("task"), "flavor": result.get("flavor")}
+        data = result.get("data")
+        if isinstance(data, dict) and data.get("mode"):
+            tags["data_mode"] = str(data["mode"])   # memory | external | sample
+        self.runs.log_batch(str(run_id), params=params, metrics=points, tags=tags)
         for i, trial in enumerate(result.get("trials") or []):
             child = RunRow(name=f"{spec.name}-trial-{i}", kind=RunKind.trial.value,
                            status=RunStatus.queued.value, parent_id=run_id,

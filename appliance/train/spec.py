@@ -65,6 +65,22 @@ class SplitSpec(_Strict):
     seed: int = 0
 
 
+class DataSpec(_Strict):
+    """How the trainer holds the dataset version (docs/reference/jobs.md, "Data larger than
+    memory"): ``auto`` keeps it in memory when it fits the trainer's cap, else trains XGBoost
+    from Parquet batches (external memory) and refuses other estimators; ``memory``,
+    ``external`` and ``sample`` (a seeded sample of ``sample_rows``) choose explicitly."""
+
+    mode: Literal["auto", "memory", "external", "sample"] = "auto"
+    sample_rows: int | None = Field(default=None, ge=10)
+
+    @model_validator(mode="after")
+    def _rows_for_sample(self) -> DataSpec:
+        if self.sample_rows is not None and self.mode != "sample":
+            raise ValueError(f"sample_rows is for mode: sample, not mode: {self.mode}")
+        return self
+
+
 class SearchSpec(_Strict):
     kind: Literal["random", "grid"] = "random"
     n_iter: int = Field(default=10, ge=1, le=MAX_TRIALS)
@@ -161,6 +177,7 @@ class JobSpec(_Strict):
     features: FeaturesSpec = Field(default_factory=FeaturesSpec)
     model: ModelSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
     metric: str | None = None
     search: SearchSpec | None = None
     promote: PromoteSpec = Field(default_factory=PromoteSpec)

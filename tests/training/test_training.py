@@ -185,3 +185,12 @@ def test_the_disk_guard_refuses_a_training_run_and_leaves_no_run(customers: Any,
     assert resp.status_code == 507, resp.text
     assert "training needs" in resp.json()["error"]["message"]
     assert customers.get("/api/v1/runs", params={"kind": "train"}).json()["total"] == 0
+
+
+def test_external_memory_job_trains_registers_and_tags_the_run(customers: Any) -> None:
+    run = train(customers, job(extra="data: {mode: external}"))
+    assert run["status"] == "succeeded", run["error"]
+    assert run["tags"]["data_mode"] == "external"
+    assert any("Parquet batches" in w for w in run["warnings"])
+    assert run["model_version"] == {"model": "churn", "version": 1}
+    assert customers.get("/api/v1/models/churn/versions/1").json()["parity"]["passed"]

@@ -20,6 +20,7 @@ from typing import Any
 
 from appliance.errors import ApplianceError, InvalidInput
 from appliance.train.child import metrics as m
+from appliance.train.child import sizing
 from appliance.train.child.jsonsafe import jsonable
 from appliance.train.child.pipeline import (
     Feature,
@@ -48,7 +49,8 @@ def empty_result() -> dict[str, Any]:
             "metric_steps", "trials", "best_trial", "features", "target", "classes", "signature",
             "parity", "fairness", "champion_metric", "champion_error", "champion_improvement",
             "challenger_metric",
-            "onnx_path", "holdout_path", "rows_train", "rows_test", "seed", "duration_s", "environment")
+            "onnx_path", "holdout_path", "rows_train", "rows_test", "seed", "duration_s", "environment",
+            "data")
     out: dict[str, Any] = {"ok": False, "error": None, **dict.fromkeys(keys)}
     out.update(metric_steps=[], trials=[], warnings=[])
     return out
@@ -106,17 +108,36 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
     path = Path(request["parquet_path"])
     if not path.is_file():
         raise InvalidInput(f"the dataset file {path.name} is not there", detail={"field": "dataset"})
-    frame = pl.read_parquet(path)
-    if spec.target not in frame.columns:
+    schema = dict(pl.read_parquet_schema(path))
+    if spec.target not in schema:
         raise InvalidInput(f"the target column {spec.target!r} is not in the data; columns are: "
-                           f"{', '.join(frame.columns[:50])}", detail={"field": "target"})
-    features, notes = select_features(dict(frame.schema), target=spec.target,
+                           f"{', '.join(list(schema)[:50])}", detail={"field": "target"})
+    features, notes = select_features(schema, target=spec.target,
                                       include=spec.features.include, exclude=spec.features.exclude)
     result["warnings"].extend(notes)
     if spec.fairness is not None:
         from appliance.train.child.fairness import group_frame
 
-        group_frame(frame.head(0), spec.fairness.sensitive)   # names checked before any fitting
+        group_frame(pl.DataFrame(schema=schema), spec.fairness.sensitive)   # names checked first
+    if info.task != CLASSIFICATION and not schema[spec.target].is_numeric():
+        raise InvalidInput(f"a regression target must be numeric; {spec.target!r} is "
+                           f"{schema[spec.target]}", detail={"field": "target"})
+    rows, columns = sizing.parquet_shape(path)
+    memory_mb = request.get("memory_mb")
+    plan = sizing.plan_data(mode=spec.data.mode, flavor=info.flavor, rows=rows, columns=columns,
+                            cap_mb=int(memory_mb) if memory_mb else None,
+                            sample_rows=spec.data.sample_rows)
+    result["data"] = plan.to_dict()
+    if plan.mode == sizing.EXTERNAL:
+        _run_external(request, spec, features, plan, out_dir, report, result)
+        return
+    if plan.mode == sizing.SAMPLE and plan.sample_rows is not None and plan.sample_rows < rows:
+        frame = sizing.read_sample(path, plan.sample_rows, rows, seed)
+        result["warnings"].append(
+            f"trained on a seeded sample of {frame.height:,} of {rows:,} rows (data.mode: sample, "
+            f"seed {seed}); the metrics are on that sample's holdout")
+    else:
+        frame = pl.read_parquet(path)
     target = pl.col(spec.target)
     if frame.schema[spec.target].is_float():
         target = target.fill_nan(None)
@@ -126,9 +147,6 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
         result["warnings"].append(f"{before - frame.height} rows without a target value were left out")
     if frame.height == 0:
         raise InvalidInput(f"the target column {spec.target!r} has no values", detail={"field": "target"})
-    if info.task != CLASSIFICATION and not frame.schema[spec.target].is_numeric():
-        raise InvalidInput(f"a regression target must be numeric; {spec.target!r} is "
-                           f"{frame.schema[spec.target]}", detail={"field": "target"})
     y, classes = encode_target(frame[spec.target].to_numpy(), info.task)
     n_classes = len(classes) if classes is not None else 0
     result["warnings"].extend(data_warnings(frame, features, y, classes))
@@ -168,7 +186,43 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
     if info.task == CLASSIFICATION:
         pred = np.asarray(pred).astype(np.int64)
     result["metrics"] = m.task_metrics(info.task, y_test, pred, proba, n_classes, scores)
+    _publish(request, spec, pipeline, features, classes, X_test, y_test, pred,
+             frame[test_idx.tolist()], out_dir, report, result)
 
+
+def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature],
+                  plan: sizing.DataPlan, out_dir: Path, report: Progress,
+                  result: dict[str, Any]) -> None:
+    """XGBoost from Parquet batches (``external``): the metrics are over the whole holdout;
+    parity, fairness, the champion's score and ``holdout.parquet`` use a holdout sample."""
+    import numpy as np
+
+    from appliance.train.child.external import train_external
+
+    if spec.search is not None:
+        raise InvalidInput("search needs the data in memory, and this dataset version is "
+                           f"trained from Parquet batches ({plan.reason}); drop search or set "
+                           "data: {mode: sample, sample_rows: N}", detail={"field": "search"})
+    result["warnings"].append(f"trained from Parquet batches: {plan.reason}")
+    fit = train_external(Path(request["parquet_path"]), spec, spec.info, features, plan,
+                         out_dir, report, dict(spec.model.params))
+    result["warnings"].extend(fit.warnings)
+    result.update(classes=fit.classes, features=[f.to_dict() for f in features],
+                  rows_train=fit.rows_train, rows_test=fit.rows_test, params=fit.params,
+                  metrics=fit.metrics)
+    pred = np.asarray(fit.pipeline.predict(fit.X_holdout))
+    if spec.task == CLASSIFICATION:
+        pred = pred.astype(np.int64)
+    _publish(request, spec, fit.pipeline, features, fit.classes, fit.X_holdout, fit.y_holdout,
+             pred, fit.holdout_raw, out_dir, report, result)
+
+
+def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: list[Feature],
+             classes: list[Any] | None, X_test: Any, y_test: Any, pred: Any, holdout_raw: Any,
+             out_dir: Path, report: Progress, result: dict[str, Any]) -> None:
+    """Export ONNX, check parity, fairness and the champion on the holdout, write it out."""
+    info, metric = spec.info, str(spec.metric)
+    n_classes = len(classes) if classes is not None else 0
     report("export", 0.75)
     from appliance.train.child.export import export_onnx
 
@@ -183,7 +237,6 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
 
     result["parity"] = check_parity(pipeline, onnx_bytes, X_test, features, info)
 
-    holdout_raw = frame[test_idx.tolist()]
     if spec.fairness is not None:
         from appliance.train.child.fairness import fairness_report, group_frame
 
