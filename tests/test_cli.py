@@ -21,9 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from appliance_test_support import ADMIN_PASSWORD, ServerProcess, free_port
-from typer.testing import CliRunner, Result
-
-from appliance.cli import app
+from cli_testing import SMALL_JOB, assert_one_line_error, invoke, run_cli, write
 
 VERBS = ("up", "serve", "console", "init", "ingest", "datasets", "users", "audit")
 HEAVY_MODULES = ("polars", "duckdb", "streamlit", "pandera")
@@ -33,41 +31,6 @@ GOOD_CSV = (
     + "".join(f"{1000 + i},{20 + i % 50},{('basic', 'plus', 'pro')[i % 3]},{i % 2}\n" for i in range(60))
 )
 MALFORMED_CSV = "customer_id,age\n1,2,3\n\"unterminated\n"
-
-
-# -- helpers -----------------------------------------------------------------
-
-
-def _cli_env(home: Path, **extra: str | None) -> dict[str, str | None]:
-    """Env for CliRunner: no APPLIANCE_* from the outer shell, then the home and ``extra``."""
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("APPLIANCE_")}
-    env.update({"APPLIANCE_HOME": str(home), "APPLIANCE_ADMIN_PASSWORD": ADMIN_PASSWORD})
-    env.update(extra)
-    return env
-
-
-def invoke(home: Path, *args: str, **extra: str | None) -> Result:
-    return CliRunner().invoke(app, list(args), env=_cli_env(home, **extra))
-
-
-def run_cli(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``python -m appliance ARGS`` as a real process (for talking to a running server)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
-    env.update({"APPLIANCE_HOME": str(home), **extra})
-    return subprocess.run([sys.executable, "-m", "appliance", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
-
-
-def assert_one_line_error(stderr: str, *, mentions: str) -> None:
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: ") and mentions in lines[0], stderr
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -369,14 +332,6 @@ def test_stop_serve_on_sigterm_during_startup_exits_0(tmp_path: Path, server_fac
     assert "Traceback" not in server.log()
 
 
-SMALL_JOB = """
-name: churn
-dataset: customers
-target: churned
-model: {kind: LogisticRegression, params: {C: 1.0}}
-split: {test_size: 0.25, seed: 1}
-metric: roc_auc
-"""
 
 
 def test_train_then_models_verbs_in_local_mode(tmp_path: Path) -> None:
@@ -508,93 +463,3 @@ def test_jobs_verbs_refuse_bad_input_with_one_line_error(tmp_path: Path,
     result = invoke(tmp_path / "home", *args)
     assert result.exit_code == 2
     assert_one_line_error(result.stderr, mentions="job")
-
-
-# -- output for people: tables by default, JSON with --json ---------------------------
-
-LOOP_JOB = SMALL_JOB + 'features: {exclude: [customer_id]}\nschedule: {train: {"on": new_data}}\n'
-
-
-@pytest.fixture(scope="module")
-def looped_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A local home whose `train.churn` loop ran once by hand: churn v1 is champion."""
-    from appliance.demo import make_customers
-
-    home = tmp_path_factory.mktemp("cli-tables") / "home"
-    data = home.parent / "customers.csv"
-    data.write_text(make_customers(300, seed=5).write_csv())
-    assert invoke(home, "ingest", str(data), "--dataset", "customers").exit_code == 0
-    (home / "jobs").mkdir(parents=True, exist_ok=True)
-    (home / "jobs" / "churn.yaml").write_text(LOOP_JOB)
-    ran = invoke(home, "jobs", "run", "train.churn")
-    assert ran.exit_code == 0, ran.output
-    return home
-
-
-def assert_table_not_json(result: Result, *words: str) -> None:
-    assert result.exit_code == 0, result.output
-    assert not result.stdout.lstrip().startswith(("{", "[")), result.stdout
-    assert "│" in result.stdout or "┃" in result.stdout, result.stdout  # a rich table
-    for word in words:
-        assert word in result.stdout, (word, result.stdout)
-
-
-def test_show_model_prints_a_version_table_and_json_with_the_flag(looped_home: Path) -> None:
-    assert_table_not_json(invoke(looped_home, "models", "show", "churn"),
-                          "churn: champion → v1", "1 versions", "roc_auc", "passed")
-    out = json.loads(invoke(looped_home, "models", "show", "churn", "--json").stdout)
-    assert out["aliases"] == {"champion": 1} and out["versions"][0]["number"] == 1
-
-
-def test_list_and_show_runs_print_tables_and_json_with_the_flag(looped_home: Path) -> None:
-    assert_table_not_json(invoke(looped_home, "runs", "list"), "churn", "succeeded", "1 of 1 runs")
-    page = json.loads(invoke(looped_home, "runs", "list", "--json").stdout)
-    run_id = page["items"][0]["id"]
-    assert_table_not_json(invoke(looped_home, "runs", "show", run_id), run_id, "params", "C",
-                          "roc_auc", "Produced model version churn v1")
-    shown = json.loads(invoke(looped_home, "runs", "show", run_id, "--json").stdout)
-    assert shown["id"] == run_id and shown["model_version"] == {"model": "churn", "version": 1}
-
-
-def test_pause_and_resume_job_print_its_state_and_json_with_the_flag(looped_home: Path) -> None:
-    paused = invoke(looped_home, "jobs", "pause", "train.churn")
-    assert_table_not_json(paused, "train.churn: paused")
-    assert_table_not_json(invoke(looped_home, "jobs", "list"), "train.churn", "paused")
-    resumed = json.loads(invoke(looped_home, "jobs", "resume", "train.churn", "--json").stdout)
-    assert resumed["id"] == "train.churn" and resumed["paused"] is False
-
-
-def test_list_models_and_datasets_print_tables(looped_home: Path) -> None:
-    assert_table_not_json(invoke(looped_home, "models", "list"), "churn", "champion → v1")
-    assert_table_not_json(invoke(looped_home, "datasets", "show", "customers"), "customers",
-                          "versions", "accepted")
-
-
-def test_jobs_runs_limit_1_shows_the_loop_steps_and_logs(looped_home: Path) -> None:
-    shown = invoke(looped_home, "jobs", "runs", "train.churn", "--limit", "1")
-    assert_table_not_json(shown, "1 of 1 runs", "steps", "validate", "promote", "logs:",
-                          "gate: [metric=roc_auc", "queued training run")  # [..] is not markup
-    page = json.loads(invoke(looped_home, "jobs", "runs", "train.churn", "--limit", "1",
-                             "--json").stdout)
-    assert "queued training run" in page["items"][0]["logs"]
-
-
-def test_jobs_runs_limit_1_shows_logs_from_a_running_server(tmp_path: Path,
-                                                           server_factory: Any) -> None:
-    server: ServerProcess = server_factory(tmp_path / "home")
-    with server.client() as c:
-        token = c.token
-        queued = c.run_job("housekeeping.checkpoint")
-        deadline = time.monotonic() + 30
-        while c.job_run("housekeeping.checkpoint", queued["id"])["status"] not in (
-                "succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        logs = c.job_run("housekeeping.checkpoint", queued["id"])["logs"]
-    out = run_cli(server.home, "jobs", "runs", "housekeeping.checkpoint", "--limit", "1", "--json",
-                  APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=str(token))
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["items"][0]["logs"] == logs
-    table = run_cli(server.home, "jobs", "runs", "housekeeping.checkpoint", "--limit", "1",
-                    APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=str(token))
-    assert table.returncode == 0 and "logs:" in table.stdout, table.stderr
