@@ -10,18 +10,11 @@ import polars as pl
 import pytest
 from appliance_test_support import logged_in, make_settings, train_and_wait
 from fastapi.testclient import TestClient
+from served_model import CHURN_JOB
 
 from appliance.demo import make_customers
 
-JOB = """
-name: churn
-dataset: customers
-target: churned
-features: {exclude: [customer_id]}
-model: {kind: LogisticRegression, params: {C: 1.0}}
-split: {test_size: 0.25, seed: 7}
-metric: roc_auc
-"""
+JOB = CHURN_JOB  # the served churn model's job (tests/support/served_model.py)
 SHIFTED = {"age", "region"}
 
 
