@@ -182,12 +182,31 @@ def test_run_job_external_fairness_on_holdout_sample(data_dir: Path, tmp_path: P
     json.dumps(result["fairness"], allow_nan=False)
 
 
-def test_run_job_external_search_refused(mixed_big: Path, tmp_path: Path) -> None:
-    spec = job("xgboost.XGBClassifier", "label", features=MIXED,
-               search={"params": {"max_depth": [2, 3]}})
-    result = run(mixed_big, tmp_path, spec, "big", memory_mb=TINY_CAP_MB)
-    assert result["ok"] is False and result["error"]["field"] == "search"
-    assert "mode: sample" in result["error"]["message"]
+def test_run_job_external_search_trials_train_from_batches_and_refit_best(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sizing, "BATCH_ROWS", 128)
+    spec = xgb_job("external", search={"kind": "grid", "params": {"max_depth": [1, 4]}})
+    result = run(data_dir, tmp_path, spec, "mixed")
+    assert result["data"]["mode"] == "external"
+    assert_trained(result, tmp_path)
+    trials = result["trials"]
+    assert [t["params"] for t in trials] == [{"max_depth": 1}, {"max_depth": 4}]
+    assert all(0.5 < t["metrics"]["roc_auc"] <= 1 for t in trials)
+    metric = result["metric"]
+    assert result["best_trial"] in trials
+    pick = max if result["higher_is_better"] else min
+    assert result["best_trial"]["metrics"][metric] == pick(t["metrics"][metric] for t in trials)
+    assert result["params"]["max_depth"] == result["best_trial"]["params"]["max_depth"]
+    assert [s["step"] for s in result["metric_steps"] if s["key"] == f"search.{metric}"] == [0, 1]
+    assert any(stage == "search" for stage, _ in result["_stages"])
+    assert not (tmp_path / "xgb-cache").exists()
+
+
+def test_run_job_external_search_too_few_rows_refused(tmp_path: Path) -> None:
+    mixed_frame(3, seed=5).write_parquet(tmp_path / "few.parquet")
+    spec = xgb_job("external", search={"params": {"max_depth": [2, 3]}})
+    result = run(tmp_path, tmp_path / "out", spec, "few")
+    assert result["ok"] is False and result["error"]["field"] in ("search", "split.test_size")
 
 
 def test_run_job_external_null_targets_left_out(tmp_path: Path, small_batches: None) -> None:

@@ -21,7 +21,11 @@ one batch at a time:
 
 The holdout is chosen by row hash (:func:`sizing.holdout_side`), not by the stratified
 shuffle of the in-memory path: about ``split.test_size`` of the rows, deterministic for
-a seed. No hyper-parameter search on this path (it needs the data in memory).
+a seed. A ``search:`` block runs on this path too (:func:`_search`): the train side is cut
+again by row hash (:func:`sizing.validation_side`, 25 %), each trial trains from the
+batches of the rest and is scored batch by batch on the validation rows, and the best
+parameters are refitted on the whole train side. The preprocessing is the one fitted on
+the train-side sample (the in-memory search refits it per trial on its fit part).
 """
 
 from __future__ import annotations
@@ -48,9 +52,14 @@ from appliance.train.child.sizing import (
     holdout_side,
     in_sample,
     rows_that_fit,
+    validation_side,
 )
 from appliance.train.estimators import CLASSIFICATION, EstimatorInfo, make_estimator
 from appliance.train.spec import JobSpec
+
+# which rows a pass over the batches yields: the train side, the holdout, and the train
+# side cut again for a search (fit on SEARCH_FIT, score on VALIDATION)
+TRAIN, HOLDOUT, SEARCH_FIT, VALIDATION = "train", "holdout", "search_fit", "validation"
 
 FIT_SAMPLE_ROWS = 100_000
 HOLDOUT_SAMPLE_ROWS = 20_000
@@ -68,6 +77,7 @@ class Facts:
     rows_train: int = 0
     rows_test: int = 0
     rows_no_target: int = 0
+    rows_validation: int = 0
     fit_parts: list[Any] = field(default_factory=list)
     holdout_parts: list[Any] = field(default_factory=list)
 
@@ -84,6 +94,8 @@ class ExternalFit:
     X_holdout: Any        # the same rows, prepared (pandas)
     y_holdout: Any
     warnings: list[str]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    best_trial: dict[str, Any] | None = None
 
 
 def train_external(path: Path, spec: JobSpec, info: EstimatorInfo, features: list[Feature],
@@ -125,7 +137,6 @@ def train_external(path: Path, spec: JobSpec, info: EstimatorInfo, features: lis
         return np.searchsorted(lookup, raw.astype(object)).astype(np.int64)
 
     estimator = make_estimator(info, params, seed=seed)
-    recorded = estimator.get_params(deep=False)
     pipeline = build_pipeline(info, estimator, features)
     pre = pipeline.steps[0][1]
     if categorical:
@@ -135,37 +146,100 @@ def train_external(path: Path, spec: JobSpec, info: EstimatorInfo, features: lis
     fit_sample = pl.concat(facts.fit_parts).head(fit_rows)
     pre.fit(prepare_frame(fit_sample, features))
 
-    def side(holdout: bool) -> Iterator[tuple[Any, Any]]:
+    def side(part: str) -> Iterator[tuple[Any, Any]]:
         for start, frame in batches(path, columns):
             frame = _with_target(frame, spec.target, start)
-            mask = holdout_side(frame["__row"].to_numpy(), seed, test_size)
-            part = frame.filter(pl.Series(mask if holdout else ~mask))
-            if part.height:
-                X = pre.transform(prepare_frame(part, features))
-                yield np.asarray(X, dtype=np.float32), targets(part)
+            positions = frame["__row"].to_numpy()
+            mask = holdout_side(positions, seed, test_size)
+            if part != HOLDOUT:
+                mask = ~mask
+            if part in (SEARCH_FIT, VALIDATION):
+                valid = validation_side(positions, seed)
+                mask &= valid if part == VALIDATION else ~valid
+            chosen = frame.filter(pl.Series(mask))
+            if chosen.height:
+                X = pre.transform(prepare_frame(chosen, features))
+                yield np.asarray(X, dtype=np.float32), targets(chosen)
 
-    report("fit", 0.3)
-    booster = _train(side, estimator, info, len(classes or []), out_dir, recorded)
+    n_classes = len(classes or [])
+    cache = out_dir / "xgb-cache"
+    trials: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    try:
+        if spec.search is not None:
+            _check_search_rows(facts)
+            trials, best = _search(spec, info, params, side, n_classes, cache,
+                                   lambda f: report("search", 0.1 + 0.2 * f))
+            if best is not None:
+                estimator.set_params(**best["params"])
+        recorded = estimator.get_params(deep=False)
+        report("fit", 0.3)
+        booster = _train(side, TRAIN, estimator, info, n_classes, cache, recorded)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     estimator.load_model(bytearray(booster.save_raw("json")))
 
     report("evaluate", 0.65)
-    ys, outs = [], []
-    for X, y in side(holdout=True):
-        ys.append(y)
-        outs.append(estimator.predict_proba(X) if info.task == CLASSIFICATION
-                    else estimator.predict(X))
-    y_all, out_all = np.concatenate(ys), np.concatenate(outs)
-    if info.task == CLASSIFICATION:
-        metrics = m.task_metrics(info.task, y_all, out_all.argmax(axis=1).astype(np.int64),
-                                 out_all, len(classes or []), None)
-    else:
-        metrics = m.task_metrics(info.task, y_all, out_all, None, 0, None)
+    metrics = _evaluate(estimator, side(HOLDOUT), info, n_classes)
     holdout_raw = pl.concat(facts.holdout_parts).head(holdout_rows).drop("__row")
     return ExternalFit(pipeline=pipeline, params=recorded, classes=classes, metrics=metrics,
                        rows_train=facts.rows_train, rows_test=facts.rows_test,
                        holdout_raw=holdout_raw,
                        X_holdout=prepare_frame(holdout_raw, features),
-                       y_holdout=targets(holdout_raw), warnings=notes)
+                       y_holdout=targets(holdout_raw), warnings=notes,
+                       trials=trials, best_trial=best)
+
+
+def _check_search_rows(facts: Facts) -> None:
+    fit = facts.rows_train - facts.rows_validation
+    if facts.rows_validation < 1 or fit < 2:
+        raise InvalidInput(f"too few training rows ({facts.rows_train}) to cut a validation "
+                           "part off for the search; add rows or drop search",
+                           detail={"field": "search"})
+
+
+def _search(spec: JobSpec, info: EstimatorInfo, params: dict[str, Any],
+            side: Callable[[str], Iterator[tuple[Any, Any]]], n_classes: int, cache: Path,
+            progress: Callable[[float], None]
+            ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The in-memory search's trials (:func:`search.candidates`, same order and format),
+    each trained from the batches of the search-fit rows and scored on the validation rows."""
+    from appliance.train.child.search import candidates
+
+    assert spec.search is not None
+    metric, seed = str(spec.metric), spec.split.seed
+    sets = candidates(spec.search, seed)
+    trials: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    for i, trial_params in enumerate(sets):
+        estimator = make_estimator(info, {**params, **trial_params}, seed=seed)
+        recorded = estimator.get_params(deep=False)
+        booster = _train(side, SEARCH_FIT, estimator, info, n_classes, cache, recorded)
+        estimator.load_model(bytearray(booster.save_raw("json")))
+        scored = _evaluate(estimator, side(VALIDATION), info, n_classes)
+        trial = {"index": i, "params": trial_params, "metrics": scored}
+        trials.append(trial)
+        if best is None or m.better(metric, scored.get(metric), best["metrics"].get(metric)):
+            best = trial
+        progress((i + 1) / len(sets))
+    return trials, best
+
+
+def _evaluate(estimator: Any, parts: Iterator[tuple[Any, Any]], info: EstimatorInfo,
+              n_classes: int) -> dict[str, float]:
+    """The task's metrics over every row ``parts`` yields, scored batch by batch."""
+    import numpy as np
+
+    ys, outs = [], []
+    for X, y in parts:
+        ys.append(y)
+        outs.append(estimator.predict_proba(X) if info.task == CLASSIFICATION
+                    else estimator.predict(X))
+    y_all, out_all = np.concatenate(ys), np.concatenate(outs)
+    if info.task == CLASSIFICATION:
+        return m.task_metrics(info.task, y_all, out_all.argmax(axis=1).astype(np.int64),
+                              out_all, n_classes, None)
+    return m.task_metrics(info.task, y_all, out_all, None, 0, None)
 
 
 def sample_sizes(plan: DataPlan) -> tuple[int, int]:
@@ -205,6 +279,7 @@ def _scan(path: Path, columns: list[str], categorical: list[str], target: str, s
         test = holdout_side(positions, seed, test_size)
         facts.rows_test += int(test.sum())
         facts.rows_train += int((~test).sum())
+        facts.rows_validation += int((~test & validation_side(positions, seed)).sum())
         train = frame.filter(pl.Series(~test))
         facts.targets.update(frame[target].unique().to_list())
         facts.train_targets.update(train[target].unique().to_list()[:3])
@@ -218,7 +293,7 @@ def _scan(path: Path, columns: list[str], categorical: list[str], target: str, s
         if (held & test).any():
             facts.holdout_parts.append(frame.filter(pl.Series(held & test)))
     if not facts.fit_parts:
-        facts.fit_parts.append(pl.read_parquet(path, columns=columns).head(0)
+        facts.fit_parts.append(pl.read_parquet(path, columns=columns, n_rows=0)
                                .with_row_index("__row"))
     if not facts.holdout_parts:
         facts.holdout_parts.append(facts.fit_parts[0].head(0))
@@ -226,9 +301,11 @@ def _scan(path: Path, columns: list[str], categorical: list[str], target: str, s
     return facts
 
 
-def _train(side: Callable[[bool], Iterator[tuple[Any, Any]]], estimator: Any,
-           info: EstimatorInfo, n_classes: int, out_dir: Path,
+def _train(side: Callable[[str], Iterator[tuple[Any, Any]]], part: str, estimator: Any,
+           info: EstimatorInfo, n_classes: int, cache: Path,
            recorded: dict[str, Any]) -> Any:
+    """A booster trained from the batches of ``part`` through an ``ExtMemQuantileDMatrix``
+    whose pages live under ``cache`` (the caller removes it)."""
     import xgboost as xgb
 
     params = {k: v for k, v in estimator.get_xgb_params().items() if v is not None}
@@ -237,17 +314,16 @@ def _train(side: Callable[[bool], Iterator[tuple[Any, Any]]], estimator: Any,
         if params.get("objective") != "multi:softmax":
             params["objective"] = "multi:softprob"
         params["num_class"] = n_classes
-    cache = out_dir / "xgb-cache"
     cache.mkdir(parents=True, exist_ok=True)
 
     class Batches(xgb.DataIter):   # type: ignore[misc]
         def __init__(self) -> None:
             self._it: Iterator[tuple[Any, Any]] | None = None
-            super().__init__(cache_prefix=str(cache / "train"), release_data=True)
+            super().__init__(cache_prefix=str(cache / part), release_data=True)
 
         def next(self, input_data: Callable[..., None]) -> bool:
             if self._it is None:
-                self._it = side(False)
+                self._it = side(part)
             item = next(self._it, None)
             if item is None:
                 return False
@@ -257,10 +333,9 @@ def _train(side: Callable[[bool], Iterator[tuple[Any, Any]]], estimator: Any,
         def reset(self) -> None:
             self._it = None
 
-    try:
-        dtrain = xgb.ExtMemQuantileDMatrix(Batches(),
-                                           max_bin=int(recorded.get("max_bin") or DEFAULT_MAX_BIN))
-        rounds = int(recorded.get("n_estimators") or DEFAULT_ROUNDS)
-        return xgb.train(params, dtrain, num_boost_round=rounds)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    dtrain = xgb.ExtMemQuantileDMatrix(Batches(),
+                                       max_bin=int(recorded.get("max_bin") or DEFAULT_MAX_BIN))
+    rounds = int(recorded.get("n_estimators") or DEFAULT_ROUNDS)
+    booster = xgb.train(params, dtrain, num_boost_round=rounds)
+    del dtrain
+    return booster

@@ -168,10 +168,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
             search=spec.search, info=info, base_params=params, features=features, X=X_train,
             y=y_train, n_classes=n_classes, metric=metric, seed=seed,
             progress=lambda f: report("search", 0.1 + 0.4 * f))
-        result["trials"], result["best_trial"] = trials, best
-        result["metric_steps"] += [{"key": f"search.{metric}", "step": t["index"],
-                                    "value": t["metrics"][metric]}
-                                   for t in trials if metric in t["metrics"]]
+        _record_search(result, trials, best, metric)
         if best is not None:
             params.update(best["params"])
 
@@ -199,10 +196,6 @@ def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature
 
     from appliance.train.child.external import train_external
 
-    if spec.search is not None:
-        raise InvalidInput("search needs the data in memory, and this dataset version is "
-                           f"trained from Parquet batches ({plan.reason}); drop search or set "
-                           "data: {mode: sample, sample_rows: N}", detail={"field": "search"})
     result["warnings"].append(f"trained from Parquet batches: {plan.reason}")
     fit = train_external(Path(request["parquet_path"]), spec, spec.info, features, plan,
                          out_dir, report, dict(spec.model.params))
@@ -210,11 +203,21 @@ def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature
     result.update(classes=fit.classes, features=[f.to_dict() for f in features],
                   rows_train=fit.rows_train, rows_test=fit.rows_test, params=fit.params,
                   metrics=fit.metrics)
+    if spec.search is not None:
+        _record_search(result, fit.trials, fit.best_trial, str(spec.metric))
     pred = np.asarray(fit.pipeline.predict(fit.X_holdout))
     if spec.task == CLASSIFICATION:
         pred = pred.astype(np.int64)
     _publish(request, spec, fit.pipeline, features, fit.classes, fit.X_holdout, fit.y_holdout,
              pred, fit.holdout_raw, out_dir, report, result)
+
+
+def _record_search(result: dict[str, Any], trials: list[dict[str, Any]],
+                   best: dict[str, Any] | None, metric: str) -> None:
+    result["trials"], result["best_trial"] = trials, best
+    result["metric_steps"] += [{"key": f"search.{metric}", "step": t["index"],
+                                "value": t["metrics"][metric]}
+                               for t in trials if metric in t["metrics"]]
 
 
 def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: list[Feature],

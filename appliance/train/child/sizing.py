@@ -33,6 +33,7 @@ EXTERNAL = "external"
 SAMPLE = "sample"
 _SPLIT_SALT = 0x5EED_0001
 _SAMPLE_SALT = 0x5EED_0002
+_VALIDATION_SALT = 0x5EED_0003
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,14 @@ def holdout_side(positions: Any, seed: int, test_size: float) -> Any:
     return row_uniform(positions, seed, _SPLIT_SALT) < test_size
 
 
+def validation_side(positions: Any, seed: int) -> Any:
+    """Boolean mask: the rows at ``positions`` that a search scores its trials on, if they
+    are on the train side (the same share as the in-memory search's validation cut)."""
+    from appliance.train.child.search import VALIDATION_SIZE
+
+    return row_uniform(positions, seed, _VALIDATION_SALT) < VALIDATION_SIZE
+
+
 def in_sample(positions: Any, seed: int, fraction: float) -> Any:
     """Boolean mask: the rows at ``positions`` in a seeded sample of about ``fraction``."""
     return row_uniform(positions, seed, _SAMPLE_SALT) < fraction
@@ -161,7 +170,7 @@ def read_sample(path: Path, n: int, rows: int, seed: int) -> Any:
         if keep.any():
             parts.append(frame.with_columns(pl.Series("__u", u)).filter(pl.Series(keep)))
     if not parts:
-        return pl.read_parquet(path).head(0)
+        return pl.read_parquet(path, n_rows=0)   # the schema, not the file
     kept = pl.concat(parts).with_row_index("__pos")
     chosen = kept.sort("__u").head(n).sort("__pos")
     return chosen.drop("__u", "__pos")
