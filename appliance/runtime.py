@@ -151,7 +151,8 @@ def build(settings: Settings) -> Appliance:
                            limits=LoginLimits(per_user=settings.login_failures_per_user,
                                               per_address=settings.login_failures_per_address,
                                               max_delay_seconds=settings.login_backoff_max_seconds))
-        datasets = DatasetService(store, auditor, home=settings.home)
+        datasets = DatasetService(store, auditor, home=settings.home,
+                                  read_memory_mb=settings.read_memory_mb)
         ingest = IngestService(settings, store, auditor, events=events, labels=serving)
         drift = DriftService(store, registry, datasets, settings.home, events=events,
                              flush=serving.log.flush)

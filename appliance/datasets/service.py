@@ -20,7 +20,7 @@ from appliance.domain.lineage import dataset_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.reports import ValidationReport
-from appliance.errors import InvalidInput, NotFound
+from appliance.errors import InvalidInput, NotFound, TooLarge
 from appliance.store import datasets as dq
 from appliance.store import ingests as iq
 from appliance.store import users as uq
@@ -28,13 +28,23 @@ from appliance.store.db import Store
 from appliance.store.tables import ContractRow, DatasetRow, DatasetVersionRow
 
 _MAX_CONTRACT_BYTES = 1_000_000
+# revalidation holds the version about this many times over as 8-byte values: the frame
+# read, the checks' masks and pandera's copies (docs/operations/memory.md)
+_REVALIDATE_COPIES = 3
+
+
+def revalidate_estimate_mb(rows: int, columns: int) -> float:
+    """The memory revalidating a version of ``rows x columns`` is estimated to take, in MB."""
+    return rows * max(1, columns) * 8 * _REVALIDATE_COPIES / 2**20
 
 
 class DatasetService:
-    def __init__(self, store: Store, auditor: Auditor, *, home: Path) -> None:
+    def __init__(self, store: Store, auditor: Auditor, *, home: Path,
+                 read_memory_mb: int | None = None) -> None:
         self.store = store
         self.auditor = auditor
         self.home = home
+        self.read_memory_mb = read_memory_mb
 
     # -- reads ----------------------------------------------------------------
 
@@ -123,7 +133,11 @@ class DatasetService:
         return contract_of(name, row)
 
     def revalidate(self, name: str, number: int, *, by: Principal) -> VersionDetail:
-        """Check a stored version against the current contract; it may change status."""
+        """Check a stored version against the current contract; it may change status.
+
+        The contract's checks need the whole version at once (duplicate rows, null shares,
+        pandera's checks), so it is read into the server's memory: a version whose estimate
+        (:func:`revalidate_estimate_mb`) is over ``read_memory_mb`` is refused, not read."""
         import polars as pl
 
         from appliance.validate.contracts import validate_frame
@@ -134,6 +148,15 @@ class DatasetService:
             contract = dq.current_contract(s, ds.id)
         if contract is None:
             raise NotFound(f"dataset {name!r} has no contract")
+        estimate = revalidate_estimate_mb(v.rows or 0, len(v.columns or []))
+        if self.read_memory_mb is not None and estimate > self.read_memory_mb:
+            raise TooLarge(
+                f"version {number} of {name!r} ({v.rows:,} rows x {len(v.columns or [])} "
+                f"columns) needs an estimated {estimate:,.0f} MB to revalidate, more than "
+                f"APPLIANCE_READ_MEMORY_MB ({self.read_memory_mb:,} MB): raise it where the "
+                "server has that much memory to spare",
+                detail={"estimated_mb": round(estimate, 1), "limit_mb": self.read_memory_mb,
+                        "rows": v.rows, "columns": len(v.columns or [])})
         frame = pl.read_parquet(self.home / v.parquet_path)
         report = validate_frame(frame, contract.yaml, contract_version=contract.version)
         status = VersionStatus.accepted if report.passed else VersionStatus.rejected

@@ -92,7 +92,7 @@ def _select(df: pl.DataFrame | pl.LazyFrame, groups: list[list[pl.Expr]]) -> dic
     row: dict[str, Any] = {}
     for group in groups:
         if group:
-            row.update(df.select(group).collect().row(0, named=True))
+            row.update(df.select(group).collect(engine="streaming").row(0, named=True))
     return row
 
 

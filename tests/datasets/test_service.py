@@ -9,7 +9,7 @@ import pytest
 
 from appliance.domain.datasets import Dataset, VersionDetail
 from appliance.domain.principal import SYSTEM
-from appliance.errors import NotFound
+from appliance.errors import NotFound, TooLarge
 
 GOOD = "id,x,kind\n" + "".join(f"{i},{i * 1.5},{'ab'[i % 2]}\n" for i in range(40))
 BAD = "id,x,kind\n" + "".join(f"{i},,a\n" for i in range(40))  # x all null: contract fails
@@ -58,3 +58,28 @@ def test_counts_are_numbers_of_datasets_versions_and_users(appliance_app: Any) -
     counts = app.datasets.counts()
     assert (counts.datasets, counts.versions, counts.accepted, counts.rejected) == (1, 2, 1, 1)
     assert counts.users == 1
+
+
+def test_revalidate_version_over_read_limit_refused_without_reading_it(
+        appliance_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import polars as pl
+
+    app = appliance_app
+    big = "id,x,kind\n" + "".join(f"{i},{i * 1.5},{'ab'[i % 2]}\n" for i in range(20_000))
+    assert _ingest(app, "big.csv", big) == "accepted"
+    assert _ingest(app, "a.csv", GOOD) == "accepted"
+    app.datasets.read_memory_mb = 1   # 20,000 x 3 x 8 bytes x 3 copies: 1.4 MB
+
+    def no_read(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the version was read")
+
+    with monkeypatch.context() as m:
+        m.setattr(pl, "read_parquet", no_read)
+        with pytest.raises(TooLarge) as caught:
+            app.datasets.revalidate("d", 1, by=SYSTEM)
+    assert "APPLIANCE_READ_MEMORY_MB" in caught.value.message
+    assert caught.value.detail["limit_mb"] == 1 and caught.value.detail["rows"] == 20_000
+    assert caught.value.detail["estimated_mb"] > 1
+    assert app.datasets.version("d", 1).status == "accepted"   # nothing changed
+    # a version under the limit is still checked, exactly as before
+    assert app.datasets.revalidate("d", 2, by=SYSTEM).status == "accepted"

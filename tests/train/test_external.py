@@ -318,3 +318,21 @@ def test_batches_hold_one_batch_not_the_file_read_so_far(tmp_path: Path,
         peak = max(peak, pa.total_allocated_bytes() - base)
     assert rows == 300_000
     assert peak < data_bytes / 2, peak   # with pre-buffering Arrow kept ~all of it (34 MB)
+
+
+def test_read_sample_of_no_rows_reads_the_schema_not_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: an empty sample fell back to ``pl.read_parquet(path).head(0)``."""
+    path = tmp_path / "v.parquet"
+    mixed_frame(2000, seed=1).write_parquet(path)
+    reads: list[object] = []
+    real = pl.read_parquet
+
+    def spy(*args: object, **kwargs: object) -> pl.DataFrame:
+        reads.append(kwargs.get("n_rows"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pl, "read_parquet", spy)
+    empty = sizing.read_sample(path, 0, 10**9, seed=7)   # so small a share that no row is kept
+    assert empty.height == 0 and empty.columns == mixed_frame(1).columns
+    assert reads == [0]

@@ -162,6 +162,23 @@ def test_summarize_lazy_parquet_scan_equals_the_frame_in_memory(rows, tmp_path):
         assert a_dict == b_dict
 
 
+def test_summarize_lazy_collects_one_column_at_a_time_on_the_streaming_engine(
+        tmp_path, monkeypatch):
+    """Regression: the per-column selects ran on the in-memory engine (``collect()``)."""
+    path = tmp_path / "v.parquet"
+    _mixed_frame(2_000).write_parquet(path, row_group_size=500)
+    calls = []
+    collect = pl.LazyFrame.collect
+
+    def spy(self, *args, **kwargs):
+        calls.append((kwargs.get("engine"), self.collect_schema().len()))
+        return collect(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", spy)
+    summarize(pl.scan_parquet(path))
+    assert len(calls) >= 6 and all(engine == "streaming" for engine, _ in calls), calls
+
+
 def test_summarize_lazy_empty_and_columnless_frames():
     assert summarize(pl.LazyFrame()) == []
     lazy = summarize(pl.LazyFrame({"x": pl.Series([], dtype=pl.Float64)}))
