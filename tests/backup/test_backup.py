@@ -419,3 +419,52 @@ def test_a_backup_taken_during_writes_restores_with_an_intact_audit_chain(tmp_pa
         out = _restored(tmp_path / f"new{n}", tmp_path / f"b{n}")
         assert out.ok and out.audit.ok, out
         assert out.audit.events >= out.counts["runs"] > 0
+
+
+def test_copying_and_restoring_a_backup_read_each_dataset_file_in_chunks(
+        backup_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dataset versions larger than the chunk are streamed (read, hashed, written a chunk
+    at a time), never read whole: the backup's memory does not grow with a version."""
+    from appliance.backup import copy_backup, manifest
+
+    chunk = 512
+    monkeypatch.setattr(manifest, "_CHUNK", chunk)
+    dataset = _dataset_parquet(backup_copy)
+    assert (backup_copy / dataset).stat().st_size > 2 * chunk
+    reads: dict[str, list[int]] = {}
+    real_open = Path.open
+
+    class Spy:
+        def __init__(self, fh: Any, name: str) -> None:
+            self._fh, self._name = fh, name
+
+        def read(self, n: int = -1) -> bytes:
+            data = self._fh.read(n)
+            reads.setdefault(self._name, []).append(len(data) if n >= 0 else -1)
+            return data
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(self._fh, attr)
+
+        def __enter__(self) -> Spy:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._fh.close()
+
+    def spy_open(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = real_open(self, mode, *args, **kwargs)
+        return Spy(fh, self.name) if mode == "rb" and self.suffix == ".parquet" else fh
+
+    monkeypatch.setattr(Path, "open", spy_open)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(
+        AssertionError(f"{self} read whole")) if self.suffix == ".parquet" else
+        real_open(self, "rb").read())
+    copy_backup(backup_copy, tmp_path / "copied")
+    restored = _restored(tmp_path / "home", tmp_path / "copied")
+    monkeypatch.undo()
+    name = Path(dataset).name
+    assert len(reads[name]) > 2 and max(reads[name]) <= chunk   # several chunks, none bigger
+    assert -1 not in reads[name]
+    assert restored.ok and restored.missing_files == []
+    assert (tmp_path / "home" / dataset).read_bytes() == (backup_copy / dataset).read_bytes()
