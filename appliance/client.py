@@ -142,6 +142,12 @@ class ApplianceClient:
         out: dict[str, Any] = self.get(f"/datasets/{name}/versions/{number}")
         return out
 
+    def version_rows(self, name: str, number: int, *, limit: int = 20, sample: bool = False,
+                     seed: int = 0) -> dict[str, Any]:
+        out: dict[str, Any] = self.get(f"/datasets/{name}/versions/{number}/rows", limit=limit,
+                                       sample=str(sample).lower(), seed=seed)
+        return out
+
     def contract(self, name: str, version: int | None = None) -> dict[str, Any]:
         out: dict[str, Any] = self.get(f"/datasets/{name}/contract", version=version)
         return out

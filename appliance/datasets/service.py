@@ -13,6 +13,7 @@ from appliance.domain.datasets import (
     DatasetCounts,
     Version,
     VersionDetail,
+    VersionRows,
     VersionState,
 )
 from appliance.domain.ingest import VersionStatus
@@ -81,6 +82,25 @@ class DatasetService:
         with self.store.read() as s:
             v = self._version(s, self._dataset(s, name), number)
         return self.home / v.parquet_path
+
+    def rows(self, name: str, number: int, *, limit: int = 20, sample: bool = False,
+             seed: int = 0) -> VersionRows:
+        """``limit`` rows of a version: its first rows, or a seeded sample over all of it;
+        read a batch at a time, never the whole version (:mod:`appliance.datasets.preview`)."""
+        from appliance.datasets import preview
+
+        if not 1 <= limit <= preview.MAX_ROWS:
+            raise InvalidInput(f"limit is between 1 and {preview.MAX_ROWS}",
+                               detail={"field": "limit"})
+        with self.store.read() as s:
+            v = self._version(s, self._dataset(s, name), number)
+        path = self.home / v.parquet_path
+        if not path.is_file():
+            raise NotFound(f"the Parquet file of version {number} of {name!r} is missing")
+        got = (preview.sample(path, limit, seed) if sample else preview.head(path, limit))
+        return VersionRows(dataset=name, number=number, how="sample" if sample else "head",
+                           seed=seed if sample else None, total_rows=v.rows,
+                           columns=[c["name"] for c in v.columns or []], rows=got)
 
     def contract(self, name: str, version: int | None = None) -> Contract:
         with self.store.read() as s:

@@ -104,3 +104,21 @@ class DatasetCounts(BaseModel):
     rejected: int
     quarantined: int = Field(description="Files quarantined at ingest (no version made).")
     users: int
+
+
+class VersionRows(BaseModel):
+    """A few rows of a version, read without holding the version (docs/operations/memory.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dataset: str
+    number: int
+    how: Literal["head", "sample"] = Field(
+        description="head: the first rows in file order; sample: rows chosen by a seeded hash "
+                    "of their position over the whole version, in file order.")
+    seed: int | None = Field(description="The sample's seed (null for head).")
+    total_rows: int = Field(description="Rows in the version.")
+    columns: list[str]
+    rows: list[dict[str, Any]] = Field(
+        description="JSON-safe values: NaN/inf null, temporal values ISO strings, text cut to "
+                    "200 characters.")

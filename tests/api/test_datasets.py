@@ -197,3 +197,16 @@ def _find_column(doc: Any, name: str) -> Any:
             if found is not None:
                 return found
     return None
+
+
+def test_version_rows_route_answers_first_rows_or_a_seeded_sample(seeded: Any) -> None:
+    got = seeded.get("/api/v1/datasets/customers/versions/1/rows", params={"limit": 2})
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert body["how"] == "head" and len(body["rows"]) == 2
+    assert body["columns"] == list(body["rows"][0])
+    params = {"limit": 3, "sample": "true", "seed": 5}
+    sampled = seeded.get("/api/v1/datasets/customers/versions/1/rows", params=params).json()
+    assert sampled["how"] == "sample" and sampled["seed"] == 5 and len(sampled["rows"]) == 3
+    too_many = seeded.get("/api/v1/datasets/customers/versions/1/rows", params={"limit": 5000})
+    assert too_many.status_code == 422

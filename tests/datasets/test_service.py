@@ -9,7 +9,7 @@ import pytest
 
 from appliance.domain.datasets import Dataset, VersionDetail
 from appliance.domain.principal import SYSTEM
-from appliance.errors import NotFound, TooLarge
+from appliance.errors import InvalidInput, NotFound, TooLarge
 
 GOOD = "id,x,kind\n" + "".join(f"{i},{i * 1.5},{'ab'[i % 2]}\n" for i in range(40))
 BAD = "id,x,kind\n" + "".join(f"{i},,a\n" for i in range(40))  # x all null: contract fails
@@ -83,3 +83,21 @@ def test_revalidate_version_over_read_limit_refused_without_reading_it(
     assert app.datasets.version("d", 1).status == "accepted"   # nothing changed
     # a version under the limit is still checked, exactly as before
     assert app.datasets.revalidate("d", 2, by=SYSTEM).status == "accepted"
+
+
+def test_rows_of_a_version_first_or_seeded_sample_and_limit_checked(appliance_app: Any) -> None:
+    app = appliance_app
+    _ingest(app, "a.csv", GOOD)
+    first = app.datasets.rows("d", 1, limit=3)
+    assert (first.how, first.seed, first.total_rows) == ("head", None, 40)
+    assert first.columns == ["id", "x", "kind"]
+    assert first.rows == [{"id": 0, "x": 0.0, "kind": "a"}, {"id": 1, "x": 1.5, "kind": "b"},
+                          {"id": 2, "x": 3.0, "kind": "a"}]
+    sampled = app.datasets.rows("d", 1, limit=5, sample=True, seed=9)
+    assert sampled.how == "sample" and sampled.seed == 9 and len(sampled.rows) == 5
+    assert sampled == app.datasets.rows("d", 1, limit=5, sample=True, seed=9)
+    for bad in (0, 1001):
+        with pytest.raises(InvalidInput):
+            app.datasets.rows("d", 1, limit=bad)
+    with pytest.raises(NotFound):
+        app.datasets.rows("d", 7)

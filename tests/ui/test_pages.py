@@ -168,6 +168,8 @@ def test_datasets_page_shows_accepted_version_summary(
     assert len(at.get("vega_lite_chart")) == 4  # nulls per column + one chart per column
     upstream = table(at, "src", "relation", "dst")
     assert any(src.startswith("file:") for src in upstream["src"])
+    rows = table(at, "id", "age", "city")          # the Rows tab: the first rows
+    assert list(rows.columns) == ["id", "age", "city"] and len(rows) == 4
 
 
 def test_datasets_page_viewer_reads_contract_without_editing(

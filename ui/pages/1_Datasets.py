@@ -7,6 +7,7 @@ from typing import Any
 import console_lib as lib
 import console_views as views
 import streamlit as st
+from console_rows import show_rows
 
 from appliance.client import ApplianceClient
 
@@ -192,7 +193,7 @@ def show_version(client: ApplianceClient, name: str, number: int) -> None:
     st.subheader(f"{name} v{number} · {detail.get('status')}{warning_badge(detail)}")
     st.caption(f"{detail.get('rows')} rows · from `{detail.get('source_file')}` · "
                f"{detail.get('created_at')} · sha256 {str(detail.get('sha256'))[:12]}")
-    tabs = st.tabs(["Report", "Schema", "Summary", "Contract", "Lineage", "Ingests"])
+    tabs = st.tabs(["Report", "Schema", "Summary", "Contract", "Lineage", "Ingests", "Rows"])
     with tabs[0]:
         show_report(client, detail)
     with tabs[1]:
@@ -205,6 +206,8 @@ def show_version(client: ApplianceClient, name: str, number: int) -> None:
         show_lineage(client, detail)
     with tabs[5]:
         show_ingests(client, name)
+    with tabs[6]:
+        show_rows(client, name, number)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from appliance.api.deps import App, Operator, Viewer
-from appliance.domain.datasets import Contract, Dataset, Version, VersionDetail
+from appliance.domain.datasets import Contract, Dataset, Version, VersionDetail, VersionRows
 from appliance.domain.ingest import Ingest
 from appliance.errors import InvalidInput, TooLarge
 
@@ -72,6 +72,18 @@ def list_versions(app: App, _: Viewer, name: str) -> list[Version]:
 @router.get("/datasets/{name}/versions/{number}")
 def show_version(app: App, _: Viewer, name: str, number: int) -> VersionDetail:
     return app.datasets.version(name, number)
+
+
+@router.get("/datasets/{name}/versions/{number}/rows")
+def version_rows(
+    app: App, _: Viewer, name: str, number: int,
+    limit: int = Query(default=20, ge=1, le=1000, description="How many rows"),
+    sample: bool = Query(default=False, description="A seeded sample over the whole version "
+                                                    "instead of the first rows"),
+    seed: int = Query(default=0, ge=0, description="The sample's seed"),
+) -> VersionRows:
+    """A few rows of a version, read a batch at a time (never the whole version)."""
+    return app.datasets.rows(name, number, limit=limit, sample=sample, seed=seed)
 
 
 @router.post("/datasets/{name}/versions/{number}/validate")
