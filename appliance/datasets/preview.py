@@ -6,9 +6,10 @@ Two ways, both bounded by the number of rows asked for, whatever the version's s
   ``limit`` rows from the first row group(s) and stops after the first batch.
 * ``sample``: a seeded sample of ``limit`` rows spread over the whole version: every
   row gets a uniform value from a hash of (row position, seed) and the ``limit`` rows
-  with the smallest values are kept, in file order. The version is read one record
-  batch (:data:`BATCH_ROWS`) at a time and at most ``limit`` candidate rows are held, so
-  memory is one batch plus the sample; the same seed gives the same rows.
+  with the smallest values are kept, in file order. The positions are chosen first,
+  from the row count in the footer alone; then only the row groups holding them are
+  read, one record batch (:data:`BATCH_ROWS`) at a time, taking the chosen rows. Memory
+  is one batch plus the sample; the same seed gives the same rows.
 
 Values are JSON-safe (NaN and infinities become null, dates ISO strings, text is cut to
 200 characters), as in column summaries.
@@ -41,25 +42,39 @@ def sample(path: Path, limit: int, seed: int,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    kept: pa.Table | None = None          # candidates, with their hash value and position
-    start = 0
     reader = pq.ParquetFile(path, pre_buffer=False)
-    for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-        positions = np.arange(start, start + batch.num_rows, dtype=np.uint64)
-        start += batch.num_rows
-        u = _uniform(positions, seed)
-        best = np.argsort(u, kind="stable")[:limit]
-        part = pa.Table.from_batches([batch]).take(pa.array(best)).append_column(
-            "__u", pa.array(u[best])).append_column("__pos", pa.array(positions[best]))
-        kept = part if kept is None else pa.concat_tables([kept, part])
-        if kept.num_rows > limit:
-            order = np.argsort(kept.column("__u").to_numpy(), kind="stable")[:limit]
-            kept = kept.take(pa.array(order))
-    if kept is None:
+    meta = reader.metadata
+    chosen = _smallest(int(meta.num_rows), limit, seed)
+    if chosen.size == 0:
         return []
-    in_file_order = np.argsort(kept.column("__pos").to_numpy(), kind="stable")
-    kept = kept.take(pa.array(in_file_order)).drop_columns(["__u", "__pos"])
-    return _rows(kept.to_pylist())
+    ends = np.cumsum([meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+    parts = []
+    for group in np.unique(np.searchsorted(ends, chosen, side="right")).tolist():
+        start = int(ends[group - 1]) if group else 0
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS, row_groups=[group],
+                                         columns=columns):
+            stop = start + batch.num_rows
+            inside = chosen[(chosen >= start) & (chosen < stop)] - start
+            if inside.size:
+                parts.append(pa.Table.from_batches([batch]).take(pa.array(inside)))
+            start = stop
+    return _rows(pa.concat_tables(parts).to_pylist())
+
+
+def _smallest(rows: int, limit: int, seed: int) -> Any:
+    """The positions (ascending) of the ``limit`` rows of ``rows`` with the smallest seeded
+    hash values: found from positions alone, :data:`BATCH_ROWS` at a time, no data read."""
+    import numpy as np
+
+    best_u = np.empty(0, dtype=np.float64)
+    best_pos = np.empty(0, dtype=np.uint64)
+    for start in range(0, rows, BATCH_ROWS):
+        positions = np.arange(start, min(rows, start + BATCH_ROWS), dtype=np.uint64)
+        u = np.concatenate([best_u, _uniform(positions, seed)])
+        pos = np.concatenate([best_pos, positions])
+        keep = np.argsort(u, kind="stable")[:limit]
+        best_u, best_pos = u[keep], pos[keep]
+    return np.sort(best_pos).astype(np.int64)
 
 
 def _uniform(positions: Any, seed: int) -> Any:
