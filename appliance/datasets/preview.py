@@ -9,7 +9,8 @@ Two ways, both bounded by the number of rows asked for, whatever the version's s
   with the smallest values are kept, in file order. The positions are chosen first,
   from the row count in the footer alone; then only the row groups holding them are
   read, one record batch (:data:`BATCH_ROWS`) at a time, taking the chosen rows. Memory
-  is one batch plus the sample; the same seed gives the same rows.
+  is one row group's compressed column chunks and one batch plus the sample; the same
+  seed gives the same rows.
 
 Values are JSON-safe (NaN and infinities become null, dates ISO strings, text is cut to
 200 characters), as in column summaries.
@@ -49,15 +50,19 @@ def sample(path: Path, limit: int, seed: int,
         return []
     ends = np.cumsum([meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
     parts = []
+    reader.close()
     for group in np.unique(np.searchsorted(ends, chosen, side="right")).tolist():
         start = int(ends[group - 1]) if group else 0
-        for batch in reader.iter_batches(batch_size=BATCH_ROWS, row_groups=[group],
-                                         columns=columns):
-            stop = start + batch.num_rows
-            inside = chosen[(chosen >= start) & (chosen < stop)] - start
-            if inside.size:
-                parts.append(pa.Table.from_batches([batch]).take(pa.array(inside)))
-            start = stop
+        # a reader per row group: pre-buffering (about 2x faster here) keeps what it read
+        # until the reader is closed, so this holds one row group's column chunks at most
+        with pq.ParquetFile(path, pre_buffer=True) as group_reader:
+            for batch in group_reader.iter_batches(batch_size=BATCH_ROWS, row_groups=[group],
+                                                   columns=columns):
+                stop = start + batch.num_rows
+                inside = chosen[(chosen >= start) & (chosen < stop)] - start
+                if inside.size:
+                    parts.append(pa.Table.from_batches([batch]).take(pa.array(inside)))
+                start = stop
     return _rows(pa.concat_tables(parts).to_pylist())
 
 
