@@ -126,6 +126,22 @@ def models_rollback(
          views.alias_move)
 
 
+@models_app.command("canary")
+def models_canary(
+    name: str,
+    alpha: Annotated[float, typer.Option(help="Error rate of the sequential test.")] = 0.05,
+    tau: Annotated[float, typer.Option(
+        help="Mixture sd, in units of the outcome's pooled sd.")] = 0.1,
+    min_samples: Annotated[int, typer.Option(
+        help="Labelled requests per arm before any verdict.")] = 200,
+    as_json: Json = False,
+    home: Home = None,
+) -> None:
+    """The canary's verdict against the champion from delayed labels (always valid)."""
+    show(call(home, lambda backend: backend.canary(name, alpha, tau, min_samples)), as_json,
+         views.canary_verdict)
+
+
 @models_app.command("export")
 def models_export(
     name: str,
