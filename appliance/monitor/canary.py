@@ -160,6 +160,8 @@ class CanaryService:
             return CanaryAction(model=model, verdict=None, action=CanaryActionKind.none,
                                 message=exc.message)
         if not v.conclusive:
+            if self.alerts is not None:  # a new canary: an earlier one's alert is history
+                self.alerts.resolve(ALERT_KIND, model)
             return CanaryAction(model=model, verdict=v, action=CanaryActionKind.none,
                                 message=v.reason)
         if not rule.auto:

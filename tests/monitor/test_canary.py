@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -93,12 +94,12 @@ def traffic(app: Any, model: str, *, primary: float, canary: float, n: int = 400
     accuracy (a classifier), or off by a normal error with the arm's sd (a regressor).
     Shadow scores of every request are logged too, always right: they must not count."""
     rng = np.random.default_rng(seed)
-    at = start or dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    at = start or dt.datetime.now(dt.UTC)
     entries, labels = [], []
     for i in range(n):
         is_canary = bool(rng.random() < 0.4)
         role, version, quality = ("canary", 2, canary) if is_canary else ("primary", 1, primary)
-        when = at + dt.timedelta(milliseconds=i)
+        when = at + dt.timedelta(microseconds=100 * i)  # 400 requests: 40 ms
         if regression:
             label = float(rng.normal(10.0, 1.0))
             pred: Any = label + float(rng.normal(0.0, quality))
@@ -264,3 +265,15 @@ def test_act_does_nothing_before_a_verdict_or_without_a_canary(case: Case) -> No
     assert out.action is CanaryActionKind.none and out.verdict is None
     assert "has no canary" in out.message
     assert case.app.registry.aliases(case.model)["champion"] == 1 and alerts(case) == []
+
+
+def test_act_resolves_the_last_canary_alert_once_a_new_canary_is_under_test(case: Case) -> None:
+    traffic(case.app, case.model, primary=0.95, canary=0.7)
+    assert case.app.canary.act(case.model, Rule()).action is CanaryActionKind.rolled_back
+    assert [a.status for a in alerts(case)] == ["open"]
+    time.sleep(0.05)  # after the last logged request
+    route(case.app, case.model, canary=2)  # a new test: the earlier requests do not count
+    out = case.app.canary.act(case.model, Rule())
+    assert out.action is CanaryActionKind.none and out.verdict is not None
+    assert out.verdict.primary.n == 0
+    assert [a.status for a in alerts(case)] == ["resolved"]
