@@ -175,6 +175,7 @@ def build(settings: Settings) -> Appliance:
                               drift=drift, serving=serving, canary=canary),
                           history=dt.timedelta(days=settings.job_history_days),
                           train_timeout_seconds=settings.train_timeout_seconds)
+        canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
         backup = BackupService(store, settings, auditor)
         _builtin_jobs(settings, store, jobs, scheduler, watcher, backup)

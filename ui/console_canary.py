@@ -72,6 +72,12 @@ def show_verdict(verdict: dict[str, Any]) -> None:
                    f"{verdict['min_samples']} labelled requests per arm before any verdict. "
                    f"Since {verdict['since'][:19].replace('T', ' ')} UTC.")
     sequence_chart(verdict)
+    rule = verdict.get("rule_auto")
+    if rule is not None:
+        st.caption("The job file's canary rule " + (
+            "promotes a better canary or takes a worse one out of the routing on its next "
+            "check (approver rules apply)." if rule else
+            "reports the verdict only (auto: false): an approver acts on it."))
 
 
 def show_canary(client: ApplianceClient, name: str, routing: dict[str, Any]) -> None:

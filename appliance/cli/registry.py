@@ -129,11 +129,13 @@ def models_rollback(
 @models_app.command("canary")
 def models_canary(
     name: str,
-    alpha: Annotated[float, typer.Option(help="Error rate of the sequential test.")] = 0.05,
-    tau: Annotated[float, typer.Option(
-        help="Mixture sd, in units of the outcome's pooled sd.")] = 0.1,
-    min_samples: Annotated[int, typer.Option(
-        help="Labelled requests per arm before any verdict.")] = 200,
+    alpha: Annotated[float | None, typer.Option(
+        help="Error rate (default: the job file's promote.canary, else 0.05).")] = None,
+    tau: Annotated[float | None, typer.Option(
+        help="Mixture sd in units of the outcome's sd (default: the job's, else 0.1).")] = None,
+    min_samples: Annotated[int | None, typer.Option(
+        help="Labelled requests per arm before any verdict (default: the job's, else 200)."
+    )] = None,
     as_json: Json = False,
     home: Home = None,
 ) -> None:

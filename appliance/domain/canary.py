@@ -84,6 +84,8 @@ class CanaryVerdict(BaseModel):
     canary: ArmEvidence
     history: list[EvidencePoint]
     truncated: bool = Field(default=False, description="more labelled requests than read")
+    rule_auto: bool | None = Field(default=None, description=(
+        "the job file's promote.canary auto (it acts on the verdict); null without a rule"))
 
     @property
     def conclusive(self) -> bool:

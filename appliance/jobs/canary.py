@@ -10,13 +10,14 @@ in the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from appliance.domain.canary import CanaryAction
 from appliance.jobs.defs import JobDef, RunContext, timing
+from appliance.jobs.files import LoadedFile
 from appliance.jobs.ports import JobCollaborators
-from appliance.train.spec import JobSpec
+from appliance.train.spec import CanaryRuleSpec, JobSpec
 
 
 def canary_job(spec: JobSpec, source: str,
@@ -41,3 +42,11 @@ def scheduled_canary(services: JobCollaborators, spec: JobSpec,
     out = services.canary.act(spec.name, rule, require_approval=spec.promote.require_approval)
     ctx.log(f"{spec.name}: {out.action.value}: {out.message}")
     return out
+
+
+def rule_of(files: Iterable[LoadedFile], model: str) -> CanaryRuleSpec | None:
+    """The ``promote.canary`` rule of the valid job file that names ``model``, if any."""
+    for f in files:
+        if f.ok and f.spec is not None and f.spec.name == model:
+            return f.spec.promote.canary
+    return None

@@ -60,7 +60,7 @@ from appliance.errors import ApplianceError, InvalidInput, NotFound
 from appliance.events import EventBus
 from appliance.failpoints import failpoint
 from appliance.jobs import files as jobfiles
-from appliance.jobs.canary import canary_job, scheduled_canary
+from appliance.jobs.canary import canary_job, rule_of, scheduled_canary
 from appliance.jobs.defs import JobDef, RunContext, jsonable, timing
 from appliance.jobs.ledger import JobLedger, captured_logs, heartbeats
 from appliance.jobs.ports import JobCollaborators
@@ -483,6 +483,10 @@ class JobService:
 
     def _canary_check(self, ctx: RunContext, spec: JobSpec) -> CanaryAction:
         return scheduled_canary(self._loop_collaborators(), spec, ctx)
+
+    def canary_rule(self, model: str) -> Any:
+        """The ``promote.canary`` rule of the job file named ``model`` (None: no rule)."""
+        return rule_of(list(self._files.values()), model)
 
     # -- built-in housekeeping -----------------------------------------------------
 

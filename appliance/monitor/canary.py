@@ -79,6 +79,7 @@ class CanaryService:
     def __init__(self, store: Store, registry: Any, routing: RoutingControl, *,
                  auditor: Auditor, alerts: Alerter | None = None,
                  flush: Callable[[], object] | None = None,
+                 rules: Callable[[str], CanaryRule | None] | None = None,
                  max_observations: int = MAX_OBSERVATIONS) -> None:
         self.store = store
         self.registry = registry
@@ -86,13 +87,20 @@ class CanaryService:
         self.auditor = auditor
         self.alerts = alerts
         self.flush = flush  # drains the prediction log's queue before the test reads it
+        self.rules = rules  # the job file's promote.canary per model: the default settings
         self.max_observations = max_observations
 
-    def verdict(self, model: str, *, alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU,
-                min_samples: int = DEFAULT_MIN_SAMPLES) -> CanaryVerdict:
-        """The test of the model's current canary against its champion."""
+    def verdict(self, model: str, *, alpha: float | None = None, tau: float | None = None,
+                min_samples: int | None = None) -> CanaryVerdict:
+        """The test of the model's current canary against its champion. A setting not given
+        is the job file's (``promote.canary``), else the default."""
         from appliance.monitor import sequential
 
+        rule = self.rules(model) if self.rules is not None else None
+        alpha = alpha if alpha is not None else rule.alpha if rule else DEFAULT_ALPHA
+        tau = tau if tau is not None else rule.tau if rule else DEFAULT_TAU
+        min_samples = min_samples if min_samples is not None \
+            else rule.min_samples if rule else DEFAULT_MIN_SAMPLES
         check_settings(alpha, tau, min_samples)
         route = self.routing.routing(model).routing.canary  # NotFound for an unknown model
         if route is None or route.percent <= 0:
@@ -148,7 +156,8 @@ class CanaryService:
             difference=_finite(float(paths.difference[0])),
             lower=_finite(float(paths.lower[0])), upper=_finite(float(paths.upper[0])),
             decided_at=decided if decided > 0 else None, primary=primary, canary=canary,
-            history=[EvidencePoint.model_validate(p) for p in points], truncated=truncated)
+            history=[EvidencePoint.model_validate(p) for p in points], truncated=truncated,
+            rule_auto=None if rule is None else rule.auto)
 
     def act(self, model: str, rule: CanaryRule, *, require_approval: bool = False,
             by: Principal = SCHEDULER) -> CanaryAction:

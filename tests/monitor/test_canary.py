@@ -277,3 +277,20 @@ def test_act_resolves_the_last_canary_alert_once_a_new_canary_is_under_test(case
     assert out.action is CanaryActionKind.none and out.verdict is not None
     assert out.verdict.primary.n == 0
     assert [a.status for a in alerts(case)] == ["resolved"]
+
+
+def test_verdict_settings_default_to_the_job_files_rule(case: Case) -> None:
+    service = case.app.canary
+    traffic(case.app, case.model, primary=0.8, canary=0.8, n=200)
+    before = service.rules
+    service.rules = lambda model: Rule(auto=False, alpha=0.01, min_samples=300) \
+        if model == case.model else None
+    try:
+        v = service.verdict(case.model)
+        assert (v.alpha, v.min_samples, v.rule_auto) == (0.01, 300, False)
+        v = service.verdict(case.model, alpha=0.1)
+        assert (v.alpha, v.min_samples) == (0.1, 300)
+    finally:
+        service.rules = before
+    v = service.verdict(case.model)
+    assert (v.alpha, v.tau, v.min_samples, v.rule_auto) == (0.05, 0.1, 200, None)

@@ -71,9 +71,10 @@ def test_canary_verdict_over_the_api_and_the_rule_rolls_back_a_worse_canary(
     fed = api.post(f"/api/v1/models/{MODEL}/feedback", json=labels).json()
     assert fed["matched"] == 120
 
-    resp = api.get(f"/api/v1/models/{MODEL}/canary", params={"min_samples": 20})
+    resp = api.get(f"/api/v1/models/{MODEL}/canary")  # the job file's settings
     assert resp.status_code == 200, resp.text
     v = resp.json()
+    assert v["min_samples"] == 20 and v["alpha"] == 0.05 and v["rule_auto"] is True
     assert v["verdict"] == "canary_worse" and v["metric"] == "rmse"
     assert v["primary"]["n"] + v["canary"]["n"] == 120
     assert min(v["primary"]["n"], v["canary"]["n"]) >= 20
