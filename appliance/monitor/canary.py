@@ -123,12 +123,11 @@ class CanaryService:
             classification = task == "classification" if task in ("classification",
                                                                    "regression") \
                 else q.is_classifier(s, model, route.version)
-            rows = q.outcomes(s, model, primary=champion, canary=route.version, since=since,
-                              classification=classification, limit=self.max_observations + 1)
-        truncated = len(rows) > self.max_observations
-        rows = rows[:self.max_observations]
-        arm = [c for c, _ in rows]
-        values = [y for _, y in rows]
+            arm, values = q.outcomes(s, model, primary=champion, canary=route.version,
+                                     since=since, classification=classification,
+                                     limit=self.max_observations + 1)
+        truncated = len(arm) > self.max_observations
+        arm, values = arm[:self.max_observations], values[:self.max_observations]
         paths = sequential.msprt(arm, values, alpha=alpha, tau=tau, min_samples=min_samples,
                                  binary=classification)
         points = sequential.history(arm, values, alpha=alpha, tau=tau,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -48,24 +49,29 @@ def is_classifier(s: Session, model: str, version: int) -> bool:
 
 
 def outcomes(s: Session, model: str, *, primary: int, canary: int, since: dt.datetime,
-             classification: bool, limit: int) -> list[tuple[bool, float]]:
-    """(from the canary?, outcome) per labelled request served since ``since`` by the
-    primary version (role primary) or the canary version (role canary), in label order;
-    shadow scores are never part of it. At most ``limit`` rows, the oldest first."""
+             classification: bool, limit: int) -> tuple[Any, Any]:
+    """(from the canary?, outcome) as two numpy arrays, one entry per labelled request served
+    since ``since`` by the primary version (role primary) or the canary version (role
+    canary), in label order; shadow scores are never part of it. At most ``limit``, the
+    oldest first. Fetched as columns (DuckDB's ``fetchnumpy``): a row at a time through
+    SQLAlchemy took 10x longer on 100k labels."""
+    import numpy as np
+
     value = _CORRECT if classification else _SQUARED
-    rows = s.execute(text(f"""
+    conn: Any = s.connection().connection.driver_connection
+    out = conn.execute(f"""
         WITH p AS (
             SELECT request_id, coalesce(role, 'primary') = 'canary' AS is_canary, prediction,
                    created_at
             FROM predictions
-            WHERE model = :m AND created_at >= :since
-              AND ((coalesce(role, 'primary') = 'primary' AND version = :pv)
-                   OR (role = 'canary' AND version = :cv))
+            WHERE model = $m AND created_at >= $since
+              AND ((coalesce(role, 'primary') = 'primary' AND version = $pv)
+                   OR (role = 'canary' AND version = $cv))
         ), l AS (
             SELECT request_id, arg_max(label, received_at) AS label,
                    max(received_at) AS received_at
             FROM labels
-            WHERE model = :m AND request_id IN (SELECT request_id FROM p)
+            WHERE model = $m AND request_id IN (SELECT request_id FROM p)
             GROUP BY request_id
         ), o AS (
             SELECT p.is_canary, {value} AS y, l.received_at, p.created_at, p.request_id
@@ -73,7 +79,7 @@ def outcomes(s: Session, model: str, *, primary: int, canary: int, since: dt.dat
         )
         SELECT is_canary, y FROM o WHERE y IS NOT NULL
         ORDER BY received_at, created_at, request_id
-        LIMIT :n
-    """), {"m": model, "since": since, "pv": primary, "cv": canary, "n": limit}).fetchall()
-    return [(bool(c), float(y)) for c, y in rows]
-
+        LIMIT $n
+    """, {"m": model, "since": since, "pv": primary, "cv": canary, "n": limit}).fetchnumpy()
+    return (np.asarray(out["is_canary"], dtype=bool),
+            np.asarray(out["y"], dtype=np.float64))
