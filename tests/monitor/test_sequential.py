@@ -1,12 +1,11 @@
 """The mixture SPRT on simulated canary traffic: the right verdict, the error rate held.
 
 Every simulation is vectorised over seeds (one array row per seed), so the
-200-seed checks take a fraction of a second each.
+200-seed checks take a fraction of a second each (timed in bench/canary_verdict.py,
+not here: a unit test is no benchmark).
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -36,17 +35,14 @@ def regression(seed: int, primary_sd: float, canary_sd: float, *,
 
 
 def test_msprt_equal_arms_declares_no_winner_at_the_error_rate_over_200_seeds() -> None:
-    started = time.perf_counter()
     arm, y = classification(1, 0.8, 0.8)
     out = msprt(arm, y, alpha=ALPHA, tau=TAU, min_samples=MIN, binary=True)
     arm_r, y_r = regression(2, 1.0, 1.0)
     out_r = msprt(arm_r, y_r, alpha=ALPHA, tau=TAU, min_samples=MIN, binary=False)
-    elapsed = time.perf_counter() - started
     assert (out.decided_at > 0).mean() <= ALPHA
     assert (out_r.decided_at > 0).mean() <= ALPHA
     # the always-valid p-value is a running minimum: undecided paths stay above alpha
     assert np.all(out.p_value[out.decided_at < 0] > ALPHA)
-    assert elapsed < 5.0
 
 
 def test_msprt_better_canary_is_declared_better() -> None:
