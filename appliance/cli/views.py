@@ -125,7 +125,8 @@ def canary_verdict(v: dict[str, Any]) -> list[Any]:
              v["metric"]: a["metric"]} for a in (v["primary"], v["canary"])]
     head = record({"verdict": v["verdict"], "p_value": v["p_value"], "alpha": v["alpha"],
                    f"{v['tested']} difference": v["difference"],
-                   "confidence sequence": [v["lower"], v["upper"]],
+                   "confidence sequence": "-" if v["lower"] is None else
+                   f"[{v['lower']:.4g}, {v['upper']:.4g}]",
                    "decided after": v["decided_at"], "since": v["since"]},
                   title=f"{v['model']}: canary v{v['canary_version']} vs champion "
                         f"v{v['primary_version']}")
