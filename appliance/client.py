@@ -225,6 +225,11 @@ class ApplianceClient:
                                        hours=hours, bucket_hours=bucket_hours)
         return out
 
+    def canary(self, model: str, **params: Any) -> dict[str, Any]:
+        """The canary's verdict and its evidence (``alpha``, ``tau``, ``min_samples``)."""
+        out: dict[str, Any] = self.get(f"/models/{quote(model, safe='')}/canary", **params)
+        return out
+
     # -- scheduled jobs --------------------------------------------------------
 
     def jobs(self) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from appliance.jobs.service import JobService
 from appliance.lineage.service import LineageService
 from appliance.metrics import Metrics
 from appliance.monitor.alerts import AlertService
+from appliance.monitor.canary import CanaryService
 from appliance.monitor.drift import DriftService
 from appliance.monitor.traffic import TrafficService
 from appliance.registry.service import RegistryService
@@ -81,6 +82,7 @@ class Appliance:
     alerts: AlertService
     drift: DriftService
     traffic: TrafficService
+    canary: CanaryService
     lineage: LineageService
     scheduler: Scheduler
     jobs: JobService
@@ -164,14 +166,17 @@ def build(settings: Settings) -> Appliance:
             min_age_seconds=settings.inbox_min_age_seconds,
         )
         training = TrainingService(settings, runs, registry, datasets, events=events)
+        canary = CanaryService(store, registry, serving, auditor=auditor, alerts=alerts,
+                               flush=serving.log.flush)
         scheduler = Scheduler(misfire_grace_seconds=settings.job_misfire_grace_seconds)
         jobs = JobService(store, auditor, scheduler, JobLedger(store),
                           jobs_dir=settings.resolved_jobs_dir, events=events,
                           collaborators=JobCollaborators(
                               training=training, datasets=datasets, registry=registry,
-                              drift=drift, serving=serving),
+                              drift=drift, serving=serving, canary=canary),
                           history=dt.timedelta(days=settings.job_history_days),
                           train_timeout_seconds=settings.train_timeout_seconds)
+        canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
         backup = BackupService(store, settings, auditor)
         _builtin_jobs(settings, store, jobs, scheduler, watcher, backup)
@@ -189,6 +194,7 @@ def build(settings: Settings) -> Appliance:
         invocations=InvocationService(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
+        canary=canary,
         lineage=LineageService(store),
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,

@@ -55,6 +55,8 @@ class Backend(Protocol):
     def predict_csv(self, name: str, body: bytes, alias: str | None,
                     version: int | None) -> dict[str, Any]: ...
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
+    def canary(self, name: str, alpha: float | None, tau: float | None,
+               min_samples: int | None) -> dict[str, Any]: ...
     def jobs(self) -> dict[str, Any]: ...
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]: ...
     def job_run(self, job_id: str, run_id: str) -> dict[str, Any]: ...
@@ -142,6 +144,10 @@ class RemoteBackend:
 
     def onnx(self, name: str, version: int) -> bytes:
         return self.client.download(f"/models/{name}/versions/{version}/onnx")
+
+    def canary(self, name: str, alpha: float | None, tau: float | None,
+               min_samples: int | None) -> dict[str, Any]:
+        return self.client.canary(name, alpha=alpha, tau=tau, min_samples=min_samples)
 
     def jobs(self) -> dict[str, Any]:
         return self.client.jobs()
@@ -284,6 +290,13 @@ class LocalBackend:
         jobs = self.app.jobs
         job = jobs.pause(job_id, by=self.who) if paused else jobs.resume(job_id, by=self.who)
         out: dict[str, Any] = job.model_dump(mode="json")
+        return out
+
+    def canary(self, name: str, alpha: float | None, tau: float | None,
+               min_samples: int | None) -> dict[str, Any]:
+        self.app.jobs.reload()  # the job files' promote.canary settings
+        out: dict[str, Any] = self.app.canary.verdict(
+            name, alpha=alpha, tau=tau, min_samples=min_samples).model_dump(mode="json")
         return out
 
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:

@@ -126,6 +126,24 @@ def models_rollback(
          views.alias_move)
 
 
+@models_app.command("canary")
+def models_canary(
+    name: str,
+    alpha: Annotated[float | None, typer.Option(
+        help="Error rate (default: the job file's promote.canary, else 0.05).")] = None,
+    tau: Annotated[float | None, typer.Option(
+        help="Mixture sd in units of the outcome's sd (default: the job's, else 0.1).")] = None,
+    min_samples: Annotated[int | None, typer.Option(
+        help="Labelled requests per arm before any verdict (default: the job's, else 200)."
+    )] = None,
+    as_json: Json = False,
+    home: Home = None,
+) -> None:
+    """The canary's verdict against the champion from delayed labels (always valid)."""
+    show(call(home, lambda backend: backend.canary(name, alpha, tau, min_samples)), as_json,
+         views.canary_verdict)
+
+
 @models_app.command("export")
 def models_export(
     name: str,

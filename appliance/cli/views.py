@@ -120,6 +120,21 @@ def drift_report(report: dict[str, Any]) -> list[Any]:
     return [head, text(verdict, "red" if report.get("drift") else "green")]
 
 
+def canary_verdict(v: dict[str, Any]) -> list[Any]:
+    arms = [{"arm": a["role"], "version": a["version"], "labelled": a["n"],
+             v["metric"]: a["metric"]} for a in (v["primary"], v["canary"])]
+    head = record({"verdict": v["verdict"], "p_value": v["p_value"], "alpha": v["alpha"],
+                   f"{v['tested']} difference": v["difference"],
+                   "confidence sequence": "-" if v["lower"] is None else
+                   f"[{v['lower']:.4g}, {v['upper']:.4g}]",
+                   "decided after": v["decided_at"], "since": v["since"]},
+                  title=f"{v['model']}: canary v{v['canary_version']} vs champion "
+                        f"v{v['primary_version']}")
+    colour = {"canary_better": "green", "canary_worse": "red"}.get(v["verdict"], "yellow")
+    return [head, rows(arms, ["arm", "version", "labelled", v["metric"]]),
+            text(v["reason"], colour)]
+
+
 def jobs_list(out: dict[str, Any]) -> list[Any]:
     items = [{**j, "next": "paused" if j.get("paused") else j.get("next_run"),
               "last": (j.get("last_run") or {}).get("status")} for j in out["items"]]

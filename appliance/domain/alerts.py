@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.domain.results import Timestamp
 
-KINDS = ("drift", "metric_below_threshold", "validation_rejected", "job_failed")
+KINDS = ("drift", "metric_below_threshold", "validation_rejected", "job_failed", "canary")
 ACTIVE = ("open", "acknowledged")
 STATUSES = ("open", "acknowledged", "resolved")
 
@@ -21,7 +21,8 @@ class Alert(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: uuid.UUID
-    kind: str = Field(description="drift, metric_below_threshold, validation_rejected or job_failed")
+    kind: str = Field(description="drift, metric_below_threshold, validation_rejected, "
+                                  "job_failed or canary")
     key: str = Field(description="what breached: a model, a dataset, a job")
     status: str = Field(description="open, acknowledged or resolved")
     message: str

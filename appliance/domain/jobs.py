@@ -125,7 +125,7 @@ class Job(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    kind: str = Field(description="builtin, train or drift")
+    kind: str = Field(description="builtin, train, drift or canary")
     trigger: str = Field(description="When it runs, in words (``every 1h``, ``on new data "
                                      "in customers``, ``manual``)")
     description: str

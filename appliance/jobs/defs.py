@@ -40,7 +40,7 @@ class RunContext:
 @dataclass
 class JobDef:
     id: str
-    kind: str  # builtin | train | drift
+    kind: str  # builtin | train | drift | canary
     run: Callable[[RunContext], Any]
     trigger: TriggerSpec | None = None
     new_data: str | None = None  # the dataset whose new versions trigger it

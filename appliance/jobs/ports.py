@@ -2,7 +2,7 @@
 
 ``appliance.runtime`` passes the real services in (``JobCollaborators``); the
 jobs package imports none of them, so its edges in the import graph are the
-ones it declares: training, datasets, the registry, drift and serving are used
+ones it declares: training, datasets, the registry, drift, serving and canary are used
 through these narrow views only. Reactions that jobs cause elsewhere (alerts,
 metrics) are events (``appliance.domain.events``), not calls.
 """
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from appliance.domain.canary import CanaryAction
 from appliance.domain.datasets import Dataset, VersionDetail
 from appliance.domain.drift import DriftReport
 from appliance.domain.principal import Principal
@@ -70,6 +71,13 @@ class PerformanceSource(Protocol):
     def performance(self, model: str, *, hours: float = ...) -> LivePerformance: ...
 
 
+class CanaryJudge(Protocol):
+    """A canary's verdict and the job file's rule on it (``appliance.monitor.canary``)."""
+
+    def act(self, model: str, rule: Any, *, require_approval: bool = ...,
+            by: Principal = ...) -> CanaryAction: ...
+
+
 @dataclass(frozen=True)
 class JobCollaborators:
     """The services behind job-file jobs; without them only built-in jobs can run."""
@@ -79,3 +87,4 @@ class JobCollaborators:
     registry: ModelCatalog
     drift: DriftChecker | None = None
     serving: PerformanceSource | None = None
+    canary: CanaryJudge | None = None

@@ -8,7 +8,8 @@ Job ids are dotted names:
 - ``train.<job>``: the continuous-training loop of a job file
   (``schedule.train``: ``on: new_data``, ``cron`` or ``every``);
 - ``drift.<job>``: the scheduled drift and live-metric check
-  (``schedule.drift``: ``every``/``cron``, ``window``, ``p_val``, thresholds).
+  (``schedule.drift``: ``every``/``cron``, ``window``, ``p_val``, thresholds);
+- ``canary.<job>``: the canary verdict and its rule (``promote.canary``).
 
 Every run is a ledger row. A recurring tick that finds its job still running is
 recorded ``skipped``; queued runs (new data, run-now, retries, recovery) wait
@@ -37,6 +38,7 @@ from typing import Any
 
 from appliance.audit import Auditor
 from appliance.auth.service import require
+from appliance.domain.canary import CanaryAction
 from appliance.domain.events import JobFinished
 from appliance.domain.jobs import (
     DriftJobResult,
@@ -58,6 +60,7 @@ from appliance.errors import ApplianceError, InvalidInput, NotFound
 from appliance.events import EventBus
 from appliance.failpoints import failpoint
 from appliance.jobs import files as jobfiles
+from appliance.jobs.canary import canary_job, rule_of, scheduled_canary
 from appliance.jobs.defs import JobDef, RunContext, jsonable, timing
 from appliance.jobs.ledger import JobLedger, captured_logs, heartbeats
 from appliance.jobs.ports import JobCollaborators
@@ -152,7 +155,7 @@ class JobService:
         spec = jf.spec
         assert spec is not None
         clash = [j for f in self._files.values() if f.path != jf.path
-                 for j in f.jobs if j in (f"train.{spec.name}", f"drift.{spec.name}")]
+                 for j in f.jobs if j.split(".", 1)[1] == spec.name]
         if clash:
             jf.error = JobFileError(
                 message=f"job name {spec.name!r} is already defined by another file",
@@ -179,6 +182,10 @@ class JobService:
                 trigger=timing(drift.cron, drift.every), retries=0, source=str(jf.path),
                 description=f"drift and live metrics of {spec.name} over {drift.window}"))
             ids.append(drift_id)
+        canary = canary_job(spec, str(jf.path), functools.partial(self._canary_check, spec=spec))
+        if canary is not None:
+            self._define(canary)
+            ids.append(canary.id)
         return ids
 
     def _apply_pauses(self) -> None:
@@ -473,6 +480,13 @@ class JobService:
         from appliance.jobs.loop import scheduled_drift
 
         return scheduled_drift(self._loop_collaborators(), self.events, spec)
+
+    def _canary_check(self, ctx: RunContext, spec: JobSpec) -> CanaryAction:
+        return scheduled_canary(self._loop_collaborators(), spec, ctx)
+
+    def canary_rule(self, model: str) -> Any:
+        """The ``promote.canary`` rule of the job file named ``model`` (None: no rule)."""
+        return rule_of(list(self._files.values()), model)
 
     # -- built-in housekeeping -----------------------------------------------------
 

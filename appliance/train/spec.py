@@ -95,10 +95,35 @@ class SearchSpec(_Strict):
         return value
 
 
+class CanaryRuleSpec(_Strict):
+    """``promote.canary``: a scheduled canary check (``canary.<job>``, every ``every``) and,
+    with ``auto: true``, the move it makes once the verdict is reached: a better canary
+    becomes champion (unless the job requires approval), a worse one leaves the routing."""
+
+    auto: bool = False
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    tau: float = Field(default=0.1, gt=0.0, le=10.0)
+    min_samples: int = Field(default=200, ge=2, le=1_000_000)
+    every: str = "15m"
+
+    @model_validator(mode="after")
+    def _timing(self) -> CanaryRuleSpec:
+        _check_timing(None, self.every)
+        return self
+
+
 class PromoteSpec(_Strict):
     alias: str = Field(default="champion", pattern=NAME_PATTERN)
     min_delta: float = 0.0
     require_approval: bool = False
+    canary: CanaryRuleSpec | None = None
+
+    @model_validator(mode="after")
+    def _canary_on_champion(self) -> PromoteSpec:
+        if self.canary is not None and self.alias != "champion":
+            raise ValueError("canary compares the canary with the champion and promotes to "
+                             f"champion: it needs alias: champion, not {self.alias!r}")
+        return self
 
 
 class FairnessSpec(_Strict):

@@ -64,6 +64,7 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("GET", "/api/v1/models/{name}/performance"): Role.viewer,
     ("GET", "/api/v1/models/{name}/routing"): Role.viewer,
     ("PUT", "/api/v1/models/{name}/routing"): Role.approver,
+    ("GET", "/api/v1/models/{name}/canary"): Role.viewer,
     ("POST", "/api/v1/monitor/{model}/drift"): Role.operator,
     ("GET", "/api/v1/monitor/{model}/drift"): Role.viewer,
     ("GET", "/api/v1/monitor/{model}/traffic"): Role.viewer,

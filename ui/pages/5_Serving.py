@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import altair as alt
+import console_canary
 import console_lib as lib
 import console_views as views
 import pandas as pd
@@ -308,6 +309,7 @@ def main() -> None:
     aliases: dict[str, int] = model.get("aliases") or {}
     versions = [int(v["number"]) for v in model.get("versions") or []]
     current = show_routing(name, aliases, routing)
+    console_canary.show_canary(client, name, routing)
     if not lib.has_role("approver"):
         role = (lib.current_user() or {}).get("role")
         st.caption(f"Changing the routing needs the approver or admin role; you are signed in "

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from appliance.api.bodies import is_parquet, parquet_records, read_capped
 from appliance.api.deps import BEARER_SECURITY, App, Approver, Operator, Viewer, authorize
 from appliance.api.errors import error_response, internal_error_response
+from appliance.domain.canary import CanaryVerdict
 from appliance.domain.roles import Role
 from appliance.domain.serving import Feedback, LivePerformance, ModelRouting, Prediction
 from appliance.errors import ApplianceError, UnprocessableInput
@@ -145,3 +146,15 @@ async def put_routing(app: App, who: Approver, name: str, request: Request) -> M
     """Body ``{"canary": {"version", "percent", "key"?}|null, "shadow": {"version"}|null}``."""
     config = parse_records(await _body(request), "application/json")
     return await run_in_threadpool(app.serving.set_routing, name, config, by=who)
+
+
+@router.get("/{name}/canary")
+def canary_verdict(app: App, _: Viewer, name: str,
+                   alpha: float | None = Query(None, gt=0, lt=0.5),
+                   tau: float | None = Query(None, gt=0, le=10),
+                   min_samples: int | None = Query(None, ge=2, le=1_000_000)
+                   ) -> CanaryVerdict:
+    """The canary's verdict against the champion from delayed labels (a mixture SPRT):
+    canary_better, canary_worse or not_yet_conclusive, with the evidence. Settings not
+    given are the job file's ``promote.canary``, else alpha 0.05, tau 0.1, 200 per arm."""
+    return app.canary.verdict(name, alpha=alpha, tau=tau, min_samples=min_samples)
