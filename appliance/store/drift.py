@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from appliance.store import dialect
-
 from appliance.domain.drift import DriftReport
+from appliance.store import dialect
 
 _COLUMNS = ("id", "model", "version", "reference", "current", "drift", "p_val", "correction",
             "features", "prediction", "rows_reference", "rows_current", "duration_ms",

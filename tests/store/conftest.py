@@ -13,7 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_testing import PgServer, fresh_database, store_at, start, why_no_postgres
+from pg_testing import (
+    PgServer,
+    fresh_database,
+    migrated_template,
+    start,
+    store_at,
+    why_no_postgres,
+)
 
 from appliance.store.db import Store
 
@@ -41,13 +48,21 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return migrated_template(pg_server, tmp_path_factory.mktemp("tpl"))
+
+
 @pytest.fixture(params=ENGINES)
 def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None: the embedded DuckDB file; else a fresh PostgreSQL database's URL."""
+    """None: the embedded DuckDB file; else a PostgreSQL database of this test's own,
+    already at the current schema (a copy of a database `appliance migrate` migrated)."""
     if request.param == "duckdb":
         yield None
         return
-    yield request.getfixturevalue("pg_url")
+    server = request.getfixturevalue("pg_server")
+    with fresh_database(server, request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -65,8 +65,11 @@ def test_a_server_refuses_an_old_schema_naming_the_command(pg_url: str, tmp_path
         Store(tmp_path / "a.duckdb", url=pg_url).open()  # an empty database
     migrate(tmp_path / "a.duckdb", tmp_path / "a.lock", pg_url)
     newest = known_migrations()[-1]
-    with Store(tmp_path / "a.duckdb", url=pg_url).open(migrate=False) as store:
+    store = Store(tmp_path / "a.duckdb", url=pg_url).open(migrate=False)  # as an older release
+    try:
         store.execute("DELETE FROM schema_migrations WHERE version = :v", {"v": newest.number})
+    finally:
+        store.close()
     with pytest.raises(StoreUnavailable, match=r"needs .*run `appliance migrate`") as caught:
         Store(tmp_path / "a.duckdb", url=pg_url).open()
     assert caught.value.detail["missing"] == [str(newest)]

@@ -57,6 +57,19 @@ def _debian_bin() -> Path | None:
 
 
 def start(base: Path) -> PgServer:
+    """A server for tests: durability off (no fsync), which makes creating a database per
+    test cheap; nothing here has to survive a power cut."""
+    server = _start(base)
+    import psycopg
+
+    with psycopg.connect(server.uri("postgres"), autocommit=True) as admin:
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            admin.execute(f"ALTER SYSTEM SET {setting} = off")
+        admin.execute("SELECT pg_reload_conf()")
+    return server
+
+
+def _start(base: Path) -> PgServer:
     try:
         pgserver = _pgserver()
     except ImportError:
@@ -96,13 +109,16 @@ def _start_debian(base: Path) -> PgServer:
 
 
 @contextlib.contextmanager
-def fresh_database(server: PgServer) -> Iterator[str]:
-    """A new empty database for one test; its SQLAlchemy URL (postgresql+psycopg://)."""
+def fresh_database(server: PgServer, template: str | None = None) -> Iterator[str]:
+    """A new database for one test (empty, or a copy of ``template``: copying a migrated
+    database is much faster than migrating one); its SQLAlchemy URL
+    (postgresql+psycopg://)."""
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(server.uri("postgres"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copy}')
     try:
         yield server.uri(name).replace("postgresql://", "postgresql+psycopg://", 1)
     finally:
@@ -119,3 +135,18 @@ def store_at(path: Path, url: str | None) -> Any:
     if url is not None:
         migrate(path, path.with_suffix(".lock"), url)
     return Store(path, url=url)
+
+
+def migrated_template(server: PgServer, workdir: Path) -> str:
+    """A database migrated to the current schema by `appliance migrate`'s function, to copy
+    per test (``fresh_database(server, template=...)``); its name."""
+    import psycopg
+
+    from appliance.store.db import migrate
+
+    name = f"tpl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.uri("postgres"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = server.uri(name).replace("postgresql://", "postgresql+psycopg://", 1)
+    migrate(workdir / "x.duckdb", workdir / "x.lock", url)
+    return name
