@@ -25,10 +25,10 @@ from typing import IO, Any
 import duckdb
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine
 
-from appliance.errors import NotFound, StoreLocked, StoreUnavailable
+from appliance.errors import Conflict, NotFound, StoreLocked, StoreUnavailable
 from appliance.store import dialect
 from appliance.store.migrations import (
     MigrationReport,
@@ -243,6 +243,12 @@ class Store:
             try:
                 yield session
                 session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                # a unique index (migration 0018) fenced a second writer: nothing was kept
+                raise Conflict("another writer recorded the same thing first (a unique "
+                               f"constraint refused it): {_first_line(exc)}; nothing was "
+                               "written, try again") from exc
             except BaseException:
                 session.rollback()
                 raise
@@ -267,6 +273,10 @@ def _translate(exc: DBAPIError, path: Path) -> Exception:
         m = _PID_IN_LOCK_ERROR.search(msg)
         return StoreLocked(int(m.group(1)) if m else None, str(path))
     return StoreUnavailable(f"cannot open {path}: {msg}", detail={"path": str(path)})
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0][:300]
 
 
 def redact(url: str) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from appliance.audit import Auditor
 from appliance.domain.drift import DriftReport
+from appliance.errors import Conflict
 from appliance.store import alerts, datasets, drift, dump, experiments, jobs, lineage, runs
 from appliance.store import predictions as preds
 from appliance.store import registry as reg
@@ -57,12 +58,12 @@ def test_a_second_version_with_the_same_number_is_refused_by_the_store(store: St
     with store.write() as s:
         ds = datasets.get_or_create_dataset(s, "sales")
         s.add(_version(ds.id, 1))
-    with pytest.raises(Exception, match=r"(?i)duplicate|unique"), store.write() as s:
+    with pytest.raises(Conflict, match=r"(?i)unique constraint"), store.write() as s:
         s.add(_version(ds.id, 1))
     with store.write() as s:
         m = reg.get_or_create_model(s, "churn")
         reg.add_version(s, _model_version(m.id, 1))
-    with pytest.raises(Exception, match=r"(?i)duplicate|unique"), store.write() as s:
+    with pytest.raises(Conflict, match=r"(?i)unique constraint"), store.write() as s:
         reg.add_version(s, _model_version(m.id, 1))
 
 
@@ -206,7 +207,7 @@ def test_a_keyed_job_attempt_is_recorded_once(store: Store) -> None:
 
     queue(1)
     queue(2)  # a retry is another attempt
-    with pytest.raises(Exception, match=r"(?i)duplicate|unique"):
+    with pytest.raises(Conflict, match=r"(?i)unique constraint"):
         queue(1)
     with store.read() as s:
         assert [r["attempt"] for r in jobs.keyed_runs(s, "train:d@1")] == [1, 2]
