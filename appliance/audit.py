@@ -89,12 +89,10 @@ class Auditor:
         after: Any = None,
     ) -> AuditEventRow:
         actor = who.actor if isinstance(who, Principal) else who
-        # The chain head: from earlier in this transaction, else the last commit's (this
-        # process is the only writer), else the table. Saves a query on every mutation.
-        head = s.info.get("audit_head") or self._head
-        if head is None:
-            last = q.last_event(s)
-            head = (last.seq, last.hash) if last else (0, GENESIS)
+        # The chain head: from earlier in this transaction, else the last commit's (embedded:
+        # this process is the only writer; saves a query on every mutation), else the table
+        # (PostgreSQL: always, under an advisory lock held to the commit).
+        head = s.info.get("audit_head") or q.chain_head(s, self._head)
         seq, prev = head[0] + 1, head[1]
         at = dt.datetime.now(dt.UTC).isoformat()
         before_j, after_j = _jsonable(before), _jsonable(after)

@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPLIANCE_", extra="ignore")
 
     home: Path = Field(default=Path("./data"), description="Everything that persists.")
+    store_url: str | None = Field(
+        default=None,
+        description="Metadata on PostgreSQL: postgresql+psycopg://user:pass@host/db (run "
+                    "`appliance migrate` first). Unset: the embedded DuckDB file in the home.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     console_port: int = Field(default=8501, ge=0, le=65535)

@@ -128,7 +128,7 @@ class Appliance:
 def build(settings: Settings) -> Appliance:
     """Open the store (taking the one-writer lock) and wire every service."""
     settings.ensure_dirs()
-    store = Store(settings.db_path, lock_path=settings.lock_path).open()
+    store = Store(settings.db_path, lock_path=settings.lock_path, url=settings.store_url).open()
     try:
         events = EventBus()
         metrics = Metrics()

@@ -43,6 +43,10 @@ def restore(settings: Settings, src: Path, *, actor: str = "system",
     into place; open the store (newer migrations apply), verify the audit
     chain and the files the rows refer to, and audit the restore.
     """
+    if settings.store_url:
+        raise Conflict("`appliance restore` rebuilds the embedded DuckDB store; with "
+                       "APPLIANCE_STORE_URL on PostgreSQL restore with pg_restore plus the "
+                       "files (docs/scale-out.md)")
     src = Path(src)
     manifest = read_manifest(src)
     home = settings.home

@@ -243,7 +243,8 @@ def audit_reanchor(
         typer.confirm("Record the finding in the audit chain and re-anchor it to the log as "
                       "it is now?", abort=True)
     try:
-        with Store(settings.db_path, lock_path=settings.lock_path) as store:
+        with Store(settings.db_path, lock_path=settings.lock_path,
+                   url=settings.store_url) as store:
             out = reanchor(store, settings.home / "audit.head",
                            by=f"local:{os_user()}").model_dump(mode="json")
     except ApplianceError as exc:

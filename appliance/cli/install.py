@@ -14,7 +14,10 @@ from appliance.errors import ApplianceError
 
 
 def migrate(home: Home = None, as_json: Json = False) -> None:
-    """Upgrade the store's schema to this release (stop the server first); refuses a newer store."""
+    """Upgrade the store's schema to this release (stop the server first); refuses a newer store.
+
+    With APPLIANCE_STORE_URL on PostgreSQL: creates or upgrades that database's schema (servers
+    refuse to start until it is current); two at once are safe, one waits for the other."""
     from rich.console import Console
     from rich.table import Table
 
@@ -22,7 +25,7 @@ def migrate(home: Home = None, as_json: Json = False) -> None:
 
     settings = cli_settings(home)
     try:
-        report = run(settings.db_path, settings.lock_path)
+        report = run(settings.db_path, settings.lock_path, settings.store_url)
     except ApplianceError as exc:
         fail(exc)
     if as_json:

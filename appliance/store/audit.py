@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from appliance.domain.audit import ChainEvent
+from appliance.domain.audit import GENESIS, ChainEvent
+from appliance.store import dialect
 from appliance.store.tables import AuditEventRow
 
 _COLUMNS = ("seq", "created_at", "actor", "action", "target", "before", "after",
@@ -16,6 +17,23 @@ _COLUMNS = ("seq", "created_at", "actor", "action", "target", "before", "after",
 
 def last_event(s: Session) -> AuditEventRow | None:
     return s.exec(select(AuditEventRow).order_by(col(AuditEventRow.seq).desc()).limit(1)).first()
+
+
+def chain_head(s: Session, cached: tuple[int, str] | None) -> tuple[int, str]:
+    """(seq, hash) the next event links to.
+
+    Embedded: ``cached`` (the last commit's head: this process is the only writer),
+    else the table. PostgreSQL: other hosts append too, so the head is read from the
+    table under the writers' advisory lock, held until this transaction ends: appends
+    are serialised in the database and the chain stays one chain.
+    """
+    d = dialect.of(s)
+    if d.shared:
+        d.serialize_writers(s)
+    elif cached is not None:
+        return cached
+    last = last_event(s)
+    return (last.seq, last.hash) if last else (0, GENESIS)
 
 
 def append_event(s: Session, row: AuditEventRow) -> AuditEventRow:

@@ -8,6 +8,7 @@ from typing import NamedTuple
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from appliance.store import dialect
 from appliance.store.tables import ContractRow, DatasetRow, DatasetVersionRow
 
 
@@ -16,6 +17,7 @@ def get_dataset(s: Session, name: str) -> DatasetRow | None:
 
 
 def get_or_create_dataset(s: Session, name: str) -> DatasetRow:
+    dialect.of(s).serialize_writers(s)  # another host may be creating it (PostgreSQL)
     row = get_dataset(s, name)
     if row is None:
         row = DatasetRow(name=name)
@@ -29,6 +31,9 @@ def list_datasets(s: Session) -> list[DatasetRow]:
 
 
 def next_version_number(s: Session, dataset_id: uuid.UUID) -> int:
+    """max + 1, taken under the writers' lock on PostgreSQL (held to the commit), so two
+    hosts never draw the same number; UNIQUE(dataset_id, number) is the fence."""
+    dialect.of(s).serialize_writers(s)
     q = select(func.max(DatasetVersionRow.number)).where(DatasetVersionRow.dataset_id == dataset_id)
     current = s.exec(q).one()
     return int(current or 0) + 1
@@ -121,6 +126,7 @@ def list_contracts(s: Session, dataset_id: uuid.UUID) -> list[ContractRow]:
 def add_contract(
     s: Session, dataset_id: uuid.UUID, *, yaml: str, inferred: bool, created_by: str
 ) -> ContractRow:
+    dialect.of(s).serialize_writers(s)
     latest = current_contract(s, dataset_id)
     row = ContractRow(
         dataset_id=dataset_id,

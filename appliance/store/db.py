@@ -1,8 +1,13 @@
-"""Opening the one DuckDB file: process lock, engine, migrations, recovery.
+"""Opening the store: the one DuckDB file (process lock, engine, migrations, recovery), or
+PostgreSQL when ``APPLIANCE_STORE_URL`` names one.
 
-``Store`` is the single write path. The server process owns it; writes are
-serialised through ``Store.write()`` (DuckDB allows one writer and has no
-SAVEPOINT, so one transaction at a time keeps it simple and honest).
+``Store`` is the single write path of a process; writes are serialised through
+``Store.write()`` (DuckDB allows one writer and has no SAVEPOINT, so one
+transaction at a time keeps it simple and honest). On PostgreSQL several
+processes on several hosts write at once: what the one writer guaranteed is
+guaranteed by constraints and advisory locks instead (``store.dialect``), and
+the schema changes only through ``appliance migrate``: a server refuses to
+open an older schema.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from typing import IO, Any
 import duckdb
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine
 
-from appliance.errors import NotFound, StoreLocked, StoreUnavailable
+from appliance.errors import Conflict, NotFound, StoreLocked, StoreUnavailable
+from appliance.store import dialect
 from appliance.store.migrations import (
     MigrationReport,
     apply_migrations,
+    check_known,
     known_migrations,
     recorded_migrations,
 )
@@ -96,8 +103,17 @@ class Store:
     :class:`StoreUnavailable` until the operator has dealt with it.
     """
 
-    def __init__(self, db_path: Path, *, lock_path: Path | None = None) -> None:
+    def __init__(self, db_path: Path, *, lock_path: Path | None = None,
+                 url: str | None = None) -> None:
+        """``url``: a ``postgresql+psycopg://`` URL puts the metadata on PostgreSQL; None
+        (the default) is the embedded DuckDB file at ``db_path``."""
+        if url is not None and not dialect.is_postgres_url(url):
+            raise StoreUnavailable(f"APPLIANCE_STORE_URL must be a postgresql+psycopg:// URL "
+                                   f"(or unset for the embedded store), not {redact(url)!r}")
         self.db_path = db_path
+        self.url = url
+        self.postgres = url is not None
+        self.where = redact(url) if url is not None else str(db_path)
         self.lock = ProcessLock(lock_path or db_path.with_suffix(".lock"))
         self.engine: Engine | None = None
         self.degraded_reason: str | None = None
@@ -106,6 +122,10 @@ class Store:
     # -- lifecycle -------------------------------------------------------
 
     def open(self, *, migrate: bool = True) -> Store:
+        """Open the store; ``migrate``: bring the schema up to date (the embedded store), or
+        refuse an out-of-date schema (PostgreSQL: only `appliance migrate` changes it)."""
+        if self.postgres:
+            return self._open_postgres(check_schema=migrate)
         self.lock.acquire()
         try:
             try:
@@ -125,7 +145,30 @@ class Store:
                 raise
         return self
 
+    def _open_postgres(self, *, check_schema: bool) -> Store:
+        assert self.url is not None
+        engine = create_engine(dialect.sqlalchemy_url(self.url), pool_pre_ping=True)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+                if check_schema:
+                    _refuse_old_schema(conn, self.where)
+        except DBAPIError as exc:
+            engine.dispose()
+            raise StoreUnavailable(f"cannot open the PostgreSQL store {self.where}: "
+                                   f"{str(exc.orig).strip().splitlines()[0][:300]}",
+                                   detail={"url": self.where}) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        self.engine = engine
+        return self
+
     def close(self) -> None:
+        if self.engine is not None and self.postgres:
+            self.engine.dispose()
+            self.engine = None
+            return
         if self.engine is not None:
             if not self.degraded:
                 with contextlib.suppress(Exception), self.engine.begin() as conn:
@@ -200,6 +243,12 @@ class Store:
             try:
                 yield session
                 session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                # a unique index (migration 0018) fenced a second writer: nothing was kept
+                raise Conflict("another writer recorded the same thing first (a unique "
+                               f"constraint refused it): {_first_line(exc)}; nothing was "
+                               "written, try again") from exc
             except BaseException:
                 session.rollback()
                 raise
@@ -213,7 +262,7 @@ class Store:
             return list(res.fetchall()) if res.returns_rows else []
 
     def checkpoint(self) -> None:
-        if not self.degraded:
+        if not self.degraded and not self.postgres:
             self.execute("CHECKPOINT")
 
 
@@ -226,13 +275,45 @@ def _translate(exc: DBAPIError, path: Path) -> Exception:
     return StoreUnavailable(f"cannot open {path}: {msg}", detail={"path": str(path)})
 
 
-def migrate(db_path: Path, lock_path: Path) -> MigrationReport:
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0][:300]
+
+
+def redact(url: str) -> str:
+    """A store URL without its password, for messages and reports."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def _refuse_old_schema(conn: Any, where: str) -> None:
+    """PostgreSQL: refuse a schema from a newer appliance, or one `appliance migrate` has
+    not brought up to this appliance's (servers never migrate a shared database)."""
+    recorded = recorded_migrations(conn)
+    check_known(recorded or [], where)
+    known = known_migrations()
+    done = {m.number for m in recorded or []}
+    missing = [m for m in known if m.number not in done]
+    if missing:
+        level = max(done, default=0)
+        raise StoreUnavailable(
+            f"the PostgreSQL store {where} is at schema {level:04d}; this appliance needs "
+            f"{known[-1]}: run `appliance migrate` (once, from any host, with the same "
+            "APPLIANCE_STORE_URL), then start the server again",
+            detail={"level": level, "missing": [str(m) for m in missing],
+                    "command": "appliance migrate"})
+
+
+def migrate(db_path: Path, lock_path: Path, url: str | None = None) -> MigrationReport:
     """Open an existing store as its one writer and bring its schema up to this appliance's.
 
     Raises NotFound when there is no store file (a new home needs no
     migration), StoreLocked while a server holds it, StoreUnavailable for a
-    store from a newer appliance or one that only opens read-only.
+    store from a newer appliance or one that only opens read-only. With a
+    PostgreSQL ``url`` the database is migrated in place, an empty one
+    included, under an advisory lock: a second ``migrate`` at the same time
+    waits, then finds nothing to do.
     """
+    if url is not None:
+        return _migrate_postgres(Store(db_path, url=url))
     if not db_path.is_file():
         raise NotFound(f"there is no store at {db_path}: nothing to migrate")
     store = Store(db_path, lock_path=lock_path).open(migrate=False)
@@ -250,6 +331,32 @@ def migrate(db_path: Path, lock_path: Path) -> MigrationReport:
     by_number = {m.number: m for m in known}
     return MigrationReport(
         path=str(db_path),
+        level_before=max((m.number for m in before), default=0) if before is not None else None,
+        level=max((m.number for m in after), default=0),
+        applied=tuple(by_number[n] for n in numbers),
+        known=tuple(known),
+    )
+
+
+def _migrate_postgres(store: Store) -> MigrationReport:
+    store.open(migrate=False)
+    try:
+        engine = store._engine()
+        with engine.connect() as conn:
+            before = recorded_migrations(conn)
+        try:
+            numbers = apply_migrations(engine, store.where)  # under the migrations lock
+        except DBAPIError as exc:
+            raise StoreUnavailable(f"migrating {store.where} failed (nothing of the failed "
+                                   f"migration was kept): {str(exc.orig).strip()[:300]}") from exc
+        with engine.connect() as conn:
+            after = recorded_migrations(conn) or []
+    finally:
+        store.close()
+    known = known_migrations()
+    by_number = {m.number: m for m in known}
+    return MigrationReport(
+        path=store.where,
         level_before=max((m.number for m in before), default=0) if before is not None else None,
         level=max((m.number for m in after), default=0),
         applied=tuple(by_number[n] for n in numbers),

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from appliance.domain.drift import DriftReport
+from appliance.store import dialect
 
 _COLUMNS = ("id", "model", "version", "reference", "current", "drift", "p_val", "correction",
             "features", "prediction", "rows_reference", "rows_current", "duration_ms",
@@ -61,26 +62,28 @@ def logged_inputs(s: Session, model: str, since: dt.datetime, columns: dict[str,
     """The window's inputs as an Arrow table, one row per request id (a shadow or a canary
     logging the same request twice counts once); ``columns`` maps column -> is numeric.
     Over ``limit`` rows, a deterministic subset (ordered by a hash of the request id)."""
+    d = dialect.of(s)
     select = []
     params: dict[str, Any] = {"m": model, "since": since, "n": limit}
     for i, (col, numeric) in enumerate(columns.items()):
-        params[f"p{i}"] = "$." + json.dumps(col)  # JSONPath with a quoted key
-        expr = f"json_extract_string(inputs, :p{i})"
-        select.append(f"TRY_CAST({expr} AS DOUBLE) AS c{i}" if numeric else f"{expr} AS c{i}")
+        params[f"p{i}"] = d.json_path_value(col)
+        expr = d.json_path("inputs", f"p{i}")
+        select.append(f"{d.try_double(expr)} AS c{i}" if numeric else f"{expr} AS c{i}")
     sql = (f"SELECT {', '.join(select)} FROM ("
            "  SELECT request_id, any_value(inputs) AS inputs FROM predictions"
            "  WHERE model = :m AND created_at >= :since GROUP BY request_id"
-           ") ORDER BY hash(request_id), request_id LIMIT :n")
+           f") AS w ORDER BY {d.hash('request_id')}, request_id LIMIT :n")
     return _arrow(s, sql, params, list(columns))
 
 
 def logged_predictions(s: Session, model: str, version: int, since: dt.datetime,
                        *, limit: int) -> list[str]:
     """The window's predictions by one version, as JSON text (deterministic subset)."""
+    d = dialect.of(s)
     rows = s.execute(text(
-        "SELECT json_extract_string(prediction, '$') FROM predictions "
+        f"SELECT {d.json_scalar('prediction')} FROM predictions "
         "WHERE model = :m AND version = :v AND created_at >= :since "
-        "ORDER BY hash(request_id), request_id LIMIT :n"),
+        f"ORDER BY {d.hash('request_id')}, request_id LIMIT :n"),
         {"m": model, "v": version, "since": since, "n": limit}).fetchall()
     return [r[0] for r in rows]
 

@@ -22,7 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from appliance.errors import InvalidInput
+from appliance.errors import Conflict, InvalidInput
+from appliance.store import dialect
 from appliance.store.db import Store
 from appliance.store.migrations import migration_files
 
@@ -50,6 +51,10 @@ def export_snapshot(store: Store, out_dir: Path, on_locked: Callable[[], Any]) -
     whatever ``on_locked`` records (the file listing, ``audit.head``) all
     describe the same moment. A degraded store is read-only: no lock needed.
     """
+    if store.postgres:
+        raise Conflict(
+            "`appliance backup` exports the embedded DuckDB store; with APPLIANCE_STORE_URL "
+            "on PostgreSQL, back up with pg_dump plus the files (docs/scale-out.md)")
     lock: Any = contextlib.nullcontext() if store.degraded else store._write_lock
     with lock, _begin(store) as conn:
         conn.execute(text(f"EXPORT DATABASE {_literal(out_dir)} (FORMAT PARQUET)"))
@@ -151,7 +156,8 @@ def _literal(path: Path) -> str:
 def _tables(conn: Connection) -> list[str]:
     rows = conn.execute(text(
         "SELECT table_name FROM information_schema.tables "
-        "WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name"))
+        f"WHERE table_schema = {dialect.of(conn).schema} AND table_type = 'BASE TABLE' "
+        "ORDER BY table_name"))
     names = [str(r[0]) for r in rows]
     for n in names:
         if not _TABLE_NAME.fullmatch(n):  # never expected: our migrations name the tables
@@ -161,7 +167,8 @@ def _tables(conn: Connection) -> list[str]:
 
 def _columns(conn: Connection, table: str) -> list[str]:
     rows = conn.execute(text(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' "
+        "SELECT column_name FROM information_schema.columns "
+        f"WHERE table_schema = {dialect.of(conn).schema} "
         "AND table_name = :t ORDER BY ordinal_position"), {"t": table})
     return [str(r[0]).replace('"', '""') for r in rows]
 

@@ -8,6 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from appliance.domain.experiments import DEFAULT_EXPERIMENT, DEFAULT_EXPERIMENT_ID
+from appliance.store import dialect
 from appliance.store.tables import ExperimentRow, RunRow
 
 
@@ -27,6 +28,7 @@ def add(s: Session, row: ExperimentRow) -> ExperimentRow:
 
 def ensure(s: Session, name: str, *, by: str) -> ExperimentRow:
     """The experiment called ``name``, created on first use (runs name their experiment)."""
+    dialect.of(s).serialize_writers(s)  # another host may be creating it (PostgreSQL)
     found = by_name(s, name)
     if found is not None:
         return found

@@ -127,8 +127,9 @@ def count_runs(s: Session, *, job: str | None = None, status: str | None = None)
 def last_runs(s: Session) -> dict[str, dict[str, Any]]:
     """The newest run of each job (without logs)."""
     rows = s.execute(text(
-        f"SELECT {_LIST_COLUMNS} FROM job_runs QUALIFY row_number() OVER "
-        "(PARTITION BY job ORDER BY created_at DESC) = 1")).fetchall()
+        f"SELECT {_LIST_COLUMNS} FROM (SELECT *, row_number() OVER "
+        "(PARTITION BY job ORDER BY created_at DESC) AS newest FROM job_runs) AS r "
+        "WHERE newest = 1")).fetchall()
     return {r[1]: _run(r) for r in rows}
 
 

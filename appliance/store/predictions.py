@@ -10,12 +10,16 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlmodel import Session
 
+from appliance.store import dialect
+from appliance.store.dialect import Duck
+
 # request_id, model, version, inputs, prediction, probabilities, latency_ms, at, role
 PredictionEntry = tuple[str, str, int, Any, Any, Any, float, dt.datetime, str]
 
 
 def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
-    """Append log entries in one statement (an Arrow table scanned by DuckDB)."""
+    """Append log entries in one statement (an Arrow table scanned by DuckDB; COPY on
+    PostgreSQL)."""
     if not entries:
         return
     import pyarrow as pa
@@ -36,7 +40,7 @@ def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
         "created_at": pa.array(at, pa.timestamp("us", tz="UTC")),
         "role": pa.array(role, pa.string()),
     })
-    _insert(s, "predictions", batch)
+    dialect.of(s).append(s, "predictions", batch)
 
 
 def append_labels(s: Session, model: str, labels: list[tuple[str, Any]], source: str,
@@ -52,18 +56,7 @@ def append_labels(s: Session, model: str, labels: list[tuple[str, Any]], source:
         "source": pa.array([source] * len(labels), pa.string()),
         "received_at": pa.array([at] * len(labels), pa.timestamp("us", tz="UTC")),
     })
-    _insert(s, "labels", batch)
-
-
-def _insert(s: Session, table: str, batch: Any) -> None:
-    conn: Any = s.connection().connection.driver_connection
-    name = f"batch_{uuid.uuid4().hex}"
-    conn.register(name, batch)
-    try:
-        columns = ", ".join(batch.column_names)
-        conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {name}")
-    finally:
-        conn.unregister(name)
+    dialect.of(s).append(s, "labels", batch)
 
 
 def current_routing(s: Session, model: str) -> dict[str, Any] | None:
@@ -90,28 +83,32 @@ def role_counts(s: Session, model: str) -> dict[str, int]:
 def known_request_ids(s: Session, model: str, request_ids: list[str]) -> set[str]:
     rows = s.execute(
         text("SELECT request_id FROM predictions WHERE model = :m "
-             "AND list_contains(:ids, request_id)"),
+             f"AND {dialect.of(s).in_list('request_id', 'ids')}"),
         {"m": model, "ids": request_ids},
     ).fetchall()
     return {r[0] for r in rows}
 
 
-# Accuracy (labels equal to predictions) and RMSE over the labelled rows of a
-# prediction-log join ``p LEFT JOIN l``; shared with the per-bucket series.
-LABELLED_METRICS = """avg(CASE WHEN l.request_id IS NULL THEN NULL
-                        WHEN json_extract_string(p.prediction, '$')
-                             = json_extract_string(l.label, '$') THEN 1.0
+def labelled_metrics(d: Duck) -> str:
+    """Accuracy (labels equal to predictions) and RMSE over the labelled rows of a
+    prediction-log join ``p LEFT JOIN l``; shared with the per-bucket series."""
+    pred, label = d.json_scalar("p.prediction"), d.json_scalar("l.label")
+    return f"""avg(CASE WHEN l.request_id IS NULL THEN NULL
+                        WHEN {pred}
+                             = {label} THEN 1.0
                         ELSE 0.0 END) AS accuracy,
                sqrt(avg(CASE WHEN l.request_id IS NULL THEN NULL ELSE
-                    power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
-                          - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2) END)) AS rmse"""
+                    power({d.try_double(pred)}
+                          - {d.try_double(label)}, 2) END)) AS rmse"""
 
-_LABELLED = """
+
+def _labelled(d: Duck) -> str:
+    return f"""
         WITH p AS (
             SELECT request_id, version, prediction, probabilities FROM predictions
             WHERE model = :m AND created_at >= :since AND coalesce(role, 'primary') != 'shadow'
         ), l AS (
-            SELECT request_id, arg_max(label, received_at) AS label FROM labels
+            SELECT request_id, {d.arg_max('label', 'received_at')} AS label FROM labels
             WHERE model = :m GROUP BY request_id
         )"""
 
@@ -119,8 +116,9 @@ _LABELLED = """
 def label_classes(s: Session, model: str, since: dt.datetime) -> dict[int, list[str]]:
     """Per version: the distinct labels of its labelled predictions that carry probabilities
     (at most three are returned: enough to tell a binary task)."""
-    rows = s.execute(text(_LABELLED + """
-        SELECT p.version, list(DISTINCT json_extract_string(l.label, '$'))[1:3]
+    d = dialect.of(s)
+    rows = s.execute(text(_labelled(d) + f"""
+        SELECT p.version, {d.first_distinct(d.json_scalar('l.label'), 3)}
         FROM p JOIN l USING (request_id)
         WHERE p.probabilities IS NOT NULL GROUP BY p.version
     """), {"m": model, "since": since}).fetchall()
@@ -131,9 +129,10 @@ def positive_scores(s: Session, model: str, since: dt.datetime, version: int, po
                     limit: int) -> list[tuple[float, bool]]:
     """(probability of ``positive``, label is ``positive``) for a version's newest labelled
     predictions; rows whose probability is missing are left out."""
-    rows = s.execute(text(_LABELLED + """
-        SELECT TRY_CAST(json_extract_string(p.probabilities, '$."' || :pos || '"') AS DOUBLE),
-               json_extract_string(l.label, '$') = :pos
+    d = dialect.of(s)
+    rows = s.execute(text(_labelled(d) + f"""
+        SELECT {d.try_double(d.json_key('p.probabilities', 'CAST(:pos AS TEXT)'))},
+               {d.json_scalar('l.label')} = :pos
         FROM p JOIN l USING (request_id)
         WHERE p.version = :v AND p.probabilities IS NOT NULL
         LIMIT :n
@@ -154,19 +153,21 @@ class VersionStats(NamedTuple):
 
 def performance(s: Session, model: str, since: dt.datetime) -> list[VersionStats]:
     """Per version: predictions, labelled predictions, accuracy / RMSE, label delay."""
+    d = dialect.of(s)
     rows = s.execute(text(f"""
         WITH p AS (
             SELECT request_id, version, prediction, created_at FROM predictions
             WHERE model = :m AND created_at >= :since AND coalesce(role, 'primary') != 'shadow'
         ), l AS (
-            SELECT request_id, arg_max(label, received_at) AS label, max(received_at) AS received_at
+            SELECT request_id, {d.arg_max('label', 'received_at')} AS label,
+                   max(received_at) AS received_at
             FROM labels WHERE model = :m GROUP BY request_id
         )
         SELECT p.version,
                count(*) AS predictions,
                count(l.request_id) AS labelled,
-               {LABELLED_METRICS},
-               avg(epoch(l.received_at) - epoch(p.created_at)) AS mean_label_delay_s
+               {labelled_metrics(d)},
+               avg({d.epoch('l.received_at')} - {d.epoch('p.created_at')}) AS mean_label_delay_s
         FROM p LEFT JOIN l USING (request_id)
         GROUP BY p.version ORDER BY p.version
     """), {"m": model, "since": since}).fetchall()

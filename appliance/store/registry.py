@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from appliance.store import dialect
 from appliance.store.tables import AliasEventRow, ModelVersionRow, RegisteredModelRow
 
 
@@ -15,6 +16,7 @@ def get_model(s: Session, name: str) -> RegisteredModelRow | None:
 
 
 def get_or_create_model(s: Session, name: str, description: str | None = None) -> RegisteredModelRow:
+    dialect.of(s).serialize_writers(s)  # another host may be creating it (PostgreSQL)
     row = get_model(s, name)
     if row is None:
         row = RegisteredModelRow(name=name, description=description)
@@ -28,6 +30,8 @@ def list_models(s: Session) -> list[RegisteredModelRow]:
 
 
 def next_version_number(s: Session, model_id: uuid.UUID) -> int:
+    """max + 1 under the writers' lock on PostgreSQL; UNIQUE(model_id, number) fences."""
+    dialect.of(s).serialize_writers(s)
     q = select(func.max(ModelVersionRow.number)).where(ModelVersionRow.model_id == model_id)
     return int(s.exec(q).one() or 0) + 1
 

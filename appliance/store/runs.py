@@ -6,9 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Double, cast, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from appliance.store import dialect
 from appliance.store.tables import RunArtifactRow, RunMetricRow, RunRow
 
 _SORTS = {"created_at": RunRow.created_at, "name": RunRow.name, "status": RunRow.status}
@@ -63,13 +64,13 @@ def list_runs(
     if top_level:  # not a search's trials: they are listed under their parent run
         where.append(col(RunRow.parent_id).is_(None))
     if tag:
-        where.append(func.json_extract_string(RunRow.tags, f"$.{_json_key(tag[0])}") == tag[1])
+        where.append(dialect.of(s).json_text(RunRow.tags, _json_key(tag[0])) == tag[1])
     total = s.exec(select(func.count()).select_from(RunRow).where(*where)).one()
     desc = sort.startswith("-")
     field = sort.lstrip("-")
     if field.startswith("metric:"):
         key = _json_key(field.removeprefix("metric:"))
-        order: Any = cast(func.json_extract_string(RunRow.metrics, f"$.{key}"), Double)
+        order: Any = dialect.of(s).json_double(RunRow.metrics, key)
         order = order.desc().nulls_last() if desc else order.asc().nulls_last()
     else:
         column = _SORTS.get(field, RunRow.created_at)
@@ -114,14 +115,15 @@ def latest_points(
 
 
 def _json_key(key: str) -> str:
-    """Quote a metric or tag key for a JSON path (keys were checked against domain.runkeys.KEY)."""
-    return '"' + key.replace('"', "") + '"'
+    """A metric or tag key without quotes (keys were checked against domain.runkeys.KEY)."""
+    return key.replace('"', "")
 
 
 def append_metrics(
     s: Session, run_id: uuid.UUID, points: list[tuple[str, int, float, dt.datetime]]
 ) -> None:
-    """Append metric points in one statement: an Arrow table scanned by DuckDB.
+    """Append metric points in one statement: an Arrow table scanned by DuckDB (COPY on
+    PostgreSQL).
 
     A few milliseconds for thousands of points, where executemany costs ~0.1 ms
     a row; this is the hot path of notebook logging.
@@ -137,16 +139,8 @@ def append_metrics(
         "value": pa.array(values, pa.float64()),
         "logged_at": pa.array(stamps, pa.timestamp("us", tz="UTC")),
     })
-    conn: Any = s.connection().connection.driver_connection
-    name = f"metric_batch_{uuid.uuid4().hex}"
-    conn.register(name, batch)
-    try:
-        conn.execute(
-            f"INSERT INTO run_metrics SELECT '{uuid.UUID(str(run_id))}'::UUID, key, step, value, "
-            f"logged_at FROM {name}"
-        )
-    finally:
-        conn.unregister(name)
+    dialect.of(s).append(s, "run_metrics", batch,
+                         constants={"run_id": (f"'{uuid.UUID(str(run_id))}'", "UUID")})
 
 
 def metric_points(

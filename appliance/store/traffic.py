@@ -2,7 +2,7 @@
 
 Buckets are aligned to multiples of their width since the Unix epoch (a minute
 bucket starts on the minute, a day bucket at 00:00 UTC), computed from
-``epoch(created_at)`` so that no time-zone extension is needed. Rows are
+the epoch seconds of ``created_at`` so that no time-zone extension is needed. Rows are
 grouped per bucket, model version and whether the row was a shadow score
 (shadow rows repeat a served request: they are counted apart, never as
 traffic). One logged row is one request id; a batch request logs a row per
@@ -17,11 +17,17 @@ from typing import NamedTuple
 from sqlalchemy import text
 from sqlmodel import Session
 
-from appliance.store.predictions import LABELLED_METRICS
+from appliance.store import dialect
+from appliance.store.dialect import Duck
+from appliance.store.predictions import labelled_metrics
 
 _SHADOW = "coalesce(role, 'primary') = 'shadow'"
-# a class label: a classifier's output (it has probabilities) or any non-float prediction
-_CLASS_LIKE = "(probabilities IS NOT NULL OR json_type(prediction) <> 'DOUBLE')"
+
+
+def _class_like(d: Duck) -> str:
+    """A class label: a classifier's output (it has probabilities) or any non-float
+    prediction."""
+    return f"(probabilities IS NOT NULL OR {d.not_float('prediction')})"
 
 
 class LatencyRow(NamedTuple):
@@ -53,24 +59,25 @@ class LabelledRow(NamedTuple):
     classification: bool
 
 
-def _bucket(bucket_seconds: float | None) -> str:
-    return "floor(epoch(created_at) / :b) * :b" if bucket_seconds else "0.0"
+def _bucket(d: Duck, bucket_seconds: float | None) -> str:
+    return f"floor({d.epoch('created_at')} / :b) * :b" if bucket_seconds else "0.0"
 
 
 def latency(s: Session, model: str, since: dt.datetime, until: dt.datetime,
             bucket_seconds: float | None) -> list[LatencyRow]:
     """Per bucket (epoch seconds of its start; 0 with no buckets), version and shadow flag:
     rows logged, rows routed to a canary, and latency percentiles in milliseconds."""
+    d = dialect.of(s)
     rows = s.execute(text(f"""
-        SELECT {_bucket(bucket_seconds)} AS bucket, version, {_SHADOW} AS shadow,
+        SELECT {_bucket(d, bucket_seconds)} AS bucket, version, {_SHADOW} AS shadow,
                count(*) AS requests,
                count(*) FILTER (WHERE role = 'canary') AS canary,
-               quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q,
+               {d.percentiles('latency_ms', (0.5, 0.95, 0.99))} AS q,
                avg(latency_ms) AS mean_ms,
                max(latency_ms) AS max_ms
         FROM predictions
         WHERE model = :m AND created_at >= :since AND created_at < :until
-        GROUP BY ALL ORDER BY bucket, version, shadow
+        GROUP BY 1, 2, 3 ORDER BY bucket, version, shadow
     """), {"m": model, "since": since, "until": until, "b": bucket_seconds}).fetchall()
     return [
         LatencyRow(float(b), int(v), bool(sh), int(n), int(c), float(q[0]), float(q[1]),
@@ -83,14 +90,16 @@ def class_counts(s: Session, model: str, since: dt.datetime, until: dt.datetime,
                  bucket_seconds: float, *, max_classes: int) -> list[tuple[float, int, bool, str, int]]:
     """(bucket, version, shadow, class, rows) for class-like predictions; a version with more
     than ``max_classes`` distinct values in the window is left out (it is no classifier)."""
+    d = dialect.of(s)
     rows = s.execute(text(f"""
         WITH c AS (
-            SELECT {_bucket(bucket_seconds)} AS bucket, version, {_SHADOW} AS shadow,
-                   coalesce(json_extract_string(prediction, '$'), 'null') AS cls,
+            SELECT {_bucket(d, bucket_seconds)} AS bucket, version, {_SHADOW} AS shadow,
+                   coalesce({d.json_scalar('prediction')}, 'null') AS cls,
                    count(*) AS n
             FROM predictions
-            WHERE model = :m AND created_at >= :since AND created_at < :until AND {_CLASS_LIKE}
-            GROUP BY ALL
+            WHERE model = :m AND created_at >= :since AND created_at < :until
+              AND {_class_like(d)}
+            GROUP BY 1, 2, 3, 4
         ), k AS (
             SELECT version, count(DISTINCT cls) AS kinds FROM c GROUP BY version
         )
@@ -108,14 +117,15 @@ def labelled(s: Session, model: str, since: dt.datetime, until: dt.datetime,
     """Per bucket of prediction time, version and shadow flag: predictions, how many have a
     label (the latest one per request id), accuracy and RMSE over those, the label delay,
     and whether the version predicts classes."""
+    d = dialect.of(s)
     rows = s.execute(text(f"""
         WITH p AS (
             SELECT request_id, version, {_SHADOW} AS shadow, prediction, created_at,
-                   {_CLASS_LIKE} AS class_like, {_bucket(bucket_seconds)} AS bucket
+                   {_class_like(d)} AS class_like, {_bucket(d, bucket_seconds)} AS bucket
             FROM predictions
             WHERE model = :m AND created_at >= :since AND created_at < :until
         ), l AS (
-            SELECT request_id, arg_max(label, received_at) AS label,
+            SELECT request_id, {d.arg_max('label', 'received_at')} AS label,
                    max(received_at) AS received_at
             FROM labels
             WHERE model = :m AND request_id IN (SELECT request_id FROM p)
@@ -124,11 +134,11 @@ def labelled(s: Session, model: str, since: dt.datetime, until: dt.datetime,
         SELECT p.bucket, p.version, p.shadow,
                count(*) AS predictions,
                count(l.request_id) AS labelled,
-               {LABELLED_METRICS},
-               avg(epoch(l.received_at) - epoch(p.created_at)) AS delay,
+               {labelled_metrics(d)},
+               avg({d.epoch('l.received_at')} - {d.epoch('p.created_at')}) AS delay,
                bool_or(p.class_like) AS classification
         FROM p LEFT JOIN l USING (request_id)
-        GROUP BY ALL ORDER BY p.bucket, p.version, p.shadow
+        GROUP BY 1, 2, 3 ORDER BY p.bucket, p.version, p.shadow
     """), {"m": model, "since": since, "until": until, "b": bucket_seconds}).fetchall()
     return [
         LabelledRow(float(b), int(v), bool(sh), int(n), int(k),

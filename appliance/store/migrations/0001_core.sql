@@ -44,7 +44,7 @@ CREATE TABLE ingests (
     message VARCHAR NOT NULL,
     version_number INTEGER,
     actor VARCHAR NOT NULL,
-    duration_ms DOUBLE,
+    duration_ms DOUBLE PRECISION,
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE lineage_edges (

@@ -29,7 +29,7 @@ CREATE TABLE run_metrics (
     run_id UUID NOT NULL,
     key VARCHAR NOT NULL,
     step BIGINT NOT NULL,
-    value DOUBLE NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
     logged_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE run_artifacts (

@@ -6,7 +6,7 @@ CREATE TABLE predictions (
     inputs JSON,
     prediction JSON,
     probabilities JSON,
-    latency_ms DOUBLE NOT NULL,
+    latency_ms DOUBLE PRECISION NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE labels (

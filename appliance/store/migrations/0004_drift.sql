@@ -6,13 +6,13 @@ CREATE TABLE drift_reports (
     reference VARCHAR NOT NULL,
     current VARCHAR NOT NULL,
     drift BOOLEAN NOT NULL,
-    p_val DOUBLE NOT NULL,
+    p_val DOUBLE PRECISION NOT NULL,
     correction VARCHAR NOT NULL,
     features JSON,
     prediction JSON,
     rows_reference BIGINT NOT NULL,
     rows_current BIGINT NOT NULL,
-    duration_ms DOUBLE,
+    duration_ms DOUBLE PRECISION,
     created_at TIMESTAMPTZ NOT NULL,
     created_by VARCHAR NOT NULL
 );

@@ -12,7 +12,7 @@ CREATE TABLE job_runs (
     started_at TIMESTAMPTZ,
     finished_at TIMESTAMPTZ,
     heartbeat_at TIMESTAMPTZ,
-    duration_ms DOUBLE,
+    duration_ms DOUBLE PRECISION,
     error VARCHAR,
     logs VARCHAR,
     result JSON,

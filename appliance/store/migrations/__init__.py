@@ -8,6 +8,14 @@ does not know, or a known number under another name) was written by a newer
 appliance: it is refused before anything runs, never migrated "down" or
 guessed at.
 
+On PostgreSQL (several hosts, one database) the whole run holds an advisory
+lock on a connection of its own: a second migrator waits for the first, then
+reads the record again and finds nothing left to do. The DDL is portable
+(``DOUBLE PRECISION``, not DuckDB's ``DOUBLE``; both engines read it the same).
+Only the number and the name of a migration are recorded, no checksum: 0001-0007
+were edited in place from ``DOUBLE`` to ``DOUBLE PRECISION``, which DuckDB
+spells the same type, so stores migrated before read exactly as new ones.
+
 This package sits below ``appliance.store.db``: it knows the migration files and
 applies them on an engine; opening a store (and ``migrate``, which opens one
 for ``appliance migrate``) is ``db``'s business.
@@ -15,7 +23,9 @@ for ``appliance migrate``) is ``db``'s business.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -89,9 +99,34 @@ def check_known(recorded: list[Migration], path: object) -> None:
     )
 
 
+@contextlib.contextmanager
+def _exclusive(engine: Engine) -> Iterator[None]:
+    """PostgreSQL: one migrator at a time, across hosts (a session advisory lock on a
+    connection of its own, released before it goes back to the pool). DuckDB: the process
+    lock already makes the opener the only one."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    from appliance.store.dialect import MIGRATIONS_LOCK
+
+    with engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATIONS_LOCK})
+        holder.commit()
+        try:
+            yield
+        finally:
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATIONS_LOCK})
+            holder.commit()
+
+
 def apply_migrations(engine: Engine, path: object) -> list[int]:
     """Apply every shipped migration the store at ``path`` has not recorded; the numbers
     applied."""
+    with _exclusive(engine):
+        return _apply(engine, path)
+
+
+def _apply(engine: Engine, path: object) -> list[int]:
     with engine.begin() as conn:
         conn.execute(text(_CREATE))
         recorded = _recorded(conn)
