@@ -4,7 +4,8 @@ Job ids are dotted names:
 
 - ``inbox.scan``: the inbox guard (watcher alive, full scan);
 - ``housekeeping.checkpoint`` / ``housekeeping.retention`` (and
-  ``housekeeping.backup`` when a backup service is wired);
+  ``housekeeping.backup`` when a backup service is wired): bodies given by the
+  composition root (the retention windows are ``appliance.privacy.retention``'s);
 - ``train.<job>``: the continuous-training loop of a job file
   (``schedule.train``: ``on: new_data``, ``cron`` or ``every``);
 - ``drift.<job>``: the scheduled drift and live-metric check
@@ -26,7 +27,6 @@ the loop hands to training.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import threading
@@ -74,7 +74,6 @@ class JobService:
                  *, jobs_dir: Path, events: EventBus,
                  collaborators: JobCollaborators | None = None,
                  heartbeat_seconds: float = 15.0,
-                 history: dt.timedelta = dt.timedelta(days=90),
                  train_timeout_seconds: float = 3600.0) -> None:
         self.store = store
         self.auditor = auditor
@@ -84,7 +83,6 @@ class JobService:
         self.events = events  # JobFinished for every run
         self.collaborators = collaborators  # None: built-in jobs only
         self.heartbeat_seconds = heartbeat_seconds
-        self.history = history
         self.train_timeout_seconds = train_timeout_seconds
         self._defs: dict[str, JobDef] = {}
         self._files: dict[Path, jobfiles.LoadedFile] = {}
@@ -473,8 +471,3 @@ class JobService:
         from appliance.jobs.loop import scheduled_drift
 
         return scheduled_drift(self._loop_collaborators(), self.events, spec)
-
-    # -- built-in housekeeping -----------------------------------------------------
-
-    def prune(self) -> dict[str, Any]:
-        return {"job_runs_pruned": self.ledger.prune(self.history)}
