@@ -3,9 +3,6 @@ and label; one audit event with counts (never the value); lineage and the model 
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,68 +10,15 @@ from typing import Any
 
 import duckdb
 import pytest
-from appliance_test_support import tiny_onnx
+from erasure_data import KEY, add_version, csv_of, home_of, ingest, populate
 
-from appliance.domain.principal import SYSTEM, Principal
+from appliance.domain.principal import Principal
 from appliance.domain.privacy import Condition, ErasureRequest, parse_condition
 from appliance.domain.roles import Role
 from appliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from appliance.store import predictions as pq
 
-KEY = "cust-7731"  # a value that appears nowhere else, so a text scan is meaningful
 ADMIN = Principal(username="admin", role=Role.admin)
 VIEWER = Principal(username="viewer", role=Role.viewer)
-
-
-def _csv(ids: list[str], *, extra: str = "") -> bytes:
-    rows = "".join(f"{c},{i},{i * 1.5},{'ab'[i % 2]}\n" for i, c in enumerate(ids))
-    return ("customer_id,n,x,kind\n" + rows + extra).encode()
-
-
-def _ingest(app: Any, name: str, body: bytes, dataset: str = "customers") -> Any:
-    """The real ingest path (parser child, contract, summary): seconds, so slow tests only."""
-    out = app.ingest.ingest_stream(io.BytesIO(body), file_name=name, dataset=dataset, who=SYSTEM)
-    app.ingest._summaries.submit(lambda: None).result()
-    return out
-
-
-def _version(app: Any, name: str, body: bytes, dataset: str = "customers") -> int:
-    """A version as ingest leaves it (Parquet named by the source's sha256, the source in
-    the archive, a row in the store), without the parser child: fast."""
-    import polars as pl
-
-    from appliance.store import datasets as dq
-    from appliance.store.tables import DatasetVersionRow
-
-    home = _home(app)
-    sha = hashlib.sha256(body).hexdigest()
-    rel = Path("datasets") / dataset / f"{sha}.parquet"
-    (home / rel).parent.mkdir(parents=True, exist_ok=True)
-    frame = pl.read_csv(io.BytesIO(body))
-    frame.write_parquet(home / rel)
-    (home / "archive" / dataset).mkdir(parents=True, exist_ok=True)
-    (home / "archive" / dataset / name).write_bytes(body)
-    with app.store.write() as s:
-        ds = dq.get_or_create_dataset(s, dataset)
-        number = dq.next_version_number(s, ds.id)
-        s.add(DatasetVersionRow(
-            dataset_id=ds.id, number=number, status="accepted", sha256=sha,
-            size_bytes=len(body), rows=frame.height,
-            columns=[{"name": c, "dtype": str(t)} for c, t in frame.schema.items()],
-            parquet_path=str(rel), source_file=name, claim_id=sha[:32],
-            report={"passed": True, "failures": []}))
-    return number
-
-
-def _log(app: Any, rows: list[tuple[str, dict[str, Any]]], at: dt.datetime) -> None:
-    with app.store.write() as s:
-        pq.append_predictions(s, [(rid, "churn", 1, inputs, 1, None, 1.0, at, "primary")
-                                  for rid, inputs in rows])
-        pq.append_labels(s, "churn", [(rid, 1) for rid, _ in rows], "api", at)
-
-
-def _home(app: Any) -> Path:
-    return Path(app.settings.home)
 
 
 def _parquet_rows_holding(home: Path, value: str) -> int:
@@ -99,22 +43,10 @@ def _table_text_holding(app: Any, value: str) -> dict[str, int]:
     return out
 
 
-def _populate(app: Any) -> Any:
-    _version(app, "a.csv", _csv(["c1", KEY, "c3", "c4"]))
-    _version(app, "b.csv", _csv(["c5", KEY, KEY, "c8", "c9"]))
-    _version(app, "c.csv", _csv(["c10", "c11"]))  # holds no matching row
-    at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    _log(app, [("r1", {"customer_id": KEY, "n": 1}), ("r2", {"customer_id": "c1", "n": 2}),
-               ("r3", {"customer_id": KEY, "n": 3})], at)
-    app.registry.register(model="churn", onnx_bytes=tiny_onnx(), flavor="onnx", by=SYSTEM,
-                          dataset="customers", dataset_version=2)
-    return app
-
-
 @pytest.fixture
 def populated(appliance_app: Any) -> Any:
     """A home to erase from (each test its own)."""
-    return _populate(appliance_app)
+    return populate(appliance_app)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +57,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from appliance.runtime import build
 
     app = build(make_settings(tmp_path_factory.mktemp("erasure") / "home"))
-    yield _populate(app)
+    yield populate(app)
     app.close()
 
 
@@ -138,7 +70,7 @@ def _erase(app: Any, *, dry_run: bool = False, dataset: str | None = None,
 
 def test_erase_key_leaves_no_parquet_file_prediction_or_label_holding_it(populated: Any) -> None:
     app = populated
-    home = _home(app)
+    home = home_of(app)
     assert _parquet_rows_holding(home, KEY) == 3
     report = _erase(app, customer_id=KEY)
     assert [(v.version, v.rows_removed, v.new_version) for v in report.versions] == [
@@ -204,7 +136,7 @@ def test_erase_key_audits_one_event_with_counts_and_flags_the_model_card(populat
 
 def test_erase_keeps_rows_whose_key_is_null(appliance_app: Any) -> None:
     app = appliance_app
-    _version(app, "a.csv", b"customer_id,n\n,1\nx,2\n,3\nk,4\n")
+    add_version(app, "a.csv", b"customer_id,n\n,1\nx,2\n,3\nk,4\n")
     report = _erase(app, customer_id="k")
     assert report.versions[0].rows_removed == 1
     assert app.datasets.version("customers", 2).rows == 3
@@ -216,7 +148,7 @@ def test_erase_an_injection_looking_value_is_a_plain_value(populated: Any) -> No
     assert report.versions == [] and report.predictions_removed == 0
     assert app.store.execute("SELECT count(*) FROM predictions")[0][0] == 3
     assert app.store.execute("SELECT count(*) FROM labels")[0][0] == 3
-    assert _parquet_rows_holding(_home(app), KEY) == 3
+    assert _parquet_rows_holding(home_of(app), KEY) == 3
 
 
 # -- dry runs and refusals: one shared home, which they must leave as it was ---------------
@@ -224,7 +156,7 @@ def test_erase_an_injection_looking_value_is_a_plain_value(populated: Any) -> No
 
 def test_dry_run_counts_and_changes_nothing(shared: Any) -> None:
     app = shared
-    home = _home(app)
+    home = home_of(app)
     before_files = sorted(p.relative_to(home) for p in home.rglob("*") if p.is_file()
                           and not p.name.startswith("appliance."))
     before_audit = app.store.execute("SELECT count(*) FROM audit_events")
@@ -286,7 +218,7 @@ def test_erase_needs_the_admin_role(shared: Any) -> None:
     req = ErasureRequest(where=[Condition(column="customer_id", value=KEY)])
     with pytest.raises(PermissionDenied):
         shared.erasure.erase(req, by=VIEWER)
-    assert _parquet_rows_holding(_home(shared), KEY) == 3
+    assert _parquet_rows_holding(home_of(shared), KEY) == 3
 
 
 @pytest.mark.slow
@@ -294,8 +226,8 @@ def test_erase_key_from_ingested_versions_revalidates_and_summarizes(appliance_a
     """Through the real ingest (contract inferred, summaries, archive): the new versions are
     checked against the old ones' contract version and summarised afresh."""
     app = appliance_app
-    _ingest(app, "a.csv", _csv(["c1", KEY, "c3", "c4"]))
-    _ingest(app, "b.csv", _csv(["c5", KEY, "c7", "c8"]))
+    ingest(app, "a.csv", csv_of(["c1", KEY, "c3", "c4"]))
+    ingest(app, "b.csv", csv_of(["c5", KEY, "c7", "c8"]))
     report = _erase(app, customer_id=KEY)
     assert [(v.version, v.new_version) for v in report.versions] == [(1, 3), (2, 4)]
     assert sorted(f.path for f in report.files) == ["archive/customers/a.csv",
@@ -303,7 +235,7 @@ def test_erase_key_from_ingested_versions_revalidates_and_summarizes(appliance_a
     new = app.datasets.version("customers", 4)
     assert (new.status, new.rows, new.contract_version) == ("accepted", 3, 1)
     assert new.summary_status == "ready" and new.column_summary("n") is not None
-    assert _parquet_rows_holding(_home(app), KEY) == 0
-    assert not list((_home(app) / "archive").rglob("*.csv"))
+    assert _parquet_rows_holding(home_of(app), KEY) == 0
+    assert not list((home_of(app) / "archive").rglob("*.csv"))
     assert KEY not in json.dumps([app.datasets.version("customers", n).model_dump(mode="json")
                                   for n in (1, 2, 3, 4)])
