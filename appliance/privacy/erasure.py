@@ -100,7 +100,12 @@ class ErasureService:
     # -- steps --------------------------------------------------------------------------
 
     def _write_version(self, h: VersionHit) -> dict[str, Any]:
-        """The new file of a hit version (by its own sha256), its summary and its report."""
+        """The new file of a hit version (by its own sha256), its report and its summary
+        (read once, eagerly: the contract check needs the whole frame anyway)."""
+        import polars as pl
+
+        from appliance.validate.summary import summarize
+
         folder = self.home / "datasets" / h.dataset
         tmp = folder / f".erasure-{uuid.uuid4().hex}.parquet"
         try:
@@ -110,9 +115,25 @@ class ErasureService:
             os.replace(tmp, self.home / rel)
         finally:
             tmp.unlink(missing_ok=True)
+        frame = pl.read_parquet(self.home / rel)
         return {"sha256": sha, "path": str(rel), "rows": kept,
                 "size_bytes": (self.home / rel).stat().st_size,
-                "summary": _summary(self.home / rel)}
+                "report": self._revalidate(h, frame),
+                "summary": [c.to_dict() for c in summarize(frame)]}
+
+    def _revalidate(self, h: VersionHit, frame: Any) -> dict[str, Any]:
+        """The new file checked against the contract version the old one was checked
+        against (a fresh report: the old one's failure samples may quote erased values)."""
+        from appliance.validate.contracts import validate_frame
+
+        with self.store.read() as s:
+            contract = (dq.get_contract(s, h.dataset_id, h.contract_version)
+                        if h.contract_version is not None else None)
+        if contract is None:
+            return {"passed": h.status == "accepted", "failures": [],
+                    "contract_version": h.contract_version}
+        report = validate_frame(frame, contract.yaml, contract_version=contract.version)
+        return {**report.to_dict(), "contract_version": contract.version}
 
     def _commit(self, plan: Plan, eid: uuid.UUID, dataset: str | None,
                 new: dict[uuid.UUID, dict[str, Any]], pending: list[str], by: Principal,
@@ -123,10 +144,9 @@ class ErasureService:
                 old = s.get(DatasetVersionRow, h.version_id)
                 assert old is not None
                 made = new[h.version_id]
-                report = _revalidate(s, old, self.home / made["path"])
                 number = dq.next_version_number(s, h.dataset_id)
                 numbers[h.version_id] = number
-                report = {**report, "erasure": str(eid), "erased_from": h.number}
+                report = {**made["report"], "erasure": str(eid), "erased_from": h.number}
                 s.add(DatasetVersionRow(
                     dataset_id=h.dataset_id, number=number,
                     status="accepted" if report.get("passed") else "rejected",
@@ -165,31 +185,6 @@ class ErasureService:
                 path.unlink(missing_ok=True)
         with self.store.write() as s:
             eq.finish_cleanup(s, erasure_id)
-
-
-def _summary(path: Path) -> list[dict[str, Any]]:
-    import polars as pl
-
-    from appliance.validate.summary import summarize
-
-    return [c.to_dict() for c in summarize(pl.scan_parquet(path))]
-
-
-def _revalidate(s: Any, old: DatasetVersionRow, path: Path) -> dict[str, Any]:
-    """The new file checked against the contract version the old one was checked against
-    (a fresh report: the old one's failure cases may quote erased values)."""
-    import polars as pl
-
-    from appliance.validate.contracts import validate_frame
-
-    contract = (dq.get_contract(s, old.dataset_id, old.contract_version)
-                if old.contract_version is not None else None)
-    if contract is None:
-        return {"passed": old.status == "accepted", "failures": [],
-                "contract_version": old.contract_version}
-    report = validate_frame(pl.read_parquet(path), contract.yaml,
-                            contract_version=contract.version).to_dict()
-    return {**report, "contract_version": contract.version}
 
 
 def _report(plan: Plan, eid: uuid.UUID | None, dataset: str | None, started: float,

@@ -39,6 +39,7 @@ class VersionHit:
     source_file: str
     claim_id: str
     status: str
+    contract_version: int | None
     rows: int
     matches: int
     match: list[tuple[str, Any]]  # (column, value typed as this file's column)
@@ -98,7 +99,8 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
                 dataset=d.name, dataset_id=d.id, version_id=v.id, number=v.number,
                 path=v.parquet_path, sha256=v.sha256, size_bytes=v.size_bytes,
                 source_file=v.source_file,
-                claim_id=v.claim_id, status=v.status, rows=rows, matches=matches, match=match))
+                claim_id=v.claim_id, status=v.status,
+                contract_version=v.contract_version, rows=rows, matches=matches, match=match))
     if typed_once is None:
         missing = [c for c in plan.columns if c not in seen]
         scope = f"dataset {dataset!r}" if dataset else "no dataset"
