@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from appliance.auth.service import require
 from appliance.domain.lineage import dataset_node, erasure_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.privacy import (
+    Condition,
     ErasedFile,
     ErasedVersion,
     ErasureEntry,
@@ -62,11 +64,17 @@ class ErasureService:
         self.auditor = auditor
         self.home = home
         self.flush = flush  # the prediction log's buffer, so no matching row lands after us
+        self._lock = threading.Lock()  # one erasure at a time: two would rewrite one version
 
     def erase(self, request: ErasureRequest, *, by: Principal) -> ErasureReport:
         """Erase (or with ``dry_run`` count) the rows matching ``request.where``."""
         require(by, Role.admin)
         where = check_conditions(list(request.where))
+        with self._lock:
+            return self._erase(request, where, by)
+
+    def _erase(self, request: ErasureRequest, where: list[Condition],
+               by: Principal) -> ErasureReport:
         started = time.perf_counter()
         self.flush()
         plan = make_plan(self.store, self.home, where, request.dataset)
@@ -155,11 +163,13 @@ class ErasureService:
                     source_file=old.source_file, claim_id=str(eid),
                     contract_version=old.contract_version, report=report,
                     summary=made["summary"]))
-                # the old version: same number, history and source sha256; its rows now
-                # read from the new file, and nothing of the erased rows stays in it
-                old.status, old.parquet_path = "erased", made["path"]
-                old.report, old.summary = {**report, "erased_into": number}, made["summary"]
-                s.add(old)
+                # the old version (and any an earlier erasure pointed at its file): same
+                # number, history and source sha256; its rows now read from the new file
+                erased = {**made["report"], "erasure": str(eid), "erased_into": number}
+                for row in [old, *dq.erased_versions_reading(s, h.dataset_id, h.path)]:
+                    row.status, row.parquet_path = "erased", made["path"]
+                    row.report, row.summary = erased, made["summary"]
+                    s.add(row)
                 s.flush()
                 src, dst = version_node(h.dataset, h.number), version_node(h.dataset, number)
                 lq.add_edge(s, src=src, dst=dst, relation="erasure")

@@ -88,15 +88,18 @@ def typed(cond: Condition, dtype: str) -> Any:
                        detail={"field": "where", "column": cond.column, "dtype": dtype})
 
 
-def as_text(value: Any) -> str:
-    """How a typed value reads in the prediction log's JSON (``json_extract_string``)."""
+def input_match(column: str, value: Any) -> tuple[str, str, bool]:
+    """How a typed value is found in the prediction log's ``inputs`` JSON: (JSON path, the
+    value as text, compare as a number). Numbers compare by value, so ``1000`` in a request
+    matches a DOUBLE column's ``1000.0``; everything else compares as text."""
+    path = '$."' + column + '"'  # column names hold no quote or backslash (checked)
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return repr(value)
-    return str(value)
+        return path, "true" if value else "false", False
+    if isinstance(value, int | float):
+        return path, repr(value), True
+    if isinstance(value, dt.date):  # datetimes too
+        return path, value.isoformat(), False
+    return path, str(value), False
 
 
 Match = Sequence[tuple[str, Any]]  # (column, typed value)

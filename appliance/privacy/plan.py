@@ -103,14 +103,17 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
                 contract_version=v.contract_version, rows=rows, matches=matches, match=match))
     if typed_once is None:
         missing = [c for c in plan.columns if c not in seen]
-        scope = f"dataset {dataset!r}" if dataset else "no dataset"
-        raise InvalidInput(
-            f"{scope} has {'no column' if dataset else 'the column'}"
-            f"{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)}"
-            + ("" if dataset else " (nor all of the columns named together)") if missing else
-            f"no dataset version has all of the columns {', '.join(map(repr, plan.columns))}",
-            detail={"field": "where", "missing": missing})
-    plan.inputs = [('$."' + column + '"', files.as_text(value)) for column, value in typed_once]
+        names = ", ".join(repr(c) for c in missing or plan.columns)
+        plural = "s" if len(missing) != 1 else ""
+        if not missing:
+            message = f"no dataset version has all of the columns {names} together"
+        elif dataset:
+            message = f"dataset {dataset!r} has no column{plural} {names}"
+        else:
+            message = f"no dataset has a column{plural} {names}" if len(missing) == 1 else \
+                f"no dataset has the columns {names}"
+        raise InvalidInput(message, detail={"field": "where", "missing": missing})
+    plan.inputs = [files.input_match(column, value) for column, value in typed_once]
     with store.read() as s:
         plan.predictions, plan.labels = eq.count_matching_predictions(s, plan.inputs)
         plan.models = sorted({f"{name}@{n}" for h in plan.versions

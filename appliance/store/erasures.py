@@ -15,15 +15,17 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlmodel import Session
 
-# (JSON path of the field in predictions.inputs, the value as text)
-InputMatch = list[tuple[str, str]]
+# (JSON path of the field in predictions.inputs, the value as text, compare as numbers)
+InputMatch = list[tuple[str, str, bool]]
 
 
 def _where_inputs(match: InputMatch, params: dict[str, Any]) -> str:
     parts = []
-    for i, (path, value) in enumerate(match):
+    for i, (path, value, numeric) in enumerate(match):
         params[f"p{i}"], params[f"v{i}"] = path, value
-        parts.append(f"json_extract_string(inputs, :p{i}) = :v{i}")
+        parts.append(f"TRY_CAST(json_extract_string(inputs, :p{i}) AS DOUBLE) "
+                     f"= CAST(:v{i} AS DOUBLE)" if numeric
+                     else f"json_extract_string(inputs, :p{i}) = :v{i}")
     return " AND ".join(parts)
 
 

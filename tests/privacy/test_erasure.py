@@ -113,6 +113,19 @@ def test_erase_key_writes_new_versions_with_lineage_and_marks_the_old_ones(popul
         app.datasets.revalidate("customers", 2, by=ADMIN)
 
 
+def test_erase_twice_keeps_every_erased_version_readable_and_clean(populated: Any) -> None:
+    app = populated
+    _erase(app, customer_id=KEY)  # v1 -> v4, v2 -> v5
+    second = _erase(app, customer_id="c5")  # in v5 (from b.csv), so v2 and v5 move to v6
+    assert [(v.version, v.new_version) for v in second.versions] == [(5, 6)]
+    paths = {n: app.datasets.parquet_path("customers", n) for n in (2, 5, 6)}
+    assert paths[2] == paths[5] == paths[6] and paths[6].is_file()
+    assert [v.status for v in app.datasets.versions("customers")][::-1] == [
+        "erased", "erased", "accepted", "accepted", "erased", "accepted"]
+    assert _parquet_rows_holding(home_of(app), KEY) == 0
+    assert _parquet_rows_holding(home_of(app), "c5") == 0
+
+
 def test_erase_key_audits_one_event_with_counts_and_flags_the_model_card(populated: Any) -> None:
     app = populated
     report = _erase(app, customer_id=KEY)
@@ -182,7 +195,10 @@ def test_erase_with_two_conditions_matches_rows_holding_both(shared: Any) -> Non
 
 def test_erase_a_numeric_key_matches_the_columns_type(shared: Any) -> None:
     assert [v.rows_removed for v in _erase(shared, n="1", dry_run=True).versions] == [1, 1, 1]
-    assert [v.rows_removed for v in _erase(shared, n=1, dry_run=True).versions] == [1, 1, 1]
+    by_number = _erase(shared, n=1, dry_run=True)
+    assert [v.rows_removed for v in by_number.versions] == [1, 1, 1]
+    assert by_number.predictions_removed == 1  # r1's inputs hold n: 1, compared as numbers
+    assert [v.rows_removed for v in _erase(shared, x="1.5", dry_run=True).versions] == [1, 1, 1]
     with pytest.raises(InvalidInput, match="BIGINT"):
         _erase(shared, n="one", dry_run=True)
     with pytest.raises(InvalidInput, match="BIGINT"):
