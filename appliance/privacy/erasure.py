@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
 from appliance.auth.service import require
 from appliance.domain.lineage import dataset_node, erasure_node, version_node
@@ -47,7 +48,7 @@ from appliance.domain.privacy import (
 )
 from appliance.domain.roles import Role
 from appliance.privacy import files
-from appliance.privacy.plan import Plan, VersionHit, make_plan
+from appliance.privacy.plan import ArtifactHit, Plan, VersionHit, make_plan
 from appliance.store import datasets as dq
 from appliance.store import erasures as eq
 from appliance.store import lineage as lq
@@ -58,10 +59,11 @@ log = logging.getLogger(__name__)
 
 
 class ErasureService:
-    def __init__(self, store: Store, auditor: Auditor, *, home: Path,
+    def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore, *, home: Path,
                  flush: Callable[[], object] = lambda: None) -> None:
         self.store = store
         self.auditor = auditor
+        self.artifacts = artifacts
         self.home = home
         self.flush = flush  # the prediction log's buffer, so no matching row lands after us
         self._lock = threading.Lock()  # one erasure at a time: two would rewrite one version
@@ -85,10 +87,13 @@ class ErasureService:
         new = {h.version_id: self._write_version(h) for h in plan.versions}
         for f in plan.files:  # before the commit: a rewrite cannot be redone without values
             files.write_without(self.home / f.path, self.home / f.path, f.match)
+        replaced = {a.sha256: self._rewrite_artifact(a) for a in plan.artifacts}
         kept = {v["path"] for v in new.values()}  # identical bytes may share a file
         pending = sorted(({h.path for h in plan.versions} - kept) | set(plan.sources)
-                         | {s + ".reason.json" for s in plan.sources})
-        report = self._commit(plan, eid, request.dataset, new, pending, by, started, at)
+                         | {s + ".reason.json" for s in plan.sources}
+                         | {a.path for a in plan.artifacts})
+        report = self._commit(plan, eid, request.dataset, new, replaced, pending, by,
+                              started, at)
         self._clean(str(eid), pending)
         self.store.checkpoint()  # fold the deletions into the database file now
         return report
@@ -129,6 +134,18 @@ class ErasureService:
                 "report": self._revalidate(h, frame),
                 "summary": [c.to_dict() for c in summarize(frame)]}
 
+    def _rewrite_artifact(self, a: ArtifactHit) -> tuple[str, int]:
+        """A run artifact without the matching rows, stored under its new sha256."""
+        tmp = self.home / "staging" / f".erasure-{uuid.uuid4().hex}.parquet"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            files.write_without(self.home / a.path, tmp, a.match)
+            with tmp.open("rb") as fh:
+                art = self.artifacts.put_stream(fh)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return art.sha256, art.size
+
     def _revalidate(self, h: VersionHit, frame: Any) -> dict[str, Any]:
         """The new file checked against the contract version the old one was checked
         against (a fresh report: the old one's failure samples may quote erased values)."""
@@ -144,8 +161,9 @@ class ErasureService:
         return {**report.to_dict(), "contract_version": contract.version}
 
     def _commit(self, plan: Plan, eid: uuid.UUID, dataset: str | None,
-                new: dict[uuid.UUID, dict[str, Any]], pending: list[str], by: Principal,
-                started: float, at: dt.datetime) -> ErasureReport:
+                new: dict[uuid.UUID, dict[str, Any]], replaced: dict[str, tuple[str, int]],
+                pending: list[str], by: Principal, started: float,
+                at: dt.datetime) -> ErasureReport:
         numbers: dict[uuid.UUID, int] = {}
         with self.store.write() as s:
             for h in plan.versions:
@@ -177,6 +195,8 @@ class ErasureService:
                 lq.add_edge(s, src=dst, dst=dataset_node(h.dataset), relation="version_of")
                 eq.add_erased_version(s, erasure_id=eid, dataset=h.dataset, old=h.number,
                                       new=number, rows_removed=h.matches, at=at)
+            for old_sha, (new_sha, size) in replaced.items():
+                eq.replace_artifact(s, old_sha, new_sha, size)
             predictions, labels = eq.delete_matching_predictions(s, plan.inputs)
             plan.predictions, plan.labels = predictions, labels
             out = _report(plan, eid, dataset, started, at, new=numbers,
@@ -207,8 +227,11 @@ def _report(plan: Plan, eid: uuid.UUID | None, dataset: str | None, started: flo
                 for h in plan.versions]
     touched = [ErasedFile(path=p, rows_removed=0, action="would delete" if dry else "deleted")
                for p in plan.sources]
-    touched += [ErasedFile(path=f.path, rows_removed=f.matches,
-                           action="would rewrite" if dry else "rewritten") for f in plan.files]
+    rewritten = [(f.path, f.matches) for f in plan.files]
+    rewritten += [(a.path, a.matches) for a in plan.artifacts]
+    touched += [ErasedFile(path=path, rows_removed=n,
+                           action="would rewrite" if dry else "rewritten")
+                for path, n in rewritten]
     return ErasureReport(
         id=None if dry else str(eid), dry_run=dry, columns=plan.columns, dataset=dataset,
         versions=versions, files=touched, predictions_removed=plan.predictions,

@@ -52,11 +52,20 @@ class FileHit:
     match: list[tuple[str, Any]]
 
 
+@dataclass(frozen=True)
+class ArtifactHit:
+    sha256: str
+    path: str  # relative to the home
+    matches: int
+    match: list[tuple[str, Any]]
+
+
 @dataclass
 class Plan:
     columns: list[str]
     versions: list[VersionHit] = field(default_factory=list)
     files: list[FileHit] = field(default_factory=list)
+    artifacts: list[ArtifactHit] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # archived/quarantined source files
     inputs: eq.InputMatch = field(default_factory=list)
     predictions: int = 0
@@ -120,6 +129,9 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
                               for name, n in eq.models_trained_on(s, h.dataset, h.number)})
     plan.sources = _source_files(home, plan.versions)
     plan.files = _sweep(home, where, set(plan.sources))
+    with store.read() as s:
+        shas = eq.parquet_artifacts(s)
+    plan.artifacts = _artifacts(home, where, shas)
     backups = home / "backups"
     plan.backups = sorted(p.name for p in backups.iterdir() if p.is_dir()) \
         if backups.is_dir() else []
@@ -142,26 +154,45 @@ def _source_files(home: Path, hits: list[VersionHit]) -> list[str]:
     return sorted(set(out))
 
 
+def _artifacts(home: Path, where: list[Condition], shas: list[str]) -> list[ArtifactHit]:
+    """Run artifacts named ``*.parquet`` (content-addressed under ``artifacts/``) holding
+    matching rows."""
+    out: list[ArtifactHit] = []
+    for sha in shas:
+        rel = os.path.join("artifacts", sha[:2], sha[2:4], sha)
+        hit = _matches(home / rel, where)
+        if hit is not None:
+            out.append(ArtifactHit(sha256=sha, path=rel, matches=hit[0], match=hit[1]))
+    return out
+
+
+def _matches(path: Path, where: list[Condition]) -> tuple[int, list[tuple[str, Any]]] | None:
+    """(matching rows, typed match) of a Parquet file that holds any; None otherwise (or when
+    it is not a readable Parquet file, or the values cannot be of its columns' types)."""
+    import duckdb
+
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        sch = files.schema(path)
+        if not all(c.column in sch for c in where):
+            return None
+        match = [(c.column, files.typed(c, sch[c.column])) for c in where]
+        _, matches = files.count(path, match)
+    except (InvalidInput, duckdb.Error):
+        return None
+    return (matches, match) if matches else None
+
+
 def _sweep(home: Path, where: list[Condition], skip: set[str]) -> list[FileHit]:
     """Every other Parquet file under the home (a training holdout, an archived Parquet
     source) that holds matching rows."""
-    import duckdb
-
     out: list[FileHit] = []
     for path in sorted(home.rglob("*.parquet")):
         rel = os.path.relpath(path, home)
-        if rel.split(os.sep, 1)[0] in _NOT_SWEPT or rel in skip or path.is_symlink():
+        if rel.split(os.sep, 1)[0] in _NOT_SWEPT or rel in skip:
             continue
-        try:
-            sch = files.schema(path)
-            if not all(c.column in sch for c in where):
-                continue
-            match = [(c.column, files.typed(c, sch[c.column])) for c in where]
-            _, matches = files.count(path, match)
-        except InvalidInput:
-            continue  # the value cannot be of this file's column type: nothing matches
-        except duckdb.Error:
-            continue  # not a readable Parquet file: nothing of ours to erase in it
-        if matches:
-            out.append(FileHit(path=rel, matches=matches, match=match))
+        hit = _matches(path, where)
+        if hit is not None:
+            out.append(FileHit(path=rel, matches=hit[0], match=hit[1]))
     return out

@@ -130,6 +130,24 @@ def models_trained_on(s: Session, dataset: str, version: int) -> list[tuple[str,
     return [(str(name), int(n)) for name, n in rows]
 
 
+def parquet_artifacts(s: Session) -> list[str]:
+    """The sha256 of every run artifact named ``*.parquet`` (a training holdout, a logged
+    table): content-addressed files with no suffix, which a scan by name would miss."""
+    rows = s.execute(text("SELECT DISTINCT sha256 FROM run_artifacts "
+                          "WHERE lower(name) LIKE '%.parquet' ORDER BY 1")).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def replace_artifact(s: Session, old_sha: str, new_sha: str, size: int) -> int:
+    """Point every run artifact stored as ``old_sha`` at ``new_sha``; how many were."""
+    n = int(s.execute(text("SELECT count(*) FROM run_artifacts WHERE sha256 = :o"),
+                      {"o": old_sha}).scalar_one())
+    if n:
+        s.execute(text("UPDATE run_artifacts SET sha256 = :n, size_bytes = :z WHERE sha256 = :o"),
+                  {"n": new_sha, "z": size, "o": old_sha})
+    return n
+
+
 # -- retention ---------------------------------------------------------------------------
 
 

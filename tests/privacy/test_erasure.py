@@ -3,6 +3,7 @@ and label; one audit event with counts (never the value); lineage and the model 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,33 @@ def test_erase_key_writes_new_versions_with_lineage_and_marks_the_old_ones(popul
     assert app.datasets.parquet_path("customers", 2) == app.datasets.parquet_path("customers", 5)
     with pytest.raises(Conflict, match="erased"):
         app.datasets.revalidate("customers", 2, by=ADMIN)
+
+
+def test_erase_rewrites_holdouts_on_disk_and_as_run_artifacts(populated: Any) -> None:
+    """A training run keeps its holdout as runs/<id>/holdout.parquet and as a run artifact
+    (content-addressed, no suffix): both lose the rows, the artifact under a new sha256."""
+    import polars as pl
+
+    app = populated
+    home = home_of(app)
+    buf = io.BytesIO()
+    pl.DataFrame({"customer_id": [KEY, "c1", KEY], "n": [1, 2, 3]}).write_parquet(buf)
+    (home / "runs" / "r1").mkdir(parents=True)
+    (home / "runs" / "r1" / "holdout.parquet").write_bytes(buf.getvalue())
+    art = app.artifacts.put_bytes(buf.getvalue())
+    app.store.execute("INSERT INTO run_artifacts VALUES (uuid(), uuid(), 'holdout.parquet', "
+                      ":s, :z, now())", {"s": art.sha256, "z": art.size})
+    report = _erase(app, customer_id=KEY)
+    rewritten = {f.path: f.rows_removed for f in report.files if f.action == "rewritten"}
+    assert rewritten == {"runs/r1/holdout.parquet": 2,
+                         f"artifacts/{art.sha256[:2]}/{art.sha256[2:4]}/{art.sha256}": 2}
+    assert not art.path.exists()
+    (sha,), = app.store.execute("SELECT sha256 FROM run_artifacts")
+    assert sha != art.sha256 and app.artifacts.path_for(sha).is_file()
+    assert pl.read_parquet(app.artifacts.path_for(sha))["customer_id"].to_list() == ["c1"]
+    assert _parquet_rows_holding(home, KEY) == 0
+    assert not [p for p in home.rglob("*") if p.is_file() and not p.name.startswith("appliance.")
+                and KEY.encode() in p.read_bytes()]
 
 
 def test_erase_twice_keeps_every_erased_version_readable_and_clean(populated: Any) -> None:
