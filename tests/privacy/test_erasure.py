@@ -3,8 +3,11 @@ and label; one audit event with counts (never the value); lineage and the model 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +178,28 @@ def test_erase_key_audits_one_event_with_counts_and_flags_the_model_card(populat
         (report.id, "done", 3, 2)]
 
 
+def test_recover_finishes_the_file_deletions_a_crash_left_and_stays_in_the_home(
+        appliance_app: Any, tmp_path: Path) -> None:
+    from appliance.store import erasures as eq
+
+    app = appliance_app
+    home = home_of(app)
+    left = home / "datasets" / "customers" / "old.parquet"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"PAR1")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    with app.store.write() as s:
+        eq.add_erasure(s, erasure_id=uuid.uuid4(), actor="admin", columns=["customer_id"],
+                       dataset=None, counts={}, at=dt.datetime.now(dt.UTC),
+                       pending_files=["datasets/customers/old.parquet",
+                                      os.path.relpath(outside, home)])
+    assert [e.status for e in app.erasure.erasures()] == ["cleaning"]
+    assert app.erasure.recover() == 1
+    assert not left.exists() and outside.read_text() == "keep me"
+    assert [e.status for e in app.erasure.erasures()] == ["done"]
+
+
 def test_erase_keeps_rows_whose_key_is_null(appliance_app: Any) -> None:
     app = appliance_app
     add_version(app, "a.csv", b"customer_id,n\n,1\nx,2\n,3\nk,4\n")
@@ -249,6 +274,10 @@ def test_erase_an_unknown_column_is_a_clear_error(shared: Any) -> None:
         parse_condition("customer_id")
     with pytest.raises(InvalidInput, match="at least one"):
         shared.erasure.erase(ErasureRequest(where=[]), by=ADMIN)
+    with pytest.raises(InvalidInput, match="at most 1000"):
+        _erase(shared, customer_id="x" * 1001)
+    with pytest.raises(InvalidInput, match="at most 8"):
+        _erase(shared, **{f"c{i}": "1" for i in range(9)})
 
 
 def test_erase_in_an_unknown_dataset_is_not_found(shared: Any) -> None:
