@@ -13,7 +13,8 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,20 @@ def _connect() -> Any:
     return con
 
 
-def schema(path: Path) -> dict[str, str]:
-    """Column name -> DuckDB type of a Parquet file."""
+@contextmanager
+def reader() -> Iterator[Any]:
+    """One in-memory DuckDB connection for many :func:`schema` / :func:`count` calls
+    (a connection costs tens of milliseconds; a home may have hundreds of versions)."""
     con = _connect()
     try:
-        rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [os.fspath(path)]).fetchall()
+        yield con
     finally:
         con.close()
+
+
+def schema(path: Path, con: Any) -> dict[str, str]:
+    """Column name -> DuckDB type of a Parquet file."""
+    rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [os.fspath(path)]).fetchall()
     return {str(r[0]): str(r[1]) for r in rows}
 
 
@@ -109,15 +117,11 @@ def _predicate(match: Match) -> str:
     return " AND ".join('"' + column.replace('"', '""') + '" = ?' for column, _ in match)
 
 
-def count(path: Path, match: Match) -> tuple[int, int]:
+def count(path: Path, match: Match, con: Any) -> tuple[int, int]:
     """(rows, matching rows) of a Parquet file."""
-    con = _connect()
-    try:
-        row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {_predicate(match)}) "
-                          "FROM read_parquet(?)",
-                          [*(v for _, v in match), os.fspath(path)]).fetchone()
-    finally:
-        con.close()
+    row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {_predicate(match)}) "
+                      "FROM read_parquet(?)",
+                      [*(v for _, v in match), os.fspath(path)]).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 

@@ -90,26 +90,34 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
                       if v.status != "erased"]
     seen: dict[str, str] = {}  # column -> a dtype it has somewhere in scope
     typed_once: list[tuple[str, Any]] | None = None
-    for d, v in candidates:
-        path = home / v.parquet_path
-        if not path.is_file():
-            continue
-        sch = files.schema(path)
-        for column in plan.columns:
-            if column in sch:
-                seen.setdefault(column, sch[column])
-        if not all(c in sch for c in plan.columns):
-            continue
-        match = [(c.column, files.typed(c, sch[c.column])) for c in where]
-        typed_once = typed_once or match
-        rows, matches = files.count(path, match)
-        if matches:
-            plan.versions.append(VersionHit(
-                dataset=d.name, dataset_id=d.id, version_id=v.id, number=v.number,
-                path=v.parquet_path, sha256=v.sha256, size_bytes=v.size_bytes,
-                source_file=v.source_file,
-                claim_id=v.claim_id, status=v.status,
-                contract_version=v.contract_version, rows=rows, matches=matches, match=match))
+    mistyped: InvalidInput | None = None  # raised only when no version takes the value
+    with files.reader() as con:
+        for d, v in candidates:
+            path = home / v.parquet_path
+            if not path.is_file():
+                continue
+            sch = files.schema(path, con)
+            for column in plan.columns:
+                if column in sch:
+                    seen.setdefault(column, sch[column])
+            if not all(c in sch for c in plan.columns):
+                continue
+            try:
+                match = [(c.column, files.typed(c, sch[c.column])) for c in where]
+            except InvalidInput as exc:
+                mistyped = mistyped or exc
+                continue
+            typed_once = typed_once or match
+            rows, matches = files.count(path, match, con)
+            if matches:
+                plan.versions.append(VersionHit(
+                    dataset=d.name, dataset_id=d.id, version_id=v.id, number=v.number,
+                    path=v.parquet_path, sha256=v.sha256, size_bytes=v.size_bytes,
+                    source_file=v.source_file, claim_id=v.claim_id, status=v.status,
+                    contract_version=v.contract_version, rows=rows, matches=matches,
+                    match=match))
+    if typed_once is None and mistyped is not None:
+        raise mistyped
     if typed_once is None:
         missing = [c for c in plan.columns if c not in seen]
         names = ", ".join(repr(c) for c in missing or plan.columns)
@@ -128,10 +136,11 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
         plan.models = sorted({f"{name}@{n}" for h in plan.versions
                               for name, n in eq.models_trained_on(s, h.dataset, h.number)})
     plan.sources = _source_files(home, plan.versions)
-    plan.files = _sweep(home, where, set(plan.sources))
     with store.read() as s:
         shas = eq.parquet_artifacts(s)
-    plan.artifacts = _artifacts(home, where, shas)
+    with files.reader() as con:
+        plan.files = _sweep(home, where, set(plan.sources), con)
+        plan.artifacts = _artifacts(home, where, shas, con)
     backups = home / "backups"
     plan.backups = sorted(p.name for p in backups.iterdir() if p.is_dir()) \
         if backups.is_dir() else []
@@ -154,19 +163,21 @@ def _source_files(home: Path, hits: list[VersionHit]) -> list[str]:
     return sorted(set(out))
 
 
-def _artifacts(home: Path, where: list[Condition], shas: list[str]) -> list[ArtifactHit]:
+def _artifacts(home: Path, where: list[Condition], shas: list[str],
+               con: Any) -> list[ArtifactHit]:
     """Run artifacts named ``*.parquet`` (content-addressed under ``artifacts/``) holding
     matching rows."""
     out: list[ArtifactHit] = []
     for sha in shas:
         rel = os.path.join("artifacts", sha[:2], sha[2:4], sha)
-        hit = _matches(home / rel, where)
+        hit = _matches(home / rel, where, con)
         if hit is not None:
             out.append(ArtifactHit(sha256=sha, path=rel, matches=hit[0], match=hit[1]))
     return out
 
 
-def _matches(path: Path, where: list[Condition]) -> tuple[int, list[tuple[str, Any]]] | None:
+def _matches(path: Path, where: list[Condition],
+             con: Any) -> tuple[int, list[tuple[str, Any]]] | None:
     """(matching rows, typed match) of a Parquet file that holds any; None otherwise (or when
     it is not a readable Parquet file, or the values cannot be of its columns' types)."""
     import duckdb
@@ -174,17 +185,17 @@ def _matches(path: Path, where: list[Condition]) -> tuple[int, list[tuple[str, A
     if not path.is_file() or path.is_symlink():
         return None
     try:
-        sch = files.schema(path)
+        sch = files.schema(path, con)
         if not all(c.column in sch for c in where):
             return None
         match = [(c.column, files.typed(c, sch[c.column])) for c in where]
-        _, matches = files.count(path, match)
+        _, matches = files.count(path, match, con)
     except (InvalidInput, duckdb.Error):
         return None
     return (matches, match) if matches else None
 
 
-def _sweep(home: Path, where: list[Condition], skip: set[str]) -> list[FileHit]:
+def _sweep(home: Path, where: list[Condition], skip: set[str], con: Any) -> list[FileHit]:
     """Every other Parquet file under the home (a training holdout, an archived Parquet
     source) that holds matching rows."""
     out: list[FileHit] = []
@@ -192,7 +203,7 @@ def _sweep(home: Path, where: list[Condition], skip: set[str]) -> list[FileHit]:
         rel = os.path.relpath(path, home)
         if rel.split(os.sep, 1)[0] in _NOT_SWEPT or rel in skip:
             continue
-        hit = _matches(path, where)
+        hit = _matches(path, where, con)
         if hit is not None:
             out.append(FileHit(path=rel, matches=hit[0], match=hit[1]))
     return out
