@@ -211,6 +211,17 @@ class ApplianceClient:
         out: list[dict[str, Any]] = self.get("/backups")
         return out
 
+    def erase(self, where: list[dict[str, Any]], *, dataset: str | None = None,
+              dry_run: bool = False) -> dict[str, Any]:
+        """Erase the rows matching ``where`` (``[{"column", "value"}]``, ANDed) (admin)."""
+        out: dict[str, Any] = self.post("/erasures", json={"where": where, "dataset": dataset,
+                                                           "dry_run": dry_run})
+        return out
+
+    def erasures(self, limit: int = 100) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self.get("/erasures", limit=limit)
+        return out
+
     # -- live traffic and labelled metrics ------------------------------------------
 
     def traffic(self, model: str, *, minutes: int = 60, bucket_seconds: int = 60) -> dict[str, Any]:

@@ -88,7 +88,15 @@ class Settings(BaseSettings):
     jobs_reload_seconds: float = Field(
         default=5.0, gt=0, description="How often job files are checked for changes.")
     job_history_days: float = Field(
-        default=90.0, gt=0, description="Finished job runs older than this are pruned daily.")
+        default=90.0, ge=0,
+        description="Finished job runs older than this are pruned daily; 0 keeps them forever.")
+    retention_predictions_days: float = Field(
+        default=0.0, ge=0,
+        description="Prediction-log rows older than this are deleted daily; 0 keeps them forever.")
+    retention_labels_days: float = Field(
+        default=0.0, ge=0,
+        description="Delayed labels received longer ago than this are deleted daily; "
+                    "0 keeps them forever.")
     job_misfire_grace_seconds: int = Field(
         default=300, ge=1, description="A tick later than this is skipped, not run late.")
     log_level: str = "info"

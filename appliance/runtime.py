@@ -11,7 +11,6 @@ stops everything in reverse.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
@@ -47,6 +46,8 @@ from appliance.monitor.alerts import AlertService
 from appliance.monitor.canary import CanaryService
 from appliance.monitor.drift import DriftService
 from appliance.monitor.traffic import TrafficService
+from appliance.privacy.erasure import ErasureService
+from appliance.privacy.retention import RetentionService
 from appliance.registry.service import RegistryService
 from appliance.runs.experiments import ExperimentService
 from appliance.runs.service import RunService
@@ -88,6 +89,7 @@ class Appliance:
     jobs: JobService
     watcher: InboxWatcher
     backup: BackupService
+    erasure: ErasureService
     mlflow: MlflowServices
     bootstrap_token: str | None = None
     started: bool = field(default=False)
@@ -102,6 +104,7 @@ class Appliance:
             self.jobs.reload()
             self.jobs.recover()  # before anything queues: rows left by a dead process
             recovered = self.ingest.recover()
+            self.erasure.recover()  # file deletions an erasure's crash left undone
             self.training.recover()
             if recovered:
                 log.info("finished %d claim(s) left by a previous run", len(recovered))
@@ -174,12 +177,15 @@ def build(settings: Settings) -> Appliance:
                           collaborators=JobCollaborators(
                               training=training, datasets=datasets, registry=registry,
                               drift=drift, serving=serving, canary=canary),
-                          history=dt.timedelta(days=settings.job_history_days),
                           train_timeout_seconds=settings.train_timeout_seconds)
         canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
         backup = BackupService(store, settings, auditor)
-        _builtin_jobs(settings, store, jobs, scheduler, watcher, backup)
+        retention = RetentionService(store, auditor,
+                                     predictions_days=settings.retention_predictions_days,
+                                     labels_days=settings.retention_labels_days,
+                                     job_runs_days=settings.job_history_days)
+        _builtin_jobs(settings, store, jobs, scheduler, watcher, backup, retention)
         if not store.degraded:
             password = settings.admin_password.get_secret_value() if settings.admin_password else None
             auth.ensure_admin(password)
@@ -198,6 +204,8 @@ def build(settings: Settings) -> Appliance:
         lineage=LineageService(store),
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
+        erasure=ErasureService(store, auditor, artifacts, home=settings.home,
+                               flush=serving.log.flush),
         experiments=experiments,
         mlflow=build_mlflow(store, runs, experiments, registry,
                             log_delay_ms=settings.mlflow_log_delay_ms),
@@ -251,7 +259,8 @@ def _job_alert(alerts: AlertService, e: JobFinished) -> None:
 
 
 def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler: Scheduler,
-                  watcher: InboxWatcher, backup: BackupService) -> None:
+                  watcher: InboxWatcher, backup: BackupService,
+                  retention: RetentionService) -> None:
     """The scheduler's built-in jobs, each a ledgered job like any job file's."""
     jobs.add_builtin("inbox.scan", watcher.guard, TriggerSpec.every(settings.inbox_scan_seconds),
                      description="restart a dead inbox watcher and force a full scan")
@@ -260,9 +269,9 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
                      description="CHECKPOINT: fold the WAL into the database file", retries=1)
     # Deleting history and taking (and pruning) backups are an admin's business, by hand
     # and in pausing them: POST /api/v1/backups needs admin too. The others are harmless.
-    jobs.add_builtin("housekeeping.retention", jobs.prune, TriggerSpec.crontab("30 3 * * *"),
-                     description=f"prune finished job runs older than "
-                                 f"{settings.job_history_days:g} days", retries=1,
+    jobs.add_builtin("housekeeping.retention", retention.enforce,
+                     TriggerSpec.crontab("30 3 * * *"),
+                     description=retention.describe() + " (audited)", retries=1,
                      role=Role.admin)
     jobs.add_builtin("housekeeping.backup", backup.create_scheduled,
                      TriggerSpec.crontab("0 2 * * *"),

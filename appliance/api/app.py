@@ -15,6 +15,7 @@ from appliance.api.routers import (
     alerts,
     backups,
     datasets,
+    erasures,
     governance,
     invocations,
     jobs,
@@ -65,6 +66,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(models.router)
     app.include_router(jobs.router)
     app.include_router(backups.router)
+    app.include_router(erasures.router)
     app.include_router(v2.router)
     app.include_router(invocations.router)
     # last: any other path under MLflow's prefixes answers MLflow's ENDPOINT_NOT_FOUND

@@ -278,6 +278,16 @@ def _add_ops_verbs() -> None:
 _add_ops_verbs()
 
 
+def _add_erasure_verbs() -> None:
+    from appliance.cli.erasure import erase, erasures
+
+    app.command("erase")(erase)
+    app.command("erasures")(erasures)
+
+
+_add_erasure_verbs()
+
+
 def _add_install_verbs() -> None:
     from appliance.cli.install import bundle, migrate
 

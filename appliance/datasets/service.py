@@ -21,7 +21,7 @@ from appliance.domain.lineage import dataset_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.reports import ValidationReport
-from appliance.errors import InvalidInput, NotFound, TooLarge
+from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
 from appliance.store import datasets as dq
 from appliance.store import ingests as iq
 from appliance.store import users as uq
@@ -166,6 +166,10 @@ class DatasetService:
             ds = self._dataset(s, name)
             v = self._version(s, ds, number)
             contract = dq.current_contract(s, ds.id)
+        if v.status == VersionStatus.erased.value:
+            raise Conflict(f"{name} version {number} was erased; its rows are "
+                           f"{name} version {(v.report or {}).get('erased_into')}",
+                           detail={"erased_into": (v.report or {}).get("erased_into")})
         if contract is None:
             raise NotFound(f"dataset {name!r} has no contract")
         estimate = revalidate_estimate_mb(v.rows or 0, len(v.columns or []))

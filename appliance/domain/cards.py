@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.domain.privacy import ErasureNote
 from appliance.domain.registry import AliasEvent
 from appliance.domain.results import Timestamp
 
@@ -64,3 +65,6 @@ class ModelCard(BaseModel):
     promotions: list[AliasEvent] = Field(description="this version's alias moves, oldest first")
     created_by: str | None
     created_at: Timestamp | None
+    erased_data: list[ErasureNote] = Field(
+        default_factory=list,
+        description="erasures that since removed rows from the training data version")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # a version's status (domain.ingest.VersionStatus's values), spelled out so the API's
 # schema lists them without a second enum named VersionStatus (the registry has one)
-VersionState = Literal["accepted", "rejected"]
+VersionState = Literal["accepted", "rejected", "erased"]
 
 
 class Dataset(BaseModel):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class VersionStatus(StrEnum):
     accepted = "accepted"  # passed its contract; usable for training
     rejected = "rejected"  # failed its contract; kept for inspection, never trained on
+    erased = "erased"  # rewritten by an erasure: reads the new version's file, never trained on
 
 
 class IngestOutcome(StrEnum):

@@ -13,6 +13,7 @@ ids with the functions below, the lineage walk checks and labels them with
     alias:<model>:<alias>[:<move>]             alias_node(model, alias[, move])
     predictions:<model>@<n>:<start>..<end>     predictions_node(model, n, start, end)
     drift:<uuid>                               drift_node(id)
+    erasure:<uuid>                             erasure_node(id)
 
 ``<start>``/``<end>`` are UTC to the second, ``20261127T041731Z``. The strings
 are exactly the ones stored in ``lineage_edges`` since the first release.
@@ -52,10 +53,12 @@ KINDS: dict[str, re.Pattern[str]] = {
     "alias": re.compile(rf"{_NAME}:{_ALIAS}(:{_VERSION})?"),
     "predictions": re.compile(rf"{_NAME}@{_VERSION}:{_STAMP}\.\.{_STAMP}"),
     "drift": re.compile(_UUID),
+    "erasure": re.compile(_UUID),
 }
 EXAMPLES = ("file:<sha256>", "dataset:<name>@<n>", "run:<uuid>", "model:<name>@<n>",
             "artifact:<sha256>", "alias:<model>:<alias>[:<move>]",
-            "predictions:<model>@<n>:<start>..<end>", "drift:<uuid>")
+            "predictions:<model>@<n>:<start>..<end>", "drift:<uuid>",
+            "erasure:<uuid>")
 
 
 # -- building ------------------------------------------------------------------------------
@@ -97,6 +100,10 @@ def predictions_node(model: str, version: int, start: dt.datetime, end: dt.datet
 
 def drift_node(report_id: uuid.UUID | str) -> str:
     return f"drift:{report_id}"
+
+
+def erasure_node(erasure_id: uuid.UUID | str) -> str:
+    return f"erasure:{erasure_id}"
 
 
 def _stamp(t: dt.datetime) -> str:
@@ -176,6 +183,8 @@ def node_label(node: str) -> str:
         return f"run {rest[:8]}"
     if kind == "drift":
         return f"drift report {rest[:8]}"
+    if kind == "erasure":
+        return f"erasure {rest[:8]}"
     if kind == "alias":
         model, _, tail = rest.partition(":")
         alias, moved, move = tail.partition(":")

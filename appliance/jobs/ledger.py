@@ -81,10 +81,6 @@ class JobLedger:
                          logs=row["logs"], result=row["result"])
         return [JobRun.from_row(r) for r in rows]
 
-    def prune(self, older_than: dt.timedelta) -> int:
-        with self.store.write() as s:
-            return q.delete_finished_before(s, self.clock() - older_than)
-
     # -- reading -----------------------------------------------------------------
 
     def get(self, run_id: str) -> JobRun:

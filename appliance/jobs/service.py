@@ -4,7 +4,8 @@ Job ids are dotted names:
 
 - ``inbox.scan``: the inbox guard (watcher alive, full scan);
 - ``housekeeping.checkpoint`` / ``housekeeping.retention`` (and
-  ``housekeeping.backup`` when a backup service is wired);
+  ``housekeeping.backup`` when a backup service is wired): bodies given by the
+  composition root (the retention windows are ``appliance.privacy.retention``'s);
 - ``train.<job>``: the continuous-training loop of a job file
   (``schedule.train``: ``on: new_data``, ``cron`` or ``every``);
 - ``drift.<job>``: the scheduled drift and live-metric check
@@ -27,7 +28,6 @@ the loop hands to training.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import threading
@@ -77,7 +77,6 @@ class JobService:
                  *, jobs_dir: Path, events: EventBus,
                  collaborators: JobCollaborators | None = None,
                  heartbeat_seconds: float = 15.0,
-                 history: dt.timedelta = dt.timedelta(days=90),
                  train_timeout_seconds: float = 3600.0) -> None:
         self.store = store
         self.auditor = auditor
@@ -87,7 +86,6 @@ class JobService:
         self.events = events  # JobFinished for every run
         self.collaborators = collaborators  # None: built-in jobs only
         self.heartbeat_seconds = heartbeat_seconds
-        self.history = history
         self.train_timeout_seconds = train_timeout_seconds
         self._defs: dict[str, JobDef] = {}
         self._files: dict[Path, jobfiles.LoadedFile] = {}
@@ -488,7 +486,3 @@ class JobService:
         """The ``promote.canary`` rule of the job file named ``model`` (None: no rule)."""
         return rule_of(list(self._files.values()), model)
 
-    # -- built-in housekeeping -----------------------------------------------------
-
-    def prune(self) -> dict[str, Any]:
-        return {"job_runs_pruned": self.ledger.prune(self.history)}

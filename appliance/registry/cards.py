@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from appliance.domain.cards import CardEdge, ModelCard, SearchSummary, TrainingData
+from appliance.domain.privacy import ErasureNote
 from appliance.domain.registry import AliasEvent, ModelVersion
 
 _NO_FAIRNESS = "No sensitive columns were named in the job file."
@@ -28,6 +29,7 @@ def build_card(
     lineage: list[CardEdge],
     promotions: list[AliasEvent],
     warnings: list[str] | None = None,
+    erased: list[ErasureNote] | None = None,
 ) -> ModelCard:
     return ModelCard(
         model=model,
@@ -53,6 +55,7 @@ def build_card(
         promotions=promotions,
         created_by=version.created_by,
         created_at=version.created_at,
+        erased_data=erased or [],
     )
 
 
@@ -80,6 +83,8 @@ def render_markdown(card: ModelCard) -> str:
               f"- Contract version: {data.contract_version or 'n/a'}"]
     for edge in data.lineage:
         lines.append(f"- Lineage: `{edge.src}` -> `{edge.dst}` ({edge.relation})")
+    for note in card.erased_data:
+        lines.append(f"- **Trained on data since erased**: {_text(note.sentence())}")
     lines += ["", "## Training warnings", ""]
     warnings = card.training_warnings
     lines += [f"- {_text(w)}" for w in warnings] if warnings else ["None."]

@@ -19,6 +19,7 @@ from appliance.domain.events import AliasMoved
 from appliance.domain.lineage import alias_node, artifact_node, model_node, run_node, version_node
 from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
+from appliance.domain.privacy import ErasureNote
 from appliance.domain.registry import (
     CHAMPION,
     AliasChange,
@@ -35,6 +36,7 @@ from appliance.domain.registry import (
 from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
 from appliance.events import EventBus
 from appliance.registry.cards import build_card, render_markdown
+from appliance.store import erasures as eq
 from appliance.store import lineage as lq
 from appliance.store import registry as q
 from appliance.store.db import Store
@@ -185,6 +187,11 @@ class RegistryService:
             v = self._version(s, m, number)
             events = q.alias_events(s, m.id)
             lineage = []
+            erased = [ErasureNote(erasure_id=e.erasure_id, at=e.created_at.isoformat(),
+                                  dataset=e.dataset, version=e.old_version,
+                                  new_version=e.new_version, rows_removed=e.rows_removed)
+                      for e in (eq.erasures_of_version(s, v.dataset, v.dataset_version)
+                                if v.dataset and v.dataset_version else [])]
             if v.dataset and v.dataset_version:
                 node = version_node(v.dataset, v.dataset_version)
                 trained_by = run_node(v.run_id) if v.run_id else None
@@ -198,7 +205,8 @@ class RegistryService:
         return build_card(model=name, version=public, run=run, purpose=facts.get("purpose"),
                           limitations=list(facts.get("limitations") or []),
                           contract_version=facts.get("contract_version"), lineage=lineage,
-                          promotions=promotions, warnings=list(facts.get("warnings") or []))
+                          promotions=promotions, warnings=list(facts.get("warnings") or []),
+                          erased=erased)
 
     def card_markdown(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> str:
         return render_markdown(self.card(name, number, run=run))

@@ -62,6 +62,15 @@ def list_versions(s: Session, dataset_id: uuid.UUID) -> list[DatasetVersionRow]:
     return list(s.exec(q).all())
 
 
+def erased_versions_reading(s: Session, dataset_id: uuid.UUID,
+                            parquet_path: str) -> list[DatasetVersionRow]:
+    """Versions an earlier erasure pointed at ``parquet_path`` (status ``erased``)."""
+    q = select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == dataset_id,
+                                        DatasetVersionRow.parquet_path == parquet_path,
+                                        DatasetVersionRow.status == "erased")
+    return list(s.exec(q).all())
+
+
 def versions_without_summary(s: Session) -> list[DatasetVersionRow]:
     q = select(DatasetVersionRow).where(col(DatasetVersionRow.summary).is_(None))
     return list(s.exec(q.order_by(col(DatasetVersionRow.created_at))).all())

@@ -51,6 +51,8 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("DELETE", "/api/v1/tokens/{token_id}"): Role.admin,
     ("GET", "/api/v1/sessions"): Role.admin,
     ("DELETE", "/api/v1/sessions/{session_id}"): Role.admin,
+    ("POST", "/api/v1/erasures"): Role.admin,
+    ("GET", "/api/v1/erasures"): Role.admin,
     ("POST", "/api/v1/runs"): Role.operator,
     ("GET", "/api/v1/runs"): Role.viewer,
     ("GET", "/api/v1/runs/{run_id}"): Role.viewer,

@@ -29,6 +29,7 @@ END = dt.datetime(2026, 11, 28, 5, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2
     (ln.predictions_node("churn", 2, START, END),
      "predictions:churn@2:20261127T041731Z..20261128T030000Z"),
     (ln.drift_node(RUN), f"drift:{RUN}"),
+    (ln.erasure_node(RUN), f"erasure:{RUN}"),
 ])
 def test_build_node_gives_the_stored_string_and_passes_the_check(built: str, text: str) -> None:
     assert built == text
@@ -39,7 +40,7 @@ def test_build_nodes_cover_every_kind_the_check_knows() -> None:
     built = {ln.node_kind(n) for n in (
         ln.file_node(SHA), ln.version_node("d", 1), ln.run_node(RUN), ln.model_node("m", 1),
         ln.artifact_node(SHA), ln.alias_node("m", "champion"),
-        ln.predictions_node("m", 1, START, END), ln.drift_node(RUN))}
+        ln.predictions_node("m", 1, START, END), ln.drift_node(RUN), ln.erasure_node(RUN))}
     assert built == set(ln.KINDS)
 
 

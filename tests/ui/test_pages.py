@@ -233,6 +233,8 @@ def test_audit_page_shows_events_and_verifies_chain(
     at.button(key="verify_chain").click().run()
     assert_clean(at)
     assert any(t.startswith("The audit chain is intact") for t in texts(at.success))
+    assert "Erasures" in texts(at.subheader)
+    assert any(t.startswith("No erasure yet") for t in texts(at.caption))
 
 
 def test_audit_page_tells_viewer_the_role_is_too_small(console: AppTest, viewer: tuple[str, str]):
@@ -242,6 +244,7 @@ def test_audit_page_tells_viewer_the_role_is_too_small(console: AppTest, viewer:
     assert any("Your role (viewer) cannot see the audit log" in t for t in texts(at.info))
     assert not at.dataframe
     assert not has_key(at.button, "verify_chain")
+    assert "Only an admin can see erasures." in texts(at.caption)
 
 
 # -- mutations last: they add a contract version to the shared dataset ------------

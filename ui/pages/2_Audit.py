@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import console_erasure
 import console_lib as lib
 import console_views as views
 import streamlit as st
@@ -54,6 +55,7 @@ def main() -> None:
     client = lib.open_page("Audit log")
     show_events(client)
     show_verify(client)
+    console_erasure.show_erasures(client)
 
 
 main()

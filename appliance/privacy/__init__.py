@@ -1,0 +1,1 @@
+"""Privacy: erasure of a data subject by key, and retention windows."""
