@@ -15,12 +15,22 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from appliance.store.traffic import _CLASS_LIKE
+from appliance.store import dialect
+from appliance.store.dialect import Duck
 
-_CORRECT = """CASE WHEN json_extract_string(p.prediction, '$')
-                       = json_extract_string(l.label, '$') THEN 1.0 ELSE 0.0 END"""
-_SQUARED = """power(TRY_CAST(json_extract_string(p.prediction, '$') AS DOUBLE)
-                    - TRY_CAST(json_extract_string(l.label, '$') AS DOUBLE), 2)"""
+
+def _correct(d: Duck) -> str:
+    return (f"CASE WHEN {d.json_scalar('p.prediction')} = {d.json_scalar('l.label')} "
+            "THEN 1.0 ELSE 0.0 END")
+
+
+def _squared(d: Duck) -> str:
+    return (f"power({d.try_double(d.json_scalar('p.prediction'))}"
+            f" - {d.try_double(d.json_scalar('l.label'))}, 2)")
+
+
+def _class_like(d: Duck) -> str:
+    return f"(probabilities IS NOT NULL OR {d.not_float('prediction')})"
 
 
 def canary_since(s: Session, model: str, canary: int) -> dt.datetime | None:
@@ -41,9 +51,9 @@ def canary_since(s: Session, model: str, canary: int) -> dt.datetime | None:
 def is_classifier(s: Session, model: str, version: int) -> bool:
     """Whether a version's logged predictions look like classes (probabilities or text)."""
     row = s.execute(text(f"""
-        SELECT bool_or({_CLASS_LIKE}) FROM (
+        SELECT bool_or({_class_like(dialect.of(s))}) FROM (
             SELECT probabilities, prediction FROM predictions
-            WHERE model = :m AND version = :v LIMIT 1000)
+            WHERE model = :m AND version = :v LIMIT 1000) AS recent
     """), {"m": model, "v": version}).fetchone()
     return bool(row and row[0])
 
@@ -57,21 +67,21 @@ def outcomes(s: Session, model: str, *, primary: int, canary: int, since: dt.dat
     SQLAlchemy took 10x longer on 100k labels."""
     import numpy as np
 
-    value = _CORRECT if classification else _SQUARED
-    conn: Any = s.connection().connection.driver_connection
-    out = conn.execute(f"""
+    d = dialect.of(s)
+    value = _correct(d) if classification else _squared(d)
+    sql = f"""
         WITH p AS (
             SELECT request_id, coalesce(role, 'primary') = 'canary' AS is_canary, prediction,
                    created_at
             FROM predictions
-            WHERE model = $m AND created_at >= $since
-              AND ((coalesce(role, 'primary') = 'primary' AND version = $pv)
-                   OR (role = 'canary' AND version = $cv))
+            WHERE model = :m AND created_at >= :since
+              AND ((coalesce(role, 'primary') = 'primary' AND version = :pv)
+                   OR (role = 'canary' AND version = :cv))
         ), l AS (
-            SELECT request_id, arg_max(label, received_at) AS label,
+            SELECT request_id, {d.arg_max('label', 'received_at')} AS label,
                    max(received_at) AS received_at
             FROM labels
-            WHERE model = $m AND request_id IN (SELECT request_id FROM p)
+            WHERE model = :m AND request_id IN (SELECT request_id FROM p)
             GROUP BY request_id
         ), o AS (
             SELECT p.is_canary, {value} AS y, l.received_at, p.created_at, p.request_id
@@ -79,7 +89,17 @@ def outcomes(s: Session, model: str, *, primary: int, canary: int, since: dt.dat
         )
         SELECT is_canary, y FROM o WHERE y IS NOT NULL
         ORDER BY received_at, created_at, request_id
-        LIMIT $n
-    """, {"m": model, "since": since, "pv": primary, "cv": canary, "n": limit}).fetchnumpy()
+        LIMIT :n
+    """
+    params = {"m": model, "since": since, "pv": primary, "cv": canary, "n": limit}
+    if d.shared:  # PostgreSQL: rows through the driver
+        rows = s.execute(text(sql), params).fetchall()
+        return (np.fromiter((bool(r[0]) for r in rows), dtype=bool, count=len(rows)),
+                np.fromiter((float(r[1]) for r in rows), dtype=np.float64, count=len(rows)))
+    conn: Any = s.connection().connection.driver_connection
+    named = sql
+    for key in params:  # DuckDB's own named parameters, for fetchnumpy
+        named = named.replace(f":{key}", f"${key}")
+    out = conn.execute(named, params).fetchnumpy()
     return (np.asarray(out["is_canary"], dtype=bool),
             np.asarray(out["y"], dtype=np.float64))
