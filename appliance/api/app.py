@@ -15,6 +15,7 @@ from appliance.api.routers import (
     alerts,
     backups,
     datasets,
+    explain,
     governance,
     invocations,
     jobs,
@@ -60,6 +61,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(runs.router)
     app.include_router(serving.router)
+    app.include_router(explain.router)
     app.include_router(alerts.router)
     app.include_router(monitor.router)
     app.include_router(models.router)

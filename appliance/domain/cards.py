@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.domain.explain import GlobalImportances
 from appliance.domain.registry import AliasEvent
 from appliance.domain.results import Timestamp
 
@@ -64,3 +65,6 @@ class ModelCard(BaseModel):
     promotions: list[AliasEvent] = Field(description="this version's alias moves, oldest first")
     created_by: str | None
     created_at: Timestamp | None
+    importances: GlobalImportances | None = Field(
+        None, description="global importances computed at training (null for older versions "
+                          "and uploaded ONNX files)")

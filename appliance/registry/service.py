@@ -198,7 +198,8 @@ class RegistryService:
         return build_card(model=name, version=public, run=run, purpose=facts.get("purpose"),
                           limitations=list(facts.get("limitations") or []),
                           contract_version=facts.get("contract_version"), lineage=lineage,
-                          promotions=promotions, warnings=list(facts.get("warnings") or []))
+                          promotions=promotions, warnings=list(facts.get("warnings") or []),
+                          importances=facts.get("importances"))
 
     def card_markdown(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> str:
         return render_markdown(self.card(name, number, run=run))

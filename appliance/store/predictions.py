@@ -176,3 +176,29 @@ def performance(s: Session, model: str, since: dt.datetime) -> list[VersionStats
                      None if delay is None else float(delay))
         for v, n, k, acc, rmse, delay in rows
     ]
+
+
+class LoggedPrediction(NamedTuple):
+    """One logged answer: what was scored, and by which version."""
+
+    request_id: str
+    model: str
+    version: int
+    inputs: Any
+
+
+def logged_prediction(s: Session, request_id: str, model: str | None) -> LoggedPrediction | None:
+    """The newest answer logged under ``request_id`` (of ``model`` if given); shadow scores,
+    which were never answered, are left out."""
+    row = s.execute(text("""
+        SELECT request_id, model, version, inputs FROM predictions
+        WHERE request_id = :r AND (CAST(:m AS VARCHAR) IS NULL OR model = :m)
+          AND coalesce(role, 'primary') != 'shadow'
+        ORDER BY created_at DESC LIMIT 1
+    """), {"r": request_id, "m": model}).fetchone()
+    if row is None:
+        return None
+    rid, name, version, inputs = row
+    # the JSON column comes back parsed through the engine, as text through a raw cursor
+    return LoggedPrediction(str(rid), str(name), int(version),
+                            json.loads(inputs) if isinstance(inputs, str | bytes) else inputs)
