@@ -13,6 +13,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.domain.results import Timestamp
+
 Method = Literal["tree_shap", "sampling_shapley"]
 TREE_SHAP: Final = "tree_shap"
 SAMPLING_SHAPLEY: Final = "sampling_shapley"
@@ -85,3 +87,15 @@ class GlobalImportances(BaseModel):
     native_kind: str | None = Field(description="total_gain (XGBoost), impurity (trees), "
                                                 "coefficient (linear models) or null")
     features: list[FeatureImportance] = Field(description="most important first")
+
+
+class LoggedRequest(BaseModel):
+    """A logged, answered request: what can be explained."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    model: str
+    version: int
+    created_at: Timestamp
+    prediction: Any

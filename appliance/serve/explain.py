@@ -32,6 +32,7 @@ from appliance.domain.explain import (
     TREE_SHAP,
     Explanation,
     FeatureContribution,
+    LoggedRequest,
     Method,
     Output,
 )
@@ -117,6 +118,15 @@ class ExplainService:
             one = {k: v[i:i + 1] for k, v in feeds.items()}
             out.append(self._explain(explainer, one, row, None, tree))
         return out
+
+    def recent(self, model: str, *, limit: int = 50) -> list[LoggedRequest]:
+        """A model's newest answered requests (shadow scores left out), to pick one from."""
+        self.sessions.registry.model(model)  # NotFound for an unknown model
+        self.flush()
+        with self.store.read() as s:
+            rows = q.recent_predictions(s, model, limit)
+        return [LoggedRequest(request_id=r, model=model, version=v, created_at=at, prediction=p)
+                for r, v, at, p in rows]
 
     # -- the explainers ------------------------------------------------------------
 

@@ -62,6 +62,7 @@ NEEDS: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/models/{name}/predict"): Role.viewer,
     ("POST", "/api/v1/models/{name}/explain"): Role.viewer,
     ("GET", "/api/v1/predictions/{request_id}/explanation"): Role.viewer,
+    ("GET", "/api/v1/predictions"): Role.viewer,
     ("POST", "/api/v1/models/{name}/feedback"): Role.operator,
     ("GET", "/api/v1/models/{name}/performance"): Role.viewer,
     ("GET", "/api/v1/models/{name}/routing"): Role.viewer,

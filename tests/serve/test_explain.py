@@ -168,6 +168,19 @@ def test_viewer_can_read_an_explanation(served: Served) -> None:
     assert resp.status_code == 200, resp.text
 
 
+def test_recent_requests_list_the_newest_answered_first(served: Served) -> None:
+    rows = [{**r, "request_id": f"recent-{i}"} for i, r in enumerate(churn_records(3))]
+    for row in rows:
+        predict(served, "churn", [row])
+    resp = served.client.get("/api/v1/predictions", params={"model": "churn", "limit": 3})
+    assert resp.status_code == 200, resp.text
+    recent = resp.json()
+    assert [r["request_id"] for r in recent] == ["recent-2", "recent-1", "recent-0"]
+    assert all(r["version"] == 1 and r["prediction"] in (0, 1) for r in recent)
+    assert served.client.get("/api/v1/predictions",
+                             params={"model": "nope"}).status_code == 404
+
+
 def test_explain_unknown_request_id_is_404(served: Served) -> None:
     resp = served.client.get("/api/v1/predictions/no-such-request/explanation")
     assert resp.status_code == 404

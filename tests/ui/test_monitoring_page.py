@@ -22,6 +22,7 @@ from appliance.demo import make_customers
 
 from .conftest import ensure_user
 from .console_testing import (
+    MODELS_PAGE,
     MONITORING_PAGE,
     assert_clean,
     charts,
@@ -182,6 +183,41 @@ def test_a_viewer_cannot_run_checks_or_acknowledge(
     assert "Running a drift check needs the operator role or above; you are signed in as " \
            "viewer." in captions
     assert "Acknowledging alerts needs the operator role or above" in captions
+
+
+def test_monitoring_page_explains_a_picked_logged_request(
+    console: AppTest, viewer: tuple[str, str], admin_api: ApplianceClient,
+    monitored: dict[str, Any]
+):
+    at = open_monitoring(log_in(console, *viewer), MODEL)   # a viewer may ask why
+    at.selectbox(key="explain_request").select("ui-mon-3").run()
+
+    assert_clean(at)
+    assert "Why this prediction?" in texts(at.subheader)
+    expected = admin_api.get("/predictions/ui-mon-3/explanation")
+    chart = chart_titled(at, f"Contributions to {MODEL} v1")
+    shown = chart["datasets"][next(iter(chart["datasets"]))]
+    assert [r["feature"] for r in shown] == [c["feature"] for c in expected["contributions"]]
+    assert [r["contribution"] for r in shown] == pytest.approx(
+        [c["contribution"] for c in expected["contributions"]])
+    assert any(f"Predicted **{monitored['predictions'][3]}**" in t for t in texts(at.markdown))
+
+    at.text_input(key="explain_request_id").input("no-such-request").run()
+    assert any("no-such-request" in t for t in texts(at.error))
+
+
+def test_models_page_charts_the_global_importances_of_a_trained_version(
+    console: AppTest, live_server: Any, admin_api: ApplianceClient, monitored: dict[str, Any]
+):
+    at = open_page(log_in(console, "admin", live_server.admin_password), MODELS_PAGE)
+    at.selectbox(key="model").select(MODEL).run()
+
+    assert_clean(at)
+    card = admin_api.get(f"/models/{MODEL}/versions/1/card")
+    chart = chart_titled(at, "Global importance: permutation")
+    shown = chart["datasets"][next(iter(chart["datasets"]))]
+    assert [r["feature"] for r in shown] == [f["feature"] for f in card["importances"]["features"]]
+    assert chart_titled(at, "Global importance: native: coefficient")
 
 
 # -- acting (last: they change the server's state) -----------------------------------------------

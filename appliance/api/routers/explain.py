@@ -9,9 +9,17 @@ from starlette.concurrency import run_in_threadpool
 from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Viewer
 from appliance.api.routers.serving import MAX_BODY_BYTES, parse_records
-from appliance.domain.explain import Explanation, Method
+from appliance.domain.explain import Explanation, LoggedRequest, Method
 
 router = APIRouter(prefix="/api/v1", tags=["explanations"])
+
+
+@router.get("/predictions")
+def recent_requests(app: App, _: Viewer, model: str = Query(..., max_length=64),
+                    limit: int = Query(50, ge=1, le=1000)) -> list[LoggedRequest]:
+    """A model's newest answered requests (shadow scores left out), newest first: the
+    request ids an explanation can be asked for."""
+    return app.explain.recent(model, limit=limit)
 
 
 @router.get("/predictions/{request_id}/explanation")
