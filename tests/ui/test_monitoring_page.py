@@ -99,6 +99,16 @@ def chart_titled(at: AppTest, prefix: str) -> dict[str, Any]:
     return found[0]
 
 
+def chart_data(at: AppTest, prefix: str) -> Any:
+    """The data of the chart whose title starts with ``prefix`` (streamlit ships it as Arrow)."""
+    import pyarrow as pa
+
+    for c in charts(at):
+        if str(json.loads(c.proto.spec).get("title", "")).startswith(prefix):
+            return pa.ipc.open_stream(c.proto.datasets[0].data.data).read_all().to_pandas()
+    raise AssertionError(f"no chart titled {prefix!r}")
+
+
 def drift_alert(api: ApplianceClient) -> dict[str, Any]:
     (alert,) = [a for a in api.get("/alerts") if a["kind"] == "drift" and a["key"] == MODEL]
     return alert
@@ -195,10 +205,9 @@ def test_monitoring_page_explains_a_picked_logged_request(
     assert_clean(at)
     assert "Why this prediction?" in texts(at.subheader)
     expected = admin_api.get("/predictions/ui-mon-3/explanation")
-    chart = chart_titled(at, f"Contributions to {MODEL} v1")
-    shown = chart["datasets"][next(iter(chart["datasets"]))]
-    assert [r["feature"] for r in shown] == [c["feature"] for c in expected["contributions"]]
-    assert [r["contribution"] for r in shown] == pytest.approx(
+    shown = chart_data(at, f"Contributions to {MODEL} v1")
+    assert list(shown["feature"]) == [c["feature"] for c in expected["contributions"]]
+    assert list(shown["contribution"]) == pytest.approx(
         [c["contribution"] for c in expected["contributions"]])
     assert any(f"Predicted **{monitored['predictions'][3]}**" in t for t in texts(at.markdown))
 
@@ -214,9 +223,8 @@ def test_models_page_charts_the_global_importances_of_a_trained_version(
 
     assert_clean(at)
     card = admin_api.get(f"/models/{MODEL}/versions/1/card")
-    chart = chart_titled(at, "Global importance: permutation")
-    shown = chart["datasets"][next(iter(chart["datasets"]))]
-    assert [r["feature"] for r in shown] == [f["feature"] for f in card["importances"]["features"]]
+    shown = chart_data(at, "Global importance: permutation")
+    assert list(shown["feature"]) == [f["feature"] for f in card["importances"]["features"]]
     assert chart_titled(at, "Global importance: native: coefficient")
 
 
