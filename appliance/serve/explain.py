@@ -268,7 +268,8 @@ def tree_contributions(booster: Any, preprocess: Preprocess, columns: dict[str, 
     import xgboost
 
     matrix = preprocess.transform(columns)
-    contribs = np.asarray(booster.predict(xgboost.DMatrix(matrix), pred_contribs=True))
+    contribs = np.asarray(booster.predict(xgboost.DMatrix(matrix, nthread=1),
+                                          pred_contribs=True))
     values = contribs[0] if contribs.ndim == 2 else contribs[0, target or 0]
     out = dict.fromkeys(columns, 0.0)
     for owner, v in zip(preprocess.owners, values[:-1].tolist(), strict=True):
