@@ -57,9 +57,6 @@ class Explanation(BaseModel):
     seed: int | None = None
     duration_ms: float
 
-    def top(self, n: int) -> list[FeatureContribution]:
-        return self.contributions[:n]
-
 
 class FeatureImportance(BaseModel):
     """One raw feature's global importance."""

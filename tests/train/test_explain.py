@@ -205,3 +205,19 @@ def test_fast_metrics_agree_with_the_training_metrics(n_classes: int) -> None:
         theirs = metrics.task_metrics("classification", y, pred, proba, n_classes)
     assert ours.keys() == theirs.keys()
     assert ours == pytest.approx(theirs, abs=1e-9)
+
+
+def test_tree_shap_of_an_xgboost_regressor_adds_up_to_its_onnx_prediction(
+        data_dir: Path, tmp_path: Path) -> None:
+    result = run(data_dir, tmp_path, job("xgboost.XGBRegressor", target="amount",
+                                         features={"exclude": ["customer id", "label"]},
+                                         params={"n_estimators": 30}), "mixed")
+    assert result["ok"], result["error"]
+    booster = _booster(tmp_path)
+    spec = Preprocess.from_json((tmp_path / PREPROCESS).read_text())
+    frame, _, session = _holdout(tmp_path, result)
+    columns = {i.name: c for i, c in zip(session.get_inputs(), frame.columns, strict=True)}
+    value = session.run(None, onnx_feeds(session, frame, columns))[0].reshape(-1)
+    for i in range(10):
+        per_column, base = tree_contributions(booster, spec, _columns(frame, i), None)
+        assert base + sum(per_column.values()) == pytest.approx(float(value[i]), rel=1e-5)

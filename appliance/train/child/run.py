@@ -283,10 +283,14 @@ def _explain(pipeline: Any, onnx_bytes: bytes, X_train: Any, X_test: Any, y_test
     from appliance.train.child.importance import global_importances
 
     info, seed = spec.info, spec.split.seed
-    try:
+    try:  # explanations are an extra: a failure costs the version them, never the run
         result["importances"] = global_importances(
             pipeline, onnx_bytes, X_test, y_test, features, info, metric=str(spec.metric),
             n_classes=n_classes, seed=seed).model_dump(mode="json")
+    except Exception as exc:
+        result["warnings"].append(f"global importances could not be computed: "
+                                  f"{type(exc).__name__}: {str(exc)[:300]}")
+    try:
         result["warnings"].extend(write_explainer(pipeline, features, info.flavor, X_train,
                                                   X_test, out_dir, seed))
     except Exception as exc:
