@@ -51,6 +51,7 @@ from appliance.privacy.retention import RetentionService
 from appliance.registry.service import RegistryService
 from appliance.runs.experiments import ExperimentService
 from appliance.runs.service import RunService
+from appliance.serve.explain import ExplainService
 from appliance.serve.invocations import InvocationService
 from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
@@ -78,6 +79,7 @@ class Appliance:
     registry: RegistryService
     training: TrainingService
     serving: PredictionService
+    explain: ExplainService
     v2: V2Service
     invocations: InvocationService
     alerts: AlertService
@@ -197,6 +199,7 @@ def build(settings: Settings) -> Appliance:
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
         serving=serving, v2=V2Service(serving, alias=settings.compat_alias),
+        explain=ExplainService(store, sessions, runs, flush=serving.log.flush),
         invocations=InvocationService(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),

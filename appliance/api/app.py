@@ -16,6 +16,7 @@ from appliance.api.routers import (
     backups,
     datasets,
     erasures,
+    explain,
     governance,
     invocations,
     jobs,
@@ -61,6 +62,7 @@ def create_app(appliance: Appliance) -> FastAPI:
     app.include_router(governance.router)
     app.include_router(runs.router)
     app.include_router(serving.router)
+    app.include_router(explain.router)
     app.include_router(alerts.router)
     app.include_router(monitor.router)
     app.include_router(models.router)

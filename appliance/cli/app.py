@@ -268,6 +268,15 @@ def _add_registry_verbs() -> None:
 _add_registry_verbs()
 
 
+def _add_explain_verb() -> None:
+    from appliance.cli.explain import explain
+
+    app.command("explain")(explain)
+
+
+_add_explain_verb()
+
+
 def _add_ops_verbs() -> None:
     from appliance.cli.ops import backup, restore
 

@@ -57,6 +57,9 @@ class Backend(Protocol):
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
     def canary(self, name: str, alpha: float | None, tau: float | None,
                min_samples: int | None) -> dict[str, Any]: ...
+    def explain_request(self, request_id: str, method: str | None) -> dict[str, Any]: ...
+    def explain_rows(self, name: str, body: list[dict[str, Any]] | bytes, alias: str | None,
+                     version: int | None, method: str | None) -> list[dict[str, Any]]: ...
     def jobs(self) -> dict[str, Any]: ...
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]: ...
     def job_run(self, job_id: str, run_id: str) -> dict[str, Any]: ...
@@ -176,6 +179,23 @@ class RemoteBackend:
         params = {k: v for k, v in (("alias", alias), ("version", version)) if v is not None}
         out: dict[str, Any] = self.client.request("POST", f"/models/{name}/predict",
                                                   json=records, params=params)
+        return out
+
+    def explain_request(self, request_id: str, method: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.get(f"/predictions/{quote(request_id, safe='')}"
+                                              "/explanation", method=method)
+        return out
+
+    def explain_rows(self, name: str, body: list[dict[str, Any]] | bytes, alias: str | None,
+                     version: int | None, method: str | None) -> list[dict[str, Any]]:
+        """JSON records, or CSV bytes the server types by the model's signature."""
+        params = {k: v for k, v in (("alias", alias), ("version", version), ("method", method))
+                  if v is not None}
+        out: list[dict[str, Any]] = (
+            self.client.request("POST", f"/models/{name}/explain", content=body, params=params,
+                                headers={"content-type": "text/csv"})
+            if isinstance(body, bytes) else
+            self.client.request("POST", f"/models/{name}/explain", json=body, params=params))
         return out
 
     def predict_csv(self, name: str, body: bytes, alias: str | None,
@@ -307,6 +327,17 @@ class LocalBackend:
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]:
         return dict(self.app.serving.predict(name, records, alias=alias, version=version))
+
+    def explain_request(self, request_id: str, method: str | None) -> dict[str, Any]:
+        return _dumped(self.app.explain.explain_request(request_id, method=method))
+
+    def explain_rows(self, name: str, body: list[dict[str, Any]] | bytes, alias: str | None,
+                     version: int | None, method: str | None) -> list[dict[str, Any]]:
+        from appliance.serve.csvbody import parse_csv
+
+        records = parse_csv(body) if isinstance(body, bytes) else body
+        return [_dumped(e) for e in self.app.explain.explain_rows(
+            name, records, alias=alias, version=version, method=method)]
 
     def predict_csv(self, name: str, body: bytes, alias: str | None,
                     version: int | None) -> dict[str, Any]:

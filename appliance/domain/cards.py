@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from appliance.domain.privacy import ErasureNote
+from appliance.domain.explain import GlobalImportances
 from appliance.domain.registry import AliasEvent
 from appliance.domain.results import Timestamp
 
@@ -68,3 +69,6 @@ class ModelCard(BaseModel):
     erased_data: list[ErasureNote] = Field(
         default_factory=list,
         description="erasures that since removed rows from the training data version")
+    importances: GlobalImportances | None = Field(
+        None, description="global importances computed at training (null for older versions "
+                          "and uploaded ONNX files)")

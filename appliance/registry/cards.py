@@ -13,6 +13,7 @@ from typing import Any
 
 from appliance.domain.cards import CardEdge, ModelCard, SearchSummary, TrainingData
 from appliance.domain.privacy import ErasureNote
+from appliance.domain.explain import GlobalImportances
 from appliance.domain.registry import AliasEvent, ModelVersion
 
 _NO_FAIRNESS = "No sensitive columns were named in the job file."
@@ -30,6 +31,7 @@ def build_card(
     promotions: list[AliasEvent],
     warnings: list[str] | None = None,
     erased: list[ErasureNote] | None = None,
+    importances: dict[str, Any] | None = None,
 ) -> ModelCard:
     return ModelCard(
         model=model,
@@ -56,7 +58,20 @@ def build_card(
         created_by=version.created_by,
         created_at=version.created_at,
         erased_data=erased or [],
+        importances=_importances(importances),
     )
+
+
+def _importances(stored: Any) -> GlobalImportances | None:
+    """The stored importances, or None when absent or of a shape this code cannot read."""
+    from pydantic import ValidationError
+
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return GlobalImportances.model_validate(stored)
+    except ValidationError:
+        return None
 
 
 def _search(run: dict[str, Any] | None) -> SearchSummary | None:
@@ -95,6 +110,7 @@ def render_markdown(card: ModelCard) -> str:
         lines += [f"| {_cell(k)} | {_num(v)} |" for k, v in sorted(metrics.items())]
     else:
         lines.append("No metrics recorded.")
+    lines += ["", "## Feature importance", "", *_importance_lines(card.importances)]
     lines += ["", "## ONNX parity", "", _parity(card.parity)]
     lines += ["", "## Fairness", "", *_fairness(card.fairness)]
     lines += ["", "## Known limitations", ""]
@@ -107,6 +123,20 @@ def render_markdown(card: ModelCard) -> str:
     else:
         lines.append("Never promoted.")
     return "\n".join(lines) + "\n"
+
+
+def _importance_lines(imp: GlobalImportances | None) -> list[str]:
+    if imp is None:
+        return ["Not computed: the version predates explanations or was uploaded as ONNX."]
+    native = imp.native_kind or "none"
+    lines = [f"Permutation importance on {imp.rows} holdout rows through the ONNX model "
+             f"({imp.repeats} shuffles each, seed {imp.seed}): the loss of {_cell(imp.metric)} "
+             f"(baseline {_num(imp.baseline)}) when a column is shuffled. Native importance: "
+             f"{native} (share of 1).", "",
+             "| feature | permutation | std | native |", "|---|---|---|---|"]
+    lines += [f"| {_cell(f.feature)} | {_num(f.permutation)} | {_num(f.permutation_std)} | "
+              f"{_num(f.native)} |" for f in imp.features]
+    return lines
 
 
 def _parity(parity: dict[str, Any] | None) -> str:

@@ -206,7 +206,7 @@ class RegistryService:
                           limitations=list(facts.get("limitations") or []),
                           contract_version=facts.get("contract_version"), lineage=lineage,
                           promotions=promotions, warnings=list(facts.get("warnings") or []),
-                          erased=erased)
+                          erased=erased, importances=facts.get("importances"))
 
     def card_markdown(self, name: str, number: int, *, run: dict[str, Any] | None = None) -> str:
         return render_markdown(self.card(name, number, run=run))

@@ -177,3 +177,38 @@ def performance(s: Session, model: str, since: dt.datetime) -> list[VersionStats
                      None if delay is None else float(delay))
         for v, n, k, acc, rmse, delay in rows
     ]
+
+
+class LoggedPrediction(NamedTuple):
+    """One logged answer: what was scored, and by which version."""
+
+    request_id: str
+    model: str
+    version: int
+    inputs: Any
+
+
+def logged_prediction(s: Session, request_id: str, model: str | None) -> LoggedPrediction | None:
+    """The newest answer logged under ``request_id`` (of ``model`` if given); shadow scores,
+    which were never answered, are left out."""
+    row = s.execute(text("""
+        SELECT request_id, model, version, CAST(inputs AS VARCHAR) FROM predictions
+        WHERE request_id = :r AND (CAST(:m AS VARCHAR) IS NULL OR model = :m)
+          AND coalesce(role, 'primary') != 'shadow'
+        ORDER BY created_at DESC LIMIT 1
+    """), {"r": request_id, "m": model}).fetchone()
+    if row is None:
+        return None
+    rid, name, version, inputs = row
+    return LoggedPrediction(str(rid), str(name), int(version), json.loads(inputs))
+
+
+def recent_predictions(s: Session, model: str, limit: int
+                       ) -> list[tuple[str, int, dt.datetime, Any]]:
+    """(request_id, version, created_at, prediction) of a model's newest answered requests."""
+    rows = s.execute(text("""
+        SELECT request_id, version, created_at, CAST(prediction AS VARCHAR) FROM predictions
+        WHERE model = :m AND coalesce(role, 'primary') != 'shadow'
+        ORDER BY created_at DESC LIMIT :n
+    """), {"m": model, "n": limit}).fetchall()
+    return [(rid, int(v), at, json.loads(p)) for rid, v, at, p in rows]

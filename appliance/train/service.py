@@ -47,6 +47,7 @@ from appliance.failpoints import failpoint
 from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
 from appliance.store.tables import RunRow
+from appliance.train.child.explainer import ARTIFACTS as EXPLAIN_ARTIFACTS
 from appliance.train.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -335,11 +336,12 @@ class TrainingService:
                                 metrics=[{"key": k, "value": v} for k, v
                                          in (trial.get("metrics") or {}).items()])
             self.runs.transition(child.id, RunStatus.succeeded)
-        for name in ("model.onnx", "holdout.parquet"):
+        # the explanations' files (appliance.train.child.explainer) keep their explain/ path
+        for name in ("model.onnx", "holdout.parquet", *EXPLAIN_ARTIFACTS):
             path = out_dir / name
             if path.exists():
                 with path.open("rb") as fh:
-                    self.runs.add_artifact(str(run_id), name, fh)
+                    self.runs.add_artifact_at(str(run_id), name, fh)
         parity = result.get("parity") or {}
         if not parity.get("passed"):
             worst = json.dumps(parity.get("worst_rows") or [], default=str)[:1500]
@@ -360,7 +362,7 @@ class TrainingService:
             facts={"purpose": spec.description, "limitations": list(spec.limitations),
                    "contract_version": self.datasets.version(
                        spec.dataset, plan.dataset_version).contract_version,
-                   "gate": gate.model_dump(),
+                   "gate": gate.model_dump(), "importances": result.get("importances"),
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")

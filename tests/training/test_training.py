@@ -65,7 +65,10 @@ def test_train_job_registers_an_onnx_champion_with_a_card(customers: Any) -> Non
     assert {"roc_auc", "accuracy", "f1", "log_loss"} <= set(run["metrics"])
     assert run["dataset"] == "customers" and run["dataset_version"] == 1
     assert run["environment"]["packages"]["xgboost"]
-    assert {a["name"] for a in run["artifacts"]} == {"model.onnx", "holdout.parquet"}
+    # an XGBoost run also keeps what its explanations need (appliance.train.child.explainer)
+    assert {a["name"] for a in run["artifacts"]} == {
+        "model.onnx", "holdout.parquet", "explain/background.parquet",
+        "explain/preprocess.json", "explain/booster.json"}
     version = customers.get("/api/v1/models/churn/versions/1").json()
     assert version["parity"]["passed"] and version["aliases"] == ["champion"]
     assert customers.get("/api/v1/models/churn/aliases/champion").json()["version"] == 1

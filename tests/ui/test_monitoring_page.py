@@ -22,6 +22,7 @@ from appliance.demo import make_customers
 
 from .conftest import ensure_user
 from .console_testing import (
+    MODELS_PAGE,
     MONITORING_PAGE,
     assert_clean,
     charts,
@@ -96,6 +97,16 @@ def chart_titled(at: AppTest, prefix: str) -> dict[str, Any]:
     found = [s for s in specs if str(s.get("title", "")).startswith(prefix)]
     assert found, [s.get("title") for s in specs]
     return found[0]
+
+
+def chart_data(at: AppTest, prefix: str) -> Any:
+    """The data of the chart whose title starts with ``prefix`` (streamlit ships it as Arrow)."""
+    import pyarrow as pa
+
+    for c in charts(at):
+        if str(json.loads(c.proto.spec).get("title", "")).startswith(prefix):
+            return pa.ipc.open_stream(c.proto.datasets[0].data.data).read_all().to_pandas()
+    raise AssertionError(f"no chart titled {prefix!r}")
 
 
 def drift_alert(api: ApplianceClient) -> dict[str, Any]:
@@ -182,6 +193,39 @@ def test_a_viewer_cannot_run_checks_or_acknowledge(
     assert "Running a drift check needs the operator role or above; you are signed in as " \
            "viewer." in captions
     assert "Acknowledging alerts needs the operator role or above" in captions
+
+
+def test_monitoring_page_explains_a_picked_logged_request(
+    console: AppTest, viewer: tuple[str, str], admin_api: ApplianceClient,
+    monitored: dict[str, Any]
+):
+    at = open_monitoring(log_in(console, *viewer), MODEL)   # a viewer may ask why
+    at.selectbox(key="explain_request").select("ui-mon-3").run()
+
+    assert_clean(at)
+    assert "Why this prediction?" in texts(at.subheader)
+    expected = admin_api.get("/predictions/ui-mon-3/explanation")
+    shown = chart_data(at, f"Contributions to {MODEL} v1")
+    assert list(shown["feature"]) == [c["feature"] for c in expected["contributions"]]
+    assert list(shown["contribution"]) == pytest.approx(
+        [c["contribution"] for c in expected["contributions"]])
+    assert any(f"Predicted **{monitored['predictions'][3]}**" in t for t in texts(at.markdown))
+
+    at.text_input(key="explain_request_id").input("no-such-request").run()
+    assert any("no-such-request" in t for t in texts(at.error))
+
+
+def test_models_page_charts_the_global_importances_of_a_trained_version(
+    console: AppTest, live_server: Any, admin_api: ApplianceClient, monitored: dict[str, Any]
+):
+    at = open_page(log_in(console, "admin", live_server.admin_password), MODELS_PAGE)
+    at.selectbox(key="model").select(MODEL).run()
+
+    assert_clean(at)
+    card = admin_api.get(f"/models/{MODEL}/versions/1/card")
+    shown = chart_data(at, "Global importance: permutation")
+    assert list(shown["feature"]) == [f["feature"] for f in card["importances"]["features"]]
+    assert chart_titled(at, "Global importance: native: coefficient")
 
 
 # -- acting (last: they change the server's state) -----------------------------------------------

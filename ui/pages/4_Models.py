@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import console_explain
 import console_lib as lib
 import console_views as views
 import streamlit as st
@@ -214,6 +215,7 @@ def show_card(client: ApplianceClient, name: str, number: int) -> None:
             st.markdown(markdown)
     card = lib.fetch(lambda: client.get(path), what="the model card (JSON)")
     if card is not None:
+        console_explain.show_importances(card)
         with st.expander("Model card (JSON)"):
             st.json(card)
 

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import altair as alt
+import console_explain
 import console_lib as lib
 import console_views as views
 import pandas as pd
@@ -287,6 +288,7 @@ def main() -> None:
         name: str = st.selectbox("Model", [m["name"] for m in models], key="monitoring_model")
         show_drift(client, name)
         show_metrics(client, name)
+        console_explain.why_this_prediction(client, name)
     elif models is not None:
         st.info("No models yet: drift and live metrics follow a model's champion once one "
                 "serves.")

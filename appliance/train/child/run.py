@@ -48,7 +48,7 @@ def empty_result() -> dict[str, Any]:
     keys = ("task", "flavor", "estimator", "metric", "higher_is_better", "params", "metrics",
             "metric_steps", "trials", "best_trial", "features", "target", "classes", "signature",
             "parity", "fairness", "champion_metric", "champion_error", "champion_improvement",
-            "challenger_metric",
+            "challenger_metric", "importances",
             "onnx_path", "holdout_path", "rows_train", "rows_test", "seed", "duration_s", "environment",
             "data")
     out: dict[str, Any] = {"ok": False, "error": None, **dict.fromkeys(keys)}
@@ -184,7 +184,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
         pred = np.asarray(pred).astype(np.int64)
     result["metrics"] = m.task_metrics(info.task, y_test, pred, proba, n_classes, scores)
     _publish(request, spec, pipeline, features, classes, X_test, y_test, pred,
-             frame[test_idx.tolist()], out_dir, report, result)
+             frame[test_idx.tolist()], out_dir, report, result, X_train)
 
 
 def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature],
@@ -209,7 +209,7 @@ def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature
     if spec.task == CLASSIFICATION:
         pred = pred.astype(np.int64)
     _publish(request, spec, fit.pipeline, features, fit.classes, fit.X_holdout, fit.y_holdout,
-             pred, fit.holdout_raw, out_dir, report, result)
+             pred, fit.holdout_raw, out_dir, report, result, fit.X_holdout)
 
 
 def _record_search(result: dict[str, Any], trials: list[dict[str, Any]],
@@ -222,8 +222,11 @@ def _record_search(result: dict[str, Any], trials: list[dict[str, Any]],
 
 def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: list[Feature],
              classes: list[Any] | None, X_test: Any, y_test: Any, pred: Any, holdout_raw: Any,
-             out_dir: Path, report: Progress, result: dict[str, Any]) -> None:
-    """Export ONNX, check parity, fairness and the champion on the holdout, write it out."""
+             out_dir: Path, report: Progress, result: dict[str, Any], X_train: Any) -> None:
+    """Export ONNX, check parity, fairness and the champion on the holdout, write it out.
+
+    ``X_train`` (prepared) gives the explanations' background sample: the training split,
+    or the holdout sample when the model was trained from Parquet batches."""
     info, metric = spec.info, str(spec.metric)
     n_classes = len(classes) if classes is not None else 0
     report("export", 0.75)
@@ -239,6 +242,10 @@ def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: li
     from appliance.train.child.parity import check_parity
 
     result["parity"] = check_parity(pipeline, onnx_bytes, X_test, features, info)
+
+    report("explain", 0.88)
+    _explain(pipeline, onnx_bytes, X_train, X_test, y_test, features, spec, n_classes, out_dir,
+             result)
 
     if spec.fairness is not None:
         from appliance.train.child.fairness import fairness_report, group_frame
@@ -268,6 +275,30 @@ def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: li
     holdout_raw.write_parquet(tmp)
     os.replace(tmp, holdout_path)
     result["holdout_path"] = str(holdout_path)
+
+
+def _explain(pipeline: Any, onnx_bytes: bytes, X_train: Any, X_test: Any, y_test: Any,
+             features: list[Feature], spec: JobSpec, n_classes: int, out_dir: Path,
+             result: dict[str, Any]) -> None:
+    """Global importances and the explanation artifacts; a failure here costs the version
+    its explanations (a warning says so), never the run."""
+    from appliance.train.child.explainer import write_explainer
+    from appliance.train.child.importance import global_importances
+
+    info, seed = spec.info, spec.split.seed
+    try:  # explanations are an extra: a failure costs the version them, never the run
+        result["importances"] = global_importances(
+            pipeline, onnx_bytes, X_test, y_test, features, info, metric=str(spec.metric),
+            n_classes=n_classes, seed=seed).model_dump(mode="json")
+    except Exception as exc:
+        result["warnings"].append(f"global importances could not be computed: "
+                                  f"{type(exc).__name__}: {str(exc)[:300]}")
+    try:
+        result["warnings"].extend(write_explainer(pipeline, features, info.flavor, X_train,
+                                                  X_test, out_dir, seed))
+    except Exception as exc:
+        result["warnings"].append(f"explanations could not be prepared: "
+                                  f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
 def data_warnings(frame: Any, features: list[Feature], y: Any,
