@@ -97,10 +97,10 @@ def typed(cond: Condition, dtype: str) -> Any:
 
 
 def input_match(column: str, value: Any) -> tuple[str, str, bool]:
-    """How a typed value is found in the prediction log's ``inputs`` JSON: (JSON path, the
-    value as text, compare as a number). Numbers compare by value, so ``1000`` in a request
+    """How a typed value is found in the prediction log's ``inputs`` JSON: (the field's
+    name, the value as text, compare as a number). Numbers compare by value, so ``1000`` in a request
     matches a DOUBLE column's ``1000.0``; everything else compares as text."""
-    path = '$."' + column + '"'  # column names hold no quote or backslash (checked)
+    path = column  # the store spells the engine's JSON path for it
     if isinstance(value, bool):
         return path, "true" if value else "false", False
     if isinstance(value, int | float):

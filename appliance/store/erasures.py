@@ -15,24 +15,27 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlmodel import Session
 
-# (JSON path of the field in predictions.inputs, the value as text, compare as numbers)
+from appliance.store import dialect
+from appliance.store.dialect import Duck
+
+# (the field's name in predictions.inputs, the value as text, compare as numbers)
 InputMatch = list[tuple[str, str, bool]]
 
 
-def _where_inputs(match: InputMatch, params: dict[str, Any]) -> str:
+def _where_inputs(d: Duck, match: InputMatch, params: dict[str, Any]) -> str:
     parts = []
-    for i, (path, value, numeric) in enumerate(match):
-        params[f"p{i}"], params[f"v{i}"] = path, value
-        parts.append(f"TRY_CAST(json_extract_string(inputs, :p{i}) AS DOUBLE) "
-                     f"= CAST(:v{i} AS DOUBLE)" if numeric
-                     else f"json_extract_string(inputs, :p{i}) = :v{i}")
+    for i, (key, value, numeric) in enumerate(match):
+        params[f"p{i}"], params[f"v{i}"] = d.json_path_value(key), value
+        field = d.json_path("inputs", f"p{i}")
+        parts.append(f"{d.try_double(field)} = CAST(:v{i} AS DOUBLE PRECISION)" if numeric
+                     else f"{field} = :v{i}")
     return " AND ".join(parts)
 
 
 def count_matching_predictions(s: Session, match: InputMatch) -> tuple[int, int]:
     """(prediction rows, label rows) whose request matches ``match``."""
     params: dict[str, Any] = {}
-    where = _where_inputs(match, params)
+    where = _where_inputs(dialect.of(s), match, params)
     n = s.execute(text(f"SELECT count(*) FROM predictions WHERE {where}"), params).scalar_one()
     k = s.execute(text(f"""SELECT count(*) FROM labels l WHERE EXISTS (
         SELECT 1 FROM predictions p WHERE p.request_id = l.request_id AND p.model = l.model
@@ -45,7 +48,7 @@ def delete_matching_predictions(s: Session, match: InputMatch) -> tuple[int, int
     they are found through the predictions)."""
     n, k = count_matching_predictions(s, match)
     params: dict[str, Any] = {}
-    where = _where_inputs(match, params)
+    where = _where_inputs(dialect.of(s), match, params)
     if k:
         s.execute(text(f"""DELETE FROM labels WHERE EXISTS (
             SELECT 1 FROM predictions p WHERE p.request_id = labels.request_id
