@@ -39,6 +39,7 @@ class Metrics:
         Gauge("appliance_build_info", "Always 1; the running appliance's version",
               ["version"], registry=self.registry).labels(version=__version__).set(1)
         self._predict_children: dict[tuple[str, int], tuple[Any, Any, Any, dict[str, Any]]] = {}
+        self._outlier_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.ingest_files = Counter(
             "appliance_ingest_files", "Inbox and uploaded files taken, by outcome",
             ["outcome"], registry=self.registry,
@@ -86,6 +87,16 @@ class Metrics:
         self.predictions_by_class = Counter(
             "appliance_predictions", "Predictions by model, version and predicted class",
             ["model", "version", "cls"], registry=self.registry,
+        )
+        self.outlier_checks = Counter(
+            "appliance_prediction_outlier_checks",
+            "Rows scored by their version's outlier detector, by model and version",
+            ["model", "version"], registry=self.registry,
+        )
+        self.outliers = Counter(
+            "appliance_prediction_outliers",
+            "Rows the outlier detector flagged, by model and version",
+            ["model", "version"], registry=self.registry,
         )
         self.alias_moves = Counter(
             "appliance_alias_moves", "Alias moves by model, alias and action (set, rollback, "
@@ -138,7 +149,10 @@ class Metrics:
         self.drift_detected.labels(model=model).set(1 if drift else 0)
         self.drift_checks.labels(model=model, drift="true" if drift else "false").inc()
 
-    def prediction(self, model: str, version: int, seconds: float, predictions: list[object]) -> None:
+    def prediction(self, model: str, version: int, seconds: float, predictions: list[object],
+                   *, outliers: int | None = None) -> None:
+        """One scored request; ``outliers``: the rows its outlier detector flagged (None: the
+        version has no detector)."""
         # label children kept at hand: labels() takes a lock and checks every label on
         # each call (~4 us each, three or more a predict request); the keys are few
         children = self._predict_children.get((model, version))
@@ -153,6 +167,8 @@ class Metrics:
         requests.inc()
         rows.inc(len(predictions))
         latency.observe(seconds)
+        if outliers is not None:
+            self._outlier_count(model, version, len(predictions), outliers)
         # classes, not a regression nor a vector a row (which would be a label per value)
         if predictions and not isinstance(predictions[0], float | list):
             counts = collections.Counter(map(str, predictions))  # counted in C
@@ -164,6 +180,17 @@ class Metrics:
                     if len(classes) < _MAX_CHILDREN:
                         classes[cls] = child
                 child.inc(n)
+
+    def _outlier_count(self, model: str, version: int, checked: int, flagged: int) -> None:
+        children = self._outlier_children.get((model, version))
+        if children is None:
+            v = str(version)
+            children = (self.outlier_checks.labels(model=model, version=v),
+                        self.outliers.labels(model=model, version=v))
+            if len(self._outlier_children) < _MAX_CHILDREN:
+                self._outlier_children[(model, version)] = children
+        children[0].inc(checked)
+        children[1].inc(flagged)  # 0 too: the series exists from the first check
 
     def ingest_outcome(self, outcome: str, seconds: float) -> None:
         self.ingest_files.labels(outcome=outcome).inc()

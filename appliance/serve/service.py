@@ -72,20 +72,18 @@ class PredictionService:
             loaded, role = self.sessions.resolve(model, version=routing.canary), "canary"
         else:
             loaded = self.sessions.resolve(model, alias=alias, version=version)
-        predictions, probabilities, request_ids, rows = _score(loaded, records, rows)
+        predictions, probabilities, request_ids, rows, checks = _score(loaded, records, rows)
         latency_ms = (time.perf_counter() - started) * 1000
         now = dt.datetime.now(dt.UTC)
         per_row = latency_ms / len(rows)
-        entries = [
-            (rid, model, loaded.version, row, pred, None if probabilities is None
-             else probabilities[i], per_row, now, role)
-            for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions, strict=True))
-        ]
+        entries = _entries(model, loaded.version, request_ids, rows, predictions, probabilities,
+                           checks, per_row, now, role)
         if routing is not None and routing.shadow is not None:
             entries += self._shadow(model, routing.shadow, records, rows, request_ids, now)
         self.log.offer(entries)
         if self.metrics is not None:
-            self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions)
+            self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions,
+                                    outliers=None if checks is None else sum(checks[0]))
         answer: Prediction = {"model": model, "version": loaded.version, "route": role,
                               "predictions": predictions, "probabilities": probabilities,
                               "request_ids": request_ids}
@@ -97,14 +95,13 @@ class PredictionService:
         started = time.perf_counter()
         try:
             shadow = self.sessions.resolve(model, version=version)
-            preds, proba, _, rows = _score(shadow, records, rows)
+            preds, proba, _, rows, checks = _score(shadow, records, rows)
         except Exception:  # a broken shadow must never break the primary answer
             log.exception("shadow scoring with %s v%s failed", model, version)
             return []
         per_row = (time.perf_counter() - started) * 1000 / len(rows)
-        return [(rid, model, shadow.version, row, p, None if proba is None else proba[i],
-                 per_row, now, "shadow")
-                for i, (rid, row, p) in enumerate(zip(request_ids, rows, preds, strict=True))]
+        return _entries(model, shadow.version, request_ids, rows, preds, proba, checks, per_row,
+                        now, "shadow")
 
     # -- routing -------------------------------------------------------------------
 
@@ -247,9 +244,13 @@ class Routing:
         return cls(**out)
 
 
+Checks = tuple[list[bool], list[float]] | None  # outlier flags and scores, per row
+
+
 def _score(loaded: LoadedModel, records: Any, rows: list[Any]
-           ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]]]:
-    """(predictions, probabilities, request ids, the rows as logged) from one model.
+           ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]], Checks]:
+    """(predictions, probabilities, request ids, the rows as logged, outlier checks) from one
+    model; the checks are None for a version without an outlier detector.
 
     A CSV body is typed by this model's own signature; an onnxruntime failure on
     input that passed the checks (a model that cannot score it) is a 422 naming
@@ -271,7 +272,36 @@ def _score(loaded: LoadedModel, records: Any, rows: list[Any]
             f"{str(exc)[:300]}", detail={"model": loaded.model,
                                          "version": loaded.version}) from exc
     predictions, probabilities = decode(loaded, outputs, len(rows))
-    return predictions, probabilities, request_ids, rows
+    return predictions, probabilities, request_ids, rows, _outliers(loaded, feeds)
+
+
+def _outliers(loaded: LoadedModel, feeds: dict[str, Any]) -> Checks:
+    """The version's outlier detector on the tensors the model was fed (one more onnxruntime
+    run); None without a detector, or when it fails (logged: it never fails a prediction)."""
+    if loaded.detector is None:
+        return None
+    try:
+        score, flag = loaded.detector.run(None, feeds)
+    except Exception:  # onnxruntime raises its own types
+        log.exception("outlier scoring with %s v%s failed", loaded.model, loaded.version)
+        return None
+    return flag.ravel().tolist(), score.ravel().tolist()
+
+
+def _entries(model: str, version: int, request_ids: list[str], rows: list[Any],
+             predictions: list[Any], probabilities: Probabilities, checks: Checks,
+             per_row: float, now: dt.datetime, role: str) -> list[Any]:
+    """The prediction log's entries for one scored request."""
+    if checks is None:
+        return [(rid, model, version, row, pred, None if probabilities is None
+                 else probabilities[i], per_row, now, role)
+                for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions,
+                                                         strict=True))]
+    flags, scores = checks
+    return [(rid, model, version, row, pred, None if probabilities is None
+             else probabilities[i], per_row, now, role, flags[i], scores[i])
+            for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions,
+                                                     strict=True))]
 
 
 def roc_auc(pairs: list[tuple[float, bool]]) -> float | None:

@@ -335,7 +335,7 @@ class TrainingService:
                                 metrics=[{"key": k, "value": v} for k, v
                                          in (trial.get("metrics") or {}).items()])
             self.runs.transition(child.id, RunStatus.succeeded)
-        for name in ("model.onnx", "holdout.parquet"):
+        for name in ("model.onnx", "holdout.parquet", "outliers.onnx"):
             path = out_dir / name
             if path.exists():
                 with path.open("rb") as fh:
@@ -351,8 +351,10 @@ class TrainingService:
             gate = gate.model_copy(update={"held_because": override})
         status = (VersionStatus.pending_approval
                   if gate.passed and spec.promote.require_approval else VersionStatus.ready)
+        detector = out_dir / "outliers.onnx"
         version = self.registry.register(
             model=spec.name, onnx_bytes=(out_dir / "model.onnx").read_bytes(),
+            outlier_onnx=detector.read_bytes() if detector.is_file() else None,
             flavor=str(result.get("flavor")), task=result.get("task"), run_id=run_id,
             signature=result.get("signature"), parity=parity, metrics=metrics,
             fairness=result.get("fairness"), dataset=spec.dataset,
@@ -360,7 +362,7 @@ class TrainingService:
             facts={"purpose": spec.description, "limitations": list(spec.limitations),
                    "contract_version": self.datasets.version(
                        spec.dataset, plan.dataset_version).contract_version,
-                   "gate": gate.model_dump(),
+                   "gate": gate.model_dump(), "outliers": result.get("outliers"),
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")

@@ -50,7 +50,7 @@ def empty_result() -> dict[str, Any]:
             "parity", "fairness", "champion_metric", "champion_error", "champion_improvement",
             "challenger_metric",
             "onnx_path", "holdout_path", "rows_train", "rows_test", "seed", "duration_s", "environment",
-            "data")
+            "data", "outliers", "outliers_path")
     out: dict[str, Any] = {"ok": False, "error": None, **dict.fromkeys(keys)}
     out.update(metric_steps=[], trials=[], warnings=[])
     return out
@@ -187,7 +187,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
         pred = np.asarray(pred).astype(np.int64)
     result["metrics"] = m.task_metrics(info.task, y_test, pred, proba, n_classes, scores)
     _publish(request, spec, pipeline, features, classes, X_test, y_test, pred,
-             frame[test_idx.tolist()], out_dir, report, result)
+             frame[test_idx.tolist()], out_dir, report, result, X_train=X_train)
 
 
 def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature],
@@ -219,8 +219,10 @@ def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature
 
 def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: list[Feature],
              classes: list[Any] | None, X_test: Any, y_test: Any, pred: Any, holdout_raw: Any,
-             out_dir: Path, report: Progress, result: dict[str, Any]) -> None:
-    """Export ONNX, check parity, fairness and the champion on the holdout, write it out."""
+             out_dir: Path, report: Progress, result: dict[str, Any], *,
+             X_train: Any = None) -> None:
+    """Export ONNX, check parity, fairness and the champion on the holdout, write it out;
+    fit and export the outlier detector on ``X_train`` (when given and the job wants one)."""
     info, metric = spec.info, str(spec.metric)
     n_classes = len(classes) if classes is not None else 0
     report("export", 0.75)
@@ -236,6 +238,9 @@ def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: li
     from appliance.train.child.parity import check_parity
 
     result["parity"] = check_parity(pipeline, onnx_bytes, X_test, features, info)
+    if spec.outliers.enabled:
+        report("outliers", 0.88)
+        _outliers(spec, features, signature, X_train, X_test, out_dir, result)
 
     if spec.fairness is not None:
         from appliance.train.child.fairness import fairness_report, group_frame
@@ -265,6 +270,29 @@ def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: li
     holdout_raw.write_parquet(tmp)
     os.replace(tmp, holdout_path)
     result["holdout_path"] = str(holdout_path)
+
+
+def _outliers(spec: JobSpec, features: list[Feature], signature: dict[str, Any], X_train: Any,
+              X_test: Any, out_dir: Path, result: dict[str, Any]) -> None:
+    """``outliers.onnx`` beside the model, and its facts (``result["outliers"]``)."""
+    if X_train is None:
+        result["warnings"].append("no outlier detector: the model was trained from Parquet "
+                                  "batches, and the detector needs the training rows in memory")
+        result["outliers"] = {"fitted": False, "reason": "trained from Parquet batches"}
+        return
+    from appliance.train.child.outliers import outlier_report
+
+    data, facts = outlier_report(
+        spec.info, features, [i["name"] for i in signature["inputs"]], X_train, X_test,
+        contamination=spec.outliers.contamination, seed=spec.split.seed,
+        range_margin=spec.outliers.range_margin, metadata={"appliance.job": spec.name})
+    result["outliers"] = facts
+    if data is None:
+        result["warnings"].append(f"no outlier detector: {facts.get('reason')}")
+        return
+    path = out_dir / "outliers.onnx"
+    _write_atomic(path, data)
+    result["outliers_path"] = str(path)
 
 
 def data_warnings(frame: Any, features: list[Feature], y: Any,
