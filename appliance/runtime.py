@@ -45,6 +45,7 @@ from appliance.lineage.service import LineageService
 from appliance.metrics import Metrics
 from appliance.monitor.alerts import AlertService
 from appliance.monitor.drift import DriftService
+from appliance.monitor.outliers import OutlierService
 from appliance.monitor.traffic import TrafficService
 from appliance.registry.service import RegistryService
 from appliance.runs.experiments import ExperimentService
@@ -81,6 +82,7 @@ class Appliance:
     alerts: AlertService
     drift: DriftService
     traffic: TrafficService
+    outliers: OutlierService
     lineage: LineageService
     scheduler: Scheduler
     jobs: JobService
@@ -188,6 +190,7 @@ def build(settings: Settings) -> Appliance:
         invocations=InvocationService(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
+        outliers=OutlierService(store, registry, flush=serving.log.flush),
         lineage=LineageService(store),
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,

@@ -55,6 +55,7 @@ class Backend(Protocol):
     def predict_csv(self, name: str, body: bytes, alias: str | None,
                     version: int | None) -> dict[str, Any]: ...
     def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
+    def outliers(self, name: str, window_hours: float, examples: int) -> dict[str, Any]: ...
     def jobs(self) -> dict[str, Any]: ...
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]: ...
     def job_run(self, job_id: str, run_id: str) -> dict[str, Any]: ...
@@ -163,6 +164,11 @@ class RemoteBackend:
         if dataset_version is not None:
             body["dataset_version"] = dataset_version
         out: dict[str, Any] = self.client.post(f"/monitor/{name}/drift", json=body)
+        return out
+
+    def outliers(self, name: str, window_hours: float, examples: int) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.get(f"/models/{quote(name, safe='')}/outliers",
+                                              window_hours=window_hours, examples=examples)
         return out
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
@@ -290,6 +296,10 @@ class LocalBackend:
         return self.app.drift.check(name, window_hours=window_hours,
                                     dataset_version=dataset_version,
                                     by=self.who).model_dump(mode="json")
+
+    def outliers(self, name: str, window_hours: float, examples: int) -> dict[str, Any]:
+        return self.app.outliers.report(name, window_hours=window_hours, bucket_hours=min(
+            1.0, window_hours), examples=examples).model_dump(mode="json")
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]:
