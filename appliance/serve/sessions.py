@@ -166,7 +166,8 @@ class SessionCache:
 
 def _detector(data: bytes | None, session: Any, options: Any, model: str, version: int) -> Any:
     """The outlier detector's session, when it takes exactly the model's inputs (it is fed the
-    model's tensors); else None, and the version is served without outlier scoring."""
+    model's tensors) and answers a score and a flag; else None, and the version is served
+    without outlier scoring."""
     import onnxruntime as ort
 
     if data is None:
@@ -179,7 +180,7 @@ def _detector(data: bytes | None, session: Any, options: Any, model: str, versio
         return None
     want = {(i.name, i.type) for i in session.get_inputs()}
     if {(i.name, i.type) for i in detector.get_inputs()} != want or \
-            [o.name for o in detector.get_outputs()][:2] != ["score", "outlier"]:
+            [o.type for o in detector.get_outputs()] != ["tensor(float)", "tensor(bool)"]:
         log.warning("%s v%s: the outlier detector's inputs or outputs do not fit the model; "
                     "served without outlier scoring", model, version)
         return None

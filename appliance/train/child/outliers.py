@@ -56,7 +56,7 @@ MIN_ROWS = 20                 # fewer training rows than this: no detector
 SCORE_ABS_TOL = 1e-5          # parity: |onnx - native| score
 OUT_OF_RANGE = 1.0            # taken off the score for each out-of-range value
 PARITY_ROWS = 20_000
-OUTPUTS = ("score", "outlier")
+OUTPUTS = ("score", "outlier")  # suffixed with "_" while an input has the name
 
 
 def fit_detector(info: EstimatorInfo, features: list[Feature], X_train: Any, *,
@@ -78,7 +78,8 @@ def fit_detector(info: EstimatorInfo, features: list[Feature], X_train: Any, *,
 def detector_onnx(detector: Any, features: list[Feature], input_names: list[str], *,
                   bounds: Any = None, metadata: dict[str, str] | None = None) -> bytes:
     """Single-file ONNX bytes for a fitted detector, taking ``input_names`` (the model's inputs,
-    one per feature, in order) and answering ``score`` (float) and ``outlier`` (bool).
+    one per feature, in order) and answering ``score`` (float) and ``outlier`` (bool), in that
+    order (each name suffixed with ``_`` if an input has it).
     ``bounds`` (from :func:`range_bounds`) adds the out-of-range rule."""
     import numpy as np
     import onnx
@@ -93,16 +94,27 @@ def detector_onnx(detector: Any, features: list[Feature], input_names: list[str]
     categories = [[str(c) for c in cats]
                   for cats in blocks["cat"].named_steps["onehot"].categories_] \
         if categorical else []
+    taken = set(input_names)
+
+    def name_of(wanted: str) -> str:   # never an input's name (a column may be "score")
+        while wanted in taken:
+            wanted += "_"
+        taken.add(wanted)
+        return wanted
+
+    score, outlier = name_of(OUTPUTS[0]), name_of(OUTPUTS[1])
+    X, zero = name_of("outliers.X"), name_of("outliers.zero")
     nodes, pieces = [], list(numeric)
     for k, (name, cats) in enumerate(zip(categorical, categories, strict=True)):
         keys, values = list(cats), [float(i) for i in range(len(cats))]
         if MISSING_CATEGORY in cats:   # "" is imputed to (missing) before the one-hot
             keys.append("")
             values.append(float(cats.index(MISSING_CATEGORY)))
-        nodes.append(helper.make_node("LabelEncoder", [name], [f"cat_{k}"], domain="ai.onnx.ml",
+        code = name_of(f"outliers.code_{k}")
+        nodes.append(helper.make_node("LabelEncoder", [name], [code], domain="ai.onnx.ml",
                                       keys_strings=keys, values_floats=values,
                                       default_float=-1.0))
-        pieces.append(f"cat_{k}")
+        pieces.append(code)
     trees = _Trees()
     _add_forest(trees, forest, medians, [len(c) for c in categories])
     if bounds is not None:
@@ -110,16 +122,16 @@ def detector_onnx(detector: Any, features: list[Feature], input_names: list[str]
             if np.isfinite(lo) and np.isfinite(hi):
                 trees.range_tree(j, float(lo), float(hi))
     threshold, _ = _path_threshold(forest)
-    nodes += [helper.make_node("Concat", pieces, ["X"], axis=1),
-              trees.node("X", "score", base=-threshold),
-              helper.make_node("Less", ["score", "zero"], ["outlier"])]
+    nodes += [helper.make_node("Concat", pieces, [X], axis=1),
+              trees.node(X, score, base=-threshold),
+              helper.make_node("Less", [score, zero], [outlier])]
     inputs = [helper.make_tensor_value_info(
         n, TensorProto.FLOAT if f.kind == NUMERIC else TensorProto.STRING, [None, 1])
         for f, n in zip(features, input_names, strict=True)]
-    outputs = [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1]),
-               helper.make_tensor_value_info("outlier", TensorProto.BOOL, [None, 1])]
-    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
-    graph = helper.make_graph(nodes, "outliers", inputs, outputs, initializer=[zero])
+    outputs = [helper.make_tensor_value_info(score, TensorProto.FLOAT, [None, 1]),
+               helper.make_tensor_value_info(outlier, TensorProto.BOOL, [None, 1])]
+    graph = helper.make_graph(nodes, "outliers", inputs, outputs, initializer=[
+        helper.make_tensor(zero, TensorProto.FLOAT, [1], [0.0])])
     model = helper.make_model(graph, opset_imports=[
         helper.make_opsetid(domain, version) for domain, version in TARGET_OPSET.items()])
     model.ir_version = 8
@@ -299,7 +311,7 @@ def detector_parity(onnx_bytes: bytes, frame: Any, features: list[Feature],
 
     session = onnx_session(onnx_bytes)
     columns = {inp.name: f.name for inp, f in zip(session.get_inputs(), features, strict=True)}
-    score, flag = session.run(list(OUTPUTS), onnx_feeds(session, frame, columns))
+    score, flag = session.run(None, onnx_feeds(session, frame, columns))
     score = np.asarray(score, dtype=np.float64).reshape(-1)
     flag = np.asarray(flag, dtype=bool).reshape(-1)
     diff = np.abs(score - native)
