@@ -149,10 +149,7 @@ class Metrics:
         self.drift_detected.labels(model=model).set(1 if drift else 0)
         self.drift_checks.labels(model=model, drift="true" if drift else "false").inc()
 
-    def prediction(self, model: str, version: int, seconds: float, predictions: list[object],
-                   *, outliers: int | None = None) -> None:
-        """One scored request; ``outliers``: the rows its outlier detector flagged (None: the
-        version has no detector)."""
+    def prediction(self, model: str, version: int, seconds: float, predictions: list[object]) -> None:
         # label children kept at hand: labels() takes a lock and checks every label on
         # each call (~4 us each, three or more a predict request); the keys are few
         children = self._predict_children.get((model, version))
@@ -167,8 +164,6 @@ class Metrics:
         requests.inc()
         rows.inc(len(predictions))
         latency.observe(seconds)
-        if outliers is not None:
-            self._outlier_count(model, version, len(predictions), outliers)
         # classes, not a regression nor a vector a row (which would be a label per value)
         if predictions and not isinstance(predictions[0], float | list):
             counts = collections.Counter(map(str, predictions))  # counted in C
@@ -181,7 +176,9 @@ class Metrics:
                         classes[cls] = child
                 child.inc(n)
 
-    def _outlier_count(self, model: str, version: int, checked: int, flagged: int) -> None:
+    def outliers_checked(self, model: str, version: int, checked: int, flagged: int) -> None:
+        """Rows a version's outlier detector scored and flagged (as the prediction log writes
+        them)."""
         children = self._outlier_children.get((model, version))
         if children is None:
             v = str(version)

@@ -148,7 +148,8 @@ def build(settings: Settings) -> Appliance:
                               allow_private=settings.webhook_allow_private,
                               log_path=settings.home / "logs" / "alerts.jsonl")
         sessions = SessionCache(registry)
-        serving = PredictionService(store, sessions, PredictionLog(store), metrics, auditor)
+        plog = PredictionLog(store, on_outliers=metrics.outliers_checked)
+        serving = PredictionService(store, sessions, plog, metrics, auditor)
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours,
                            limits=LoginLimits(per_user=settings.login_failures_per_user,
                                               per_address=settings.login_failures_per_address,

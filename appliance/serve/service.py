@@ -34,6 +34,7 @@ from appliance.serve.columns import ColumnRecords, ColumnRow
 from appliance.serve.csvbody import CsvRecords
 from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, feeds_for, rows_of
 from appliance.serve.log import PredictionLog
+from appliance.serve.outliercheck import PendingCheck
 from appliance.serve.outputs import Probabilities, decode
 from appliance.serve.sessions import LoadedModel, SessionCache
 from appliance.store import predictions as q
@@ -82,8 +83,7 @@ class PredictionService:
             entries += self._shadow(model, routing.shadow, records, rows, request_ids, now)
         self.log.offer(entries)
         if self.metrics is not None:
-            self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions,
-                                    outliers=None if checks is None else sum(checks[0]))
+            self.metrics.prediction(model, loaded.version, latency_ms / 1000, predictions)
         answer: Prediction = {"model": model, "version": loaded.version, "route": role,
                               "predictions": predictions, "probabilities": probabilities,
                               "request_ids": request_ids}
@@ -244,13 +244,13 @@ class Routing:
         return cls(**out)
 
 
-Checks = tuple[list[bool], list[float]] | None  # outlier flags and scores, per row
 
 
 def _score(loaded: LoadedModel, records: Any, rows: list[Any]
-           ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]], Checks]:
-    """(predictions, probabilities, request ids, the rows as logged, outlier checks) from one
-    model; the checks are None for a version without an outlier detector.
+           ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]],
+                      PendingCheck | None]:
+    """(predictions, probabilities, request ids, the rows as logged, the outlier check the log
+    resolves) from one model; no check for a version without an outlier detector.
 
     A CSV body is typed by this model's own signature; an onnxruntime failure on
     input that passed the checks (a model that cannot score it) is a 422 naming
@@ -275,31 +275,26 @@ def _score(loaded: LoadedModel, records: Any, rows: list[Any]
     return predictions, probabilities, request_ids, rows, _outliers(loaded, feeds)
 
 
-def _outliers(loaded: LoadedModel, feeds: dict[str, Any]) -> Checks:
-    """The version's outlier detector on the tensors the model was fed (one more onnxruntime
-    run); None without a detector, or when it fails (logged: it never fails a prediction)."""
+def _outliers(loaded: LoadedModel, feeds: dict[str, Any]) -> PendingCheck | None:
+    """The version's outlier detector on the tensors the model was fed, run by the prediction
+    log's writer (``appliance.serve.outliercheck``), never on the request path."""
     if loaded.detector is None:
         return None
-    try:
-        score, flag = loaded.detector.run(None, feeds)
-    except Exception:  # onnxruntime raises its own types
-        log.exception("outlier scoring with %s v%s failed", loaded.model, loaded.version)
-        return None
-    return flag.ravel().tolist(), score.ravel().tolist()
+    return PendingCheck(loaded.model, loaded.version, loaded.detector, feeds)
 
 
 def _entries(model: str, version: int, request_ids: list[str], rows: list[Any],
-             predictions: list[Any], probabilities: Probabilities, checks: Checks,
+             predictions: list[Any], probabilities: Probabilities, check: PendingCheck | None,
              per_row: float, now: dt.datetime, role: str) -> list[Any]:
-    """The prediction log's entries for one scored request."""
-    if checks is None:
+    """The prediction log's entries for one scored request (with the check and the row's
+    index in it, for a version with an outlier detector)."""
+    if check is None:
         return [(rid, model, version, row, pred, None if probabilities is None
                  else probabilities[i], per_row, now, role)
                 for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions,
                                                          strict=True))]
-    flags, scores = checks
     return [(rid, model, version, row, pred, None if probabilities is None
-             else probabilities[i], per_row, now, role, flags[i], scores[i])
+             else probabilities[i], per_row, now, role, check, i)
             for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions,
                                                      strict=True))]
 

@@ -77,6 +77,7 @@ def test_metrics_count_checked_and_flagged_rows_per_version(api: Any,
     register_churn(appliance_app.registry)
     body = [*customers(10), out_of_range(customers(1, 3)[0])]
     assert api.post("/api/v1/models/churny/predict", json=body).status_code == 200
+    appliance_app.serving.log.flush()   # the writer scores and counts as it logs
 
     scrape = api.get("/metrics").text
 
