@@ -65,9 +65,16 @@ def test_train_job_registers_an_onnx_champion_with_a_card(customers: Any) -> Non
     assert {"roc_auc", "accuracy", "f1", "log_loss"} <= set(run["metrics"])
     assert run["dataset"] == "customers" and run["dataset_version"] == 1
     assert run["environment"]["packages"]["xgboost"]
-    assert {a["name"] for a in run["artifacts"]} == {"model.onnx", "holdout.parquet"}
+    # the outlier detector (issue 14) is a third artifact, named by the version
+    artifacts = {a["name"]: a for a in run["artifacts"]}
+    assert set(artifacts) == {"model.onnx", "holdout.parquet", "outliers.onnx"}
     version = customers.get("/api/v1/models/churn/versions/1").json()
     assert version["parity"]["passed"] and version["aliases"] == ["champion"]
+    assert version["outliers"]["sha256"] == artifacts["outliers.onnx"]["sha256"]
+    assert version["outliers"]["parity"]["passed"]
+    relations = {e["relation"] for e in customers.get("/api/v1/lineage/model:churn@1").json()
+                 ["upstream"]}
+    assert {"onnx_of", "outliers_of"} <= relations
     assert customers.get("/api/v1/models/churn/aliases/champion").json()["version"] == 1
     card = customers.get("/api/v1/models/churn/versions/1/card", params={"format": "md"}).text
     assert "Predict which customers leave" in card and "customers version 1" in card
