@@ -55,10 +55,9 @@ def resolve(entries: list[Any], on_checked: OnChecked | None = None) -> list[Any
                 out[i] = (*e[:9], None, None)
                 continue
             flags, scores, offsets = results
-            k = offsets[id(e[9])] + int(e[10])
-            flag = bool(flags[k])
-            flagged += flag
-            out[i] = (*e[:9], flag, float(scores[k]))
+            k = offsets[id(e[9])] + e[10]
+            flagged += flags[k]
+            out[i] = (*e[:9], flags[k], scores[k])
         if results is not None and on_checked is not None:
             first = checks[0]
             try:
@@ -68,7 +67,8 @@ def resolve(entries: list[Any], on_checked: OnChecked | None = None) -> list[Any
     return out
 
 
-def _run(checks: list[PendingCheck]) -> tuple[Any, Any, dict[int, int]] | None:
+def _run(checks: list[PendingCheck]
+         ) -> tuple[list[bool], list[float], dict[int, int]] | None:
     """(flags, scores, row offset of each check) from one detector run over all of them."""
     import numpy as np
 
@@ -83,4 +83,4 @@ def _run(checks: list[PendingCheck]) -> tuple[Any, Any, dict[int, int]] | None:
     except Exception:  # onnxruntime raises its own types; the rows are logged unchecked
         log.exception("outlier scoring with %s v%s failed", checks[0].model, checks[0].version)
         return None
-    return flag.reshape(-1), score.reshape(-1), offsets
+    return flag.reshape(-1).tolist(), score.reshape(-1).tolist(), offsets
