@@ -244,8 +244,6 @@ class Routing:
         return cls(**out)
 
 
-
-
 def _score(loaded: LoadedModel, records: Any, rows: list[Any]
            ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]],
                       PendingCheck | None]:
