@@ -4,11 +4,40 @@ versions without a detector (older ones, uploads) are served as before."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from appliance_test_support import logged_in, make_settings
 from outlier_model import customers, out_of_range, register_churn
 from sqlalchemy import text
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    """(a TestClient logged in as admin, its in-process appliance), shared by the module:
+    each test registers a model of its own."""
+    from fastapi.testclient import TestClient
+
+    from appliance.api.app import create_app
+    from appliance.runtime import build
+
+    app = build(make_settings(tmp_path_factory.mktemp("outliers") / "home"))
+    try:
+        with TestClient(create_app(app)) as client:
+            yield logged_in(client), app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def api(served: tuple[Any, Any]) -> Any:
+    return served[0]
+
+
+@pytest.fixture
+def appliance_app(served: tuple[Any, Any]) -> Any:
+    return served[1]
 
 
 def logged(app: Any, model: str) -> list[tuple[Any, ...]]:
@@ -39,13 +68,13 @@ def test_predict_logs_the_outlier_flag_and_score_of_every_row(api: Any,
 
 def test_outliers_route_reports_share_per_version_series_and_examples(
         api: Any, appliance_app: Any) -> None:
-    register_churn(appliance_app.registry)
+    register_churn(appliance_app.registry, "churn-report")
     odd = out_of_range(customers(1, 9)[0])
     long_text = {**customers(1, 11)[0], "plan": "p" * 500, "age": -5000}
     body = [*customers(30), {**odd, "request_id": "odd"}, {**long_text, "request_id": "long"}]
-    assert api.post("/api/v1/models/churny/predict", json=body).status_code == 200
+    assert api.post("/api/v1/models/churn-report/predict", json=body).status_code == 200
 
-    report = api.get("/api/v1/models/churny/outliers",
+    report = api.get("/api/v1/models/churn-report/outliers",
                      params={"window_hours": 1, "bucket_hours": 0.5}).json()
 
     assert report["rows"] == report["checked"] == 32
@@ -74,16 +103,17 @@ def test_a_version_without_a_detector_is_served_and_counted_as_unchecked(
 
 def test_metrics_count_checked_and_flagged_rows_per_version(api: Any,
                                                             appliance_app: Any) -> None:
-    register_churn(appliance_app.registry)
+    register_churn(appliance_app.registry, "churn-metrics")
     body = [*customers(10), out_of_range(customers(1, 3)[0])]
-    assert api.post("/api/v1/models/churny/predict", json=body).status_code == 200
+    assert api.post("/api/v1/models/churn-metrics/predict", json=body).status_code == 200
     appliance_app.serving.log.flush()   # the writer scores and counts as it logs
 
     scrape = api.get("/metrics").text
 
-    assert 'appliance_prediction_outlier_checks_total{model="churny",version="1"} 11.0' in scrape
+    assert ('appliance_prediction_outlier_checks_total{model="churn-metrics",version="1"} 11.0'
+            in scrape)
     flagged = [line for line in scrape.splitlines()
-               if line.startswith('appliance_prediction_outliers_total{model="churny"')]
+               if line.startswith('appliance_prediction_outliers_total{model="churn-metrics"')]
     assert len(flagged) == 1 and float(flagged[0].split()[-1]) >= 1
 
 
@@ -91,9 +121,8 @@ def test_metrics_count_checked_and_flagged_rows_per_version(api: Any,
                                                ({"window_hours": 2, "bucket_hours": 3},
                                                 "bucket_hours"),
                                                ({"examples": 500}, "examples")])
-def test_outliers_route_refuses_bad_windows(api: Any, appliance_app: Any,
-                                            params: dict[str, Any], field: str) -> None:
-    register_churn(appliance_app.registry)
+def test_outliers_route_refuses_bad_windows(api: Any, params: dict[str, Any],
+                                            field: str) -> None:
     resp = api.get("/api/v1/models/churny/outliers", params=params)
     assert resp.status_code in (400, 422), resp.text
     assert field in resp.text
