@@ -39,6 +39,7 @@ class Metrics:
         Gauge("appliance_build_info", "Always 1; the running appliance's version",
               ["version"], registry=self.registry).labels(version=__version__).set(1)
         self._predict_children: dict[tuple[str, int], tuple[Any, Any, Any, dict[str, Any]]] = {}
+        self._outlier_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.ingest_files = Counter(
             "appliance_ingest_files", "Inbox and uploaded files taken, by outcome",
             ["outcome"], registry=self.registry,
@@ -86,6 +87,16 @@ class Metrics:
         self.predictions_by_class = Counter(
             "appliance_predictions", "Predictions by model, version and predicted class",
             ["model", "version", "cls"], registry=self.registry,
+        )
+        self.outlier_checks = Counter(
+            "appliance_prediction_outlier_checks",
+            "Rows scored by their version's outlier detector, by model and version",
+            ["model", "version"], registry=self.registry,
+        )
+        self.outliers = Counter(
+            "appliance_prediction_outliers",
+            "Rows the outlier detector flagged, by model and version",
+            ["model", "version"], registry=self.registry,
         )
         self.alias_moves = Counter(
             "appliance_alias_moves", "Alias moves by model, alias and action (set, rollback, "
@@ -164,6 +175,19 @@ class Metrics:
                     if len(classes) < _MAX_CHILDREN:
                         classes[cls] = child
                 child.inc(n)
+
+    def outliers_checked(self, model: str, version: int, checked: int, flagged: int) -> None:
+        """Rows a version's outlier detector scored and flagged (as the prediction log writes
+        them)."""
+        children = self._outlier_children.get((model, version))
+        if children is None:
+            v = str(version)
+            children = (self.outlier_checks.labels(model=model, version=v),
+                        self.outliers.labels(model=model, version=v))
+            if len(self._outlier_children) < _MAX_CHILDREN:
+                self._outlier_children[(model, version)] = children
+        children[0].inc(checked)
+        children[1].inc(flagged)  # 0 too: the series exists from the first check
 
     def ingest_outcome(self, outcome: str, seconds: float) -> None:
         self.ingest_files.labels(outcome=outcome).inc()

@@ -45,6 +45,7 @@ from appliance.metrics import Metrics
 from appliance.monitor.alerts import AlertService
 from appliance.monitor.canary import CanaryService
 from appliance.monitor.drift import DriftService
+from appliance.monitor.outliers import OutlierService
 from appliance.monitor.traffic import TrafficService
 from appliance.privacy.erasure import ErasureService
 from appliance.privacy.retention import RetentionService
@@ -86,6 +87,7 @@ class Appliance:
     drift: DriftService
     traffic: TrafficService
     canary: CanaryService
+    outliers: OutlierService
     lineage: LineageService
     scheduler: Scheduler
     jobs: JobService
@@ -153,7 +155,8 @@ def build(settings: Settings) -> Appliance:
                               allow_private=settings.webhook_allow_private,
                               log_path=settings.home / "logs" / "alerts.jsonl")
         sessions = SessionCache(registry)
-        serving = PredictionService(store, sessions, PredictionLog(store), metrics, auditor)
+        plog = PredictionLog(store, on_outliers=metrics.outliers_checked)
+        serving = PredictionService(store, sessions, plog, metrics, auditor)
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours,
                            limits=LoginLimits(per_user=settings.login_failures_per_user,
                                               per_address=settings.login_failures_per_address,
@@ -204,6 +207,7 @@ def build(settings: Settings) -> Appliance:
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
         canary=canary,
+        outliers=OutlierService(store, registry, flush=serving.log.flush),
         lineage=LineageService(store),
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,

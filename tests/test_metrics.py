@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from appliance_test_support import logged_in, make_settings, tiny_onnx
+from outlier_model import customers, out_of_range, register_churn
 
 REPO = Path(__file__).resolve().parents[1]
 OPS = REPO / "docs" / "operations"
@@ -102,6 +103,10 @@ def families(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             assert api.post("/api/v1/models/iris/feedback", json=labels).status_code == 200
             assert api.get("/api/v1/models/iris/performance").status_code == 200
             assert api.post("/api/v1/models/ghost/predict", json=rows[:1]).status_code == 404
+            register_churn(app.registry)   # a version with an outlier detector
+            assert api.post("/api/v1/models/churny/predict",
+                            json=[out_of_range(r) for r in customers(2)]).status_code == 200
+            app.serving.log.flush()   # outliers are scored and counted as the log is written
             assert app.jobs.run_here("housekeeping.checkpoint", by=SYSTEM).status == "succeeded"
             # Drift and live metrics need a model trained here (tests/monitor, tests/jobs run
             # those for real); their events are what the service publishes.
@@ -148,6 +153,8 @@ def test_scrape_counts_what_the_traffic_did(families: dict[str, Any]) -> None:
     assert value("appliance_predict_requests", model="iris", version="1") == 1
     assert value("appliance_predict_rows", model="iris") == 10
     assert value("appliance_predictions", model="iris") == 10
+    assert value("appliance_prediction_outlier_checks", model="churny", version="1") == 2
+    assert value("appliance_prediction_outliers", model="churny", version="1") == 2
     assert value("appliance_ingest_files", outcome="accepted") == 1
     assert value("appliance_ingest_refusals", dataset="people", reason="duplicate") == 1
     assert value("appliance_alias_moves", model="iris", alias="champion") == 1
@@ -234,7 +241,8 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool is not in
                                     "(Debian: apt-get install prometheus)")
 
 # promtool's rule unit tests: a first refusal fires at once (increase() alone would miss it),
-# a duplicate never; a 5xx share over 1% fires after 5 minutes; a failing job fires.
+# a duplicate never; a 5xx share over 1% fires after 5 minutes; a failing job fires; an
+# outlier share over 5% fires after 15 minutes, never on a calm or a quiet model.
 RULE_TESTS = {
     "rule_files": ["alerts.rules.yml"],
     "evaluation_interval": "1m",
@@ -251,6 +259,20 @@ RULE_TESTS = {
                        'route="/x",status="500"}', "values": "0+10x30"},
             {"series": 'appliance_job_failing{instance="a",name="train.churn",kind="train"}',
              "values": "0 0 1 1 1"},
+            # churn: 10% of 100 checked rows a minute are outliers; calm: 1%; quiet: 1 of 2
+            # rows an hour (too few to judge)
+            {"series": 'appliance_prediction_outlier_checks_total{instance="a",model="churn",'
+                       'version="1"}', "values": "0+100x60"},
+            {"series": 'appliance_prediction_outliers_total{instance="a",model="churn",'
+                       'version="1"}', "values": "0+10x60"},
+            {"series": 'appliance_prediction_outlier_checks_total{instance="a",model="calm",'
+                       'version="2"}', "values": "0+100x60"},
+            {"series": 'appliance_prediction_outliers_total{instance="a",model="calm",'
+                       'version="2"}', "values": "0+1x60"},
+            {"series": 'appliance_prediction_outlier_checks_total{instance="a",model="quiet",'
+                       'version="1"}', "values": "0 0 1 1 2x57"},
+            {"series": 'appliance_prediction_outliers_total{instance="a",model="quiet",'
+                       'version="1"}', "values": "0 0 0 0 1x57"},
         ],
         "alert_rule_test": [
             {"eval_time": "12m", "alertname": "ApplianceIngestRefusals", "exp_alerts": [{
@@ -272,6 +294,14 @@ RULE_TESTS = {
                     "summary": "job train.churn (train) failed with no retry left",
                     "description": "It resolves after the next successful run; see "
                                    "`appliance jobs runs train.churn`."}}]},
+            {"eval_time": "10m", "alertname": "ApplianceOutlierShareHigh", "exp_alerts": []},
+            {"eval_time": "30m", "alertname": "ApplianceOutlierShareHigh", "exp_alerts": [{
+                "exp_labels": {"severity": "warning", "instance": "a", "model": "churn"},
+                "exp_annotations": {
+                    "summary": "10% of churn's inputs are outliers",
+                    "description": "Its detector expects about its contamination (see the "
+                                   "model version's outliers); examples: `appliance outliers "
+                                   "churn` or the console's Monitoring page."}}]},
         ],
     }],
 }

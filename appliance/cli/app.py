@@ -255,11 +255,20 @@ def audit_reanchor(
 
 
 def _add_registry_verbs() -> None:
-    from appliance.cli.registry import drift, jobs_app, models_app, predict, runs_app, train
+    from appliance.cli.registry import (
+        drift,
+        jobs_app,
+        models_app,
+        outliers,
+        predict,
+        runs_app,
+        train,
+    )
 
     app.command("train")(train)
     app.command("predict")(predict)
     app.command("drift")(drift)
+    app.command("outliers")(outliers)
     app.add_typer(runs_app, name="runs")
     app.add_typer(models_app, name="models")
     app.add_typer(jobs_app, name="jobs")

@@ -60,6 +60,7 @@ class Backend(Protocol):
     def explain_request(self, request_id: str, method: str | None) -> dict[str, Any]: ...
     def explain_rows(self, name: str, body: list[dict[str, Any]] | bytes, alias: str | None,
                      version: int | None, method: str | None) -> list[dict[str, Any]]: ...
+    def outliers(self, name: str, window_hours: float, examples: int) -> dict[str, Any]: ...
     def jobs(self) -> dict[str, Any]: ...
     def job_runs(self, job_id: str, status: str | None, limit: int) -> dict[str, Any]: ...
     def job_run(self, job_id: str, run_id: str) -> dict[str, Any]: ...
@@ -172,6 +173,11 @@ class RemoteBackend:
         if dataset_version is not None:
             body["dataset_version"] = dataset_version
         out: dict[str, Any] = self.client.post(f"/monitor/{name}/drift", json=body)
+        return out
+
+    def outliers(self, name: str, window_hours: float, examples: int) -> dict[str, Any]:
+        out: dict[str, Any] = self.client.get(f"/models/{quote(name, safe='')}/outliers",
+                                              window_hours=window_hours, examples=examples)
         return out
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
@@ -323,6 +329,10 @@ class LocalBackend:
         return self.app.drift.check(name, window_hours=window_hours,
                                     dataset_version=dataset_version,
                                     by=self.who).model_dump(mode="json")
+
+    def outliers(self, name: str, window_hours: float, examples: int) -> dict[str, Any]:
+        return self.app.outliers.report(name, window_hours=window_hours, bucket_hours=min(
+            1.0, window_hours), examples=examples).model_dump(mode="json")
 
     def predict(self, name: str, records: list[dict[str, Any]], alias: str | None,
                 version: int | None) -> dict[str, Any]:

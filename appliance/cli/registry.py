@@ -235,6 +235,19 @@ def drift(
         raise typer.Exit(1)
 
 
+def outliers(
+    model: str,
+    window_hours: Annotated[float, typer.Option(help="Prediction-log window to read.")] = 24.0,
+    examples: Annotated[int, typer.Option(min=0, max=200,
+                                          help="Most outlying rows to show.")] = 10,
+    as_json: Json = False,
+    home: Home = None,
+) -> None:
+    """The share of recent inputs the model's outlier detectors flagged, with examples."""
+    show(call(home, lambda backend: backend.outliers(model, window_hours, examples)), as_json,
+         views.outlier_report)
+
+
 jobs_app = typer.Typer(help="Scheduled jobs: schedules, the run ledger, run-now, pause, resume.",
                        no_args_is_help=True)
 

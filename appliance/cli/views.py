@@ -112,6 +112,27 @@ def predict_result(out: dict[str, Any]) -> list[Any]:
     return [record(out, title="predictions written")]
 
 
+def outlier_report(report: dict[str, Any]) -> list[Any]:
+    share = report.get("share")
+    head = record({**{k: report.get(k) for k in ("model", "window_hours", "rows", "checked",
+                                                 "outliers")},
+                   "share": None if share is None else f"{share:.2%}"},
+                  title=f"outliers of {report.get('model')}")
+    out = [head, rows(report.get("versions") or [], ("version", "rows", "checked", "outliers",
+                                                     "share", "contamination"),
+                      title="per version")]
+    examples = [{"request_id": e["request_id"], "version": e["version"], "score": e["score"],
+                 "inputs": ", ".join(f"{k}={v}" for k, v in e["inputs"].items())[:200]}
+                for e in report.get("examples") or []]
+    if examples:
+        out.append(rows(examples, ("request_id", "version", "score", "inputs"),
+                        title="most outlying rows"))
+    elif not report.get("checked"):
+        out.append(text("No served row was checked: versions trained before outlier detection "
+                        "(or with outliers: {enabled: false}) have no detector.", "yellow"))
+    return out
+
+
 def drift_report(report: dict[str, Any]) -> list[Any]:
     verdict = "drift found" if report.get("drift") else "no drift"
     head = record({k: report.get(k) for k in ("id", "drift", "drifted_columns",

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from appliance.domain.outliers import OutlierDetector
 from appliance.domain.results import Timestamp, is_none
 from appliance.errors import InvalidName
 
@@ -119,6 +120,8 @@ class ModelVersion(BaseModel):
     aliases: list[str] = Field(description="the aliases pointing at this version")
     created_by: str
     created_at: Timestamp
+    outliers: OutlierDetector | None = Field(
+        default=None, description="its outlier detector; null for a version without one")
 
     def input_columns(self) -> list[str]:
         """The raw columns that feed the model's inputs, in input order, once each."""

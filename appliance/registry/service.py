@@ -18,6 +18,7 @@ from appliance.domain.cards import CardEdge, ModelCard
 from appliance.domain.events import AliasMoved
 from appliance.domain.lineage import alias_node, artifact_node, model_node, run_node, version_node
 from appliance.domain.names import check_dataset_name
+from appliance.domain.outliers import OutlierDetector
 from appliance.domain.principal import Principal
 from appliance.domain.privacy import ErasureNote
 from appliance.domain.registry import (
@@ -74,10 +75,12 @@ class RegistryService:
         facts: dict[str, Any] | None = None,
         status: VersionStatus = VersionStatus.ready,
         checked: Any = None,
+        outlier_onnx: bytes | None = None,
     ) -> ModelVersion:
         """Store the ONNX file (content-addressed) and record a new version.
 
         ``checked`` is the parsed model when the caller has already checked these bytes.
+        ``outlier_onnx`` is the version's outlier detector (its facts in ``facts["outliers"]``).
         """
         from appliance.train.child.export import check_onnx_bytes, signature_of
 
@@ -86,6 +89,10 @@ class RegistryService:
         proto = checked if checked is not None else check_onnx_bytes(onnx_bytes)
         signature = signature or signature_of(proto)
         art = self.artifacts.put_bytes(onnx_bytes)
+        detector = None
+        if outlier_onnx is not None:
+            check_onnx_bytes(outlier_onnx)
+            detector = self.artifacts.put_bytes(outlier_onnx)
         actor = by.actor if isinstance(by, Principal) else by
         with self.store.write() as s:
             m = q.get_or_create_model(s, model)
@@ -95,11 +102,15 @@ class RegistryService:
                 task=task, onnx_sha256=art.sha256, onnx_size=art.size, signature=signature,
                 parity=parity, metrics=metrics, fairness=fairness, dataset=dataset,
                 dataset_version=dataset_version, card=facts or {}, created_by=actor,
+                outlier_sha256=detector.sha256 if detector else None,
             ))
             node = model_node(model, number)
             if run_id is not None:
                 lq.add_edge(s, src=run_node(run_id), dst=node, relation="registered_as")
             lq.add_edge(s, src=artifact_node(art.sha256), dst=node, relation="onnx_of")
+            if detector is not None:
+                lq.add_edge(s, src=artifact_node(detector.sha256), dst=node,
+                            relation="outliers_of")
             self.auditor.record(s, by, "model.version.create", node,
                                 after={"onnx_sha256": art.sha256, "status": row.status,
                                        "run_id": str(run_id) if run_id else None})
@@ -162,6 +173,11 @@ class RegistryService:
         """The version's ONNX file, refused if its bytes no longer match the stored sha256."""
         sha = self.version(name, number).onnx_sha256
         return self.artifacts.read_bytes(sha)
+
+    def outlier_onnx(self, name: str, number: int) -> bytes | None:
+        """The version's outlier detector (sha256 checked), or None when it has none."""
+        detector = self.version(name, number).outliers
+        return None if detector is None else self.artifacts.read_bytes(detector.sha256)
 
     def version_of_run(self, run_id: uuid.UUID | str) -> ModelVersionRef | None:
         """Which model version a run registered, if any (a run registers at most one)."""
@@ -338,6 +354,8 @@ def _version_public(name: str, v: ModelVersionRow, aliases: dict[str, int]) -> M
         dataset=v.dataset, dataset_version=v.dataset_version,
         aliases=sorted(a for a, n in aliases.items() if n == v.number),
         created_by=v.created_by, created_at=v.created_at,
+        outliers=OutlierDetector.from_facts(v.outlier_sha256, facts.get("outliers"))
+        if v.outlier_sha256 else None,
     )
 
 

@@ -1,7 +1,8 @@
 """The prediction log: a bounded in-memory queue drained by one writer thread.
 
 Requests only ``offer`` entries; the writer appends them to the store in
-batches. When the queue is full the API sheds load with 503 (``Overloaded``)
+batches, running the outlier detectors of the batch's rows first
+(``appliance.serve.outliercheck``). When the queue is full the API sheds load with 503 (``Overloaded``)
 instead of growing memory.
 
 The writer shares the GIL with the event loop. Each flush has a fixed cost
@@ -22,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from appliance.errors import Overloaded
+from appliance.serve.outliercheck import OnChecked, resolve
 from appliance.store import predictions as q
 from appliance.store.db import Store
 from appliance.store.predictions import PredictionEntry
@@ -31,8 +33,10 @@ log = logging.getLogger(__name__)
 
 class PredictionLog:
     def __init__(self, store: Store, *, capacity: int = 50_000, batch: int = 1000,
-                 interval_s: float = 0.25, switch_interval_s: float | None = 0.0002) -> None:
+                 interval_s: float = 0.25, switch_interval_s: float | None = 0.0002,
+                 on_outliers: OnChecked | None = None) -> None:
         self.store = store
+        self.on_outliers = on_outliers  # counts each batch's outlier checks (metrics)
         self.capacity = capacity
         self.batch = batch
         self.interval_s = interval_s
@@ -101,6 +105,7 @@ class PredictionLog:
             entries = self._take(self.batch)
             if entries:
                 try:
+                    entries = resolve(entries, self.on_outliers)  # outlier checks, batched
                     with self.store.write() as s:
                         q.append_predictions(s, entries)
                 except Exception:

@@ -34,6 +34,7 @@ from appliance.serve.columns import ColumnRecords, ColumnRow
 from appliance.serve.csvbody import CsvRecords
 from appliance.serve.feeds import MAX_ROWS, REQUEST_ID, ROWS, feeds_for, rows_of
 from appliance.serve.log import PredictionLog
+from appliance.serve.outliercheck import PendingCheck
 from appliance.serve.outputs import Probabilities, decode
 from appliance.serve.sessions import LoadedModel, SessionCache
 from appliance.store import predictions as q
@@ -72,15 +73,12 @@ class PredictionService:
             loaded, role = self.sessions.resolve(model, version=routing.canary), "canary"
         else:
             loaded = self.sessions.resolve(model, alias=alias, version=version)
-        predictions, probabilities, request_ids, rows = _score(loaded, records, rows)
+        predictions, probabilities, request_ids, rows, checks = _score(loaded, records, rows)
         latency_ms = (time.perf_counter() - started) * 1000
         now = dt.datetime.now(dt.UTC)
         per_row = latency_ms / len(rows)
-        entries = [
-            (rid, model, loaded.version, row, pred, None if probabilities is None
-             else probabilities[i], per_row, now, role)
-            for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions, strict=True))
-        ]
+        entries = _entries(model, loaded.version, request_ids, rows, predictions, probabilities,
+                           checks, per_row, now, role)
         if routing is not None and routing.shadow is not None:
             entries += self._shadow(model, routing.shadow, records, rows, request_ids, now)
         self.log.offer(entries)
@@ -97,14 +95,13 @@ class PredictionService:
         started = time.perf_counter()
         try:
             shadow = self.sessions.resolve(model, version=version)
-            preds, proba, _, rows = _score(shadow, records, rows)
+            preds, proba, _, rows, checks = _score(shadow, records, rows)
         except Exception:  # a broken shadow must never break the primary answer
             log.exception("shadow scoring with %s v%s failed", model, version)
             return []
         per_row = (time.perf_counter() - started) * 1000 / len(rows)
-        return [(rid, model, shadow.version, row, p, None if proba is None else proba[i],
-                 per_row, now, "shadow")
-                for i, (rid, row, p) in enumerate(zip(request_ids, rows, preds, strict=True))]
+        return _entries(model, shadow.version, request_ids, rows, preds, proba, checks, per_row,
+                        now, "shadow")
 
     # -- routing -------------------------------------------------------------------
 
@@ -248,8 +245,10 @@ class Routing:
 
 
 def _score(loaded: LoadedModel, records: Any, rows: list[Any]
-           ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]]]:
-    """(predictions, probabilities, request ids, the rows as logged) from one model.
+           ) -> tuple[list[Any], Probabilities, list[str], list[dict[str, Any]],
+                      PendingCheck | None]:
+    """(predictions, probabilities, request ids, the rows as logged, the outlier check the log
+    resolves) from one model; no check for a version without an outlier detector.
 
     A CSV body is typed by this model's own signature; an onnxruntime failure on
     input that passed the checks (a model that cannot score it) is a 422 naming
@@ -271,7 +270,31 @@ def _score(loaded: LoadedModel, records: Any, rows: list[Any]
             f"{str(exc)[:300]}", detail={"model": loaded.model,
                                          "version": loaded.version}) from exc
     predictions, probabilities = decode(loaded, outputs, len(rows))
-    return predictions, probabilities, request_ids, rows
+    return predictions, probabilities, request_ids, rows, _outliers(loaded, feeds)
+
+
+def _outliers(loaded: LoadedModel, feeds: dict[str, Any]) -> PendingCheck | None:
+    """The version's outlier detector on the tensors the model was fed, run by the prediction
+    log's writer (``appliance.serve.outliercheck``), never on the request path."""
+    if loaded.detector is None:
+        return None
+    return PendingCheck(loaded.model, loaded.version, loaded.detector, feeds)
+
+
+def _entries(model: str, version: int, request_ids: list[str], rows: list[Any],
+             predictions: list[Any], probabilities: Probabilities, check: PendingCheck | None,
+             per_row: float, now: dt.datetime, role: str) -> list[Any]:
+    """The prediction log's entries for one scored request (with the check and the row's
+    index in it, for a version with an outlier detector)."""
+    if check is None:
+        return [(rid, model, version, row, pred, None if probabilities is None
+                 else probabilities[i], per_row, now, role)
+                for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions,
+                                                         strict=True))]
+    return [(rid, model, version, row, pred, None if probabilities is None
+             else probabilities[i], per_row, now, role, check, i)
+            for i, (rid, row, pred) in enumerate(zip(request_ids, rows, predictions,
+                                                     strict=True))]
 
 
 def roc_auc(pairs: list[tuple[float, bool]]) -> float | None:

@@ -9,6 +9,7 @@ state or waits for a load.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,6 +19,7 @@ from appliance.domain.registry import CHAMPION, check_alias
 from appliance.errors import NotFound
 from appliance.registry.service import RegistryService
 
+log = logging.getLogger(__name__)
 FAST_KINDS = frozenset({"float", "double", "string", "int64"})
 UNKNOWN = -1  # a dimension of no fixed size after the batch: such an input cannot be fed
 
@@ -60,6 +62,7 @@ class LoadedModel:
     outputs: tuple[str, ...]
     classes: tuple[Any, ...] | None
     reading: Outputs | None = None  # None: the appliance's own export (label index, proba)
+    detector: Any = None  # the outlier detector's session (same inputs), if the version has one
 
     @cached_property
     def columns(self) -> frozenset[str]:  # cached: asked on every request
@@ -140,7 +143,8 @@ class SessionCache:
             meta = session.get_modelmeta().custom_metadata_map
             columns = _json(meta.get("appliance.columns"), {})
             classes = _json(meta.get("appliance.classes"), None)
-            features = _features(self.registry.version(model, version).signature)
+            record = self.registry.version(model, version)
+            features = _features(record.signature)
             inputs = tuple(
                 Input(i.name, str(columns.get(i.name, i.name)) if isinstance(columns, dict)
                       else i.name, _kind(i.type), _row_shape(i.shape), features.get(i.name))
@@ -148,12 +152,39 @@ class SessionCache:
             )
             outputs = session.get_outputs()
             classes_known = isinstance(classes, list)
+            detector = None
+            if record.outliers is not None:
+                detector = _detector(self.registry.outlier_onnx(model, version), session,
+                                     options, model, version)
             loaded = LoadedModel(model, version, session, inputs,
                                  tuple(o.name for o in outputs),
                                  tuple(classes) if classes_known else None,
-                                 None if classes_known else _reading(outputs))
+                                 None if classes_known else _reading(outputs), detector)
             self._sessions[(model, version)] = loaded
             return loaded
+
+
+def _detector(data: bytes | None, session: Any, options: Any, model: str, version: int) -> Any:
+    """The outlier detector's session, when it takes exactly the model's inputs (it is fed the
+    model's tensors) and answers a score and a flag; else None, and the version is served
+    without outlier scoring."""
+    import onnxruntime as ort
+
+    if data is None:
+        return None
+    try:
+        detector = ort.InferenceSession(data, sess_options=options,
+                                        providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime raises its own types; serving goes on without it
+        log.exception("%s v%s: the outlier detector does not load", model, version)
+        return None
+    want = {(i.name, i.type) for i in session.get_inputs()}
+    if {(i.name, i.type) for i in detector.get_inputs()} != want or \
+            [o.type for o in detector.get_outputs()] != ["tensor(float)", "tensor(bool)"]:
+        log.warning("%s v%s: the outlier detector's inputs or outputs do not fit the model; "
+                    "served without outlier scoring", model, version)
+        return None
+    return detector
 
 
 def _kind(onnx_type: str) -> str:

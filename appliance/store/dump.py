@@ -199,6 +199,7 @@ def _referenced_parquet(conn: Connection) -> list[str]:
 def _referenced_artifacts(conn: Connection) -> list[str]:
     rows = conn.execute(text(
         "SELECT sha256 FROM run_artifacts UNION SELECT onnx_sha256 FROM model_versions "
+        "UNION SELECT outlier_sha256 FROM model_versions WHERE outlier_sha256 IS NOT NULL "
         "ORDER BY 1"))
     return [str(r[0]) for r in rows]
 

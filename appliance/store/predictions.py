@@ -13,8 +13,10 @@ from sqlmodel import Session
 from appliance.store import dialect
 from appliance.store.dialect import Duck
 
-# request_id, model, version, inputs, prediction, probabilities, latency_ms, at, role
-PredictionEntry = tuple[str, str, int, Any, Any, Any, float, dt.datetime, str]
+# request_id, model, version, inputs, prediction, probabilities, latency_ms, at, role, and
+# for a version with an outlier detector: outlier (bool), outlier_score (float)
+PredictionEntry = (tuple[str, str, int, Any, Any, Any, float, dt.datetime, str]
+                   | tuple[str, str, int, Any, Any, Any, float, dt.datetime, str, Any, Any])
 
 
 def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
@@ -24,7 +26,11 @@ def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
         return
     import pyarrow as pa
 
-    rid, model, version, inputs, pred, proba, latency, at, role = zip(*entries, strict=True)
+    rid, model, version, inputs, pred, proba, latency, at, role = zip(
+        *(e[:9] for e in entries), strict=True)
+    checks: list[tuple[Any, ...]] = [e[9:11] for e in entries]   # () without a detector
+    flags = [None if not c or c[0] is None else bool(c[0]) for c in checks]
+    scores = [None if len(c) < 2 or c[1] is None else float(c[1]) for c in checks]
     batch = pa.table({
         "request_id": pa.array(rid, pa.string()),
         "model": pa.array(model, pa.string()),
@@ -39,6 +45,8 @@ def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
         "latency_ms": pa.array(latency, pa.float64()),
         "created_at": pa.array(at, pa.timestamp("us", tz="UTC")),
         "role": pa.array(role, pa.string()),
+        "outlier": pa.array(flags, pa.bool_()),
+        "outlier_score": pa.array(scores, pa.float64()),
     })
     dialect.of(s).append(s, "predictions", batch)
 

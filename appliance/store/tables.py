@@ -248,6 +248,7 @@ class ModelVersionRow(SQLModel, table=True):
     card: Any = _json()
     created_by: str = "system"
     created_at: dt.datetime = _ts()
+    outlier_sha256: str | None = None  # the outlier detector's ONNX (0014), if it has one
 
 
 class AliasEventRow(SQLModel, table=True):
@@ -280,6 +281,8 @@ class PredictionRow(SQLModel, table=True):
     latency_ms: float
     created_at: dt.datetime = _ts()
     role: str | None = "primary"  # primary | canary | shadow
+    outlier: bool | None = None  # the version's outlier detector flagged the row (0014)
+    outlier_score: float | None = None  # its score: negative is an outlier
 
 
 class LabelRow(SQLModel, table=True):

@@ -337,7 +337,7 @@ class TrainingService:
                                          in (trial.get("metrics") or {}).items()])
             self.runs.transition(child.id, RunStatus.succeeded)
         # the explanations' files (appliance.train.child.explainer) keep their explain/ path
-        for name in ("model.onnx", "holdout.parquet", *EXPLAIN_ARTIFACTS):
+        for name in ("model.onnx", "holdout.parquet", "outliers.onnx", *EXPLAIN_ARTIFACTS):
             path = out_dir / name
             if path.exists():
                 with path.open("rb") as fh:
@@ -353,8 +353,10 @@ class TrainingService:
             gate = gate.model_copy(update={"held_because": override})
         status = (VersionStatus.pending_approval
                   if gate.passed and spec.promote.require_approval else VersionStatus.ready)
+        detector = out_dir / "outliers.onnx"
         version = self.registry.register(
             model=spec.name, onnx_bytes=(out_dir / "model.onnx").read_bytes(),
+            outlier_onnx=detector.read_bytes() if detector.is_file() else None,
             flavor=str(result.get("flavor")), task=result.get("task"), run_id=run_id,
             signature=result.get("signature"), parity=parity, metrics=metrics,
             fairness=result.get("fairness"), dataset=spec.dataset,
@@ -363,6 +365,7 @@ class TrainingService:
                    "contract_version": self.datasets.version(
                        spec.dataset, plan.dataset_version).contract_version,
                    "gate": gate.model_dump(), "importances": result.get("importances"),
+                   "outliers": result.get("outliers"),
                    "warnings": [str(w) for w in result.get("warnings") or []]},
         )
         failpoint("train.after_register")

@@ -132,6 +132,16 @@ class FairnessSpec(_Strict):
     max_equalized_odds_difference: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+class OutliersSpec(_Strict):
+    """The outlier detector fitted beside the model (docs/reference/jobs.md, "Outliers"): an
+    isolation forest flagging ``contamination`` of the training rows, plus numbers farther
+    than ``range_margin`` x their training range outside it (null: no range rule)."""
+
+    enabled: bool = True
+    contamination: float = Field(default=0.01, gt=0.0, le=0.5)
+    range_margin: float | None = Field(default=0.5, ge=0.0)
+
+
 class TrainSchedule(_Strict):
     """When the job trains: on new data for its dataset, on a cron line, or every interval."""
 
@@ -207,6 +217,7 @@ class JobSpec(_Strict):
     search: SearchSpec | None = None
     promote: PromoteSpec = Field(default_factory=PromoteSpec)
     fairness: FairnessSpec | None = None
+    outliers: OutliersSpec = Field(default_factory=OutliersSpec)
     schedule: ScheduleSpec | None = None
     description: str | None = None
     limitations: list[str] = Field(default_factory=list)

@@ -82,3 +82,23 @@ def test_migrate_0012_on_an_empty_store_seeds_no_experiment(tmp_path: Path) -> N
     finally:
         store.close()
     assert rows[0][0] == 0
+
+
+def test_migrate_0014_leaves_old_predictions_and_versions_without_outlier_data(
+        tmp_path: Path) -> None:
+    store = _store_at(tmp_path, 12)
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    try:
+        with store._engine().begin() as conn:
+            conn.execute(text(
+                "INSERT INTO predictions (request_id, model, version, inputs, prediction, "
+                "latency_ms, created_at) VALUES ('old', 'churn', 1, '{}', '1', 0.5, :at)"),
+                {"at": at})
+        assert 14 in apply_migrations(store._engine(), store.db_path)
+        rows = store.execute("SELECT request_id, outlier, outlier_score FROM predictions")
+        columns = store.execute("SELECT column_name FROM information_schema.columns "
+                                "WHERE table_name = 'model_versions'")
+    finally:
+        store.close()
+    assert [tuple(r) for r in rows] == [("old", None, None)]
+    assert "outlier_sha256" in {r[0] for r in columns}

@@ -66,11 +66,18 @@ def test_train_job_registers_an_onnx_champion_with_a_card(customers: Any) -> Non
     assert run["dataset"] == "customers" and run["dataset_version"] == 1
     assert run["environment"]["packages"]["xgboost"]
     # an XGBoost run also keeps what its explanations need (appliance.train.child.explainer)
-    assert {a["name"] for a in run["artifacts"]} == {
-        "model.onnx", "holdout.parquet", "explain/background.parquet",
+    # and its outlier detector (issue 14), named by the version
+    artifacts = {a["name"]: a for a in run["artifacts"]}
+    assert set(artifacts) == {
+        "model.onnx", "holdout.parquet", "outliers.onnx", "explain/background.parquet",
         "explain/preprocess.json", "explain/booster.json"}
     version = customers.get("/api/v1/models/churn/versions/1").json()
     assert version["parity"]["passed"] and version["aliases"] == ["champion"]
+    assert version["outliers"]["sha256"] == artifacts["outliers.onnx"]["sha256"]
+    assert version["outliers"]["parity"]["passed"]
+    relations = {e["relation"] for e in customers.get("/api/v1/lineage/model:churn@1").json()
+                 ["upstream"]}
+    assert {"onnx_of", "outliers_of"} <= relations
     assert customers.get("/api/v1/models/churn/aliases/champion").json()["version"] == 1
     card = customers.get("/api/v1/models/churn/versions/1/card", params={"format": "md"}).text
     assert "Predict which customers leave" in card and "customers version 1" in card

@@ -269,3 +269,26 @@ def test_an_operator_runs_a_drift_check_now(
     assert len(reports) == before + 1
     assert reports[0]["current"] == f"log:{MODEL}:1h" and reports[0]["created_by"] == operator[0]
     assert reports[0]["rows_current"] == REQUESTS
+
+
+def test_monitoring_page_charts_the_outlier_share_and_shows_flagged_inputs(
+    console: AppTest, live_server: Any, admin_api: ApplianceClient, monitored: dict[str, Any]
+):
+    # last: more predictions. The model was trained with an outlier detector (the default)
+    odd = make_customers(3, seed=8, start_id=30_000).drop("churned", "customer_id")
+    records = [{**r, "age": 900, "request_id": f"ui-odd-{i}"} for i, r in enumerate(odd.to_dicts())]
+    admin_api.post(f"/models/{MODEL}/predict", json=records)
+
+    at = open_monitoring(log_in(console, "admin", live_server.admin_password), MODEL)
+
+    assert_clean(at)
+    assert "Outliers among live inputs" in texts(at.subheader)
+    chart = chart_titled(at, "share of inputs flagged as outliers")
+    assert any(layer["encoding"].get("color", {}).get("field") == "version"
+               for layer in chart["layer"])
+    examples = table(at, "score", "request_id", "age")
+    assert {f"ui-odd-{i}" for i in range(3)} <= set(examples["request_id"])
+    assert (examples.set_index("request_id").loc[[f"ui-odd-{i}" for i in range(3)], "age"]
+            == "900").all()
+    report = admin_api.get(f"/models/{MODEL}/outliers", window_hours=24, bucket_hours=1)
+    assert report["checked"] == REQUESTS + 3 and report["outliers"] >= 3

@@ -1,4 +1,5 @@
-"""Monitoring: drift over time per feature, live metrics from delayed labels, and alerts.
+"""Monitoring: drift over time per feature, outliers among live inputs (``console_outliers``),
+live metrics from delayed labels, and alerts.
 
 Drift reports come from scheduled or manual checks (``POST /monitor/{model}/drift``);
 the chart follows each feature's p-value across reports, the table shows the
@@ -18,6 +19,7 @@ import console_lib as lib
 import console_views as views
 import pandas as pd
 import streamlit as st
+from console_outliers import show_outliers
 
 from appliance.client import ApplianceClient
 
@@ -287,6 +289,7 @@ def main() -> None:
     if models:
         name: str = st.selectbox("Model", [m["name"] for m in models], key="monitoring_model")
         show_drift(client, name)
+        show_outliers(client, name)
         show_metrics(client, name)
         console_explain.why_this_prediction(client, name)
     elif models is not None:

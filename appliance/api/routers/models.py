@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from appliance.api.bodies import read_capped
 from appliance.api.deps import App, Approver, Operator, Viewer
 from appliance.domain.cards import ModelCard
+from appliance.domain.outliers import OutlierReport
 from appliance.domain.registry import (
     AliasChange,
     AliasEvent,
@@ -117,3 +118,16 @@ def rollback_alias(app: App, who: Approver, name: str, alias: str, body: Reason)
 @router.get("/{name}/aliases/{alias}/history")
 def alias_history(app: App, _: Viewer, name: str, alias: str) -> list[AliasEvent]:
     return app.registry.history(name, alias)
+
+
+@router.get("/{name}/outliers")
+def outliers(app: App, _: Viewer, name: str,
+             window_hours: float = Query(24.0, gt=0, le=366 * 24),
+             bucket_hours: float = Query(1.0, gt=0),
+             examples: int = Query(20, ge=0, le=200)) -> OutlierReport:
+    """The share of the model's served inputs its versions' outlier detectors flagged over
+    the last ``window_hours``: per version, per ``bucket_hours`` bucket, and the most
+    outlying flagged rows (cells cut to 200 characters). Versions without a detector count
+    as rows, not as checked."""
+    return app.outliers.report(name, window_hours=window_hours, bucket_hours=bucket_hours,
+                               examples=examples)

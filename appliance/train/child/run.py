@@ -50,7 +50,7 @@ def empty_result() -> dict[str, Any]:
             "parity", "fairness", "champion_metric", "champion_error", "champion_improvement",
             "challenger_metric", "importances",
             "onnx_path", "holdout_path", "rows_train", "rows_test", "seed", "duration_s", "environment",
-            "data")
+            "data", "outliers", "outliers_path")
     out: dict[str, Any] = {"ok": False, "error": None, **dict.fromkeys(keys)}
     out.update(metric_steps=[], trials=[], warnings=[])
     return out
@@ -209,7 +209,7 @@ def _run_external(request: dict[str, Any], spec: JobSpec, features: list[Feature
     if spec.task == CLASSIFICATION:
         pred = pred.astype(np.int64)
     _publish(request, spec, fit.pipeline, features, fit.classes, fit.X_holdout, fit.y_holdout,
-             pred, fit.holdout_raw, out_dir, report, result, fit.X_holdout)
+             pred, fit.holdout_raw, out_dir, report, result, fit.X_holdout, in_memory=False)
 
 
 def _record_search(result: dict[str, Any], trials: list[dict[str, Any]],
@@ -222,11 +222,15 @@ def _record_search(result: dict[str, Any], trials: list[dict[str, Any]],
 
 def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: list[Feature],
              classes: list[Any] | None, X_test: Any, y_test: Any, pred: Any, holdout_raw: Any,
-             out_dir: Path, report: Progress, result: dict[str, Any], X_train: Any) -> None:
-    """Export ONNX, check parity, fairness and the champion on the holdout, write it out.
+             out_dir: Path, report: Progress, result: dict[str, Any], X_train: Any, *,
+             in_memory: bool = True) -> None:
+    """Export ONNX, check parity, fairness and the champion on the holdout, write it out;
+    fit and export the outlier detector on ``X_train`` (when the job wants one and the model
+    was trained in memory).
 
     ``X_train`` (prepared) gives the explanations' background sample: the training split,
-    or the holdout sample when the model was trained from Parquet batches."""
+    or the holdout sample when the model was trained from Parquet batches (``in_memory``
+    False)."""
     info, metric = spec.info, str(spec.metric)
     n_classes = len(classes) if classes is not None else 0
     report("export", 0.75)
@@ -242,6 +246,10 @@ def _publish(request: dict[str, Any], spec: JobSpec, pipeline: Any, features: li
     from appliance.train.child.parity import check_parity
 
     result["parity"] = check_parity(pipeline, onnx_bytes, X_test, features, info)
+    if spec.outliers.enabled:
+        report("outliers", 0.88)
+        _outliers(spec, features, signature, X_train if in_memory else None, X_test,
+                  out_dir, result)
 
     report("explain", 0.88)
     _explain(pipeline, onnx_bytes, X_train, X_test, y_test, features, spec, n_classes, out_dir,
@@ -299,6 +307,27 @@ def _explain(pipeline: Any, onnx_bytes: bytes, X_train: Any, X_test: Any, y_test
     except Exception as exc:
         result["warnings"].append(f"explanations could not be prepared: "
                                   f"{type(exc).__name__}: {str(exc)[:300]}")
+def _outliers(spec: JobSpec, features: list[Feature], signature: dict[str, Any], X_train: Any,
+              X_test: Any, out_dir: Path, result: dict[str, Any]) -> None:
+    """``outliers.onnx`` beside the model, and its facts (``result["outliers"]``)."""
+    if X_train is None:
+        result["warnings"].append("no outlier detector: the model was trained from Parquet "
+                                  "batches, and the detector needs the training rows in memory")
+        result["outliers"] = {"fitted": False, "reason": "trained from Parquet batches"}
+        return
+    from appliance.train.child.outliers import outlier_report
+
+    data, facts = outlier_report(
+        spec.info, features, [i["name"] for i in signature["inputs"]], X_train, X_test,
+        contamination=spec.outliers.contamination, seed=spec.split.seed,
+        range_margin=spec.outliers.range_margin, metadata={"appliance.job": spec.name})
+    result["outliers"] = facts
+    if data is None:
+        result["warnings"].append(f"no outlier detector: {facts.get('reason')}")
+        return
+    path = out_dir / "outliers.onnx"
+    _write_atomic(path, data)
+    result["outliers_path"] = str(path)
 
 
 def data_warnings(frame: Any, features: list[Feature], y: Any,
