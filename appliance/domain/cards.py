@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from appliance.domain.privacy import ErasureNote
 from appliance.domain.explain import GlobalImportances
+from appliance.domain.privacy import ErasureNote
 from appliance.domain.registry import AliasEvent
 from appliance.domain.results import Timestamp
 

@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from appliance.domain.cards import CardEdge, ModelCard, SearchSummary, TrainingData
-from appliance.domain.privacy import ErasureNote
 from appliance.domain.explain import GlobalImportances
+from appliance.domain.privacy import ErasureNote
 from appliance.domain.registry import AliasEvent, ModelVersion
 
 _NO_FAIRNESS = "No sensitive columns were named in the job file."

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlmodel import Session
 
+from appliance.store import dialect
+
 _SERVED = "model = :m AND created_at >= :since AND coalesce(role, 'primary') != 'shadow'"
 
 
@@ -33,7 +35,8 @@ class FlaggedRow(NamedTuple):
 def counts(s: Session, model: str, since: dt.datetime,
            bucket_seconds: float | None) -> list[OutlierCount]:
     """Per bucket (or, without ``bucket_seconds``, the whole window) and version."""
-    bucket = "floor(epoch(created_at) / :b) * :b" if bucket_seconds else "0.0"
+    epoch = dialect.of(s).epoch("created_at")
+    bucket = f"floor({epoch} / :b) * :b" if bucket_seconds else "0.0"
     rows = s.execute(text(f"""
         SELECT {bucket} AS bucket, version, count(*),
                count(outlier), count(*) FILTER (WHERE outlier)
