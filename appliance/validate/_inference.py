@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from appliance.validate._counting import duplicate_rows
+from appliance.validate._frames import Frame, distinct_count, is_streamed
 from appliance.validate._values import json_safe
 from appliance.validate.profile import (
     DUPLICATE_WARN_MARGIN,
@@ -34,6 +35,7 @@ CATEGORY_MAX_LENGTH = 200     # a category this long is free text (and never cop
 RANGE_SPANS = 3              # the expected range reaches this many spans beyond the observed one
 DATE_LIKE_SHARE = 0.9         # this share of values looking like dates: a date column
 _DATE_SAMPLE = 1000
+_EXACT_DISTINCT_IN_ONE_PASS = 200_000   # streamed: up to this many (estimated) in one hash set
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[ap]m|z|[+-]\d{2}:?\d{2})?)?"
@@ -49,7 +51,7 @@ DATE_LIKE = (
 _DATE_RE = re.compile(DATE_LIKE)
 
 
-def observe(df: pl.DataFrame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
+def observe(df: Frame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
     """The profile inference writes into a new contract for ``df``."""
     stats = _statistics(df)
     rows = df.height
@@ -84,7 +86,7 @@ def observe(df: pl.DataFrame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
     return frame, columns
 
 
-def _statistics(df: pl.DataFrame) -> dict[str, dict[str, Any]]:
+def _statistics(df: Frame) -> dict[str, dict[str, Any]]:
     exprs: list[pl.Expr] = []
     for i, (name, dtype) in enumerate(df.schema.items()):
         col, key = pl.col(name), f"{i}:"
@@ -101,8 +103,11 @@ def _statistics(df: pl.DataFrame) -> dict[str, dict[str, Any]]:
                       (col.drop_nulls().diff() > 0).sum().alias(key + "increases")]
         elif _is_stringlike(dtype):
             text = _as_string(col, dtype).drop_nulls()
+            # a streamed table estimates first: an exact count of a column of ids would
+            # hold every id at once (see _exact_distinct)
+            distinct = text.approx_n_unique() if is_streamed(df) else text.n_unique()
             exprs += [
-                text.n_unique().alias(key + "distinct"),
+                distinct.alias(key + "distinct"),
                 text.str.len_chars().mean().alias(key + "mean_length"),
                 text.str.len_chars().max().alias(key + "max_length"),
                 text.head(_DATE_SAMPLE).str.contains(DATE_LIKE).mean().alias(key + "date_like"),
@@ -113,7 +118,28 @@ def _statistics(df: pl.DataFrame) -> dict[str, dict[str, Any]]:
     for key, value in row.items():
         index, _, stat = key.partition(":")
         by_index[int(index)][stat] = value
+    if is_streamed(df):
+        _exact_distinct(df, by_index)
     return {name: by_index[i] for i, name in enumerate(df.columns)}
+
+
+def _exact_distinct(df: Frame, by_index: dict[int, dict[str, Any]]) -> None:
+    """Replace the streamed estimates by exact counts: the few-valued columns in one
+    pass, each many-valued one by hash partitions (bounded memory either way)."""
+    few: list[tuple[int, pl.Expr]] = []
+    for i, (name, dtype) in enumerate(df.schema.items()):
+        stats = by_index[i]
+        if "distinct" not in stats:
+            continue
+        text = _as_string(pl.col(name), dtype).drop_nulls()
+        if int(stats["distinct"] or 0) <= _EXACT_DISTINCT_IN_ONE_PASS:
+            few.append((i, text.n_unique().alias(str(i))))
+        else:
+            stats["distinct"] = distinct_count(df, text)
+    if few:
+        row = df.select(e for _, e in few).row(0)
+        for (i, _), value in zip(few, row, strict=True):
+            by_index[i]["distinct"] = value
 
 
 def _kind(dtype: pl.DataType, s: dict[str, Any], non_null: int) -> str:
