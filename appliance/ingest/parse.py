@@ -51,6 +51,7 @@ from appliance.ingest.stream import refuse_whole_file_format, stream_csv, stream
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
 
+    from appliance.config import Settings
     from appliance.validate import Frame
 
 
@@ -78,6 +79,15 @@ class ParseLimits:
                    timeout_s=float(d["timeout_s"]), memory_mb=int(d["memory_mb"]),
                    max_columns=int(d["max_columns"]),
                    stream_above_bytes=None if above is None else int(above))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ParseLimits:
+        above = settings.parse_stream_above_mb
+        return cls(max_bytes=settings.max_file_bytes,
+                   max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                   timeout_s=settings.parse_timeout_seconds, memory_mb=settings.parse_memory_mb,
+                   max_columns=settings.max_columns,
+                   stream_above_bytes=None if above is None else above << 20)
 
     def stream_from(self) -> int | None:
         """Tables decoding to more bytes than this are streamed (None: never).

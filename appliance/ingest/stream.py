@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,7 +38,7 @@ from appliance.domain.ingest import Reason
 from appliance.errors import IngestRejected
 from appliance.ingest._readers import mb, reject
 from appliance.ingest.cells import _ISO_DATE, _ISO_DATETIME, INFER_ROWS
-from appliance.ingest.dialect import read_header
+from appliance.ingest.dialect import Header, read_header
 
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     from appliance.validate import ParquetTable
 
 _COMPRESSION: Final = "snappy"
+CHUNK_BYTES = 32 << 20      # CSV text parsed at once: about 3x this in memory while parsed
 
 
 def stream_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] | None, *,
@@ -54,7 +56,7 @@ def stream_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType
 
     header = read_header(mm, skip, max_columns=max_columns)
     try:
-        return _stream(path, types, header, stage=stage, out=out)
+        return _stream(path, mm, skip, types, header, stage=stage, out=out)
     except IngestRejected as exc:
         refusal = csv_refusal(exc, header)
         if refusal is exc:
@@ -62,9 +64,8 @@ def stream_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType
         raise refusal from exc
 
 
-def _stream(path: str, types: dict[str, pl.DataType] | None, header: Any, *, stage: Path,
-            out: Path) -> ParquetTable:
-    import polars as pl
+def _stream(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] | None,
+            header: Header, *, stage: Path, out: Path) -> ParquetTable:
 
     from appliance.ingest._csv import structure_error, typed_read
     from appliance.validate import ParquetTable
@@ -72,10 +73,7 @@ def _stream(path: str, types: dict[str, pl.DataType] | None, header: Any, *, sta
     rename = {r: n for r, n in zip(header.raw, header.names, strict=True) if r != n}
 
     def load(options: dict[str, Any]) -> ParquetTable:
-        lazy = pl.scan_csv(path, **options)
-        if rename:
-            lazy = lazy.rename(rename)
-        lazy.sink_parquet(stage, compression=_COMPRESSION, engine="streaming")
+        _sink_chunks(mm, skip, header, options, rename, stage)
         return ParquetTable(stage)
 
     table, known, widened = typed_read(path, types, header, load)
@@ -88,6 +86,86 @@ def _stream(path: str, types: dict[str, pl.DataType] | None, header: Any, *, sta
     casts = _late_number_casts(table, facts, decimal_comma=header.dialect.decimal_comma)
     casts += _iso_date_casts(table, facts, retyped={str(c.meta.output_name()) for c in casts})
     return _settle(table, casts, stage=stage, out=out)
+
+
+def _sink_chunks(mm: mmap.mmap, skip: int, header: Header, options: dict[str, Any],
+                 rename: dict[str, str], stage: Path) -> None:
+    """Parse the CSV ``CHUNK_BYTES`` of text at a time with ``pl.read_csv`` and sink the
+    chunks to ``stage`` with polars' streaming Parquet writer.
+
+    The first chunk is read with ``options`` as given (so polars infers the untyped
+    columns from the file's first rows, as it does reading the whole file), every
+    later one with the first one's schema: a value that does not fit raises the
+    error a whole-file read raises, and :func:`typed_read` widens and starts again.
+    (polars' own streaming CSV source was measured to hold about half the file:
+    a 1.7 GB CSV went past a 1 GB cap.)
+    """
+    import io
+
+    import polars as pl
+    from polars.io.plugins import register_io_source
+
+    end = mm.find(b"\n", skip)
+    head = bytes(mm[skip:end + 1]) if end >= 0 else bytes(mm[skip:]) + b"\n"
+    options = {k: v for k, v in options.items() if k != "glob"}
+    pieces = _chunks(mm, len(head) + skip, header.dialect.quote.encode())
+    first_text = next(pieces, b"")
+    first = pl.read_csv(io.BytesIO(head + first_text), **options)
+    del first_text
+    if "schema" not in options:       # later chunks: the first chunk's types
+        options = {k: v for k, v in options.items() if k != "schema_overrides"}
+        options["schema"] = first.schema
+
+    def frames(*_: Any) -> Iterator[pl.DataFrame]:
+        nonlocal first
+        df, first = first, pl.DataFrame()
+        yield df.rename(rename) if rename else df
+        for text in pieces:
+            df = pl.read_csv(io.BytesIO(head + text), **options)
+            yield df.rename(rename) if rename else df
+
+    schema = first.rename(rename).schema if rename else first.schema
+    register_io_source(frames, schema=schema).sink_parquet(
+        stage, compression=_COMPRESSION, engine="streaming")
+
+
+def _chunks(mm: mmap.mmap, start: int, quote: bytes) -> Iterator[bytes]:
+    """The text after the header in pieces of about ``CHUNK_BYTES``, each cut after a line
+    end outside quotes (an even number of quote characters before it: a doubled quote
+    inside a quoted value counts twice)."""
+    size = len(mm)
+    first = True
+    while start < size:
+        limit = min(size, start + CHUNK_BYTES)
+        block = mm[start:limit]
+        # the first chunk holds the rows polars infers types from, as in a whole-file read
+        while first and limit < size and block.count(b"\n") <= INFER_ROWS:
+            limit = min(size, limit + CHUNK_BYTES)
+            block = mm[start:limit]
+        first = False
+        cut = len(block)
+        if limit < size:
+            cut = _cut(block, quote)
+            while cut == 0 and limit < size:   # no clean line end yet: take more text
+                limit = min(size, limit + CHUNK_BYTES)
+                block = mm[start:limit]
+                cut = len(block) if limit == size else _cut(block, quote)
+        yield block[:cut] if cut < len(block) else block
+        start += cut
+
+
+def _cut(block: bytes, quote: bytes) -> int:
+    """Just past the last line end of ``block`` outside quotes, or 0 when there is none."""
+    parity = block.count(quote) % 2
+    pos = len(block)
+    while True:
+        newline = block.rfind(b"\n", 0, pos)
+        if newline < 0:
+            return 0
+        parity ^= block.count(quote, newline + 1, pos) % 2
+        if parity == 0:
+            return newline + 1
+        pos = newline
 
 
 def stream_parquet(path: str, *, stage: Path, out: Path) -> ParquetTable:
@@ -127,18 +205,21 @@ def _column_facts(table: ParquetTable, typed: dict[str, Any]) -> dict[str, Any]:
     among its first ``INFER_ROWS`` values and its first value (for the cell rules)."""
     import polars as pl
 
+    from appliance.validate._frames import first_values
+
     rows = table.height
     window = min(INFER_ROWS, rows)
     text = [n for n, t in table.schema.items() if t == pl.String and n not in typed]
     exprs = [pl.col(table.columns[-1]).null_count().alias("last")]
-    for i, name in enumerate(text):
-        col = pl.col(name)
-        exprs += [col.head(window).null_count().alias(f"h{i}"), col.null_count().alias(f"n{i}"),
-                  col.drop_nulls().first().alias(f"f{i}")]
+    exprs += [pl.col(name).null_count().alias(f"n{i}") for i, name in enumerate(text)]
     row = table.select(exprs).row(0, named=True)
+    # the streaming engine runs no head inside an aggregate: the first rows on their own
+    head = table.lazy().select(text).head(window).collect(engine="streaming")
+    firsts = [first_values(table, pl.col(name).drop_nulls(), 1) for name in text]
     return {"last_nulls": int(row["last"] or 0), "rows": rows, "window": window,
-            "text": {name: (int(row[f"h{i}"]), int(row[f"n{i}"]), row[f"f{i}"])
-                     for i, name in enumerate(text)}}
+            "text": {name: (head.get_column(name).null_count(), int(row[f"n{i}"]),
+                            first[0] if first.len() else None)
+                     for i, (name, first) in enumerate(zip(text, firsts, strict=True))}}
 
 
 def _late_number_casts(table: ParquetTable, facts: dict[str, Any], *,

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from appliance.domain.reports import CheckFailure
-from appliance.validate._counting import SAMPLE_SIZE, Counted, count_all, of, shown
-from appliance.validate._frames import Frame
+from appliance.validate._counting import _SAMPLE_SCAN_ROWS, SAMPLE_SIZE, Counted, count_all, of, shown
+from appliance.validate._frames import Frame, failing_values, is_streamed
 from appliance.validate._tolerances import column_items, duplicate_warning, judge
 from appliance.validate._values import json_safe
 from appliance.validate.profile import ContractProfile
@@ -421,10 +421,15 @@ def _dtype_failure(df: Frame, name: str, expected: Any, where: str) -> CheckFail
     unreadable = 0
     try:
         bad = col.is_not_null() & col.cast(target, strict=False).is_null()
-        unreadable, samples = df.select(
-            bad.sum().alias("n"),
-            col.filter(bad).unique(maintain_order=True).head(SAMPLE_SIZE).implode().alias("s"),
-        ).row(0)
+        if is_streamed(df):
+            unreadable = df.select(bad.sum()).item()
+            samples = failing_values(df, name, bad, _SAMPLE_SCAN_ROWS).unique(
+                maintain_order=True).head(SAMPLE_SIZE)
+        else:
+            unreadable, samples = df.select(
+                bad.sum().alias("n"),
+                col.filter(bad).unique(maintain_order=True).head(SAMPLE_SIZE).implode().alias("s"),
+            ).row(0)
     except Exception:  # no cast between the two types: show what is there instead
         samples = df.get_column(name).drop_nulls().unique(maintain_order=True).head(SAMPLE_SIZE)
     values = [json_safe(v) for v in samples]

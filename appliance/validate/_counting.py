@@ -7,7 +7,13 @@ from typing import Any, cast
 
 import polars as pl
 
-from appliance.validate._frames import Frame, distinct_count, is_streamed, row_hash
+from appliance.validate._frames import (
+    Frame,
+    distinct_count,
+    failing_values,
+    is_streamed,
+    row_hash,
+)
 from appliance.validate._values import json_safe
 
 SAMPLE_SIZE = 5
@@ -36,6 +42,11 @@ def count_all(df: Frame, counted: list[Counted]) -> None:
         c.count = int(n or 0)
     failing = [c for c in counted if c.count and c.samples_wanted]
     if not failing:
+        return
+    if is_streamed(df):   # one streamed pass per failing check, stopping at its first rows
+        for c in failing:
+            found = failing_values(df, c.column, c.fails, _SAMPLE_SCAN_ROWS)
+            c.samples = [json_safe(v) for v in found.unique(maintain_order=True).head(SAMPLE_SIZE)]
         return
     exprs = []
     for i, c in enumerate(failing):

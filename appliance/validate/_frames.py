@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 
 import polars as pl
 
-DISTINCT_PARTITION_ROWS = 4_000_000   # at most this many hashes in one distinct count
+DISTINCT_PARTITION_ROWS = 2_000_000   # at most about this many values in one distinct count
 
 
 class Frame(Protocol):
@@ -94,14 +94,61 @@ def row_hash(df: Frame, columns: list[str] | None = None) -> pl.Expr:
 
 
 def distinct_count(df: Frame, expr: pl.Expr) -> int:
-    """Exact ``n_unique`` of ``expr`` over ``df``; over a streamed table, one hash
-    partition at a time so no pass holds more than ``DISTINCT_PARTITION_ROWS`` hashes."""
-    rows = df.height
-    if not is_streamed(df) or rows <= DISTINCT_PARTITION_ROWS:
+    """Exact ``n_unique`` of ``expr`` over ``df``; over a streamed table, by ``unique`` (which
+    the streaming engine runs in a stream) one hash partition at a time, so no pass holds
+    more than about ``DISTINCT_PARTITION_ROWS`` values."""
+    if not isinstance(df, ParquetTable):
         return int(cast(int, df.select(expr.n_unique()).item()))
-    parts = math.ceil(rows / DISTINCT_PARTITION_ROWS)
-    bucket = expr.hash() % parts
+    values = df.lazy().select(expr.alias("v"))
+    parts = max(1, math.ceil(df.height / DISTINCT_PARTITION_ROWS))
     total = 0
     for k in range(parts):
-        total += int(cast(int, df.select(expr.filter(bucket == k).n_unique()).item()))
+        part = values if parts == 1 else values.filter(pl.col("v").hash() % parts == k)
+        total += int(part.unique().select(pl.len()).collect(engine="streaming").item())
     return total
+
+
+def distinct_values(df: Frame, expr: pl.Expr) -> list[Any]:
+    """The sorted distinct values of ``expr`` (few, e.g. a categorical column's domain)."""
+    return (df.lazy().select(expr.alias("v")).unique().sort("v").collect(engine="streaming")
+            .get_column("v").to_list())
+
+
+def first_values(df: Frame, expr: pl.Expr, n: int) -> pl.Series:
+    """The first ``n`` values of ``expr`` (a column, maybe less its nulls), in file order."""
+    if not isinstance(df, ParquetTable):
+        return df.select(expr.head(n)).to_series()
+    return df.lazy().select(expr).head(n).collect(engine="streaming").to_series()
+
+
+def failing_values(df: Frame, column: str, fails: pl.Expr, n: int) -> pl.Series:
+    """The values of ``column`` in the first ``n`` rows where ``fails`` holds."""
+    if not isinstance(df, ParquetTable):
+        return df.select(pl.col(column).filter(fails).head(n)).to_series()
+    return (df.lazy().filter(fails).select(pl.col(column)).head(n)
+            .collect(engine="streaming").to_series())
+
+
+def order_counts(df: Frame, column: str) -> tuple[int, int]:
+    """How often ``column``'s non-null values decrease and increase from one to the next,
+    in file order. Over a streamed table, one Parquet batch at a time (the streaming
+    engine has no ``diff``), carrying the last value across batches."""
+    if not isinstance(df, ParquetTable):
+        values = pl.col(column).drop_nulls()
+        row = df.select((values.diff() < 0).sum(), (values.diff() > 0).sum()).row(0)
+        return int(row[0] or 0), int(row[1] or 0)
+    import pyarrow.parquet as pq
+
+    down = up = 0
+    last: pl.Series | None = None
+    with pq.ParquetFile(df.path) as parquet:
+        for batch in parquet.iter_batches(batch_size=1 << 20, columns=[column]):
+            s = cast(pl.Series, pl.from_arrow(batch.column(0))).drop_nulls()
+            if last is not None:
+                s = pl.concat([last, s])
+            if s.len():
+                steps = s.diff().drop_nulls()
+                down += int((steps < 0).sum())
+                up += int((steps > 0).sum())
+                last = s.tail(1)
+    return down, up

@@ -15,7 +15,14 @@ from typing import Any
 import polars as pl
 
 from appliance.validate._counting import duplicate_rows
-from appliance.validate._frames import Frame, distinct_count, is_streamed
+from appliance.validate._frames import (
+    Frame,
+    distinct_count,
+    distinct_values,
+    first_values,
+    is_streamed,
+    order_counts,
+)
 from appliance.validate._values import json_safe
 from appliance.validate.profile import (
     DUPLICATE_WARN_MARGIN,
@@ -35,7 +42,6 @@ CATEGORY_MAX_LENGTH = 200     # a category this long is free text (and never cop
 RANGE_SPANS = 3              # the expected range reaches this many spans beyond the observed one
 DATE_LIKE_SHARE = 0.9         # this share of values looking like dates: a date column
 _DATE_SAMPLE = 1000
-_EXACT_DISTINCT_IN_ONE_PASS = 200_000   # streamed: up to this many (estimated) in one hash set
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[ap]m|z|[+-]\d{2}:?\d{2})?)?"
@@ -73,11 +79,16 @@ def observe(df: Frame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
                 expected_range=None if s.get("infinite") else expected_range(lo, hi, dtype, kind),
             )
         columns[name] = profile
-    if categorical:
+    values: tuple[Any, ...] = ()
+    if categorical and is_streamed(df):
+        values = tuple(distinct_values(df, _as_string(pl.col(n), df.schema[n]).drop_nulls())
+                       for n in categorical)
+    elif categorical:
         values = df.select(
             _as_string(pl.col(n), df.schema[n]).drop_nulls().unique().sort().implode()
             for n in categorical
         ).row(0)
+    if categorical:
         for name, domain in zip(categorical, values, strict=True):
             columns[name] = replace(columns[name], domain=tuple(domain), min_domain_mass=MIN_DOMAIN_MASS)
     duplicates = ceil_fraction(duplicate_rows(df), rows)
@@ -87,6 +98,7 @@ def observe(df: Frame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
 
 
 def _statistics(df: Frame) -> dict[str, dict[str, Any]]:
+    streamed = is_streamed(df)   # the streaming engine runs neither diff nor head in a select
     exprs: list[pl.Expr] = []
     for i, (name, dtype) in enumerate(df.schema.items()):
         col, key = pl.col(name), f"{i}:"
@@ -97,49 +109,44 @@ def _statistics(df: Frame) -> dict[str, dict[str, Any]]:
             exprs += [finite.min().alias(key + "lo"), finite.max().alias(key + "hi"),
                       col.is_infinite().sum().alias(key + "infinite")]
         elif dtype.is_integer():
-            exprs += [col.min().alias(key + "lo"), col.max().alias(key + "hi"),
-                      # a column that only grows in file order (a year, a season, a running id)
-                      (col.drop_nulls().diff() < 0).sum().alias(key + "decreases"),
-                      (col.drop_nulls().diff() > 0).sum().alias(key + "increases")]
+            exprs += [col.min().alias(key + "lo"), col.max().alias(key + "hi")]
+            if not streamed:
+                # a column that only grows in file order (a year, a season, a running id)
+                exprs += [(col.drop_nulls().diff() < 0).sum().alias(key + "decreases"),
+                          (col.drop_nulls().diff() > 0).sum().alias(key + "increases")]
         elif _is_stringlike(dtype):
             text = _as_string(col, dtype).drop_nulls()
-            # a streamed table estimates first: an exact count of a column of ids would
-            # hold every id at once (see _exact_distinct)
-            distinct = text.approx_n_unique() if is_streamed(df) else text.n_unique()
             exprs += [
-                distinct.alias(key + "distinct"),
                 text.str.len_chars().mean().alias(key + "mean_length"),
                 text.str.len_chars().max().alias(key + "max_length"),
-                text.head(_DATE_SAMPLE).str.contains(DATE_LIKE).mean().alias(key + "date_like"),
             ]
+            if not streamed:
+                exprs += [
+                    text.n_unique().alias(key + "distinct"),
+                    text.head(_DATE_SAMPLE).str.contains(DATE_LIKE).mean().alias(key + "date_like"),
+                ]
         exprs.append(nulls.alias(key + "nulls"))
     row = df.select(exprs).row(0, named=True) if exprs else {}
     by_index: dict[int, dict[str, Any]] = {i: {} for i in range(df.width)}
     for key, value in row.items():
         index, _, stat = key.partition(":")
         by_index[int(index)][stat] = value
-    if is_streamed(df):
-        _exact_distinct(df, by_index)
+    if streamed:
+        _streamed_statistics(df, by_index)
     return {name: by_index[i] for i, name in enumerate(df.columns)}
 
 
-def _exact_distinct(df: Frame, by_index: dict[int, dict[str, Any]]) -> None:
-    """Replace the streamed estimates by exact counts: the few-valued columns in one
-    pass, each many-valued one by hash partitions (bounded memory either way)."""
-    few: list[tuple[int, pl.Expr]] = []
+def _streamed_statistics(df: Frame, by_index: dict[int, dict[str, Any]]) -> None:
+    """The order- and set-based statistics of a streamed table, each in bounded memory."""
     for i, (name, dtype) in enumerate(df.schema.items()):
         stats = by_index[i]
-        if "distinct" not in stats:
-            continue
-        text = _as_string(pl.col(name), dtype).drop_nulls()
-        if int(stats["distinct"] or 0) <= _EXACT_DISTINCT_IN_ONE_PASS:
-            few.append((i, text.n_unique().alias(str(i))))
-        else:
+        if dtype.is_integer():
+            stats["decreases"], stats["increases"] = order_counts(df, name)
+        elif _is_stringlike(dtype):
+            text = _as_string(pl.col(name), dtype).drop_nulls()
             stats["distinct"] = distinct_count(df, text)
-    if few:
-        row = df.select(e for _, e in few).row(0)
-        for (i, _), value in zip(few, row, strict=True):
-            by_index[i]["distinct"] = value
+            stats["date_like"] = first_values(df, text, _DATE_SAMPLE).str.contains(
+                DATE_LIKE).mean()
 
 
 def _kind(dtype: pl.DataType, s: dict[str, Any], non_null: int) -> str:
