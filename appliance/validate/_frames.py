@@ -94,18 +94,31 @@ def row_hash(df: Frame, columns: list[str] | None = None) -> pl.Expr:
 
 
 def distinct_count(df: Frame, expr: pl.Expr) -> int:
-    """Exact ``n_unique`` of ``expr`` over ``df``; over a streamed table, by ``unique`` (which
-    the streaming engine runs in a stream) one hash partition at a time, so no pass holds
-    more than about ``DISTINCT_PARTITION_ROWS`` values."""
+    """Exact ``n_unique`` of ``expr`` over ``df``.
+
+    Over a streamed table: when HyperLogLog says the values are few, one streamed
+    ``unique``; otherwise the values' hashes are first written to disk split into
+    hash partitions of about ``DISTINCT_PARTITION_ROWS`` (one streamed pass), then
+    each partition's values are counted on their own, so no step holds more than
+    one partition's hash set.
+    """
     if not isinstance(df, ParquetTable):
         return int(cast(int, df.select(expr.n_unique()).item()))
     values = df.lazy().select(expr.alias("v"))
-    parts = max(1, math.ceil(df.height / DISTINCT_PARTITION_ROWS))
-    total = 0
-    for k in range(parts):
-        part = values if parts == 1 else values.filter(pl.col("v").hash() % parts == k)
-        total += int(part.unique().select(pl.len()).collect(engine="streaming").item())
-    return total
+    estimate = int(cast(int, values.select(pl.col("v").approx_n_unique())
+                        .collect(engine="streaming").item()))
+    parts = math.ceil(estimate * 1.1 / DISTINCT_PARTITION_ROWS)
+    if parts <= 1:
+        return int(values.unique().select(pl.len()).collect(engine="streaming").item())
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=".distinct-", dir=df.path.parent) as tmp:
+        # values (not their hashes) are compared: only partitions are chosen by hash
+        values.with_columns((pl.col("v").hash() % parts).alias("k")).sink_parquet(
+            pl.PartitionBy(tmp, key="k", include_key=False), engine="streaming")
+        return sum(int(pl.scan_parquet(part).unique().select(pl.len())
+                       .collect(engine="streaming").item())
+                   for part in sorted(Path(tmp).iterdir()))
 
 
 def distinct_values(df: Frame, expr: pl.Expr) -> list[Any]:
