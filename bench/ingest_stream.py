@@ -84,6 +84,15 @@ def ours(pool: ParserPool, src: Path, dst: Path) -> tuple[str, float, float, flo
     return "accepted", parse_s, parse_peak, time.perf_counter() - t0, pool.last_peak_mb
 
 
+def _count_rows(path: Path) -> int:
+    con = duckdb.connect(config={"memory_limit": "256MB"})
+    try:
+        row = con.execute("SELECT count(*) FROM read_csv($1)", [str(path)]).fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
 @app.command()
 def main(
     rows: Annotated[list[int] | None, typer.Option(help="rows of one file (repeatable)")] = None,
@@ -92,8 +101,11 @@ def main(
         int(os.environ.get("APPLIANCE_PARSE_MEMORY_MB", "1024"))),
     stream_above_mb: Annotated[int | None, typer.Option(
         help="stream files over this many MB (default: a quarter of the cap)")] = None,
+    csv: Annotated[list[Path] | None, typer.Option(
+        help="also time this existing CSV of the generator's shape (kept; repeatable)")] = None,
 ) -> None:
-    sizes = list(rows or [1_000_000, 10_000_000])
+    sizes: list[int | Path] = list(rows or ([] if csv else [1_000_000, 10_000_000]))
+    sizes += list(csv or [])
     if gb > 0:
         sizes.append(int(gb * 1e9 / BYTES_PER_ROW))
     limits = ParseLimits(max_bytes=1 << 40, max_uncompressed_bytes=1 << 40, timeout_s=3600,
@@ -108,9 +120,12 @@ def main(
         folder = Path(tmp)
         pool.start()
         console.print(f"warm parser child: {pool.last_peak_mb:.0f} MB anonymous resident")
-        for n in sizes:
-            src = folder / f"f{n}.csv"
-            make_csv(src, n)
+        for size in sizes:
+            if isinstance(size, Path):
+                src, n = size, _count_rows(size)
+            else:
+                src, n = folder / f"f{size}.csv", size
+                make_csv(src, n)
             size_mb = src.stat().st_size / 1e6
             console.print(f"{n:,} rows, {size_mb:,.0f} MB: duckdb ...")
             ref = duckdb_copy(src, folder / "ref.parquet", cap_mb, folder)
@@ -123,7 +138,8 @@ def main(
                           f"{parse_peak:.0f} / {cap_mb}",
                           f"{summ_s:.2f}" if outcome == "accepted" else "-",
                           f"{summ_peak:.0f} / {cap_mb}" if outcome == "accepted" else "-")
-            for leftover in (src, folder / "ref.parquet", folder / "v.parquet"):
+            for leftover in (folder / "ref.parquet", folder / "v.parquet",
+                             *(() if isinstance(size, Path) else (src,))):
                 leftover.unlink(missing_ok=True)
     console.print(table)
     console.print(f"target: accepted, ours/duckdb <= {TARGET_VS_DUCKDB}x, peak under the cap")
