@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         description="Most columns a file may have; checked on the header, before the parse.")
     parse_timeout_seconds: float = Field(default=600.0, gt=0)
     parse_memory_mb: int = Field(default=8192, gt=0, description="Resident-memory cap of the parser child.")
+    parse_stream_above_mb: int | None = Field(
+        default=None, ge=0,
+        description="Files (decoded) over this many MB are parsed in a stream; default a quarter "
+                    "of the parser's memory cap.")
     min_free_disk_mb: int = Field(default=256, ge=0)
     webhook_allowlist: list[str] = Field(
         default_factory=list,

@@ -9,6 +9,9 @@ on that same file, in the same run:
 (b) ours: the warm parser child (``ParserPool.parse``: read, infer the
     contract, validate, write Parquet) under ``APPLIANCE_PARSE_MEMORY_MB`` (the
     resident-memory watchdog), then the column summary of the Parquet it wrote.
+    A file over the streaming threshold (a quarter of the cap, or
+    ``--stream-above-mb``) takes the streamed path (appliance.ingest.stream);
+    the table says which path each file took.
 
 It prints, per size: the outcome (``accepted`` or the quarantine reason), both
 times, the ratio ours/duckdb (issue target <= 1.2), and the parser's peak
@@ -81,20 +84,35 @@ def ours(pool: ParserPool, src: Path, dst: Path) -> tuple[str, float, float, flo
     return "accepted", parse_s, parse_peak, time.perf_counter() - t0, pool.last_peak_mb
 
 
+def _count_rows(path: Path) -> int:
+    con = duckdb.connect(config={"memory_limit": "256MB"})
+    try:
+        row = con.execute("SELECT count(*) FROM read_csv($1)", [str(path)]).fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
 @app.command()
 def main(
     rows: Annotated[list[int] | None, typer.Option(help="rows of one file (repeatable)")] = None,
     gb: Annotated[float, typer.Option(help="also a file of about this many GB (0: none)")] = 0.0,
     cap_mb: Annotated[int, typer.Option(help="the parser cap (APPLIANCE_PARSE_MEMORY_MB)")] = (
         int(os.environ.get("APPLIANCE_PARSE_MEMORY_MB", "1024"))),
+    stream_above_mb: Annotated[int | None, typer.Option(
+        help="stream files over this many MB (default: a quarter of the cap)")] = None,
+    csv: Annotated[list[Path] | None, typer.Option(
+        help="also time this existing CSV of the generator's shape (kept; repeatable)")] = None,
 ) -> None:
-    sizes = list(rows or [1_000_000, 10_000_000])
+    sizes: list[int | Path] = list(rows or ([] if csv else [1_000_000, 10_000_000]))
+    sizes += list(csv or [])
     if gb > 0:
         sizes.append(int(gb * 1e9 / BYTES_PER_ROW))
     limits = ParseLimits(max_bytes=1 << 40, max_uncompressed_bytes=1 << 40, timeout_s=3600,
-                         memory_mb=cap_mb)
+                         memory_mb=cap_mb,
+                         stream_above_bytes=None if stream_above_mb is None else stream_above_mb << 20)
     table = Table(title=f"Streaming ingest, parser cap {cap_mb} MB (anonymous resident memory)")
-    for col in ("rows", "CSV MB", "outcome", "duckdb s", "ours parse s", "ours/duckdb",
+    for col in ("rows", "CSV MB", "path", "outcome", "duckdb s", "ours parse s", "ours/duckdb",
                 "parse peak MB", "summary s", "summary peak MB"):
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory(prefix="appliance-bench-stream-") as tmp, \
@@ -102,21 +120,26 @@ def main(
         folder = Path(tmp)
         pool.start()
         console.print(f"warm parser child: {pool.last_peak_mb:.0f} MB anonymous resident")
-        for n in sizes:
-            src = folder / f"f{n}.csv"
-            make_csv(src, n)
+        for size in sizes:
+            if isinstance(size, Path):
+                src, n = size, _count_rows(size)
+            else:
+                src, n = folder / f"f{size}.csv", size
+                make_csv(src, n)
             size_mb = src.stat().st_size / 1e6
             console.print(f"{n:,} rows, {size_mb:,.0f} MB: duckdb ...")
             ref = duckdb_copy(src, folder / "ref.parquet", cap_mb, folder)
             console.print(f"  duckdb {ref:.2f} s; ours ...")
             outcome, parse_s, parse_peak, summ_s, summ_peak = ours(pool, src, folder / "v.parquet")
             console.print(f"  ours {outcome} in {parse_s:.2f} s, peak {parse_peak:.0f} MB")
-            table.add_row(f"{n:,}", f"{size_mb:,.0f}", outcome, f"{ref:.2f}", f"{parse_s:.2f}",
+            path = "streamed" if limits.streams(src.stat().st_size) else "in memory"
+            table.add_row(f"{n:,}", f"{size_mb:,.0f}", path, outcome, f"{ref:.2f}", f"{parse_s:.2f}",
                           f"{parse_s / ref:.2f}x" if outcome == "accepted" else "-",
                           f"{parse_peak:.0f} / {cap_mb}",
                           f"{summ_s:.2f}" if outcome == "accepted" else "-",
                           f"{summ_peak:.0f} / {cap_mb}" if outcome == "accepted" else "-")
-            for leftover in (src, folder / "ref.parquet", folder / "v.parquet"):
+            for leftover in (folder / "ref.parquet", folder / "v.parquet",
+                             *(() if isinstance(size, Path) else (src,))):
                 leftover.unlink(missing_ok=True)
     console.print(table)
     console.print(f"target: accepted, ours/duckdb <= {TARGET_VS_DUCKDB}x, peak under the cap")

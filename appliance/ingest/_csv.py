@@ -20,7 +20,8 @@ import csv
 import mmap
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from appliance.domain.ingest import Reason
 from appliance.errors import IngestRejected
@@ -32,6 +33,9 @@ from appliance.ingest.scratch import scratch_duckdb
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
 
+    from appliance.validate import Frame
+
+F = TypeVar("F", bound="Frame")
 _DIAGNOSE_S = 10.0          # at most this long scanning for a ragged row in Python
 _POLARS_BAD_VALUE = re.compile(
     r"could not parse `(?P<value>.*?)` as dtype `(?P<dtype>[^`]*)` at column '.*?' "
@@ -45,12 +49,20 @@ def read_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] 
     try:
         return _read(path, types, header)
     except IngestRejected as exc:
-        if exc.reason != Reason.malformed.value:
+        refusal = csv_refusal(exc, header)
+        if refusal is exc:
             raise
-        raise reject(Reason.malformed, f"{exc.message} ({header.dialect.describe()})") from exc
+        raise refusal from exc
 
 
-def _options(dialect: Dialect) -> dict[str, Any]:
+def csv_refusal(exc: IngestRejected, header: Header) -> IngestRejected:
+    """A malformed file's message names the dialect it was read with."""
+    if exc.reason != Reason.malformed.value:
+        return exc
+    return reject(Reason.malformed, f"{exc.message} ({header.dialect.describe()})")
+
+
+def options(dialect: Dialect) -> dict[str, Any]:
     return {"separator": dialect.delimiter, "quote_char": dialect.quote,
             "decimal_comma": dialect.decimal_comma, "glob": False}
 
@@ -59,20 +71,44 @@ def _read(path: str, types: dict[str, pl.DataType] | None, header: Header) -> pl
     """Read with the contract's types (no inference); widen inferred columns that drift."""
     import polars as pl
 
+    df, known, widened = typed_read(path, types, header, lambda kw: pl.read_csv(path, **kw))
+    names, raw = header.names, header.raw
+    if names != raw:
+        df = df.rename({r: n for r, n in zip(raw, names, strict=True) if r != n})
+    # polars pads short rows with nulls silently; a short row always nulls the last column
+    if widened or df.get_column(df.columns[-1]).null_count():
+        problem = structure_error(path, header)
+        if problem:
+            raise reject(Reason.malformed, problem)
+    df = parse_late_numbers(df, typed=known, decimal_comma=header.dialect.decimal_comma)
+    return parse_iso_dates(df, typed=known)
+
+
+def typed_read(path: str, types: dict[str, pl.DataType] | None, header: Header,
+               load: Callable[[dict[str, Any]], F]) -> tuple[F, dict[str, pl.DataType],
+                                                           dict[str, pl.DataType]]:
+    """The typing loop shared by the in-memory and the streamed read.
+
+    ``load`` reads the file with polars' CSV options (``pl.read_csv``, or a
+    ``scan_csv`` sunk to Parquet) and returns a table. Returns that table, the
+    contract's types of its columns and the inferred columns widened on the way.
+    """
+    import polars as pl
+
     names, raw = header.names, header.raw
     raw_of = dict(zip(names, raw, strict=True))
     known = {n: types[n] for n in names if n in types} if types else {}
     widened: dict[str, pl.DataType] = {}
     nulls: list[str] | None = None     # the tokens, once the file is known to use them
-    options = _options(header.dialect)
+    opts = options(header.dialect)
     while True:
         try:
             if types is not None and len(known) == len(names):
-                df = pl.read_csv(path, schema={raw_of[n]: t for n, t in known.items()},
-                                 null_values=nulls, **options)
+                df = load({"schema": {raw_of[n]: t for n, t in known.items()},
+                           "null_values": nulls, **opts})
             else:
                 overrides = {raw_of[n]: t for n, t in {**known, **widened}.items()}
-                df = pl.read_csv(path, schema_overrides=overrides, null_values=nulls, **options)
+                df = load({"schema_overrides": overrides, "null_values": nulls, **opts})
         except pl.exceptions.NoDataError as exc:
             raise reject(Reason.empty, "the file holds no header and no rows") from exc
         except pl.exceptions.ComputeError as exc:
@@ -98,16 +134,7 @@ def _read(path: str, types: dict[str, pl.DataType] | None, header: Header) -> pl
         if nulls is None and has_null_tokens(df):
             nulls = list(NULL_TOKENS)
             continue
-        break
-    if names != raw:
-        df = df.rename({r: n for r, n in zip(raw, names, strict=True) if r != n})
-    # polars pads short rows with nulls silently; a short row always nulls the last column
-    if widened or df.get_column(df.columns[-1]).null_count():
-        problem = structure_error(path, header)
-        if problem:
-            raise reject(Reason.malformed, problem)
-    df = parse_late_numbers(df, typed=known, decimal_comma=header.dialect.decimal_comma)
-    return parse_iso_dates(df, typed=known)
+        return df, known, widened
 
 
 def _is_float(text: str) -> bool:
@@ -124,7 +151,7 @@ def _locate_bad_value(path: str, header: Header, column: str, dtype: pl.DataType
 
     raw = header.raw[header.names.index(column)]
     s = pl.read_csv(path, columns=[raw], infer_schema=False, null_values=nulls,
-                    **_options(header.dialect)).get_column(raw)
+                    **options(header.dialect)).get_column(raw)
     hit = first_cast_failure(s, dtype)
     if hit is None:
         return None

@@ -194,11 +194,10 @@ def _jsonl_bad_line(mm: mmap.mmap) -> str | None:
 # -- Parquet -----------------------------------------------------------------------------
 
 
-def read_parquet(path: str, cap: int, *, max_columns: int) -> pl.DataFrame:
+def parquet_size(path: str, cap: int, *, max_columns: int) -> int:
+    """About how many bytes the Parquet file decodes to, from its footer; refuses a file
+    that is not Parquet, too wide, or decodes past ``cap``."""
     import duckdb
-    import polars as pl
-
-    from appliance.ingest.cells import dictionaries_as_strings
 
     con = scratch_duckdb()
     try:
@@ -217,6 +216,15 @@ def read_parquet(path: str, cap: int, *, max_columns: int) -> pl.DataFrame:
     if estimate > cap:
         raise reject(Reason.too_big, f"the Parquet file decodes to about {mb(estimate)}, over "
                                      f"the {mb(cap)} limit")
+    return estimate
+
+
+def read_parquet(path: str) -> pl.DataFrame:
+    """The whole (checked, see :func:`parquet_size`) Parquet file in memory."""
+    import polars as pl
+
+    from appliance.ingest.cells import dictionaries_as_strings
+
     try:
         return dictionaries_as_strings(pl.read_parquet(path, glob=False))
     except pl.exceptions.PolarsError as exc:

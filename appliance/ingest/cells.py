@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
 
+    from appliance.validate import Frame
+
 NULL_TOKENS: tuple[str, ...] = (
     "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "null", "NULL", "None", "<NA>",
 )
@@ -42,7 +44,7 @@ _ISO_DATETIME = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?")
 
 
-def has_null_tokens(df: pl.DataFrame) -> bool:
+def has_null_tokens(df: Frame) -> bool:
     """True when a text column holds a token or a float column holds NaN (one select)."""
     import polars as pl
 

@@ -40,14 +40,19 @@ from appliance.ingest._readers import (
     check_utf8,
     gunzip_capped,
     mb,
+    parquet_size,
     read_jsonl,
     read_parquet,
     reject,
 )
 from appliance.ingest.formats import FORMATS
+from appliance.ingest.stream import refuse_whole_file_format, stream_csv, stream_parquet
 
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
+
+    from appliance.config import Settings
+    from appliance.validate import Frame
 
 
 DEFAULT_MAX_COLUMNS = 2000         # APPLIANCE_MAX_COLUMNS' default
@@ -61,16 +66,43 @@ class ParseLimits:
     timeout_s: float               # wall clock per file, enforced by the parent
     memory_mb: int                 # resident-memory cap of the parser child
     max_columns: int = DEFAULT_MAX_COLUMNS   # checked before the parse
+    stream_above_bytes: int | None = None    # None: a quarter of memory_mb (stream_from)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParseLimits:
+        above = d.get("stream_above_bytes")
         return cls(max_bytes=int(d["max_bytes"]),
                    max_uncompressed_bytes=int(d["max_uncompressed_bytes"]),
                    timeout_s=float(d["timeout_s"]), memory_mb=int(d["memory_mb"]),
-                   max_columns=int(d["max_columns"]))
+                   max_columns=int(d["max_columns"]),
+                   stream_above_bytes=None if above is None else int(above))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ParseLimits:
+        above = settings.parse_stream_above_mb
+        return cls(max_bytes=settings.max_file_bytes,
+                   max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                   timeout_s=settings.parse_timeout_seconds, memory_mb=settings.parse_memory_mb,
+                   max_columns=settings.max_columns,
+                   stream_above_bytes=None if above is None else above << 20)
+
+    def stream_from(self) -> int | None:
+        """Tables decoding to more bytes than this are streamed (None: never).
+
+        The in-memory path peaks at about twice the CSV's size over the child's own
+        ~200 MB, so a quarter of the cap leaves it room; anything bigger is read in
+        a stream (appliance.ingest.stream), whose memory does not grow with the file.
+        """
+        if self.stream_above_bytes is not None:
+            return max(0, self.stream_above_bytes)
+        return (self.memory_mb << 20) // 4 if self.memory_mb > 0 else None
+
+    def streams(self, size: int) -> bool:
+        threshold = self.stream_from()
+        return threshold is not None and size > threshold
 
 
 @dataclass
@@ -135,9 +167,11 @@ def _strict_bool(v: Any) -> bool:
     return v
 
 
-def scratch_paths(dst: Path) -> tuple[Path, Path]:
-    """What a killed child may leave behind: the Parquet temp file and the gunzip scratch."""
-    return dst.with_name(dst.name + ".tmp"), dst.with_name(dst.name + ".src.tmp")
+def scratch_paths(dst: Path) -> tuple[Path, Path, Path]:
+    """What a killed child may leave behind: the Parquet temp file, the gunzip scratch and
+    a streamed read's staging Parquet."""
+    return (dst.with_name(dst.name + ".tmp"), dst.with_name(dst.name + ".src.tmp"),
+            dst.with_name(dst.name + ".stage.tmp"))
 
 
 def parse_file(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str | None,
@@ -177,17 +211,21 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
     if fmt not in FORMATS:
         raise reject(Reason.unsupported_format, f"unsupported format {fmt!r}")
     types = dict(_contract_types(contract_yaml)) if contract_yaml is not None else None
+    tmp, gunzipped, stage = scratch_paths(dst)
     with _open_regular(src, limits) as fd:
         dst.parent.mkdir(parents=True, exist_ok=True)
+        df: Frame
         if fmt == "csv.gz":
-            scratch = scratch_paths(dst)[1]
-            gunzip_capped(fd, scratch, limits.max_uncompressed_bytes)
-            df = _read_text(str(scratch), "csv", types, limits)
+            gunzip_capped(fd, gunzipped, limits.max_uncompressed_bytes)
+            df = _read_text(str(gunzipped), "csv", types, limits, tmp, stage)
         elif fmt == "parquet":
-            df = read_parquet(_fd_path(fd), limits.max_uncompressed_bytes,
-                              max_columns=limits.max_columns)
+            path = _fd_path(fd)
+            decoded = parquet_size(path, limits.max_uncompressed_bytes,
+                                   max_columns=limits.max_columns)
+            df = (stream_parquet(path, stage=stage, out=tmp) if limits.streams(decoded)
+                  else read_parquet(path))
         else:
-            df = _read_text(_fd_path(fd), fmt, types, limits)
+            df = _read_text(_fd_path(fd), fmt, types, limits, tmp, stage)
     if df.height == 0:
         raise reject(Reason.empty, "the file has a header but no data rows")
     for name, dtype in df.schema.items():
@@ -199,30 +237,45 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
 
 
 def _read_text(path: str, fmt: str, types: dict[str, pl.DataType] | None,
-               limits: ParseLimits) -> pl.DataFrame:
+               limits: ParseLimits, tmp: Path, stage: Path) -> Frame:
     from appliance.ingest._csv import read_csv
 
     with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
             raise reject(Reason.empty, "the file is empty (0 bytes)")
+        streamed = limits.streams(size)
+        if streamed and fmt == "jsonl":
+            raise refuse_whole_file_format(fmt, size, limits.stream_from() or 0)
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             skip = check_utf8(mm)
             if fmt == "jsonl":
                 # polars' JSON reader refuses a UTF-8 BOM: hand it the bytes after it
                 return read_jsonl(mm[skip:] if skip else path, types, mm,
                                   max_columns=limits.max_columns)
+            if streamed:
+                return stream_csv(path, mm, skip, types, max_columns=limits.max_columns,
+                                  stage=stage, out=tmp)
             return read_csv(path, mm, skip, types, max_columns=limits.max_columns)
 
 
-def _finish(df: pl.DataFrame, dst: Path, *, dataset: str, contract_yaml: str | None,
+def _finish(df: Frame, dst: Path, *, dataset: str, contract_yaml: str | None,
             contract_version: int | None) -> ParseResult:
+    """Check (or infer) the contract over the table and move its Parquet into place.
+
+    An in-memory frame is written here; a streamed table is already written.
+    """
+    import polars as pl
+
     from appliance.domain.reports import ValidationReport
     from appliance.validate.contracts import infer_contract, validate_frame
 
     tmp = scratch_paths(dst)[0]
     # polars writes Parquet without the GIL: overlap it with validation. The column
     # summary is not made here: it is off the acceptance path (see summarize_parquet).
-    writer = _Background(lambda: df.write_parquet(tmp, compression="snappy"))
+    frame = df if isinstance(df, pl.DataFrame) else None
+    writer = _Background(lambda: frame.write_parquet(tmp, compression="snappy")
+                         if frame is not None else None)
     try:
         if contract_yaml is None:
             # A contract inferred from this very frame holds for it by construction

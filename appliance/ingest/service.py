@@ -91,15 +91,7 @@ class IngestService:
         # VersionAccepted, FileQuarantined, IngestFinished (see appliance.domain.events)
         self.events = events
         self.labels = labels  # None: this process does not take label files
-        self.pool = ParserPool(
-            ParseLimits(
-                max_bytes=settings.max_file_bytes,
-                max_uncompressed_bytes=settings.max_uncompressed_bytes,
-                timeout_s=settings.parse_timeout_seconds,
-                memory_mb=settings.parse_memory_mb,
-                max_columns=settings.max_columns,
-            )
-        )
+        self.pool = ParserPool(ParseLimits.from_settings(settings))
         self._lock = threading.Lock()  # one file at a time: the parser child is single
         # Column summaries are made after a version is recorded, one at a time.
         self._summaries = ThreadPoolExecutor(1, thread_name_prefix="ingest-summary")

@@ -4,6 +4,7 @@ pandera is imported inside the functions that need it (it pulls in pandas and
 takes about half a second), so importing this package stays cheap.
 """
 
+from appliance.validate._frames import Frame, ParquetTable
 from appliance.validate.contracts import (
     contract_columns,
     infer_contract,
@@ -14,5 +15,6 @@ from appliance.validate.contracts import (
 from appliance.validate.summary import summarize
 
 __all__ = [
-    "contract_columns", "infer_contract", "load_contract", "load_profile", "summarize", "validate_frame",
+    "Frame", "ParquetTable", "contract_columns", "infer_contract", "load_contract", "load_profile",
+    "summarize", "validate_frame",
 ]

@@ -45,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from appliance.domain.reports import CheckFailure
-from appliance.validate._counting import SAMPLE_SIZE, Counted, count_all, of, shown
+from appliance.validate._counting import _SAMPLE_SCAN_ROWS, SAMPLE_SIZE, Counted, count_all, of, shown
+from appliance.validate._frames import Frame, failing_values, is_streamed
 from appliance.validate._tolerances import column_items, duplicate_warning, judge
 from appliance.validate._values import json_safe
 from appliance.validate.profile import ContractProfile
@@ -72,7 +73,7 @@ class _Capture:
 
 
 def check_frame(
-    df: pl.DataFrame,
+    df: Frame,
     schema: pa.DataFrameSchema,
     *,
     reload: Callable[[], pa.DataFrameSchema],
@@ -87,7 +88,17 @@ def check_frame(
     """
     profile = profile or ContractProfile()
     plan = _plan(schema)
-    if plan is None:
+    if plan is None or not isinstance(df, pl.DataFrame):
+        if not isinstance(df, pl.DataFrame):
+            if plan is None:
+                return Outcome([_needs_whole_table(df.height, where)])
+            # A streamed table has no pandera cross-check: the counts below are pandera's
+            # own check expressions, and pandera would need the whole table in memory.
+            try:
+                failures, _, soft = _fast_failures(df, schema, plan, profile, where)
+            except pl.exceptions.PolarsError as exc:
+                return Outcome([_needs_whole_table(df.height, where, str(exc))])
+            return Outcome(failures + soft.failures, soft.warnings)
         return _pandera_outcome(df, schema, profile, where)
     try:
         failures, keys, soft = _fast_failures(df, schema, plan, profile, where)
@@ -159,14 +170,14 @@ def _pandera_outcome(
     return Outcome(failures + soft.failures, soft.warnings)
 
 
-def _judged(df: pl.DataFrame, items: list[Counted], profile: ContractProfile, where: str,
+def _judged(df: Frame, items: list[Counted], profile: ContractProfile, where: str,
             nullable: dict[str, bool]) -> Outcome:
     failures, warnings = judge(items, profile, rows=df.height, where=where, nullable=nullable)
     duplicates = duplicate_warning(df, profile, where=where)
     return Outcome(failures, warnings + ([duplicates] if duplicates else []))
 
 
-def _dtype_ok(df: pl.DataFrame, name: str, column: Any) -> bool:
+def _dtype_ok(df: Frame, name: str, column: Any) -> bool:
     from pandera.api.polars.types import PolarsData
 
     if column.dtype is None:
@@ -225,7 +236,7 @@ def _capture(check: Any, name: str) -> pl.Expr | None:
 
 
 def _fast_failures(
-    df: pl.DataFrame, schema: pa.DataFrameSchema, plan: _Plan, profile: ContractProfile, where: str
+    df: Frame, schema: pa.DataFrameSchema, plan: _Plan, profile: ContractProfile, where: str
 ) -> tuple[list[CheckFailure], set[tuple[Any, ...]], Outcome]:
     from pandera.api.polars.types import PolarsData
 
@@ -378,6 +389,17 @@ def _check_label(check: Any) -> str:
     return error if isinstance(error, str) and error else str(getattr(check, "name", check))
 
 
+def _needs_whole_table(rows: int, where: str, detail: str = "") -> CheckFailure:
+    why = f" ({detail[:200]})" if detail else ""
+    return CheckFailure(
+        None, "needs_whole_table", rows, [],
+        f"{where} has checks that only pandera can run, on the whole table in memory (frame-"
+        f"level, unique, regex, element-wise or custom checks){why}; this file was read in a "
+        "stream because it is too big for the parser's memory cap (APPLIANCE_PARSE_MEMORY_MB): "
+        "drop those checks from the contract or raise the cap",
+    )
+
+
 def _missing(name: str, rows: int, where: str) -> CheckFailure:
     return CheckFailure(
         None, "column_in_dataframe", rows, [name], f"column {name!r} is missing (required by {where})"
@@ -392,17 +414,22 @@ def _extra(name: str, rows: int, where: str) -> CheckFailure:
     )
 
 
-def _dtype_failure(df: pl.DataFrame, name: str, expected: Any, where: str) -> CheckFailure:
+def _dtype_failure(df: Frame, name: str, expected: Any, where: str) -> CheckFailure:
     target = getattr(expected, "type", expected)
     actual = df.schema[name]
     col = pl.col(name)
     unreadable = 0
     try:
         bad = col.is_not_null() & col.cast(target, strict=False).is_null()
-        unreadable, samples = df.select(
-            bad.sum().alias("n"),
-            col.filter(bad).unique(maintain_order=True).head(SAMPLE_SIZE).implode().alias("s"),
-        ).row(0)
+        if is_streamed(df):
+            unreadable = df.select(bad.sum()).item()
+            samples = failing_values(df, name, bad, _SAMPLE_SCAN_ROWS).unique(
+                maintain_order=True).head(SAMPLE_SIZE)
+        else:
+            unreadable, samples = df.select(
+                bad.sum().alias("n"),
+                col.filter(bad).unique(maintain_order=True).head(SAMPLE_SIZE).implode().alias("s"),
+            ).row(0)
     except Exception:  # no cast between the two types: show what is there instead
         samples = df.get_column(name).drop_nulls().unique(maintain_order=True).head(SAMPLE_SIZE)
     values = [json_safe(v) for v in samples]

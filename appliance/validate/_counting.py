@@ -7,6 +7,13 @@ from typing import Any, cast
 
 import polars as pl
 
+from appliance.validate._frames import (
+    Frame,
+    distinct_count,
+    failing_values,
+    is_streamed,
+    row_hash,
+)
 from appliance.validate._values import json_safe
 
 SAMPLE_SIZE = 5
@@ -26,7 +33,7 @@ class Counted:
     samples: list[Any] = field(default_factory=list)
 
 
-def count_all(df: pl.DataFrame, counted: list[Counted]) -> None:
+def count_all(df: Frame, counted: list[Counted]) -> None:
     """Fill ``count`` for every item in one select, then ``samples`` for those that failed."""
     if not counted:
         return
@@ -35,6 +42,11 @@ def count_all(df: pl.DataFrame, counted: list[Counted]) -> None:
         c.count = int(n or 0)
     failing = [c for c in counted if c.count and c.samples_wanted]
     if not failing:
+        return
+    if is_streamed(df):   # one streamed pass per failing check, stopping at its first rows
+        for c in failing:
+            found = failing_values(df, c.column, c.fails, _SAMPLE_SCAN_ROWS)
+            c.samples = [json_safe(v) for v in found.unique(maintain_order=True).head(SAMPLE_SIZE)]
         return
     exprs = []
     for i, c in enumerate(failing):
@@ -49,21 +61,26 @@ _KEY_COLUMNS = 3
 _SCREEN_MARGIN = 0.03               # HyperLogLog's error is ~1%: a 3-point margin is ~4 sigma
 
 
-def duplicate_rows(df: pl.DataFrame) -> int:
+def duplicate_rows(df: Frame) -> int:
     """How many rows repeat an earlier row exactly (one row hash over every column).
 
     A cheaper bound comes first: rows equal in every column are equal in a few
-    (``_key_columns``), so no duplicate on those means none at all.
+    (``_key_columns``), so no duplicate on those means none at all. A streamed
+    table counts its distinct row hashes one hash partition at a time.
     """
     if df.height < 2 or df.width == 0:
         return 0
     key = _key_columns(df)
-    if len(key) < df.width and df.select(key).hash_rows().n_unique() == df.height:
+    if isinstance(df, pl.DataFrame):
+        if len(key) < df.width and df.select(key).hash_rows().n_unique() == df.height:
+            return 0
+        return df.height - df.hash_rows().n_unique()
+    if len(key) < df.width and distinct_count(df, row_hash(df, key)) == df.height:
         return 0
-    return df.height - df.hash_rows().n_unique()
+    return df.height - distinct_count(df, row_hash(df))
 
 
-def duplicates_above(df: pl.DataFrame, limit: float) -> int | None:
+def duplicates_above(df: Frame, limit: float) -> int | None:
     """The exact duplicate-row count if its share may be above ``limit``, else None.
 
     Large frames are screened on a few columns' row hash with a HyperLogLog
@@ -74,14 +91,17 @@ def duplicates_above(df: pl.DataFrame, limit: float) -> int | None:
     if rows < 2 or df.width == 0:
         return None
     if rows > _EXACT_DUPLICATES_UP_TO:
-        estimate = cast(int, df.select(_key_columns(df)).hash_rows().approx_n_unique())
+        if is_streamed(df):
+            estimate = cast(int, df.select(row_hash(df, _key_columns(df)).approx_n_unique()).item())
+        else:
+            estimate = cast(int, df.select(_key_columns(df)).hash_rows().approx_n_unique())
         if 1 - estimate / rows <= limit - _SCREEN_MARGIN:
             return None
     duplicates = duplicate_rows(df)
     return duplicates if duplicates / rows > limit else None
 
 
-def _key_columns(df: pl.DataFrame) -> list[str]:
+def _key_columns(df: Frame) -> list[str]:
     """A few columns likely to tell rows apart: floats, then integers, then the rest."""
     def rank(dtype: pl.DataType) -> int:
         return 0 if dtype.is_float() else 1 if dtype.is_integer() else 2 if dtype.is_temporal() else 3

@@ -15,6 +15,14 @@ from typing import Any
 import polars as pl
 
 from appliance.validate._counting import duplicate_rows
+from appliance.validate._frames import (
+    Frame,
+    distinct_count,
+    distinct_values,
+    first_values,
+    is_streamed,
+    order_counts,
+)
 from appliance.validate._values import json_safe
 from appliance.validate.profile import (
     DUPLICATE_WARN_MARGIN,
@@ -49,7 +57,7 @@ DATE_LIKE = (
 _DATE_RE = re.compile(DATE_LIKE)
 
 
-def observe(df: pl.DataFrame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
+def observe(df: Frame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
     """The profile inference writes into a new contract for ``df``."""
     stats = _statistics(df)
     rows = df.height
@@ -71,11 +79,16 @@ def observe(df: pl.DataFrame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
                 expected_range=None if s.get("infinite") else expected_range(lo, hi, dtype, kind),
             )
         columns[name] = profile
-    if categorical:
+    values: tuple[Any, ...] = ()
+    if categorical and is_streamed(df):
+        values = tuple(distinct_values(df, _as_string(pl.col(n), df.schema[n]).drop_nulls())
+                       for n in categorical)
+    elif categorical:
         values = df.select(
             _as_string(pl.col(n), df.schema[n]).drop_nulls().unique().sort().implode()
             for n in categorical
         ).row(0)
+    if categorical:
         for name, domain in zip(categorical, values, strict=True):
             columns[name] = replace(columns[name], domain=tuple(domain), min_domain_mass=MIN_DOMAIN_MASS)
     duplicates = ceil_fraction(duplicate_rows(df), rows)
@@ -84,7 +97,8 @@ def observe(df: pl.DataFrame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
     return frame, columns
 
 
-def _statistics(df: pl.DataFrame) -> dict[str, dict[str, Any]]:
+def _statistics(df: Frame) -> dict[str, dict[str, Any]]:
+    streamed = is_streamed(df)   # the streaming engine runs neither diff nor head in a select
     exprs: list[pl.Expr] = []
     for i, (name, dtype) in enumerate(df.schema.items()):
         col, key = pl.col(name), f"{i}:"
@@ -95,25 +109,44 @@ def _statistics(df: pl.DataFrame) -> dict[str, dict[str, Any]]:
             exprs += [finite.min().alias(key + "lo"), finite.max().alias(key + "hi"),
                       col.is_infinite().sum().alias(key + "infinite")]
         elif dtype.is_integer():
-            exprs += [col.min().alias(key + "lo"), col.max().alias(key + "hi"),
-                      # a column that only grows in file order (a year, a season, a running id)
-                      (col.drop_nulls().diff() < 0).sum().alias(key + "decreases"),
-                      (col.drop_nulls().diff() > 0).sum().alias(key + "increases")]
+            exprs += [col.min().alias(key + "lo"), col.max().alias(key + "hi")]
+            if not streamed:
+                # a column that only grows in file order (a year, a season, a running id)
+                exprs += [(col.drop_nulls().diff() < 0).sum().alias(key + "decreases"),
+                          (col.drop_nulls().diff() > 0).sum().alias(key + "increases")]
         elif _is_stringlike(dtype):
             text = _as_string(col, dtype).drop_nulls()
             exprs += [
-                text.n_unique().alias(key + "distinct"),
                 text.str.len_chars().mean().alias(key + "mean_length"),
                 text.str.len_chars().max().alias(key + "max_length"),
-                text.head(_DATE_SAMPLE).str.contains(DATE_LIKE).mean().alias(key + "date_like"),
             ]
+            if not streamed:
+                exprs += [
+                    text.n_unique().alias(key + "distinct"),
+                    text.head(_DATE_SAMPLE).str.contains(DATE_LIKE).mean().alias(key + "date_like"),
+                ]
         exprs.append(nulls.alias(key + "nulls"))
     row = df.select(exprs).row(0, named=True) if exprs else {}
     by_index: dict[int, dict[str, Any]] = {i: {} for i in range(df.width)}
     for key, value in row.items():
         index, _, stat = key.partition(":")
         by_index[int(index)][stat] = value
+    if streamed:
+        _streamed_statistics(df, by_index)
     return {name: by_index[i] for i, name in enumerate(df.columns)}
+
+
+def _streamed_statistics(df: Frame, by_index: dict[int, dict[str, Any]]) -> None:
+    """The order- and set-based statistics of a streamed table, each in bounded memory."""
+    for i, (name, dtype) in enumerate(df.schema.items()):
+        stats = by_index[i]
+        if dtype.is_integer():
+            stats["decreases"], stats["increases"] = order_counts(df, name)
+        elif _is_stringlike(dtype):
+            text = _as_string(pl.col(name), dtype).drop_nulls()
+            stats["distinct"] = distinct_count(df, text)
+            stats["date_like"] = first_values(df, text, _DATE_SAMPLE).str.contains(
+                DATE_LIKE).mean()
 
 
 def _kind(dtype: pl.DataType, s: dict[str, Any], non_null: int) -> str:

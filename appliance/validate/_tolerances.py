@@ -25,6 +25,7 @@ import polars as pl
 
 from appliance.domain.reports import CheckFailure
 from appliance.validate._counting import Counted, duplicates_above, of, percent, shown
+from appliance.validate._frames import Frame
 from appliance.validate.profile import (
     MIN_DOMAIN_MASS,
     NULL_WARN_MARGIN,
@@ -122,7 +123,7 @@ def _judge_nulls(c: Counted, p: ColumnProfile, rows: int, where: str,
         ))
 
 
-def duplicate_warning(df: pl.DataFrame, profile: ContractProfile, *, where: str) -> CheckFailure | None:
+def duplicate_warning(df: Frame, profile: ContractProfile, *, where: str) -> CheckFailure | None:
     """A warning when the share of exact duplicate rows is above the profile's tolerance."""
     limit = profile.frame.max_duplicate_fraction
     rows = df.height

@@ -62,6 +62,7 @@ import yaml
 
 from appliance.domain.reports import ValidationReport
 from appliance.errors import ContractInvalid
+from appliance.validate._frames import Frame
 from appliance.validate.profile import (
     ContractProfile,
     parse_profile,
@@ -104,7 +105,7 @@ _HEADER = """\
 # --------------------------------------------------------------------------- inference
 
 
-def infer_contract(df: pl.DataFrame, *, dataset: str) -> str:
+def infer_contract(df: Frame, *, dataset: str) -> str:
     """Infer a strict pandera polars schema and a profile from ``df``; return the contract YAML."""
     import pandera.polars as pa
 
@@ -218,7 +219,7 @@ def contract_columns(contract_yaml: str) -> dict[str, str]:
 
 
 def validate_frame(
-    df: pl.DataFrame, contract_yaml: str, *, contract_version: int | None = None
+    df: Frame, contract_yaml: str, *, contract_version: int | None = None
 ) -> ValidationReport:
     """Validate ``df`` against the contract; never raises on bad data (see ``_checking``).
 

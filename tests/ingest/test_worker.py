@@ -242,10 +242,12 @@ def test_parse_past_memory_cap_is_out_of_memory_and_child_restarts(
 ) -> None:
     # The cap is on resident memory now (issue 12), not address space: a parse that
     # really holds 960 MB is stopped by the parent's watchdog and reported as such.
+    # (Read whole on purpose: above the streaming threshold this file is now streamed
+    # and accepted, see tests/ingest/test_streaming.py.)
     src = tmp_path / "dense.parquet"
     pl.select(pl.repeat(7, 120_000_000, dtype=pl.Int64).alias("a")).write_parquet(src)
     limits = ParseLimits(max_bytes=1 << 30, max_uncompressed_bytes=1 << 40, timeout_s=120,
-                         memory_mb=600)
+                         memory_mb=600, stream_above_bytes=1 << 40)
     with ParserPool(limits) as pool:
         result = parse(pool, src, tmp_path / "dense-out.parquet", "parquet")
         assert (result.ok, result.reason) == (False, "out_of_memory"), result.message
