@@ -42,7 +42,7 @@ class DriftOptions(BaseModel):
                                   description="column -> test name (e.g. {age: psi})")
     thresholds: dict[str, float] = Field(default_factory=dict, max_length=MAX_COLUMNS_NAMED,
                                          description="column -> threshold for its test")
-    multivariate: bool = Field(True, description="run the classifier-based detector")
+    multivariate: bool = Field(default=True, description="run the classifier-based detector")
 
     @field_validator("tests")
     @classmethod

@@ -137,7 +137,7 @@ class Sample:
 
         if self.kind == NUMERICAL:
             return int(np.count_nonzero(np.diff(self.merged))) + 1 if self.merged.size else 0
-        return int(len(self.counts[0]))
+        return len(self.counts[0])
 
     @functools.cached_property
     def n_unique_reference(self) -> int:
@@ -177,7 +177,7 @@ def _z(s: Sample, threshold: float) -> Outcome:
     import numpy as np
     from scipy.stats import norm
 
-    keys, ref, cur = s.counts
+    _, ref, cur = s.counts
     present = (ref > 0) | (cur > 0)
     if (ref > 0).sum() == 1 and (cur > 0).sum() == 1 and present.sum() == 1:
         return Outcome(0.0, 1.0, None, False)  # one and the same value on both sides

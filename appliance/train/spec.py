@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from appliance.domain.drift import DriftOptions
 from appliance.errors import InvalidInput
 from appliance.train import estimators
 
@@ -183,6 +184,7 @@ class JobSpec(_Strict):
     promote: PromoteSpec = Field(default_factory=PromoteSpec)
     fairness: FairnessSpec | None = None
     schedule: ScheduleSpec | None = None
+    drift: DriftOptions | None = None  # per-column tests and thresholds for drift checks
     description: str | None = None
     limitations: list[str] = Field(default_factory=list)
     _source: str | None = PrivateAttr(default=None)
