@@ -287,7 +287,10 @@ def _psi(s: Sample, threshold: float) -> Outcome:
 def text_auc(ref: list[str], cur: list[str]) -> tuple[float, int, int]:
     """ROC AUC of Evidently's domain classifier telling current text from reference text,
     with the sizes of the held-out halves (reference, current)."""
+    import warnings
+
     import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import roc_auc_score
@@ -304,7 +307,9 @@ def text_auc(ref: list[str], cur: list[str]) -> tuple[float, int, int]:
                                          loss="modified_huber", random_state=42)),
     ])
     try:
-        pipe.fit(x_train, y_train)
+        with warnings.catch_warnings():  # Evidently's max_iter=50 may stop short: its model
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            pipe.fit(x_train, y_train)
     except ValueError:  # no words left (every token a stop word, or one class): no signal
         return 0.5, int((y_test == 0).sum()), int((y_test == 1).sum())
     auc = float(roc_auc_score(y_test, pipe.predict_proba(x_test)[:, 1]))

@@ -10,8 +10,9 @@ import pytest
 
 UI = Path(__file__).resolve().parents[2] / "ui"
 ALLOWED = {"appliance.client", "appliance.errors", "streamlit", "pandas", "altair",
-           "console_lib", "console_views"}
-PAGES = ["Home.py", "console_lib.py", "console_views.py", "pages/1_Datasets.py",
+           "console_lib", "console_views", "console_drift"}
+PAGES = ["Home.py", "console_lib.py", "console_views.py", "console_drift.py",
+         "pages/1_Datasets.py",
          "pages/2_Audit.py", "pages/3_Runs.py", "pages/4_Models.py", "pages/5_Serving.py",
          "pages/6_Monitoring.py", "pages/7_Jobs.py", "pages/8_Lineage.py"]
 
