@@ -215,6 +215,8 @@ def drift(
 ) -> None:
     """Test recent inputs (or a dataset version) for drift against the champion's training
     data: one automatically chosen test per column, and one multivariate score."""
+    from pydantic import ValidationError
+
     from appliance.domain.drift import DriftOptions
 
     try:
@@ -222,8 +224,8 @@ def drift(
             tests=_pairs(test or [], "--test"),
             thresholds={k: _number(v, k) for k, v in _pairs(threshold or [], "--threshold").items()},
             multivariate=multivariate)
-    except ValueError as exc:
-        fail(InvalidInput(str(exc).splitlines()[-1].strip()))
+    except ValidationError as exc:
+        fail(InvalidInput(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")))
     except InvalidInput as exc:
         fail(exc)
     report = call(home, lambda backend: backend.drift(model, window_hours, dataset_version,
