@@ -169,7 +169,34 @@ def test_clear_failures(monitored: tuple[TestClient, Any]) -> None:
     assert client.post("/api/v1/monitor/churn/drift",
                        json={"dataset_version": 99}).status_code == 404
     assert client.post("/api/v1/monitor/churn/drift", json={"p_val": 2}).status_code == 422
+    unknown = client.post("/api/v1/monitor/churn/drift", json={"tests": {"age": "kolmogorov"}})
+    assert unknown.status_code == 422 and "unknown drift test 'kolmogorov'" in unknown.text
+    assert client.post("/api/v1/monitor/churn/drift",
+                       json={"thresholds": {"age": -1}}).status_code == 422
+    ghost = client.post("/api/v1/monitor/churn/drift",
+                        json={"dataset_version": 2, "tests": {"ghost": "psi"}})
+    assert ghost.status_code == 400 and "not an input column" in ghost.text
+    wrong = client.post("/api/v1/monitor/churn/drift",
+                        json={"dataset_version": 2, "tests": {"region": "wasserstein"}})
+    assert wrong.status_code == 400 and "is for numerical columns" in wrong.text
     # no predictions in a very short, already-past window
     resp = client.post("/api/v1/monitor/churn/drift", json={"window_hours": 1e-9})
     assert resp.status_code in (400, 422) and "no predictions" in resp.text
     assert client.get("/api/v1/monitor/ghost/drift").status_code == 404
+
+
+def test_a_request_names_a_test_and_threshold_per_column(
+    monitored: tuple[TestClient, Any],
+) -> None:
+    client, _ = monitored
+    resp = client.post("/api/v1/monitor/churn/drift", json={
+        "dataset_version": 2, "tests": {"age": "ks", "region": "psi"},
+        "thresholds": {"region": 5.0}, "multivariate": False})
+    assert resp.status_code == 201, resp.text
+    report = resp.json()
+    features = {f["column"]: f for f in report["features"]}
+    assert features["age"]["test"] == "ks" and features["age"]["chosen"] == "override"
+    assert features["age"]["drift"] is True and features["age"]["p_value"] < 1e-6
+    assert features["region"]["test"] == "psi" and features["region"]["threshold"] == 5.0
+    assert features["region"]["drift"] is False  # the PSI is well under a threshold of 5
+    assert report["multivariate"] is None
