@@ -89,11 +89,12 @@ def _encode(ref: Any, cur: Any, columns: list[str], kinds: dict[str, Kind]) -> t
 
     blocks_ref, blocks_cur = [], []
     for col in columns:
-        both = pl.concat([ref[col].cast(pl.Utf8) if kinds[col] != "numerical" else
-                          ref[col].cast(pl.Float64, strict=False),
-                          cur[col].cast(pl.Utf8) if kinds[col] != "numerical" else
-                          cur[col].cast(pl.Float64, strict=False)])
-        if kinds[col] != "numerical":
+        dtype = ref[col].dtype
+        as_numbers = kinds[col] == "numerical" or dtype.is_numeric() or dtype == pl.Boolean
+        # a numeric column is its values (an integer category logged as 3.0 is still 3)
+        cast = pl.Float64 if as_numbers else pl.Utf8
+        both = pl.concat([ref[col].cast(cast, strict=False), cur[col].cast(cast, strict=False)])
+        if not as_numbers:
             both = both.rank("dense").cast(pl.Float64)  # nulls stay null: NaN below
         values = both.to_numpy().astype(np.float32)
         values[~np.isfinite(values)] = np.nan

@@ -36,3 +36,16 @@ def test_the_multivariate_detector_leaves_text_out_and_needs_rows() -> None:
     out = multivariate_drift(ref, ref, {"note": "text"}, p_val=0.05)
     assert out.drift is False and out.auc is None and out.columns == []
     assert out.note is not None and "non-text column" in out.note
+
+
+def test_an_integer_category_logged_as_floats_is_the_same_data() -> None:
+    """The prediction log reads numbers back as floats: 3 and 3.0 must not look like drift."""
+    rng = np.random.default_rng(4)
+    ref = pl.DataFrame({"seats": rng.integers(0, 5, 800), "x": rng.normal(size=800)})
+    cur = pl.DataFrame({"seats": rng.integers(0, 5, 800).astype(float), "x": rng.normal(size=800)})
+    kinds = {"seats": column_kind(ref["seats"]), "x": "numerical"}
+    assert kinds["seats"] == "categorical"
+    out = multivariate_drift(ref, cur, kinds, p_val=0.05, max_rows=600)  # type: ignore[arg-type]
+    assert out.drift is False and out.auc is not None and out.auc < 0.6
+    (seats, _) = feature_tests(ref, cur, kinds, p_val=0.05, correction="none")  # type: ignore[arg-type]
+    assert seats.drift is False and seats.n_unique == 5
