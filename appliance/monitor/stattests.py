@@ -120,15 +120,27 @@ class Sample:
 
         if self.kind != NUMERICAL:
             return self.keys, self.ref_counts, self.cur_counts
-        keys = np.unique(self.merged)
+        merged = self.merged
+        keys = merged[np.r_[True, merged[1:] != merged[:-1]]] if merged.size else merged
         return (keys, _count_sorted(self.ref, keys), _count_sorted(self.cur, keys))
 
     @functools.cached_property
-    def merged(self) -> Any:
-        """Both sides' values in one sorted array (a merge of two sorted runs: linear)."""
+    def _merge(self) -> tuple[Any, Any]:
         import numpy as np
 
-        return np.sort(np.concatenate([self.ref, self.cur]), kind="stable")
+        both = np.concatenate([self.ref, self.cur])
+        order = np.argsort(both, kind="stable")  # two sorted runs: timsort merges them
+        return both[order], order < self.ref.size
+
+    @property
+    def merged(self) -> Any:
+        """Both sides' values in one sorted array."""
+        return self._merge[0]
+
+    @property
+    def from_reference(self) -> Any:
+        """For each value of :attr:`merged`, whether it came from the reference."""
+        return self._merge[1]
 
     @functools.cached_property
     def n_unique(self) -> int:
@@ -259,21 +271,24 @@ def _wasserstein(s: Sample, threshold: float) -> Outcome:
     import numpy as np
 
     norm = max(float(np.std(s.ref)), 0.001)
-    d = wasserstein_sorted(s.ref, s.cur, s.merged) / norm
+    d = wasserstein_merged(s.merged, s.from_reference) / norm
     return Outcome(d, None, d, d >= threshold)
 
 
-def wasserstein_sorted(u: Any, v: Any, merged: Any) -> float:
-    """scipy.stats.wasserstein_distance(u, v) for sorted ``u``, ``v`` and their sorted union:
-    the area between the two empirical CDFs, without scipy's three argsorts."""
+def wasserstein_merged(merged: Any, from_u: Any) -> float:
+    """scipy.stats.wasserstein_distance(u, v) given both samples merged in sorted order and
+    which values came from ``u``: the area between the two empirical CDFs, read off running
+    counts instead of scipy's argsorts and binary searches. Within a run of equal values the
+    running count is short of the CDF, but there the step to the next value is zero."""
     import numpy as np
 
     if merged.size < 2:
         return 0.0
-    deltas = np.diff(merged)
-    u_cdf = np.searchsorted(u, merged[:-1], side="right") / u.size
-    v_cdf = np.searchsorted(v, merged[:-1], side="right") / v.size
-    return float(np.sum(np.abs(u_cdf - v_cdf) * deltas))
+    n_u = int(np.count_nonzero(from_u))
+    n_v = from_u.size - n_u
+    u_cdf = np.cumsum(from_u)[:-1] / n_u
+    v_cdf = np.cumsum(~from_u)[:-1] / n_v
+    return float(np.sum(np.abs(u_cdf - v_cdf) * np.diff(merged)))
 
 
 def _psi(s: Sample, threshold: float) -> Outcome:
