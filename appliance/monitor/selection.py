@@ -31,7 +31,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.domain.drift import DriftOptions, FeatureDrift
-from appliance.monitor.stattests import CATEGORICAL, NUMERICAL, TEXT, Kind, Sample, resolve, run
+from appliance.monitor.stattests import (
+    CATEGORICAL,
+    NUMERICAL,
+    TEXT,
+    Kind,
+    Outcome,
+    Sample,
+    StatTest,
+    resolve,
+    run,
+)
 
 CORRECTIONS = ("bonferroni", "fdr", "none")
 SMALL = 1000  # reference rows: Evidently's boundary between the small- and large-sample tests
@@ -111,20 +121,24 @@ def default_test(s: Sample) -> tuple[str, str]:
 
 @dataclass
 class _Column:
+    """One column's test, run; the sample itself is dropped once scored (one column's
+    arrays in memory at a time)."""
+
     name: str
-    sample: Sample
-    test: str
+    kind: Kind
+    test: StatTest
+    outcome: Outcome
     reason: str
     chosen: str
     threshold: float | None  # from the options; None: the test's default
+    n_unique: int | None
+    rows: tuple[int, int]
 
 
 def feature_tests(reference: Any, current: Any, kinds: dict[str, Kind], *, p_val: float,
                   correction: str, options: DriftOptions | None = None) -> list[FeatureDrift]:
     """One test per column of ``kinds`` on two polars frames, thresholds corrected."""
     import numpy as np
-
-    from appliance.errors import InvalidInput
 
     if correction not in CORRECTIONS:
         raise ValueError(f"correction is one of {CORRECTIONS}")
@@ -139,45 +153,48 @@ def feature_tests(reference: Any, current: Any, kinds: dict[str, Kind], *, p_val
                                     threshold=options.thresholds.get(col, p_val), drift=False,
                                     kind=kind)
             continue
-        name, reason = default_test(s)
-        chosen = "auto"
-        if col in options.tests:
-            reason = f"set for this column (automatic: {name}, {reason})"
-            name, chosen = options.tests[col], "override"
-        columns.append(_Column(col, s, name, reason, chosen, options.thresholds.get(col)))
-
-    results = {}
-    for c in columns:  # the score does not depend on the threshold, except for text's
-        test = resolve(c.test)
-        first = c.threshold if c.threshold is not None else test.default_threshold
-        try:
-            results[c.name] = run(c.test, c.sample, first, auto=c.chosen == "auto")
-        except ValueError as exc:
-            raise InvalidInput(f"column {c.name!r}: {exc}",
-                               detail={"field": f"drift.tests.{c.name}"}) from None
-    corrected = [c for c in columns
-                 if c.threshold is None and results[c.name][0].score == "p_value"]
+        columns.append(_scored(col, s, options))
+        del s
+    corrected = [c for c in columns if c.threshold is None and c.test.score == "p_value"]
     p_threshold = p_val
     if correction == "bonferroni":
         p_threshold = p_val / max(len(corrected), 1)
     elif correction == "fdr" and corrected:
         p_threshold = _bh_threshold(
-            np.array([results[c.name][1].p_value for c in corrected], dtype=float), p_val)
+            np.array([c.outcome.p_value for c in corrected], dtype=float), p_val)
     for c in columns:
-        test, res = results[c.name]
-        drift = res.drift
-        threshold = c.threshold if c.threshold is not None else test.default_threshold
-        if c in corrected:
+        res, drift = c.outcome, c.outcome.drift
+        threshold = c.threshold if c.threshold is not None else c.test.default_threshold
+        if c in corrected:  # the score does not depend on the threshold: decide again
             threshold = p_threshold
-            drift = test.decide(res.p_value, threshold)
+            drift = c.test.decide(res.p_value, threshold)
         out[c.name] = FeatureDrift(
-            column=c.name, test=test.name, statistic=_num(res.statistic),
+            column=c.name, test=c.test.name, statistic=_num(res.statistic),
             p_value=_num(res.p_value), distance=_num(res.distance), threshold=threshold,
-            drift=drift, kind=c.sample.kind, reason=c.reason,
-            chosen="auto" if c.chosen == "auto" else "override",
-            n_unique=c.sample.n_unique if c.sample.kind != TEXT else None,
-            rows_reference=c.sample.n_ref, rows_current=c.sample.n_cur)
+            drift=drift, kind=c.kind, reason=c.reason,
+            chosen="auto" if c.chosen == "auto" else "override", n_unique=c.n_unique,
+            rows_reference=c.rows[0], rows_current=c.rows[1])
     return [out[col] for col in kinds]
+
+
+def _scored(col: str, s: Sample, options: DriftOptions) -> _Column:
+    from appliance.errors import InvalidInput
+
+    name, reason = default_test(s)
+    chosen = "auto"
+    if col in options.tests:
+        reason = f"set for this column (automatic: {name}, {reason})"
+        name, chosen = options.tests[col], "override"
+    threshold = options.thresholds.get(col)
+    try:
+        test = resolve(name)
+        _, outcome = run(name, s, test.default_threshold if threshold is None else threshold,
+                         auto=chosen == "auto")
+    except ValueError as exc:
+        raise InvalidInput(f"column {col!r}: {exc}",
+                           detail={"field": f"drift.tests.{col}"}) from None
+    return _Column(col, s.kind, test, outcome, reason, chosen, threshold,
+                   s.n_unique if s.kind != TEXT else None, (s.n_ref, s.n_cur))
 
 
 def _bh_threshold(p_values: Any, q: float) -> float:
