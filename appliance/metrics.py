@@ -107,6 +107,16 @@ class Metrics:
             "appliance_drift_p_value", "p-value of the latest drift test per model and column",
             ["model", "column"], registry=self.registry,
         )
+        self.drift_distance = Gauge(
+            "appliance_drift_distance",
+            "distance (Wasserstein normed, Jensen-Shannon, PSI, text AUC) of the latest drift "
+            "test per model and column", ["model", "column"], registry=self.registry,
+        )
+        self.drift_multivariate_auc = Gauge(
+            "appliance_drift_multivariate_auc",
+            "ROC AUC of the latest multivariate (domain classifier) drift check; 0.5: no drift",
+            ["model"], registry=self.registry,
+        )
         self.drift_detected = Gauge(
             "appliance_drift_detected", "1 when the latest drift check of a model found drift",
             ["model"], registry=self.registry,
@@ -143,9 +153,15 @@ class Metrics:
             "Unix time of the latest successful run", ["name", "kind"], registry=self.registry,
         )
 
-    def drift_report(self, model: str, p_values: Mapping[str, float], drift: bool) -> None:
+    def drift_report(self, model: str, p_values: Mapping[str, float], drift: bool,
+                     distances: Mapping[str, float] | None = None,
+                     multivariate_auc: float | None = None) -> None:
         for column, p in p_values.items():
             self.drift_p_value.labels(model=model, column=column).set(p)
+        for column, d in (distances or {}).items():
+            self.drift_distance.labels(model=model, column=column).set(d)
+        if multivariate_auc is not None:
+            self.drift_multivariate_auc.labels(model=model).set(multivariate_auc)
         self.drift_detected.labels(model=model).set(1 if drift else 0)
         self.drift_checks.labels(model=model, drift="true" if drift else "false").inc()
 

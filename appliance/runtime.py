@@ -243,7 +243,8 @@ def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
     events.subscribe(AliasMoved, lambda e: metrics.alias_moved(e.model, e.alias, e.action))
     events.subscribe(JobFinished, lambda e: metrics.job_finished(
         e.job, e.kind, e.status, e.seconds, succeeded=e.succeeded, final=e.final))
-    events.subscribe(DriftChecked, lambda e: metrics.drift_report(e.model, e.p_values, e.drift))
+    events.subscribe(DriftChecked, lambda e: metrics.drift_report(
+        e.model, e.p_values, e.drift, e.distances, e.multivariate_auc))
     events.subscribe(LiveMetricChecked, lambda e: metrics.live_metric_checked(
         e.model, e.version, e.metric, e.value))
 

@@ -17,7 +17,8 @@ documentation (``title``, ``description``, ``example(s)``), and ``required``
 lists as sets.
 
 What may change: descriptions, summaries, tags and titles; new paths and new
-methods (routes added later); new optional parameters; new components; and a response schema that said
+methods (routes added later); new optional parameters; new optional properties of a
+request body (an old client's body still validates); new components; and a response schema that said
 little may say more: ``{}`` (anything) may become any schema, an open object
 (``additionalProperties``, no ``properties``) any object whose values fit, an
 array of X an array of something X allows, and a union (``anyOf``/``oneOf``)
@@ -143,9 +144,56 @@ def _compare_operation(where: str, old: dict[str, Any], new: dict[str, Any],
     was = _strip(_resolve(old.get("requestBody"), before))
     now = _strip(_resolve(new.get("requestBody"), after))
     if was != now:
-        diff.breaking.append(f"{where}: request body changed: {_short(was)} -> {_short(now)}")
+        added = _added_optional_properties(was, now)
+        if added is None:
+            diff.breaking.append(f"{where}: request body changed: {_short(was)} -> {_short(now)}")
+        else:  # every body an old client sends still validates, and means the same
+            diff.allowed += [f"+ {where}: request body property {name!r} (optional)"
+                             for name in added]
     _compare_responses(where, old.get("responses", {}), new.get("responses", {}),
                        before, after, diff)
+
+
+def _added_optional_properties(old: Any, new: Any) -> list[str] | None:
+    """The properties ``new`` adds to ``old``'s objects when that is all it changes (none of
+    them required, every old property and constraint as it was); None when it changes more."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        if "properties" in old and "properties" in new:
+            if set(old.get("required", [])) != set(new.get("required", [])):
+                return None
+            if set(old["properties"]) - set(new["properties"]):
+                return None
+            added = sorted(set(new["properties"]) - set(old["properties"]))
+            for name in old["properties"]:
+                inner = _added_optional_properties(old["properties"][name],
+                                                   new["properties"][name])
+                if inner is None:
+                    return None
+                added += [f"{name}.{sub}" for sub in inner]
+            rest = _added_optional_properties(
+                {k: v for k, v in old.items() if k not in ("properties", "required")},
+                {k: v for k, v in new.items() if k not in ("properties", "required")})
+            return None if rest is None else added + rest
+        if set(old) != set(new):
+            return None
+        found: list[str] = []
+        for key in old:
+            inner = _added_optional_properties(old[key], new[key])
+            if inner is None:
+                return None
+            found += inner
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        found = []
+        for a, b in zip(old, new, strict=True):
+            inner = _added_optional_properties(a, b)
+            if inner is None:
+                return None
+            found += inner
+        return found
+    return None
 
 
 def _compare_responses(where: str, old: dict[str, Any], new: dict[str, Any],

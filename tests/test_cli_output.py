@@ -100,3 +100,30 @@ def test_jobs_runs_limit_1_shows_logs_from_a_running_server(tmp_path: Path,
     table = run_cli(server.home, "jobs", "runs", "housekeeping.checkpoint", "--limit", "1",
                     APPLIANCE_PORT=str(server.port), APPLIANCE_TOKEN=str(token))
     assert table.returncode == 0 and "logs:" in table.stdout, table.stderr
+
+
+def test_drift_prints_the_test_and_verdict_per_column(looped_home: Path) -> None:
+    result = invoke(looped_home, "drift", "churn", "--dataset-version", "1",
+                    "--test", "age=psi", "--threshold", "age=0.3")
+    assert_table_not_json(result, "per column", "test", "verdict", "psi", "ks", "ok",
+                          "multivariate_auc")
+    assert "set for this column" in result.stdout and "300 reference rows" in result.stdout
+    as_json = invoke(looped_home, "drift", "churn", "--dataset-version", "1", "--json",
+                     "--no-multivariate")
+    report = json.loads(as_json.stdout)
+    assert report["multivariate"] is None and report["drifted_columns"] == []
+    age = next(f for f in report["features"] if f["column"] == "age")
+    assert age["test"] == "ks" and age["chosen"] == "auto"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--test", "age"), "--test takes COLUMN=VALUE"),
+    (("--test", "age=kolmogorov"), "unknown drift test 'kolmogorov'"),
+    (("--threshold", "age=high"), "not a number"),
+    (("--test", "ghost=psi"), "not an input column"),
+    (("--test", "plan=wasserstein"), "is for numerical columns"),
+])
+def test_drift_refuses_bad_overrides_clearly(looped_home: Path, args: tuple[str, ...],
+                                             message: str) -> None:
+    result = invoke(looped_home, "drift", "churn", "--dataset-version", "1", *args)
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -111,7 +111,9 @@ def families(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             # Drift and live metrics need a model trained here (tests/monitor, tests/jobs run
             # those for real); their events are what the service publishes.
             app.events.publish(ev.DriftChecked("iris", 1, "rep", "people@1", False,
-                                               {"sepal_length": 0.4}))
+                                               {"sepal_length": 0.4},
+                                               distances={"petal_width": 0.02},
+                                               multivariate_auc=0.51))
             app.events.publish(ev.LiveMetricChecked("iris", 1, "accuracy", 0.9, 0.8,
                                                     higher_is_better=True))
             yield scrape(api)

@@ -54,7 +54,8 @@ class Backend(Protocol):
                 version: int | None) -> dict[str, Any]: ...
     def predict_csv(self, name: str, body: bytes, alias: str | None,
                     version: int | None) -> dict[str, Any]: ...
-    def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]: ...
+    def drift(self, name: str, window_hours: float, dataset_version: int | None,
+              options: dict[str, Any]) -> dict[str, Any]: ...
     def canary(self, name: str, alpha: float | None, tau: float | None,
                min_samples: int | None) -> dict[str, Any]: ...
     def explain_request(self, request_id: str, method: str | None) -> dict[str, Any]: ...
@@ -168,8 +169,9 @@ class RemoteBackend:
     def pause_job(self, job_id: str, paused: bool) -> dict[str, Any]:
         return self.client.pause_job(job_id) if paused else self.client.resume_job(job_id)
 
-    def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"window_hours": window_hours}
+    def drift(self, name: str, window_hours: float, dataset_version: int | None,
+              options: dict[str, Any]) -> dict[str, Any]:
+        body: dict[str, Any] = {"window_hours": window_hours, **options}
         if dataset_version is not None:
             body["dataset_version"] = dataset_version
         out: dict[str, Any] = self.client.post(f"/monitor/{name}/drift", json=body)
@@ -325,9 +327,13 @@ class LocalBackend:
             name, alpha=alpha, tau=tau, min_samples=min_samples).model_dump(mode="json")
         return out
 
-    def drift(self, name: str, window_hours: float, dataset_version: int | None) -> dict[str, Any]:
+    def drift(self, name: str, window_hours: float, dataset_version: int | None,
+              options: dict[str, Any]) -> dict[str, Any]:
+        from appliance.domain.drift import DriftOptions
+
         return self.app.drift.check(name, window_hours=window_hours,
                                     dataset_version=dataset_version,
+                                    options=DriftOptions.model_validate(options),
                                     by=self.who).model_dump(mode="json")
 
     def outliers(self, name: str, window_hours: float, examples: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from appliance.cli import views
 from appliance.cli.backend import backend_for, call
 from appliance.cli.common import Home, fail
 from appliance.cli.output import Json, show
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, InvalidInput
 
 runs_app = typer.Typer(help="Tracked runs: training jobs, search trials, notebook runs.",
                        no_args_is_help=True)
@@ -221,16 +221,37 @@ def drift(
     window_hours: Annotated[float, typer.Option(help="Prediction-log window to test.")] = 24.0,
     dataset_version: Annotated[int | None, typer.Option(
         help="Test this version of the training dataset instead of the log.")] = None,
+    test: Annotated[list[str] | None, typer.Option(
+        "--test", help="COLUMN=TEST instead of the automatic choice (e.g. age=psi); "
+        "repeatable.")] = None,
+    threshold: Annotated[list[str] | None, typer.Option(
+        "--threshold", help="COLUMN=VALUE for that column's test; repeatable.")] = None,
+    multivariate: Annotated[bool, typer.Option(
+        help="Run the classifier-based detector over the whole input.")] = True,
     as_json: Json = False,
     home: Home = None,
 ) -> None:
-    """Test recent inputs (or a dataset version) for drift against the champion's training data."""
-    report = call(home, lambda backend: backend.drift(model, window_hours, dataset_version))
+    """Test recent inputs (or a dataset version) for drift against the champion's training
+    data: one automatically chosen test per column, and one multivariate score."""
+    from pydantic import ValidationError
+
+    from appliance.domain.drift import DriftOptions
+
+    try:
+        options = DriftOptions(
+            tests=_pairs(test or [], "--test"),
+            thresholds={k: _number(v, k) for k, v in _pairs(threshold or [], "--threshold").items()},
+            multivariate=multivariate)
+    except ValidationError as exc:
+        fail(InvalidInput(str(exc.errors()[0]["msg"]).removeprefix("Value error, ")))
+    except InvalidInput as exc:
+        fail(exc)
+    report = call(home, lambda backend: backend.drift(model, window_hours, dataset_version,
+                                                      options.model_dump()))
     drifted = [f["column"] for f in report["features"] if f["drift"]]
-    show({"drift": report["drift"], "drifted_columns": drifted,
-          "prediction_drift": (report.get("prediction") or {}).get("drift"),
-          "reference": report["reference"], "current": report["current"],
-          "id": report["id"]}, as_json, views.drift_report)
+    show({**report, "drifted_columns": drifted,
+          "prediction_drift": (report.get("prediction") or {}).get("drift")},
+         as_json, views.drift_report)
     if report["drift"]:
         raise typer.Exit(1)
 
@@ -246,6 +267,23 @@ def outliers(
     """The share of recent inputs the model's outlier detectors flagged, with examples."""
     show(call(home, lambda backend: backend.outliers(model, window_hours, examples)), as_json,
          views.outlier_report)
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        if not sep or not column or not value:
+            raise InvalidInput(f"{flag} takes COLUMN=VALUE, not {item!r}")
+        out[column] = value
+    return out
+
+
+def _number(text: str, column: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(f"--threshold {column}={text!r}: not a number") from None
 
 
 jobs_app = typer.Typer(help="Scheduled jobs: schedules, the run ledger, run-now, pause, resume.",

@@ -134,11 +134,27 @@ def outlier_report(report: dict[str, Any]) -> list[Any]:
 
 
 def drift_report(report: dict[str, Any]) -> list[Any]:
+    """The verdict, then per column the chosen test and why, its score, threshold and
+    verdict, then the multivariate detector."""
     verdict = "drift found" if report.get("drift") else "no drift"
-    head = record({k: report.get(k) for k in ("id", "drift", "drifted_columns",
-                                               "prediction_drift", "reference", "current")},
+    features = report.get("features") or []
+    multi = report.get("multivariate") or {}
+    head = record({"id": report.get("id"), "drift": report.get("drift"),
+                   "drifted_columns": [f["column"] for f in features if f.get("drift")],
+                   "prediction_drift": (report.get("prediction") or {}).get("drift"),
+                   "multivariate_auc": multi.get("auc"),
+                   "multivariate_p_value": multi.get("p_value"),
+                   "reference": report.get("reference"), "current": report.get("current")},
                   title=f"drift: {verdict}")
-    return [head, text(verdict, "red" if report.get("drift") else "green")]
+    items = [{"column": f["column"], "test": f["test"], "why": f.get("reason") or "",
+              "statistic": f.get("statistic"),
+              "p_value/distance": f["p_value"] if f.get("p_value") is not None
+              else f.get("distance"),
+              "threshold": f.get("threshold"), "verdict": "DRIFT" if f.get("drift") else "ok"}
+             for f in features]
+    table = rows(items, ["column", "test", "why", "statistic", "p_value/distance", "threshold",
+                         "verdict"], title="per column")
+    return [head, table, text(verdict, "red" if report.get("drift") else "green")]
 
 
 def canary_verdict(v: dict[str, Any]) -> list[Any]:

@@ -100,8 +100,10 @@ class JobFinished:
 
 @dataclass(frozen=True)
 class DriftChecked:
-    """A drift report was stored. ``p_values`` per feature column (numeric ones only);
-    ``drifted`` the columns that drifted, with ``<predictions>`` for prediction drift."""
+    """A drift report was stored. ``p_values`` per feature column tested with a p-value
+    test, ``distances`` per column tested with a distance; ``drifted`` the columns that
+    drifted, with ``<predictions>`` for prediction drift and ``<multivariate>`` when the
+    classifier-based detector found it; ``multivariate_auc`` its domain classifier's AUC."""
 
     model: str
     version: int
@@ -110,6 +112,8 @@ class DriftChecked:
     drift: bool
     p_values: Mapping[str, float] = field(default_factory=dict)
     drifted: tuple[str, ...] = ()
+    distances: Mapping[str, float] = field(default_factory=dict)
+    multivariate_auc: float | None = None
 
 
 @dataclass(frozen=True)

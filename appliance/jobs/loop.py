@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from appliance.domain.drift import DriftOptions
 from appliance.domain.events import LiveMetricChecked
 from appliance.domain.jobs import DriftJobResult, LoopResult
 from appliance.domain.lineage import version_node
@@ -59,7 +60,7 @@ class TrainingLoop:
                       "status": version.status, "rows": version.rows})
         ctx.log(f"{dataset}@{number} was accepted against its contract "
                 f"({version.rows} rows)")
-        steps.append(self._drift_step(ctx, spec.name, dataset, number))
+        steps.append(self._drift_step(ctx, spec.name, dataset, number, spec.drift))
         failpoint("loop.after_drift")
 
         live = [r for r in self.training.runs_for(spec.name, dataset, number)
@@ -109,8 +110,8 @@ class TrainingLoop:
                           model_version=mv.number, promoted=promoted,
                           held_for_approval=held, steps=steps)
 
-    def _drift_step(self, ctx: RunContext, model: str, dataset: str,
-                    number: int) -> dict[str, Any]:
+    def _drift_step(self, ctx: RunContext, model: str, dataset: str, number: int,
+                    options: DriftOptions | None) -> dict[str, Any]:
         """New data vs the champion's training data; a drift alert is raised by the check."""
         if self.drift is None:
             return {"step": "drift", "skipped": "no drift service"}
@@ -124,7 +125,8 @@ class TrainingLoop:
         if reference.dataset == dataset and reference.dataset_version == number:
             return {"step": "drift", "skipped": "the champion was trained on this version"}
         try:
-            report = self.drift.check(model, dataset_version=number, by="scheduler")
+            report = self.drift.check(model, dataset_version=number, options=options,
+                                      by="scheduler")
         except ApplianceError as exc:
             return {"step": "drift", "skipped": exc.message}
         drifted = report.drifted
@@ -149,7 +151,7 @@ def scheduled_drift(services: JobCollaborators, events: EventBus,
     hours = parse_duration(schedule.window, field="window") / 3600
     try:
         report = drift.check(spec.name, window_hours=hours, p_val=schedule.p_val,
-                             by="scheduler")
+                             options=spec.drift, by="scheduler")
         found: dict[str, Any] = {"report": str(report.id), "drift": report.drift,
                                  "drifted": report.drifted}
     except NotFound as exc:

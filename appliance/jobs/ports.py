@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from appliance.domain.canary import CanaryAction
 from appliance.domain.datasets import Dataset, VersionDetail
-from appliance.domain.drift import DriftReport
+from appliance.domain.drift import DriftOptions, DriftReport
 from appliance.domain.principal import Principal
 from appliance.domain.registry import ModelDetail, ModelVersion
 from appliance.domain.runs import Run, RunDetail
@@ -62,7 +62,8 @@ class DriftChecker(Protocol):
     """One stored drift check (``appliance.monitor.drift.DriftService``)."""
 
     def check(self, model: str, *, window_hours: float = ..., dataset_version: int | None = ...,
-              p_val: float = ..., by: Principal | str = ...) -> DriftReport: ...
+              p_val: float = ..., options: DriftOptions | None = ...,
+              by: Principal | str = ...) -> DriftReport: ...
 
 
 class PerformanceSource(Protocol):

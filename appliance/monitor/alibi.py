@@ -1,4 +1,5 @@
-"""alibi-detect's KSDrift, ChiSquareDrift and fdr, loaded without its package ``__init__``.
+"""alibi-detect's KSDrift, ChiSquareDrift, fdr and the scikit-learn ClassifierDrift, loaded
+without its package ``__init__``.
 
 ``import alibi_detect`` runs ``alibi_detect/__init__.py``, which imports every
 sub-package: ``saving`` imports transformers (with huggingface-hub, tokenizers
@@ -36,15 +37,27 @@ class Detectors:
     fdr: Any
 
 
+def _register_packages() -> None:
+    for name in _PACKAGES:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.submodule_search_locations is None:
+            raise ModuleNotFoundError(f"alibi-detect is not installed ({name} not found)", name=name)
+        sys.modules[name] = importlib.util.module_from_spec(spec)  # registered, __init__ not run
+
+
+def classifier_drift() -> Any:
+    """``ClassifierDriftSklearn``: its module and ``alibi_detect.cd.sklearn`` (an empty
+    ``__init__``) import numpy, scipy and scikit-learn only."""
+    with _lock:
+        _register_packages()
+        return importlib.import_module("alibi_detect.cd.sklearn.classifier").ClassifierDriftSklearn
+
+
 def detectors() -> Detectors:
     with _lock:
-        for name in _PACKAGES:
-            if name in sys.modules:
-                continue
-            spec = importlib.util.find_spec(name)
-            if spec is None or spec.submodule_search_locations is None:
-                raise ModuleNotFoundError(f"alibi-detect is not installed ({name} not found)", name=name)
-            sys.modules[name] = importlib.util.module_from_spec(spec)  # registered, __init__ not run
+        _register_packages()
         ks = importlib.import_module("alibi_detect.cd.ks")
         chisquare = importlib.import_module("alibi_detect.cd.chisquare")
         statstest = importlib.import_module("alibi_detect.utils.statstest")

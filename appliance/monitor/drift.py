@@ -1,16 +1,16 @@
-"""Data and prediction drift against the champion's training data (alibi-detect).
+"""Data and prediction drift against the champion's training data.
 
 The reference is the dataset version the champion was trained on, restricted to
 the model's input columns; the current data is either a window of the
-prediction log or another version of the same dataset. Numeric columns get a
-two-sample KS test (``KSDrift``), text columns a chi-square test
-(``ChiSquareDrift`` on integer codes over the union of both sides' categories);
-nulls are dropped from numeric columns and are a category of their own for
-text. The per-feature p-values are then corrected across features
-(Bonferroni, or FDR: Benjamini-Hochberg as alibi-detect does it). Prediction
-drift compares the champion's predictions on the reference sample (scored
-here with onnxruntime) with the predictions it made in the window (or on the
-current dataset): chi-square over classes, KS for a regression.
+prediction log or another version of the same dataset. Each column gets the test
+Evidently would pick for its kind, cardinality and size, or the one the job file names
+(:mod:`appliance.monitor.selection`, tests in :mod:`appliance.monitor.stattests`);
+p-value tests are corrected across features (Bonferroni, or FDR: Benjamini-Hochberg as
+alibi-detect does it). One classifier-based detector scores the whole input at once
+(:mod:`appliance.monitor.multivariate`). Prediction drift compares the champion's
+predictions on the reference sample (scored here with onnxruntime) with the predictions
+it made in the window (or on the current dataset): chi-square over classes, KS for a
+regression.
 
 Big frames are sampled deterministically (``max_rows`` a side, fixed seed).
 The work runs in the caller's thread: a check on 100k rows takes about a
@@ -30,23 +30,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.domain.drift import DriftReport, FeatureDrift
+from appliance.domain.drift import DriftOptions, DriftReport, MultivariateDrift
 from appliance.domain.events import DriftChecked
 from appliance.domain.lineage import drift_node, model_node, predictions_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION, ModelVersion
 from appliance.errors import InvalidInput, NotFound
 from appliance.events import EventBus
-from appliance.monitor.foreign import quiet_import
+from appliance.monitor.selection import CORRECTIONS, column_kind, feature_tests
 from appliance.store import drift as q
 from appliance.store import lineage as lq
 from appliance.store.db import Store
 
 log = logging.getLogger(__name__)
 
-CORRECTIONS = ("bonferroni", "fdr")
 MAX_WINDOW_HOURS = 24 * 365
-NULL = "<null>"
 
 
 class DriftService:
@@ -71,8 +69,11 @@ class DriftService:
     # -- checks ------------------------------------------------------------------
 
     def check(self, model: str, *, window_hours: float = 24, dataset_version: int | None = None,
-              p_val: float = 0.05, by: Principal | str = "system") -> DriftReport:
-        """Run one drift check, store its report and return it."""
+              p_val: float = 0.05, options: DriftOptions | None = None,
+              by: Principal | str = "system") -> DriftReport:
+        """Run one drift check, store its report and return it. ``options`` name a test or
+        a threshold per column (the job file's ``drift:``) and turn the multivariate
+        detector off."""
         started = time.perf_counter()
         if not isinstance(p_val, int | float) or not 0 < p_val < 1:
             raise InvalidInput("p_val must be between 0 and 1", detail={"field": "p_val"})
@@ -95,6 +96,12 @@ class DriftService:
             raise InvalidInput(f"the reference {dataset}@{ref_number} has no rows")
         numeric = {c: reference.schema[c].is_numeric() or str(reference.schema[c]) == "Boolean"
                    for c in columns}
+        kinds = {c: column_kind(reference[c]) for c in columns}
+        options = options or DriftOptions()
+        named = sorted((set(options.tests) | set(options.thresholds)) - set(columns))
+        if named:
+            raise InvalidInput(f"drift options name {named[0]!r}, which is not an input column "
+                               f"of {model} v{champion}", detail={"field": named[0]})
 
         if dataset_version is not None:
             current = self._dataset_frame(dataset, int(dataset_version), columns)
@@ -106,16 +113,20 @@ class DriftService:
             current = self._window_frame(model, window_hours, numeric)
             current_name = f"log:{model}:{window_hours:g}h"
 
-        features = _feature_tests(reference, current, numeric, p_val, self.correction)
+        features = feature_tests(reference, current, kinds, p_val=p_val,
+                                 correction=self.correction, options=options)
+        multivariate = (self._multivariate(reference, current, kinds, p_val)
+                        if options.multivariate else None)
         prediction = self._prediction_drift(model, champion, version, reference,
                                             current if dataset_version is not None else None,
                                             window_hours, p_val)
-        drift = any(f.drift for f in features) or bool(prediction.get("drift"))
+        drift = (any(f.drift for f in features) or bool(prediction.get("drift"))
+                 or bool(multivariate and multivariate.drift))
         report = DriftReport(
             id=q.new_id(), model=model, version=champion,
             reference=version_node(dataset, int(ref_number)), current=current_name,
             drift=drift, p_val=float(p_val), correction=self.correction,
-            features=features, prediction=prediction,
+            features=features, prediction=prediction, multivariate=multivariate,
             rows_reference=reference.height, rows_current=current.height,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
             created_at=dt.datetime.now(dt.UTC),
@@ -137,11 +148,25 @@ class DriftService:
         drifted = list(report.drifted)
         if prediction.get("drift"):
             drifted.append("<predictions>")
+        if multivariate is not None and multivariate.drift:
+            drifted.append("<multivariate>")
         self.events.publish(DriftChecked(
             model=model, version=champion, report_id=str(report.id), current=current_name,
             drift=drift, drifted=tuple(drifted),
-            p_values={f.column: f.p_value for f in features if f.p_value is not None}))
+            p_values={f.column: f.p_value for f in features if f.p_value is not None},
+            distances={f.column: f.distance for f in features if f.distance is not None},
+            multivariate_auc=multivariate.auc if multivariate is not None else None))
         return report
+
+    def _multivariate(self, reference: Any, current: Any, kinds: dict[str, Any],
+                      p_val: float) -> MultivariateDrift | None:
+        from appliance.monitor.multivariate import multivariate_drift
+
+        try:
+            return multivariate_drift(reference, current, kinds, p_val=p_val, seed=self.seed)
+        except ModuleNotFoundError as exc:  # alibi-detect absent: the per-column tests stand
+            log.warning("multivariate drift skipped: %s", exc)
+            return None
 
     # -- reading reports -----------------------------------------------------------
 
@@ -258,61 +283,6 @@ class _Scorer:
 # -- tests ---------------------------------------------------------------------------
 
 
-def _feature_tests(reference: Any, current: Any, numeric: dict[str, bool], p_val: float,
-                   correction: str) -> list[FeatureDrift]:
-    import numpy as np
-
-    from appliance.monitor.alibi import detectors  # alibi-detect: imported here only
-
-    with quiet_import():  # the first load: scipy/sklearn chatter stays out of the server log
-        found = detectors()
-    ChiSquareDrift, KSDrift = found.ChiSquareDrift, found.KSDrift
-
-    results: list[dict[str, Any]] = []
-    for col, is_num in numeric.items():
-        if is_num:
-            x_ref = _numeric(reference[col])
-            x_cur = _numeric(current[col])
-            if len(x_ref) == 0 or len(x_cur) == 0:
-                results.append({"column": col, "test": "ks", "statistic": None, "p_value": None,
-                                "note": "no values on one side"})
-                continue
-            cd = KSDrift(x_ref.reshape(-1, 1), p_val=p_val)
-            out = cd.predict(x_cur.reshape(-1, 1), return_p_val=True, return_distance=True)
-            test = "ks"
-        else:
-            ref_s = [NULL if v is None else str(v) for v in reference[col].to_list()]
-            cur_s = [NULL if v is None else str(v) for v in current[col].to_list()]
-            cats = {c: i for i, c in enumerate(sorted(set(ref_s) | set(cur_s)))}
-            x_ref = np.fromiter((cats[v] for v in ref_s), np.int64, len(ref_s)).reshape(-1, 1)
-            x_cur = np.fromiter((cats[v] for v in cur_s), np.int64, len(cur_s)).reshape(-1, 1)
-            cd = ChiSquareDrift(x_ref, p_val=p_val, categories_per_feature={0: len(cats)})
-            out = cd.predict(x_cur, return_p_val=True, return_distance=True)
-            test = "chi2"
-        results.append({"column": col, "test": test,
-                        "statistic": float(out["data"]["distance"][0]),
-                        "p_value": float(out["data"]["p_val"][0])})
-    _correct(results, p_val, correction)
-    return [FeatureDrift(**r) for r in results]
-
-
-def _correct(results: list[dict[str, Any]], p_val: float, correction: str) -> None:
-    """Set each feature's threshold and drift flag, corrected across the tested features."""
-    import numpy as np
-
-    tested = [r for r in results if r["p_value"] is not None]
-    if correction == "bonferroni" or not tested:
-        threshold = p_val / max(len(tested), 1)
-    else:
-        from appliance.monitor.alibi import detectors
-
-        _, thr = detectors().fdr(np.array([r["p_value"] for r in tested]), q_val=p_val)
-        threshold = float(thr) if np.ndim(thr) == 0 else 0.0  # nothing significant
-    for r in results:
-        r["threshold"] = threshold
-        r["drift"] = r["p_value"] is not None and r["p_value"] < threshold
-
-
 def _chi2_classes(ref: list[str], cur: list[str], p_val: float) -> dict[str, Any]:
     from collections import Counter
 
@@ -345,13 +315,6 @@ def _ks_values(ref: list[float], cur: list[float], p_val: float) -> dict[str, An
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def _numeric(series: Any) -> Any:
-    import numpy as np
-
-    arr = series.cast(float).drop_nulls().to_numpy().astype(np.float64)
-    return arr[np.isfinite(arr)]
 
 
 def _score(session: _Scorer, frame: Any) -> list[Any]:

@@ -14,7 +14,7 @@ from appliance.domain.drift import DriftReport
 from appliance.store import dialect
 
 _COLUMNS = ("id", "model", "version", "reference", "current", "drift", "p_val", "correction",
-            "features", "prediction", "rows_reference", "rows_current", "duration_ms",
+            "features", "prediction", "multivariate", "rows_reference", "rows_current", "duration_ms",
             "created_at", "created_by")
 
 
@@ -24,6 +24,8 @@ def add_report(s: Session, report: DriftReport) -> None:
     params["id"] = str(params["id"])
     params["features"] = json.dumps(params["features"])
     params["prediction"] = json.dumps(params["prediction"])
+    if params["multivariate"] is not None:
+        params["multivariate"] = json.dumps(params["multivariate"])
     s.execute(text(f"INSERT INTO drift_reports ({', '.join(_COLUMNS)}) "
                    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"), params)
 
@@ -38,7 +40,7 @@ def reports(s: Session, model: str, *, limit: int) -> list[DriftReport]:
 def _public(row: Any) -> DriftReport:
     out = dict(zip(_COLUMNS, row, strict=True))
     out["id"] = uuid.UUID(str(out["id"]))
-    for key in ("features", "prediction"):
+    for key in ("features", "prediction", "multivariate"):
         if isinstance(out[key], str):
             out[key] = json.loads(out[key])
     if isinstance(out["created_at"], dt.datetime):

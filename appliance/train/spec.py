@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from appliance.domain.drift import DriftOptions
 from appliance.errors import InvalidInput
 from appliance.train import estimators
 
@@ -219,6 +220,7 @@ class JobSpec(_Strict):
     fairness: FairnessSpec | None = None
     outliers: OutliersSpec = Field(default_factory=OutliersSpec)
     schedule: ScheduleSpec | None = None
+    drift: DriftOptions | None = None  # per-column tests and thresholds for drift checks
     description: str | None = None
     limitations: list[str] = Field(default_factory=list)
     _source: str | None = PrivateAttr(default=None)

@@ -134,6 +134,21 @@ def test_compare_request_body_model_renamed_with_the_same_shape_is_allowed(
     assert diff.allowed == ["+ component RunCreateBody"]
 
 
+def test_compare_request_body_gaining_an_optional_property_is_allowed_and_a_required_one_is_not(
+        snapshot: dict[str, Any]) -> None:
+    after = copy.deepcopy(snapshot)
+    schema = after["components"]["schemas"]["RunCreate"]
+    schema["properties"]["note"] = {"type": "string", "title": "Note"}
+
+    diff = openapi_diff.compare(snapshot, after)
+
+    assert diff.breaking == []
+    assert "+ POST /api/v1/runs: request body property 'note' (optional)" in diff.allowed
+    schema["required"] = [*schema.get("required", []), "note"]
+    assert any("request body changed" in line
+               for line in openapi_diff.compare(snapshot, after).breaking)
+
+
 def test_compare_added_optional_parameter_is_allowed_and_a_required_one_is_not(
         snapshot: dict[str, Any]) -> None:
     after = copy.deepcopy(snapshot)
@@ -239,8 +254,13 @@ def test_compare_property_named_description_is_not_documentation(snapshot: dict[
     schema = after["components"]["schemas"]["WebhookCreate"]
     schema["properties"] = {**schema["properties"], "description": {"type": "string"}}
 
-    breaking = openapi_diff.compare(snapshot, after).breaking
+    diff = openapi_diff.compare(snapshot, after)
 
+    # seen as a property (an optional one may be added), not dropped as documentation
+    assert any("request body property 'description' (optional)" in line
+               for line in diff.allowed), diff.allowed
+    schema["required"] = [*schema.get("required", []), "description"]
+    breaking = openapi_diff.compare(snapshot, after).breaking
     assert breaking and all("request body changed" in line for line in breaking)
 
 

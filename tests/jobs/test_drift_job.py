@@ -21,6 +21,7 @@ model: {kind: LogisticRegression, params: {max_iter: 300}}
 split: {test_size: 0.3, seed: 7}
 schedule:
   drift: {every: 1h, window: 2h, p_val: 0.05, min_accuracy: 0.9}
+drift: {tests: {tenure_months: psi}, thresholds: {plan: 0.01}}
 """
 
 
@@ -74,6 +75,9 @@ def test_the_drift_job_tests_the_log_window_and_alerts_once_on_a_low_live_metric
     assert drift["drift"] and {"tenure_months", "plan"} <= set(drift["drifted"])
     assert run.result["metrics"] == [{"version": 1, "metric": "accuracy", "value": 0.0}]
     assert run.trigger == "manual" and run.duration_ms > 0
+    used = {f.column: f for f in app.drift.latest("churn").features}  # the job file's drift:
+    assert used["tenure_months"].test == "psi" and used["tenure_months"].chosen == "override"
+    assert used["plan"].threshold == 0.01 and used["plan"].chosen == "auto"
 
     def open_alerts() -> dict[str, Alert]:
         return {a.kind: a for a in app.alerts.list_alerts("open")}

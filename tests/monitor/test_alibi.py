@@ -10,9 +10,10 @@ SCRIPT = """
 import json
 import sys
 import numpy as np
-from appliance.monitor.alibi import detectors
+from appliance.monitor.alibi import classifier_drift, detectors
 
 d = detectors()
+classifier = classifier_drift()  # the multivariate detector's scikit-learn backend
 rng = np.random.default_rng(0)
 ks = d.KSDrift(rng.normal(size=(300, 1)), p_val=0.05).predict(rng.normal(1.0, size=(300, 1)),
                                                               return_p_val=True)
@@ -23,6 +24,7 @@ heavy = sorted({m.split(".")[0] for m in sys.modules} & {
     "transformers", "numba", "llvmlite", "tokenizers", "huggingface_hub", "cv2", "skimage",
     "matplotlib", "PIL", "torch", "tensorflow"})
 print(json.dumps({"ks": int(ks["data"]["is_drift"]), "chi2": int(chi["data"]["is_drift"]),
+                  "classifier": classifier.__name__,
                   "threshold": float(threshold), "heavy": heavy}))
 """
 
@@ -34,6 +36,7 @@ def test_detectors_work_without_importing_alibi_detects_heavy_requirements() -> 
     assert found["ks"] == 1 and found["chi2"] == 0  # a shifted normal drifts; the same categories do not
     assert 0 < found["threshold"] <= 0.05
     assert found["heavy"] == []
+    assert found["classifier"] == "ClassifierDriftSklearn"
 
 
 def test_detectors_reuse_an_alibi_detect_already_imported() -> None:

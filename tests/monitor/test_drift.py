@@ -84,11 +84,21 @@ def test_a_shifted_dataset_version_is_detected_on_exactly_the_shifted_columns(
     assert report["current"] == "dataset:customers@2"
     assert report["rows_reference"] == 2000 and report["rows_current"] == 2000
     tests = {f["column"]: f["test"] for f in report["features"]}
-    assert tests["age"] == "ks" and tests["region"] == "chi2" and tests["plan"] == "chi2"
+    # 2000 reference rows: Evidently's large-sample choices (Wasserstein, Jensen-Shannon)
+    assert tests["age"] == "wasserstein" and tests["region"] == "jensenshannon"
+    assert tests["plan"] == "jensenshannon"
     assert "customer_id" not in tests and "churned" not in tests
-    for f in report["features"]:  # Bonferroni over the tested features
-        assert f["threshold"] == pytest.approx(0.05 / len(report["features"]))
+    age = next(f for f in report["features"] if f["column"] == "age")
+    assert age["kind"] == "numerical" and age["chosen"] == "auto"
+    assert "2000 reference rows > 1000" in age["reason"] and age["p_value"] is None
+    assert age["distance"] > age["threshold"] == 0.1
+    p_tests = [f for f in report["features"] if f["p_value"] is not None]
+    for f in p_tests:  # Bonferroni over the p-value tests only
+        assert f["threshold"] == pytest.approx(0.05 / len(p_tests))
     assert report["prediction"]["test"] == "chi2" and 0 <= report["prediction"]["p_value"] <= 1
+    multi = report["multivariate"]
+    assert multi["drift"] is True and multi["auc"] > 0.6 and multi["p_value"] < 0.05
+    assert set(multi["columns"]) == set(tests)
 
 
 def test_drift_raises_one_alert_and_shows_p_values_on_metrics(
@@ -103,9 +113,13 @@ def test_drift_raises_one_alert_and_shows_p_values_on_metrics(
     drift_alerts = [a for a in client.get("/api/v1/alerts").json() if a["kind"] == "drift"]
     assert len(drift_alerts) == 1 and drift_alerts[0]["count"] >= 2
     families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
-    p_values = {s.labels["column"]: s.value for s in families["appliance_drift_p_value"].samples
-                if s.labels["model"] == "churn"}
-    assert p_values["age"] < 0.05 / len(p_values)
+    distances = {s.labels["column"]: s.value
+                 for s in families["appliance_drift_distance"].samples
+                 if s.labels["model"] == "churn"}
+    assert distances["age"] > 0.1 and distances["region"] > 0.1  # Wasserstein, Jensen-Shannon
+    auc = [s.value for s in families["appliance_drift_multivariate_auc"].samples
+           if s.labels["model"] == "churn"]
+    assert auc and auc[0] > 0.6
     assert any(s.value == 1 for s in families["appliance_drift_detected"].samples)
 
 
@@ -155,7 +169,34 @@ def test_clear_failures(monitored: tuple[TestClient, Any]) -> None:
     assert client.post("/api/v1/monitor/churn/drift",
                        json={"dataset_version": 99}).status_code == 404
     assert client.post("/api/v1/monitor/churn/drift", json={"p_val": 2}).status_code == 422
+    unknown = client.post("/api/v1/monitor/churn/drift", json={"tests": {"age": "kolmogorov"}})
+    assert unknown.status_code == 422 and "unknown drift test 'kolmogorov'" in unknown.text
+    assert client.post("/api/v1/monitor/churn/drift",
+                       json={"thresholds": {"age": -1}}).status_code == 422
+    ghost = client.post("/api/v1/monitor/churn/drift",
+                        json={"dataset_version": 2, "tests": {"ghost": "psi"}})
+    assert ghost.status_code == 400 and "not an input column" in ghost.text
+    wrong = client.post("/api/v1/monitor/churn/drift",
+                        json={"dataset_version": 2, "tests": {"region": "wasserstein"}})
+    assert wrong.status_code == 400 and "is for numerical columns" in wrong.text
     # no predictions in a very short, already-past window
     resp = client.post("/api/v1/monitor/churn/drift", json={"window_hours": 1e-9})
     assert resp.status_code in (400, 422) and "no predictions" in resp.text
     assert client.get("/api/v1/monitor/ghost/drift").status_code == 404
+
+
+def test_a_request_names_a_test_and_threshold_per_column(
+    monitored: tuple[TestClient, Any],
+) -> None:
+    client, _ = monitored
+    resp = client.post("/api/v1/monitor/churn/drift", json={
+        "dataset_version": 2, "tests": {"age": "ks", "region": "psi"},
+        "thresholds": {"region": 5.0}, "multivariate": False})
+    assert resp.status_code == 201, resp.text
+    report = resp.json()
+    features = {f["column"]: f for f in report["features"]}
+    assert features["age"]["test"] == "ks" and features["age"]["chosen"] == "override"
+    assert features["age"]["drift"] is True and features["age"]["p_value"] < 1e-6
+    assert features["region"]["test"] == "psi" and features["region"]["threshold"] == 5.0
+    assert features["region"]["drift"] is False  # the PSI is well under a threshold of 5
+    assert report["multivariate"] is None

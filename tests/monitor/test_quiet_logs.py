@@ -32,11 +32,14 @@ import logging, warnings
 logging.basicConfig(level=logging.INFO)   # as `appliance serve` configures it
 warnings.simplefilter("default")          # show every warning once, as a fresh interpreter may
 from appliance.demo import make_customers
-from appliance.monitor.drift import _feature_tests
+from appliance.monitor.multivariate import multivariate_drift
+from appliance.monitor.selection import column_kind, feature_tests
 ref = make_customers(300, seed=1)
 cur = make_customers(300, seed=2, start_id=9000)
-out = _feature_tests(ref, cur, {"age": True, "plan": False}, 0.05, "bonferroni")
-assert [r.test for r in out] == ["ks", "chi2"], out
+kinds = {c: column_kind(ref[c]) for c in ("age", "plan")}
+out = feature_tests(ref, cur, kinds, p_val=0.05, correction="bonferroni")
+assert [r.test for r in out] == ["ks", "chisquare"], out
+assert multivariate_drift(ref, cur, kinds, p_val=0.05).auc is not None
 print("checked")
 """
 

@@ -215,3 +215,17 @@ def test_check_job_later_on_a_spec_parsed_without_checks_names_the_same_line() -
         check_job(spec)  # the training service, when the loop submits the spec
     assert info.value.message == refused(text).message
     assert info.value.detail["line"] == 6
+
+
+def test_parse_job_drift_tests_and_thresholds_per_column() -> None:
+    spec = parse_job(MINIMAL.format(kind="Ridge") + "drift:\n  tests: {age: psi, plan: chi2}\n"
+                     "  thresholds: {age: 0.2}\n  multivariate: false\n")
+    assert spec.drift is not None
+    assert spec.drift.tests == {"age": "psi", "plan": "chisquare"}  # the alias resolved
+    assert spec.drift.thresholds == {"age": 0.2} and spec.drift.multivariate is False
+
+
+def test_parse_job_unknown_drift_test_refused_naming_the_choices_and_line() -> None:
+    err = refused(MINIMAL.format(kind="Ridge") + "drift:\n  tests:\n    age: kolmogorov\n")
+    assert err.detail["field"] == "drift.tests" and err.detail["line"] == 7
+    assert "unknown drift test 'kolmogorov'" in err.message and "wasserstein" in err.message

@@ -135,6 +135,15 @@ def test_monitoring_page_charts_drift_per_feature_and_highlights_the_latest_repo
     expected = {f["column"]: f for f in latest["features"]}
     assert set(shown.index) == set(expected) | {"<predictions>"}
     assert shown.loc["age", "drift"] and shown.loc["age", "test"] == "ks"
+    why = table(at, "column", "test", "reason", "distance").set_index("column")
+    assert why.loc["age", "reason"] == expected["age"]["reason"]  # 600 rows: the small-sample KS
+    assert "600 reference rows <= 1000" in why.loc["age", "reason"]
+    multi = latest["multivariate"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["domain classifier AUC"] == f"{multi['auc']:.3f}"
+    assert metrics["verdict"] == ("drift" if multi["drift"] else "no drift")
+    history = chart_titled(at, "multivariate drift (domain classifier AUC) across reports")
+    assert any('"field": "auc"' in json.dumps(layer["encoding"]) for layer in history["layer"])
     assert shown.loc["age", "p_value"] == pytest.approx(expected["age"]["p_value"])
     assert list(shown.index[shown["drift"]]) == [c for c, f in expected.items() if f["drift"]] \
         + (["<predictions>"] if latest["prediction"].get("drift") else [])

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import altair as alt
+import console_drift
 import console_explain
 import console_lib as lib
 import console_views as views
@@ -25,7 +26,8 @@ from appliance.client import ApplianceClient
 
 PREDICTIONS = "<predictions>"
 P_FLOOR = 1e-16  # p-values below this are drawn at it (a log scale has no zero)
-FEATURE_COLUMNS = ["column", "test", "statistic", "p_value", "threshold", "drift"]
+FEATURE_COLUMNS = ["column", "test", "reason", "statistic", "p_value", "distance", "threshold",
+                   "drift"]
 METRIC_WINDOWS = {  # label: (hours, bucket_hours)
     "last 24 hours, by hour": (24, 1),
     "last 7 days, by day": (168, 24),
@@ -115,7 +117,7 @@ def p_value_chart(reports: list[dict[str, Any]]) -> None:
     )
     latest = reports[0]
     threshold = next((f.get("threshold") for f in latest.get("features") or []
-                      if f.get("threshold")), None)
+                      if f.get("threshold") and f.get("p_value") is not None), None)
     chart: Any = lines
     if threshold:
         rule = alt.Chart(pd.DataFrame({"threshold": [max(float(threshold), P_FLOOR)]})).mark_rule(
@@ -142,7 +144,8 @@ def latest_report(report: dict[str, Any]) -> None:
     df = views.frame(rows, FEATURE_COLUMNS)
     df["drift"] = df["drift"].fillna(False).astype(bool)
     styled = df.style.apply(lambda row: [DRIFT_STYLE if row["drift"] else ""] * len(row), axis=1)
-    styled = styled.format({"statistic": "{:.4g}", "p_value": "{:.3g}", "threshold": "{:.3g}"},
+    styled = styled.format({"statistic": "{:.4g}", "p_value": "{:.3g}", "distance": "{:.4g}",
+                            "threshold": "{:.3g}"},
                            na_rep="")
     st.dataframe(styled, hide_index=True, width="stretch")
 
@@ -159,6 +162,7 @@ def show_drift(client: ApplianceClient, name: str) -> None:
         return
     p_value_chart(reports)
     latest_report(reports[0])
+    console_drift.show_multivariate(reports)
 
 
 # -- live metrics from labels -------------------------------------------------------------------

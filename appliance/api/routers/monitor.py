@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from appliance.api.deps import App, Operator, Viewer
-from appliance.domain.drift import DriftReport
+from appliance.domain.drift import DriftOptions, DriftReport, canonical_test
 from appliance.domain.traffic import LiveMetrics, Traffic
 
 router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
@@ -18,17 +20,36 @@ class DriftRequest(BaseModel):
     window_hours: float = Field(24.0, gt=0, le=24 * 365)
     dataset_version: int | None = Field(None, ge=1)
     p_val: float = Field(0.05, gt=0, lt=1)
+    tests: dict[str, str] = Field(default_factory=dict, description=(
+        "column -> drift test instead of the automatic choice (ks, chisquare, z, "
+        "jensenshannon, wasserstein, psi, anderson, cramer_von_mises, fisher_exact, "
+        "abs_text_content_drift, perc_text_content_drift)"))
+    thresholds: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict, description="column -> threshold for its test")
+    multivariate: bool = Field(True, description="run the classifier-based detector")
+
+    @field_validator("tests")
+    @classmethod
+    def _known(cls, value: dict[str, str]) -> dict[str, str]:
+        return {col: canonical_test(name) for col, name in value.items()}
+
+    def options(self) -> DriftOptions:
+        return DriftOptions(tests=self.tests, thresholds=self.thresholds,
+                            multivariate=self.multivariate)
 
 
 @router.post("/{model}/drift", status_code=201)
 async def run_check(app: App, who: Operator, model: str,
                     body: DriftRequest | None = None) -> DriftReport:
     """Test the window of the prediction log (or a dataset version) against the champion's
-    training data; the report is stored and returned. CPU-bound: runs off the event loop."""
+    training data, one automatically chosen test per column (or the one named in ``tests``)
+    and one multivariate detector; the report is stored and returned. CPU-bound: runs off
+    the event loop."""
     req = body or DriftRequest.model_validate({})
     return await run_in_threadpool(
         lambda: app.drift.check(model, window_hours=req.window_hours,
-                                dataset_version=req.dataset_version, p_val=req.p_val, by=who))
+                                dataset_version=req.dataset_version, p_val=req.p_val,
+                                options=req.options(), by=who))
 
 
 @router.get("/{model}/drift")
