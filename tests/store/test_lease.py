@@ -5,6 +5,7 @@ recovery that never touches a run whose heartbeat is fresh (another live host's)
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -199,3 +200,59 @@ def test_a_queued_run_claimed_by_one_host_is_not_claimed_by_another(store: Store
     row = ledger.queue("housekeeping.daily", "manual")
     assert ledger.begin(row.id) is True
     assert ledger.begin(row.id) is False  # already running: the second claim gets nothing
+
+
+# -- two real `appliance serve` processes on one PostgreSQL -----------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_killing_the_leader_serve_hands_the_lease_to_the_other_within_seconds(
+        pg_server: object, pg_template: str, tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+    from appliance_test_support import start_server
+    from pg_testing import fresh_database
+
+    def leader(url: str) -> bool:
+        answer = httpx.get(url + "/healthz", timeout=2)
+        assert answer.status_code == 200, answer.text
+        return bool(answer.json()["leader"])
+
+    with fresh_database(pg_server, pg_template) as url:  # type: ignore[arg-type]
+        env = {"APPLIANCE_STORE_URL": url, "APPLIANCE_LOG_LEVEL": "info"}
+        first = start_server(tmp_path / "a" / "home", env=env)
+        # the audit anchor is per home (docs/scale-out.md, limits): a new host starts from
+        # the first one's, as an operator would copy it
+        (tmp_path / "b" / "home").mkdir(parents=True)
+        shutil.copy(first.home / "audit.head", tmp_path / "b" / "home" / "audit.head")
+        second = start_server(tmp_path / "b" / "home", env=env)
+        try:
+            assert [leader(first.url), leader(second.url)] == [True, False]
+            time.sleep(1.5)  # a few of the follower's tries: it stays a follower
+            assert [leader(first.url), leader(second.url)] == [True, False]
+            first.proc.send_signal(signal.SIGKILL)
+            first.proc.wait(10)
+            killed = time.monotonic()
+            took = None
+            while time.monotonic() - killed < 10:
+                if leader(second.url):  # the survivor answers throughout
+                    took = time.monotonic() - killed
+                    break
+                time.sleep(0.05)
+            print(f"leader takeover after kill -9: {took} s")
+            assert took is not None, second.log()[-3000:]
+            assert took < 5.0
+            assert "leader lease taken" in second.log()
+            metrics = httpx.get(second.url + "/metrics", timeout=5,
+                                headers={"Authorization": f"Bearer {_token(second)}"}).text
+            assert "appliance_leader 1.0" in metrics
+        finally:
+            first.stop(signal.SIGKILL)
+            second.stop()
+
+
+def _token(server: object) -> str:
+    client = server.client()  # type: ignore[attr-defined]
+    return str(client.token)
