@@ -256,3 +256,26 @@ def test_killing_the_leader_serve_hands_the_lease_to_the_other_within_seconds(
 def _token(server: object) -> str:
     client = server.client()  # type: ignore[attr-defined]
     return str(client.token)
+
+
+def test_a_run_queued_through_a_follower_is_run_once_by_the_leader(
+        store: Store, tmp_path: Path) -> None:
+    from appliance.domain.principal import Principal
+    from appliance.domain.roles import Role
+
+    calls: list[str] = []
+    follower = _service(store, tmp_path, "follower", calls)
+    follower.leading = lambda: False
+    leader = _service(store, tmp_path, "leader", calls)
+    leader.scheduler.start()
+    try:
+        row = follower.run_now("housekeeping.daily", by=Principal("ops", Role.admin))
+        time.sleep(0.3)
+        assert calls == [] and follower.ledger.get(row.id).status is JobRunStatus.queued
+        assert [r.id for r in leader.adopt()] == [row.id]
+        _until(lambda: leader.ledger.get(row.id).status is JobRunStatus.succeeded, 10)
+        assert leader.adopt() == []  # nothing left to adopt: it ran once
+        assert calls == ["leader"]
+    finally:
+        leader.close()
+        leader.scheduler.stop()
