@@ -312,7 +312,7 @@ class JobService(JobReading):
             self.auditor.record(s, by, "job.run", f"job:{job.id}",
                                 after={"trigger": Trigger.manual.value})
         row = self.ledger.queue(job.id, Trigger.manual.value)
-        self._run_queued(row)
+        self._run_queued(row, here=True)
         return self.ledger.get(row.id)
 
     def pause(self, job_id: str, *, by: Principal) -> Job:
@@ -395,7 +395,9 @@ class JobService(JobReading):
                                 name=job_id)
         return row
 
-    def _run_queued(self, row: JobRun) -> None:
+    def _run_queued(self, row: JobRun, *, here: bool = False) -> None:
+        """Run a queued row when its turn comes; ``here``: asked for in this process (the
+        CLI without a server), leader or not."""
         job = self._defs.get(row.job)
         if self._closing:
             return  # stays queued: the next start re-queues it
@@ -404,7 +406,7 @@ class JobService(JobReading):
                                error="the job no longer exists")
             return
         with job.lock:  # queued runs wait their turn
-            if self._closing or not self.leading():
+            if self._closing or not (here or self.leading()):
                 return  # stays queued: the next start (or the next leader) takes it
             if self.ledger.get(row.id).status != JobRunStatus.queued:
                 self._local.discard(row.id)

@@ -279,3 +279,16 @@ def test_a_run_queued_through_a_follower_is_run_once_by_the_leader(
     finally:
         leader.close()
         leader.scheduler.stop()
+
+
+def test_a_job_run_in_this_process_by_the_cli_runs_on_a_follower_too(
+        store: Store, tmp_path: Path) -> None:
+    from appliance.domain.principal import Principal
+    from appliance.domain.roles import Role
+
+    calls: list[str] = []
+    jobs = _service(store, tmp_path, "cli", calls)
+    jobs.leading = lambda: False  # `appliance jobs run` without a server, beside the hosts
+    done = jobs.run_here("housekeeping.daily", by=Principal("ops", Role.admin))
+    assert done.status is JobRunStatus.succeeded and calls == ["cli"]
+    jobs.close()
