@@ -103,6 +103,14 @@ class Settings(BaseSettings):
                     "0 keeps them forever.")
     job_misfire_grace_seconds: int = Field(
         default=300, ge=1, description="A tick later than this is skipped, not run late.")
+    leader_retry_seconds: float = Field(
+        default=1.0, gt=0, le=60,
+        description="Scale-out: how often a follower tries for the leader lease (and the "
+                    "leader checks it still holds it).")
+    job_heartbeat_expiry_seconds: float = Field(
+        default=60.0, ge=5,
+        description="Scale-out: a queued or running job or training run whose heartbeat is "
+                    "older than this is another host's dead run, recovered by the leader.")
     log_level: str = "info"
 
     @property

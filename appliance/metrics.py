@@ -64,6 +64,12 @@ class Metrics:
         self.inbox_polls = Gauge(
             "appliance_inbox_polls", "Inbox polls since start", registry=self.registry
         )
+        self.leader = Gauge(
+            "appliance_leader",
+            "1 while this host holds the leader lease (runs the inbox watcher, the scheduler "
+            "and housekeeping); always 1 on the embedded store",
+            registry=self.registry,
+        )
         self.store_degraded = Gauge(
             "appliance_store_degraded",
             "1 when the store refuses writes (a bad WAL, or the audit log against its anchor)",

@@ -40,6 +40,7 @@ from appliance.jobs.ledger import JobLedger
 from appliance.jobs.ports import JobCollaborators
 from appliance.jobs.scheduler import Scheduler, TriggerSpec
 from appliance.jobs.service import JobService
+from appliance.lease import Lease, SoleLease, lease_for
 from appliance.lineage.service import LineageService
 from appliance.metrics import Metrics
 from appliance.monitor.alerts import AlertService
@@ -95,32 +96,62 @@ class Appliance:
     backup: BackupService
     erasure: ErasureService
     mlflow: MlflowServices
+    lease: Lease = field(default_factory=SoleLease)
     bootstrap_token: str | None = None
     started: bool = field(default=False)
 
     def start(self) -> None:
-        """Mint a bootstrap token if nobody can log in, recover unfinished claims, then
-        start the watcher and the scheduler. Only the serve process calls this."""
+        """Mint a bootstrap token if nobody can log in; then, on the leader (always, on the
+        embedded store), recover unfinished work and start the watcher and the scheduler.
+        Only the serve process calls this."""
         if self.store.degraded:
             log.error("STORE DEGRADED: %s", self.store.degraded_reason)
         else:
             self.bootstrap_token = self.auth.mint_bootstrap_token()
             self.jobs.reload()
-            self.jobs.recover()  # before anything queues: rows left by a dead process
-            recovered = self.ingest.recover()
-            self.erasure.recover()  # file deletions an erasure's crash left undone
-            self.training.recover()
-            if recovered:
-                log.info("finished %d claim(s) left by a previous run", len(recovered))
-            self.jobs.reconcile()  # data accepted but never trained (a crash in between)
-            self.watcher.start()
             self.serving.log.start()
-            self.scheduler.start()
+            self.lease.start(self._lead, self._follow)
         self.started = True
+
+    def _stale_before(self) -> dt.datetime | None:
+        """Scale-out: runs with an older heartbeat are a dead host's. Embedded: all are."""
+        if not self.lease.shared:
+            return None
+        return dt.datetime.now(dt.UTC) - dt.timedelta(
+            seconds=self.settings.job_heartbeat_expiry_seconds)
+
+    def _lead(self) -> None:
+        """This host took the lease: recover, then run the watcher and the scheduler."""
+        stale = self._stale_before()
+        self.jobs.recover(stale_before=stale)  # before anything queues: a dead process's rows
+        recovered = self.ingest.recover()
+        self.erasure.recover()  # file deletions an erasure's crash left undone
+        self.training.recover(stale_before=stale)
+        if recovered:
+            log.info("finished %d claim(s) left by a previous run", len(recovered))
+        self.jobs.reconcile()  # data accepted but never trained (a crash in between)
+        self.watcher.start()
+        self.scheduler.start()
+
+    def _follow(self) -> None:
+        """The lease is lost: stop the leader's work (runs under way finish; a tick of a
+        deposed leader is refused by the ledger's slot constraint)."""
+        self.scheduler.stop()
+        self.watcher.stop()
+
+    def sweep(self) -> None:
+        """Scale-out, on the leader, every few seconds: run what followers queued, and
+        recover runs whose heartbeat expired (a dead host's)."""
+        if self.lease.shared and self.lease.leader:
+            self.jobs.adopt()
+            stale = self._stale_before()
+            self.jobs.recover(stale_before=stale)
+            self.training.recover(stale_before=stale)
 
     def close(self) -> None:
         self.jobs.close()
         if self.started:
+            self.lease.stop()
             self.scheduler.stop()
             self.watcher.stop()
         self.training.close()
@@ -177,12 +208,16 @@ def build(settings: Settings) -> Appliance:
         canary = CanaryService(store, registry, serving, auditor=auditor, alerts=alerts,
                                flush=serving.log.flush)
         scheduler = Scheduler(misfire_grace_seconds=settings.job_misfire_grace_seconds)
+        lease = lease_for(settings.store_url, retry_seconds=settings.leader_retry_seconds,
+                          on_change=lambda leader: metrics.leader.set(1 if leader else 0))
+        metrics.leader.set(1 if lease.leader else 0)
         jobs = JobService(store, auditor, scheduler, JobLedger(store),
                           jobs_dir=settings.resolved_jobs_dir, events=events,
                           collaborators=JobCollaborators(
                               training=training, datasets=datasets, registry=registry,
                               drift=drift, serving=serving, canary=canary),
-                          train_timeout_seconds=settings.train_timeout_seconds)
+                          train_timeout_seconds=settings.train_timeout_seconds,
+                          leading=lambda: lease.leader)
         canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
         backup = BackupService(store, settings, auditor)
@@ -190,14 +225,15 @@ def build(settings: Settings) -> Appliance:
                                      predictions_days=settings.retention_predictions_days,
                                      labels_days=settings.retention_labels_days,
                                      job_runs_days=settings.job_history_days)
-        _builtin_jobs(settings, store, jobs, scheduler, watcher, backup, retention)
+        _builtin_jobs(settings, store, jobs, scheduler, watcher, backup, retention,
+                      sweep=lease.shared)
         if not store.degraded:
             password = settings.admin_password.get_secret_value() if settings.admin_password else None
             auth.ensure_admin(password)
     except BaseException:
         store.close()
         raise
-    return Appliance(
+    app = Appliance(
         settings=settings, store=store, events=events, auditor=auditor, auth=auth, datasets=datasets,
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
@@ -216,7 +252,11 @@ def build(settings: Settings) -> Appliance:
         experiments=experiments,
         mlflow=build_mlflow(store, runs, experiments, registry,
                             log_delay_ms=settings.mlflow_log_delay_ms),
+        lease=lease,
     )
+    if lease.shared:  # the leader's scheduler runs it; not ledgered, like jobs.reload
+        scheduler.add("leader.sweep", app.sweep, TriggerSpec.every(settings.jobs_reload_seconds))
+    return app
 
 
 def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
@@ -268,7 +308,7 @@ def _job_alert(alerts: AlertService, e: JobFinished) -> None:
 
 def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler: Scheduler,
                   watcher: InboxWatcher, backup: BackupService,
-                  retention: RetentionService) -> None:
+                  retention: RetentionService, *, sweep: bool) -> None:
     """The scheduler's built-in jobs, each a ledgered job like any job file's."""
     jobs.add_builtin("inbox.scan", watcher.guard, TriggerSpec.every(settings.inbox_scan_seconds),
                      description="restart a dead inbox watcher and force a full scan")
@@ -288,7 +328,8 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
                      role=Role.admin)
 
     def reload() -> None:  # not ledgered: it runs every few seconds and is cheap
-        if jobs.reload().changed:
+        # scale-out: followers leave new data to the leader, which catches up here
+        if jobs.reload().changed or sweep:
             jobs.reconcile()
 
     scheduler.add("jobs.reload", reload, TriggerSpec.every(settings.jobs_reload_seconds))

@@ -41,6 +41,9 @@ class Health(BaseModel):
     degraded_reason: str | None = Field(
         description="Why the store is read-only, when it is (`degraded`).")
     watcher: WatcherHeartbeat
+    leader: bool = Field(default=True, description=(
+        "whether this host holds the leader lease (runs the inbox watcher, the scheduler and "
+        "housekeeping); always true on the embedded store"))
     server: ServerRuntime | None = Field(default=None, description=(
         "the event loop and HTTP parser serving this request; null in-process (no uvicorn)"))
 

@@ -46,6 +46,7 @@ class InboxWatcher:
                                           "last_error": None, "inotify": False}
 
     def start(self) -> None:
+        self._stop.clear()  # started again after a stop (a host that regained the lease)
         self.inbox_dir.mkdir(parents=True, exist_ok=True)
         loop = threading.Thread(target=self._loop, name="inbox-watcher", daemon=True)
         self._threads = [loop]

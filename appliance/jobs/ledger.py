@@ -37,28 +37,34 @@ class JobLedger:
     def queue(self, job: str, trigger: str, *, attempt: int = 1, key: str | None = None,
               retry_of: str | None = None, dataset: str | None = None,
               dataset_version: int | None = None) -> JobRun:
+        """A run queued by new data, by hand, a retry or recovery: no schedule slot."""
         with self.store.write() as s:
             return JobRun.from_row(q.insert_run(
                 s, job=job, trigger=trigger, status=JobRunStatus.queued.value, attempt=attempt,
-                idempotency_key=key, scheduled_for=self.clock(), at=self.clock(),
+                idempotency_key=key, scheduled_for=None, at=self.clock(),
                 retry_of=retry_of, dataset=dataset, dataset_version=dataset_version))
 
-    def start(self, job: str, trigger: str) -> JobRun:
-        """A recurring tick's row, running from now."""
+    def start(self, job: str, trigger: str, *, slot: dt.datetime | None = None) -> JobRun:
+        """A recurring tick's row, running from now, for its schedule ``slot`` (the time it
+        was due). A second row for the same job and slot is refused (``Conflict``): another
+        host (a deposed leader, or the new one) already has that tick."""
         with self.store.write() as s:
             return JobRun.from_row(q.insert_run(
                 s, job=job, trigger=trigger, status=JobRunStatus.running.value, attempt=1,
-                idempotency_key=None, scheduled_for=self.clock(), at=self.clock()))
+                idempotency_key=None, scheduled_for=slot or self.clock(), at=self.clock()))
 
-    def skipped(self, job: str, trigger: str, why: str, *, key: str | None = None) -> JobRun:
+    def skipped(self, job: str, trigger: str, why: str, *, key: str | None = None,
+                slot: dt.datetime | None = None) -> JobRun:
         with self.store.write() as s:
             return JobRun.from_row(q.insert_run(
                 s, job=job, trigger=trigger, status=JobRunStatus.skipped.value, attempt=1,
-                idempotency_key=key, scheduled_for=self.clock(), at=self.clock(), error=why))
+                idempotency_key=key, scheduled_for=slot or self.clock(), at=self.clock(),
+                error=why))
 
-    def begin(self, run_id: str) -> None:
+    def begin(self, run_id: str) -> bool:
+        """Claim a queued run; False when it is no longer queued (someone else has it)."""
         with self.store.write() as s:
-            q.mark_running(s, run_id, self.clock())
+            return q.mark_running(s, run_id, self.clock())
 
     def heartbeat(self, run_id: str) -> None:
         with self.store.write() as s:
@@ -71,10 +77,20 @@ class JobLedger:
                      error=error[:4000] if error else None,
                      logs=logs[-MAX_LOG_CHARS:] if logs else None, result=result)
 
-    def interrupt_unfinished(self) -> list[JobRun]:
-        """At start: every run a dead process left queued or running becomes interrupted."""
+    def interrupt_unfinished(self, *, stale_before: dt.datetime | None = None,
+                             keep: frozenset[str] = frozenset()) -> list[JobRun]:
+        """Every run a dead process left queued or running becomes interrupted.
+
+        ``stale_before`` (scale-out): only runs whose last sign of life (heartbeat, else
+        when queued) is older than that: a run another live host is running keeps
+        beating and is never touched. None: all of them (the embedded store, where the
+        process lock proves nobody else is running anything). ``keep``: this process's
+        own runs, never touched."""
         with self.store.write() as s:
-            rows = q.runs_in(s, (JobRunStatus.queued.value, JobRunStatus.running.value))
+            rows = [r for r in q.runs_in(s, (JobRunStatus.queued.value,
+                                             JobRunStatus.running.value))
+                    if r["id"] not in keep and (stale_before is None
+                                               or _last_sign(r) < stale_before)]
             for row in rows:
                 q.finish(s, row["id"], status=JobRunStatus.interrupted.value, at=self.clock(),
                          duration_ms=None, error="the server stopped before this run finished",
@@ -114,6 +130,11 @@ class JobLedger:
     def paused(self) -> set[str]:
         with self.store.read() as s:
             return q.paused_jobs(s)
+
+
+def _last_sign(row: dict[str, Any]) -> dt.datetime:
+    seen: dt.datetime = row["heartbeat_at"] or row["created_at"]
+    return seen if seen.tzinfo is not None else seen.replace(tzinfo=dt.UTC)
 
 
 class LogCapture(logging.Handler):

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-SkipHook = Callable[[str, str], None]  # (job id, why)
+SkipHook = Callable[[str, str, dt.datetime | None], None]  # (job id, why, slot)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,35 @@ class TriggerSpec:
     @classmethod
     def crontab(cls, line: str) -> TriggerSpec:
         return cls("cron", cron=line)
+
+    def slot(self, now: dt.datetime) -> dt.datetime:
+        """The fire time this trigger last came due at or before ``now``: the slot a tick
+        running now stands for. The same on every host (interval ticks fall on a grid from
+        the Unix epoch; cron fires on its own), so the job ledger's one row per (job, slot,
+        attempt) refuses a second host's tick for the same slot."""
+        if self.kind != "cron":
+            period = max(1, round(float(self.seconds or 60) * 1_000_000))
+            since = (now - _EPOCH) // dt.timedelta(microseconds=1)
+            return _EPOCH + dt.timedelta(microseconds=since // period * period)
+        from apscheduler.triggers.cron import CronTrigger
+
+        trig = CronTrigger.from_crontab(str(self.cron), timezone="UTC")
+        for back in (dt.timedelta(minutes=2), dt.timedelta(hours=2), dt.timedelta(days=2),
+                     dt.timedelta(days=63), dt.timedelta(days=800)):
+            fire = trig.get_next_fire_time(None, now - back)
+            if fire is None or fire > now:
+                continue
+            while True:  # walk forward to the last fire time not after now
+                after = trig.get_next_fire_time(fire, fire + dt.timedelta(seconds=1))
+                if after is None or after > now:
+                    return fire.astimezone(dt.UTC)
+                fire = after
+        return now
+
+    def first_fire(self, now: dt.datetime) -> dt.datetime:
+        """An interval trigger's first fire: the next grid point after ``now``."""
+        period = dt.timedelta(microseconds=max(1, round(float(self.seconds or 60) * 1_000_000)))
+        return self.slot(now) + period
 
     def describe(self) -> str:
         if self.kind == "cron":
@@ -130,6 +160,11 @@ class Scheduler:
 
     # -- reading -----------------------------------------------------------------
 
+    def slot(self, job_id: str) -> dt.datetime | None:
+        """The schedule slot a tick of ``job_id`` running now stands for."""
+        entry = self._jobs.get(job_id)
+        return entry[1].slot(self._now()) if entry is not None else None
+
     def next_run(self, job_id: str) -> dt.datetime | None:
         if self._scheduler is None:
             return None
@@ -175,7 +210,7 @@ class Scheduler:
 
             seconds = float(trigger.seconds or 60)
             trig = IntervalTrigger(seconds=seconds, timezone="UTC",
-                                   start_date=self._now() + dt.timedelta(seconds=seconds))
+                                   start_date=trigger.first_fire(self._now()))
         scheduler.add_job(fn, trig, id=job_id, name=job_id, replace_existing=True,
                           coalesce=True, max_instances=1,
                           misfire_grace_time=self.misfire_grace_seconds)
@@ -193,7 +228,10 @@ class Scheduler:
         log.warning("scheduled job %s skipped: %s", job_id, why)
         if self.on_skipped is not None:
             try:
-                self.on_skipped(job_id, why)
+                when = getattr(event, "scheduled_run_time", None)
+                self.on_skipped(job_id, why,
+                                when.astimezone(dt.UTC) if isinstance(when, dt.datetime)
+                                else None)
             except Exception:
                 log.exception("recording the skipped run of %s failed", job_id)
 

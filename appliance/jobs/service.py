@@ -37,16 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from appliance.audit import Auditor
-from appliance.auth.service import require
 from appliance.domain.canary import CanaryAction
 from appliance.domain.events import JobFinished
 from appliance.domain.jobs import (
     DriftJobResult,
     Job,
     JobFileError,
-    JobList,
     JobRun,
-    JobRunPage,
     JobRunStatus,
     JobsReload,
     LoopResult,
@@ -56,7 +53,7 @@ from appliance.domain.jobs import (
 )
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
-from appliance.errors import ApplianceError, InvalidInput, NotFound
+from appliance.errors import ApplianceError, Conflict, NotFound
 from appliance.events import EventBus
 from appliance.failpoints import failpoint
 from appliance.jobs import files as jobfiles
@@ -64,6 +61,7 @@ from appliance.jobs.canary import canary_job, rule_of, scheduled_canary
 from appliance.jobs.defs import JobDef, RunContext, jsonable, timing
 from appliance.jobs.ledger import JobLedger, captured_logs, heartbeats
 from appliance.jobs.ports import JobCollaborators
+from appliance.jobs.reading import JobReading
 from appliance.jobs.scheduler import Scheduler, TriggerSpec
 from appliance.store.db import Store
 from appliance.train.spec import JobSpec
@@ -72,12 +70,13 @@ log = logging.getLogger(__name__)
 SYSTEM = "scheduler"
 
 
-class JobService:
+class JobService(JobReading):
     def __init__(self, store: Store, auditor: Auditor, scheduler: Scheduler, ledger: JobLedger,
                  *, jobs_dir: Path, events: EventBus,
                  collaborators: JobCollaborators | None = None,
                  heartbeat_seconds: float = 15.0,
-                 train_timeout_seconds: float = 3600.0) -> None:
+                 train_timeout_seconds: float = 3600.0,
+                 leading: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.auditor = auditor
         self.scheduler = scheduler
@@ -91,6 +90,9 @@ class JobService:
         self._files: dict[Path, jobfiles.LoadedFile] = {}
         self._reload_lock = threading.Lock()
         self._closing = False
+        # scale-out: only the lease holder runs jobs (a follower records, the leader runs)
+        self.leading = leading
+        self._local: set[str] = set()  # ledger rows this process queued or runs
         scheduler.on_skipped = self._skipped
 
     # -- definitions -------------------------------------------------------------
@@ -196,12 +198,14 @@ class JobService:
 
     # -- lifecycle (serve process only) ------------------------------------------
 
-    def recover(self) -> list[JobRun]:
+    def recover(self, *, stale_before: dt.datetime | None = None) -> list[JobRun]:
         """At start, before anything queues: rows left queued or running by a dead
         process become interrupted; each is re-queued once (never a recovery of a
-        recovery)."""
+        recovery). ``stale_before`` (scale-out): only rows whose heartbeat is older,
+        never this process's own rows nor another live host's (docs/scale-out.md)."""
         requeued = []
-        for row in self.ledger.interrupt_unfinished():
+        for row in self.ledger.interrupt_unfinished(stale_before=stale_before,
+                                                    keep=frozenset(self._local)):
             job = self._defs.get(row.job)
             if job is None:
                 continue
@@ -235,6 +239,19 @@ class JobService:
                 queued.extend(out)
         return queued
 
+    def adopt(self) -> list[JobRun]:
+        """Scale-out, on the leader: run the queued rows no process here queued (queued
+        through a follower by new data or by hand, or left by a deposed leader). Each is
+        claimed queued -> running by one host only (``JobLedger.begin``)."""
+        adopted = []
+        for row in self.ledger.page(status=JobRunStatus.queued.value, limit=500).items:
+            if row.id in self._local or row.job not in self._defs:
+                continue
+            self._local.add(row.id)
+            self.scheduler.run_once(functools.partial(self._run_queued, row), name=row.job)
+            adopted.append(row)
+        return adopted
+
     def close(self) -> None:
         self._closing = True
 
@@ -253,6 +270,9 @@ class JobService:
                          version)
                 continue
             key = f"{job.id}:{dataset}@{version}"
+            if not self.leading():
+                log.info("%s@%s: %s is queued by the leader host", dataset, version, job.id)
+                continue
             if self._handled(job, key, dataset, version):
                 continue
             self._supersede(job.id, dataset, version)
@@ -290,7 +310,7 @@ class JobService:
             self.auditor.record(s, by, "job.run", f"job:{job.id}",
                                 after={"trigger": Trigger.manual.value})
         row = self.ledger.queue(job.id, Trigger.manual.value)
-        self._run_queued(row)
+        self._run_queued(row, here=True)
         return self.ledger.get(row.id)
 
     def pause(self, job_id: str, *, by: Principal) -> Job:
@@ -316,59 +336,6 @@ class JobService:
                 self.reconcile()
         return self.job(job.id)
 
-    # -- reading -----------------------------------------------------------------
-
-    def list_jobs(self) -> JobList:
-        paused = self.ledger.paused()
-        last = self.ledger.last_runs()
-        items = [self._public(j, paused, last) for j in sorted(self._defs.values(),
-                                                               key=lambda j: j.id)]
-        return JobList(items=items, files=[f.public() for f in self._files.values()],
-                       jobs_dir=str(self.jobs_dir))
-
-    def job(self, job_id: str) -> Job:
-        job = self._job(job_id)
-        return self._public(job, self.ledger.paused(), self.ledger.last_runs())
-
-    def runs(self, job_id: str, *, status: str | None = None, limit: int = 50,
-             offset: int = 0) -> JobRunPage:
-        check_job_id(job_id)
-        if status is not None and status not in {s.value for s in JobRunStatus}:
-            raise InvalidInput(f"unknown job run status {status!r}",
-                               detail={"field": "status"})
-        if job_id not in self._defs and not self.ledger.page(job=job_id, limit=1).total:
-            raise NotFound(f"no job {job_id!r}")
-        return self.ledger.page(job=job_id, status=status, limit=max(1, min(limit, 500)),
-                                offset=max(0, offset))
-
-    def run(self, run_id: str) -> JobRun:
-        import uuid
-
-        try:
-            uuid.UUID(str(run_id))
-        except ValueError:
-            raise InvalidInput(f"not a job run id: {str(run_id)[:80]!r}") from None
-        return self.ledger.get(str(run_id))
-
-    def _public(self, job: JobDef, paused: set[str], last: dict[str, JobRun]) -> Job:
-        nxt = self.scheduler.next_run(job.id)
-        return Job(id=job.id, kind=job.kind, trigger=job.describe(),
-                   description=job.description, source=job.source,
-                   paused=job.id in paused, running=job.lock.locked(),
-                   retries=job.retries, role=job.role.value,
-                   next_run=nxt.isoformat() if nxt and job.id not in paused else None,
-                   last_run=last.get(job.id))
-
-    def _job(self, job_id: str, *, by: Principal | None = None) -> JobDef:
-        """The job; with ``by``, also the check that they may run, pause or resume it."""
-        check_job_id(job_id)
-        job = self._defs.get(job_id)
-        if job is None:
-            raise NotFound(f"no job {job_id!r}: see GET /api/v1/jobs")
-        if by is not None:
-            require(by, job.role)
-        return job
-
     # -- running -----------------------------------------------------------------
 
     def _tick(self, job_id: str) -> None:
@@ -377,20 +344,35 @@ class JobService:
         if job is None or self._closing:
             return
         trigger = Trigger.cron if job.trigger and job.trigger.kind == "cron" else Trigger.interval
+        slot = self.scheduler.slot(job.id)
         if not job.lock.acquire(blocking=False):
-            self.ledger.skipped(job.id, trigger.value, "its previous run was still going")
+            self._skipped(job.id, "its previous run was still going", slot)
             return
         try:
-            self._execute(job, self.ledger.start(job.id, trigger.value))
+            if not self.leading():
+                return  # deposed: the scheduler is being stopped
+            try:
+                row = self.ledger.start(job.id, trigger.value, slot=slot)
+            except Conflict:
+                log.warning("scheduled job %s: the tick for %s is already recorded by "
+                            "another host; not run here", job.id,
+                            slot.isoformat() if slot else "now")
+                return
+            self._local.add(row.id)
+            self._execute(job, row)
         finally:
             job.lock.release()
 
-    def _skipped(self, job_id: str, why: str) -> None:
+    def _skipped(self, job_id: str, why: str, slot: dt.datetime | None = None) -> None:
         job = self._defs.get(job_id)
         if job is None:
             return
         trigger = Trigger.cron if job.trigger and job.trigger.kind == "cron" else Trigger.interval
-        self.ledger.skipped(job_id, trigger.value, why)
+        try:
+            self.ledger.skipped(job_id, trigger.value, why, slot=slot)
+        except Conflict:  # another host has that slot: it ran or skipped it there
+            log.info("scheduled job %s: slot %s already recorded by another host", job_id,
+                     slot)
 
     def _enqueue(self, job_id: str, trigger: Trigger, *, key: str | None = None,
                  dataset: str | None = None, dataset_version: int | None = None,
@@ -404,11 +386,16 @@ class JobService:
                                 retry_of=retry_of, dataset=dataset,
                                 dataset_version=dataset_version)
         failpoint("jobs.after_queue")
+        if not self.leading():
+            return row  # a follower: the leader adopts it (JobService.adopt)
+        self._local.add(row.id)
         self.scheduler.run_once(lambda: self._run_queued(row), delay_seconds=delay_seconds,
                                 name=job_id)
         return row
 
-    def _run_queued(self, row: JobRun) -> None:
+    def _run_queued(self, row: JobRun, *, here: bool = False) -> None:
+        """Run a queued row when its turn comes; ``here``: asked for in this process (the
+        CLI without a server), leader or not."""
         job = self._defs.get(row.job)
         if self._closing:
             return  # stays queued: the next start re-queues it
@@ -417,11 +404,14 @@ class JobService:
                                error="the job no longer exists")
             return
         with job.lock:  # queued runs wait their turn
-            if self._closing:
-                return
+            if self._closing or not (here or self.leading()):
+                return  # stays queued: the next start (or the next leader) takes it
             if self.ledger.get(row.id).status != JobRunStatus.queued:
+                self._local.discard(row.id)
                 return  # superseded by newer data while it waited
-            self.ledger.begin(row.id)
+            if not self.ledger.begin(row.id):
+                self._local.discard(row.id)
+                return  # another host claimed it first
             self._execute(job, row)
 
     def _execute(self, job: JobDef, row: JobRun) -> None:
@@ -448,6 +438,7 @@ class JobService:
         duration = round((time.perf_counter() - started) * 1000, 1)
         self.ledger.finish(row.id, status, duration_ms=duration, error=error,
                            logs=logs.text(), result=jsonable(result))
+        self._local.discard(row.id)
         failpoint("jobs.after_finish")
         retry = (status is not JobRunStatus.succeeded and row.attempt <= job.retries
                  and row.trigger != Trigger.recovery)

@@ -67,9 +67,13 @@ def get_run(s: Session, run_id: str) -> dict[str, Any] | None:
     return _run(row) if row else None
 
 
-def mark_running(s: Session, run_id: str, at: dt.datetime) -> None:
-    s.execute(text("UPDATE job_runs SET status = 'running', started_at = :at, heartbeat_at = :at "
-                   "WHERE id = :id"), {"id": run_id, "at": at})
+def mark_running(s: Session, run_id: str, at: dt.datetime) -> bool:
+    """Queued -> running, only from queued: False when another host (or a supersede) got
+    there first."""
+    done = s.execute(text("UPDATE job_runs SET status = 'running', started_at = :at, "
+                          "heartbeat_at = :at WHERE id = :id AND status = 'queued'"),
+                     {"id": run_id, "at": at})
+    return bool(getattr(done, "rowcount", 1))
 
 
 def heartbeat(s: Session, run_id: str, at: dt.datetime) -> None:

@@ -11,6 +11,7 @@ promotion gate. A run interrupted by a restart is re-queued once.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -68,6 +69,8 @@ class TrainingService:
         self._children: set[ChildChannel] = set()
         self._lock = threading.Lock()
         self._closing = False
+        self._local: set[uuid.UUID] = set()  # runs this process queued or trains
+        self.heartbeat_seconds = 15.0  # a running child's run beats this often
 
     def close(self) -> None:
         # A run cut off by shutdown stays `running`: the next start marks it interrupted
@@ -99,6 +102,7 @@ class TrainingService:
         )
         principal = by if isinstance(by, Principal) else Principal(str(by), _system_role())
         out = self.runs.queue(row, by=principal)
+        self._local.add(row.id)
         self._executor.submit(self._execute, row.id, by, spec)
         return out
 
@@ -171,11 +175,15 @@ class TrainingService:
 
     # -- executing -----------------------------------------------------------------
 
-    def recover(self) -> None:
-        """At start: runs a dead process left queued or running are re-queued once."""
+    def recover(self, *, stale_before: dt.datetime | None = None) -> None:
+        """Runs a dead process left queued or running are re-queued once. ``stale_before``
+        (scale-out): only those whose heartbeat is older, never this process's own."""
         for row in self.runs.unfinished():
-            if row.kind != RunKind.train.value:
+            if row.kind != RunKind.train.value or row.id in self._local:
                 continue
+            if stale_before is not None and _aware(row.heartbeat_at) >= stale_before:
+                continue  # alive: another host's run
+            self._local.add(row.id)
             if row.status == RunStatus.running.value:
                 self.runs.transition(row.id, RunStatus.interrupted, error="the server stopped")
             elif row.status == RunStatus.queued.value and row.attempts == 0:
@@ -197,6 +205,9 @@ class TrainingService:
         status = RunStatus.failed
         job: str | None = None
         error: str | None = None
+        if self.runs.show(str(run_id)).status is not RunStatus.queued:
+            self._local.discard(run_id)
+            return  # another host has it
         try:
             self.runs.transition(run_id, RunStatus.running)
             detail = self.runs.show(str(run_id))
@@ -233,6 +244,7 @@ class TrainingService:
             error = message[:2000]
             job = self.runs.show(str(run_id)).name
         finally:
+            self._local.discard(run_id)
             shutil.rmtree(out_dir, ignore_errors=True)
             if job is not None and not self._closing:
                 self.events.publish(JobFinished(
@@ -274,6 +286,8 @@ class TrainingService:
             self._children.add(child)
         timeout = self.settings.train_timeout_seconds
         deadline = time.monotonic() + timeout
+        beating = threading.Event()  # a live run beats: never taken for a dead host's
+        threading.Thread(target=self._beat, args=(run_id, beating), daemon=True).start()
         try:
             child.send(request)
             child.close_input()
@@ -298,10 +312,18 @@ class TrainingService:
                     result: dict[str, Any] = message["result"]
                     return result
         finally:
+            beating.set()
             child.stop(graceful=False)
             with self._lock:
                 self._children.discard(child)
             self.runs.set_logs(run_id, _tail(log_path))
+
+    def _beat(self, run_id: uuid.UUID, done: threading.Event) -> None:
+        while not done.wait(self.heartbeat_seconds):
+            try:
+                self.runs.heartbeat(run_id)
+            except Exception:
+                log.debug("heartbeat of run %s failed", run_id, exc_info=True)
 
     # -- recording -------------------------------------------------------------------
 
@@ -474,3 +496,9 @@ def _system_role() -> Any:
     from appliance.domain.roles import Role
 
     return Role.admin
+
+
+def _aware(at: dt.datetime | None) -> dt.datetime:
+    if at is None:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from appliance.store.db import Store
@@ -102,3 +103,30 @@ def test_migrate_0014_leaves_old_predictions_and_versions_without_outlier_data(
         store.close()
     assert [tuple(r) for r in rows] == [("old", None, None)]
     assert "outlier_sha256" in {r[0] for r in columns}
+def test_migrate_0021_makes_a_job_slot_and_attempt_unique_over_rows_written_before(
+        tmp_path: Path) -> None:
+    from appliance.errors import Conflict
+    from appliance.store import jobs as q
+
+    store = _store_at(tmp_path, 18)
+    at = dt.datetime(2026, 1, 1, 3, 30, tzinfo=dt.UTC)
+    try:
+        with store._engine().begin() as conn:  # as releases before wrote them: the clock
+            for i, trigger in enumerate(["cron", "manual", "new_data"]):
+                conn.execute(text(
+                    "INSERT INTO job_runs (id, job, trigger, status, attempt, scheduled_for, "
+                    "created_at) VALUES (:id, 'housekeeping.retention', :t, 'succeeded', 1, "
+                    ":s, :s)"), {"id": uuid.uuid4(), "t": trigger,
+                                 "s": at + dt.timedelta(microseconds=i)})
+        assert apply_migrations(store._engine(), store.db_path) == [
+            n for n, _, _ in migration_files() if n > 18]
+        assert store.execute("SELECT count(*) FROM job_runs")[0][0] == 3  # kept as they were
+        with store.write() as s:  # queued runs have no slot: any number of them
+            for _ in range(2):
+                q.insert_run(s, job="housekeeping.retention", trigger="manual", status="queued",
+                             attempt=1, idempotency_key=None, scheduled_for=None, at=at)
+        with pytest.raises(Conflict), store.write() as s:  # a second row for the tick's slot
+            q.insert_run(s, job="housekeeping.retention", trigger="cron", status="running",
+                         attempt=1, idempotency_key=None, scheduled_for=at, at=at)
+    finally:
+        store.close()

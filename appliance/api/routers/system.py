@@ -26,7 +26,8 @@ def health_of(app: App) -> Health:
     degraded = app.store.degraded_reason
     return Health(status="degraded" if degraded else "ok", version=__version__,
                   degraded_reason=degraded,
-                  watcher=WatcherHeartbeat.model_validate(app.watcher.heartbeat))
+                  watcher=WatcherHeartbeat.model_validate(app.watcher.heartbeat),
+                  leader=app.lease.leader)
 
 
 @router.get("/healthz", tags=["system"])
