@@ -11,6 +11,7 @@ stops everything in reverse.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 

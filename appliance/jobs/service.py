@@ -28,6 +28,7 @@ the loop hands to training.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import threading
