@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from appliance.store.traffic import _CLASS_LIKE
+from appliance.store import dialect
+from appliance.store.traffic import _class_like
 
 _CORRECT = """CASE WHEN json_extract_string(p.prediction, '$')
                        = json_extract_string(l.label, '$') THEN 1.0 ELSE 0.0 END"""
@@ -41,7 +42,7 @@ def canary_since(s: Session, model: str, canary: int) -> dt.datetime | None:
 def is_classifier(s: Session, model: str, version: int) -> bool:
     """Whether a version's logged predictions look like classes (probabilities or text)."""
     row = s.execute(text(f"""
-        SELECT bool_or({_CLASS_LIKE}) FROM (
+        SELECT bool_or({_class_like(dialect.of(s))}) FROM (
             SELECT probabilities, prediction FROM predictions
             WHERE model = :m AND version = :v LIMIT 1000)
     """), {"m": model, "v": version}).fetchone()
