@@ -47,6 +47,7 @@ from appliance.monitor.alerts import AlertService
 from appliance.monitor.canary import CanaryService
 from appliance.monitor.drift import DriftService
 from appliance.monitor.traffic import TrafficService
+from appliance.objects import open_object_store
 from appliance.registry.service import RegistryService
 from appliance.runs.experiments import ExperimentService
 from appliance.runs.service import RunService
@@ -140,7 +141,8 @@ def build(settings: Settings) -> Appliance:
         if not anchor.ok:
             store.degrade(anchor.describe())
         metrics.store_degraded.set(1 if store.degraded else 0)
-        artifacts = ArtifactStore(settings.artifacts_dir)
+        objects = open_object_store(settings)  # the home, or S3 in scale-out (docs/scale-out.md)
+        artifacts = ArtifactStore(settings.artifacts_dir, objects=objects)
         runs = RunService(store, auditor, artifacts)
         experiments = ExperimentService(store, auditor)
         registry = RegistryService(store, auditor, artifacts, events=events)
@@ -154,8 +156,9 @@ def build(settings: Settings) -> Appliance:
                                               per_address=settings.login_failures_per_address,
                                               max_delay_seconds=settings.login_backoff_max_seconds))
         datasets = DatasetService(store, auditor, home=settings.home,
-                                  read_memory_mb=settings.read_memory_mb)
-        ingest = IngestService(settings, store, auditor, events=events, labels=serving)
+                                  read_memory_mb=settings.read_memory_mb, objects=objects)
+        ingest = IngestService(settings, store, auditor, events=events, labels=serving,
+                               objects=objects)
         drift = DriftService(store, registry, datasets, settings.home, events=events,
                              flush=serving.log.flush)
         watcher = InboxWatcher(
