@@ -181,7 +181,7 @@ def build(settings: Settings) -> Appliance:
                           train_timeout_seconds=settings.train_timeout_seconds)
         canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
-        backup = BackupService(store, settings, auditor)
+        backup = BackupService(store, settings, auditor, objects=objects)
         _builtin_jobs(settings, store, jobs, scheduler, watcher, backup)
         if not store.degraded:
             password = settings.admin_password.get_secret_value() if settings.admin_password else None

@@ -133,3 +133,25 @@ def test_the_cache_stays_within_its_bound_dropping_the_least_recently_used(
     assert reader.cache.get("blobs/5") is not None  # the newest stays
     assert reader.cache.get("blobs/0") is None      # the oldest went
     assert reader.get_bytes("blobs/0")[:1] == b"\x00"  # and is fetched again on demand
+
+
+def test_a_backup_in_s3_mode_counts_the_bucket_and_is_put_there_too(
+        tmp_path: Path, s3_settings: Callable[..., Settings], s3_endpoint: str) -> None:
+    import json
+
+    from appliance.runtime import build
+
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    app = build(s3_settings(tmp_path / "host1", prefix))
+    try:
+        app.ingest.ingest_stream(io.BytesIO(CSV.encode()), file_name="a.csv", dataset="d",
+                                 who=SYSTEM)
+        app.registry.register(model="m", onnx_bytes=tiny_onnx(), flavor="onnx", by=SYSTEM)
+        made = app.backup.create_in_home(by=SYSTEM)
+    finally:
+        app.close()
+    folder = Path(made.path)
+    manifest = json.loads((folder / "manifest.json").read_bytes())
+    assert manifest["missing_references"] == []  # the snapshot and the model are in the bucket
+    assert _in_bucket(s3_endpoint, f"{prefix}/backups/{folder.name}/manifest.json") == (
+        folder / "manifest.json").read_bytes()
