@@ -16,8 +16,8 @@ publish the Parquet (a rename, or an upload kept in the host's cache), commit. I
 times a second host reading the snapshot from the bucket into its empty cache.
 
 Prints the medians, the ratio s3/local (target <= 1.5), the snapshot size and the peak
-resident memory of this process and of the parser children. ``--strict`` exits 1 when the
-target is missed.
+resident memory of this process and of its largest child (a parser, or the moto server).
+``--strict`` exits 1 when the target is missed.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def main(
     console.print(f"snapshot {snap_mb:.1f} MB; a second host fetched it into its cache in "
                   f"{fetch_s:.2f} s")
     console.print(f"peak RSS: this process {_rss_mb(resource.RUSAGE_SELF):.0f} MB, "
-                  f"parser children {_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+                  f"largest child (parser, moto server) {_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
     if strict and ratio > TARGET:
         raise typer.Exit(1)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from appliance.errors import Conflict, NotFound, StoreUnavailable
-from appliance.objects.base import ObjectInfo, Stored, check_key, sha256_file
+from appliance.objects.base import ObjectInfo, Stored, check_key
 from appliance.objects.cache import ObjectCache
 
 if TYPE_CHECKING:
@@ -62,14 +62,13 @@ class S3ObjectStore:
     # -- writing ----------------------------------------------------------------
 
     def put_bytes(self, key: str, data: bytes) -> Stored:
-        sha = hashlib.sha256(data).hexdigest()
-        stored = self._put(key, sha, len(data), lambda: io.BytesIO(data))
+        stored = self._put(key, len(data), lambda: io.BytesIO(data))
         if stored.written:
             self.cache.fill(key, lambda out: out.write(data))
         return stored
 
     def put_file(self, key: str, src: Path, *, move: bool = False) -> Stored:
-        stored = self._put(key, sha256_file(src), src.stat().st_size, lambda: src.open("rb"))
+        stored = self._put(key, src.stat().st_size, lambda: src.open("rb"))
         if move:  # this host reads it next (a version's summary, a model's load): keep it
             if stored.written:
                 self.cache.adopt(key, src)
@@ -77,21 +76,22 @@ class S3ObjectStore:
                 src.unlink(missing_ok=True)
         return stored
 
-    def _put(self, key: str, sha: str, size: int, reader: Any) -> Stored:
+    def _put(self, key: str, size: int, reader: Any) -> Stored:
         if self._info(key) is not None:
-            digest = hashlib.sha256()
+            with reader() as src:
+                sha = _sha256(src)
             with self._call(f"reading {key!r}", self.fs.open_input_stream, self._path(key)) as fh:
-                while chunk := fh.read(_CHUNK):
-                    digest.update(chunk)
-            if digest.hexdigest() != sha:
-                raise Conflict(f"object {key!r} already exists with other bytes: keys are "
-                               "write-once", detail={"key": key})
+                if _sha256(fh) != sha:
+                    raise Conflict(f"object {key!r} already exists with other bytes: keys are "
+                                   "write-once", detail={"key": key})
             return Stored(key, sha, size, written=False)
+        digest = hashlib.sha256()  # hashed as it is sent: one read of the source
         with reader() as src, self._call(f"writing {key!r}", self.fs.open_output_stream,
                                          self._path(key)) as out:
             while chunk := src.read(_CHUNK):
+                digest.update(chunk)
                 self._call(f"writing {key!r}", out.write, chunk)
-        return Stored(key, sha, size, written=True)
+        return Stored(key, digest.hexdigest(), size, written=True)
 
     # -- reading ----------------------------------------------------------------
 
@@ -145,3 +145,11 @@ class S3ObjectStore:
         if cached is not None:
             os.unlink(cached)
         return True
+
+
+def _sha256(stream: Any) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.fs as pafs
+import pytest
 
 from appliance.config import Settings
 from appliance.domain.principal import SYSTEM
@@ -29,6 +30,7 @@ def _in_bucket(endpoint: str, key: str) -> bytes:
         return bytes(fh.read())
 
 
+@pytest.mark.slow  # an ingest: the parser child's start dominates
 def test_an_ingest_in_s3_mode_puts_the_snapshot_in_the_bucket_for_every_host(
         tmp_path: Path, s3_settings: Callable[..., Settings], s3_endpoint: str) -> None:
     from appliance.runtime import build
@@ -87,9 +89,12 @@ def test_a_corrupt_artifact_in_the_bucket_is_refused_by_the_reader(
     from appliance.errors import StoreUnavailable
 
     prefix = f"t-{uuid.uuid4().hex[:12]}"
-    objects = open_object_store(s3_settings(tmp_path / "h", prefix))
     sha = "0" * 64
-    objects.put_bytes(f"artifacts/00/00/{sha}", b"not the bytes of that hash")
+    host = s3_endpoint.removeprefix("http://")
+    fs = pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1",
+                           endpoint_override=host, scheme="http")
+    with fs.open_output_stream(f"{BUCKET}/{prefix}/artifacts/00/00/{sha}") as out:
+        out.write(b"not the bytes of that hash")  # damaged in the bucket, behind our back
     fresh = open_object_store(s3_settings(tmp_path / "h2", prefix))  # empty cache
     store = ArtifactStore(tmp_path / "h2" / "artifacts", objects=fresh)
     assert store.verify(sha) is False
@@ -101,6 +106,7 @@ def test_a_corrupt_artifact_in_the_bucket_is_refused_by_the_reader(
         raise AssertionError("a corrupt artifact was read")
 
 
+@pytest.mark.slow  # an ingest: the parser child's start dominates
 def test_the_default_object_store_is_the_home_at_todays_paths(tmp_path: Path) -> None:
     from appliance.runtime import build
     from tests.support.appliance_test_support import make_settings
@@ -135,6 +141,7 @@ def test_the_cache_stays_within_its_bound_dropping_the_least_recently_used(
     assert reader.get_bytes("blobs/0")[:1] == b"\x00"  # and is fetched again on demand
 
 
+@pytest.mark.slow  # an ingest: the parser child's start dominates
 def test_a_backup_in_s3_mode_counts_the_bucket_and_is_put_there_too(
         tmp_path: Path, s3_settings: Callable[..., Settings], s3_endpoint: str) -> None:
     import json
