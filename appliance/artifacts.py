@@ -1,9 +1,11 @@
-"""Content-addressed files under ``$APPLIANCE_HOME/artifacts`` (sha256).
+"""Content-addressed files under the object store's ``artifacts/`` keys (sha256).
 
 An artifact's name is the sha256 of its bytes, so the same bytes are stored
 once, a path can never be chosen by a user (only a checked hex digest is ever
 joined into one), and every read can be verified against its name. Files are
-written to a temporary name, fsync'd, renamed into place and made read-only.
+written to a temporary name, fsync'd, made read-only and handed to the object
+store (:mod:`appliance.objects`): by default a rename to
+``$APPLIANCE_HOME/artifacts/ab/cd/<sha>``, in scale-out an upload to the bucket.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from appliance.errors import InvalidInput, NotFound, StoreUnavailable
+from appliance.objects import LocalObjectStore, ObjectStore
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 4 * 1024 * 1024
@@ -30,13 +33,22 @@ class Artifact:
 
 
 class ArtifactStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    """Artifacts in ``objects`` under ``artifacts/``; given only a folder, in that folder
+    (``root/ab/cd/<sha>``). Temporary files go to ``root/.tmp`` in both cases."""
 
-    def path_for(self, sha256: str) -> Path:
+    def __init__(self, root: Path, *, objects: ObjectStore | None = None) -> None:
+        self.root = root
+        self.objects: ObjectStore = objects if objects is not None else LocalObjectStore(root)
+        self._prefix = "" if objects is None else "artifacts/"
+
+    def key_for(self, sha256: str) -> str:
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
             raise InvalidInput(f"not a sha256 digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return f"{self._prefix}{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def path_for(self, sha256: str) -> Path:
+        """A local file with the artifact's bytes (the cached copy in scale-out)."""
+        return self.objects.local_path(self.key_for(sha256))
 
     def put_bytes(self, data: bytes) -> Artifact:
         import io
@@ -63,25 +75,22 @@ class ArtifactStore:
                 out.flush()
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
-            final = self.path_for(sha)
-            if final.exists():
-                return Artifact(sha, size, final)  # same bytes: stored once
-            final.parent.mkdir(parents=True, exist_ok=True)
+            key = self.key_for(sha)
             os.chmod(tmp, 0o444)
-            os.replace(tmp, final)
-            return Artifact(sha, size, final)
+            self.objects.put_file(key, tmp, move=True)  # same bytes: stored once
+            return Artifact(sha, size, self.objects.local_path(key))
         finally:
             tmp.unlink(missing_ok=True)
 
     def exists(self, sha256: str) -> bool:
-        return self.path_for(sha256).is_file()
+        return self.objects.exists(self.key_for(sha256))
 
     def read_bytes(self, sha256: str) -> bytes:
         """The artifact's bytes, refused if they no longer match their name."""
-        path = self.path_for(sha256)
         try:
+            path = self.path_for(sha256)
             data = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotFound):
             raise NotFound(f"artifact {sha256} does not exist") from None
         if hashlib.sha256(data).hexdigest() != sha256:
             raise StoreUnavailable(
@@ -91,8 +100,9 @@ class ArtifactStore:
         return data
 
     def verify(self, sha256: str) -> bool:
-        path = self.path_for(sha256)
-        if not path.is_file():
+        try:
+            path = self.path_for(sha256)
+        except (NotFound, StoreUnavailable):  # missing, or fetched and found corrupt
             return False
         digest = hashlib.sha256()
         with path.open("rb") as fh:

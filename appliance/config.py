@@ -20,6 +20,21 @@ class Settings(BaseSettings):
         default=None,
         description="Metadata on PostgreSQL: postgresql+psycopg://user:pass@host/db (run "
                     "`appliance migrate` first). Unset: the embedded DuckDB file in the home.")
+    object_store: str | None = Field(
+        default=None,
+        description="Shared files in an S3-compatible bucket: s3://bucket/prefix (docs/scale-out.md). "
+                    "Unset: under the home, as always.")
+    s3_endpoint: str | None = Field(
+        default=None, description="The S3-compatible server, e.g. http://minio:9000 (unset: AWS).")
+    s3_access_key_id: str | None = Field(
+        default=None, description="Unset: AWS_ACCESS_KEY_ID and the AWS SDK's usual sources.")
+    s3_secret_access_key: SecretStr | None = None
+    s3_region: str | None = Field(
+        default=None, description="Unset: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.")
+    object_cache_dir: Path | None = Field(
+        default=None, description="Where a host caches objects it reads (default $HOME/cache/objects).")
+    object_cache_mb: int = Field(
+        default=10240, ge=16, description="Bound of the object cache; least recently used go first.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     console_port: int = Field(default=8501, ge=0, le=65535)

@@ -49,6 +49,7 @@ from appliance.monitor.canary import CanaryService
 from appliance.monitor.drift import DriftService
 from appliance.monitor.outliers import OutlierService
 from appliance.monitor.traffic import TrafficService
+from appliance.objects import open_object_store
 from appliance.privacy.erasure import ErasureService
 from appliance.privacy.retention import RetentionService
 from appliance.registry.service import RegistryService
@@ -179,7 +180,8 @@ def build(settings: Settings) -> Appliance:
         if not anchor.ok:
             store.degrade(anchor.describe())
         metrics.store_degraded.set(1 if store.degraded else 0)
-        artifacts = ArtifactStore(settings.artifacts_dir)
+        objects = open_object_store(settings)  # the home, or S3 in scale-out (docs/scale-out.md)
+        artifacts = ArtifactStore(settings.artifacts_dir, objects=objects)
         runs = RunService(store, auditor, artifacts)
         experiments = ExperimentService(store, auditor)
         registry = RegistryService(store, auditor, artifacts, events=events)
@@ -194,8 +196,9 @@ def build(settings: Settings) -> Appliance:
                                               per_address=settings.login_failures_per_address,
                                               max_delay_seconds=settings.login_backoff_max_seconds))
         datasets = DatasetService(store, auditor, home=settings.home,
-                                  read_memory_mb=settings.read_memory_mb)
-        ingest = IngestService(settings, store, auditor, events=events, labels=serving)
+                                  read_memory_mb=settings.read_memory_mb, objects=objects)
+        ingest = IngestService(settings, store, auditor, events=events, labels=serving,
+                               objects=objects)
         drift = DriftService(store, registry, datasets, settings.home, events=events,
                              flush=serving.log.flush)
         watcher = InboxWatcher(
@@ -221,7 +224,7 @@ def build(settings: Settings) -> Appliance:
                           leading=lambda: lease.leader)
         canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
-        backup = BackupService(store, settings, auditor)
+        backup = BackupService(store, settings, auditor, objects=objects)
         retention = RetentionService(store, auditor,
                                      predictions_days=settings.retention_predictions_days,
                                      labels_days=settings.retention_labels_days,

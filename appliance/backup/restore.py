@@ -112,8 +112,11 @@ def _check_restored(settings: Settings, manifest: dict[str, Any], actor: str) ->
         auditor = Auditor(store, settings.home / HEAD)
         chain = auditor.verify()
         parquet, shas = q.references(store)
-        artifacts = ArtifactStore(settings.artifacts_dir)
-        missing = [p for p in parquet if not (settings.home / p).is_file()]
+        from appliance.objects import open_object_store
+
+        objects = open_object_store(settings)  # the home, or the bucket in scale-out
+        artifacts = ArtifactStore(settings.artifacts_dir, objects=objects)
+        missing = [p for p in parquet if not objects.exists(Path(p).as_posix())]
         bad = [a for a in shas if not artifacts.verify(a)]
         counts = q.counts(store)
         result = Restored(

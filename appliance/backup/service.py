@@ -41,6 +41,7 @@ from appliance.domain.backup import Backup, BackupEntry, BackupProblem, Schedule
 from appliance.domain.principal import SYSTEM, Principal
 from appliance.durable import fsync_dir, write_synced
 from appliance.errors import Conflict, InsufficientDisk, InvalidInput
+from appliance.objects import LocalObjectStore, ObjectStore
 from appliance.store import dump as q
 from appliance.store.db import Store
 
@@ -51,10 +52,14 @@ MANUAL, SCHEDULED = "manual", "scheduled"  # a backup's origin, in its manifest
 class BackupService:
     """Writes backups of the home this process owns (the server or a local CLI)."""
 
-    def __init__(self, store: Store, settings: Settings, auditor: Auditor) -> None:
+    def __init__(self, store: Store, settings: Settings, auditor: Auditor, *,
+                 objects: ObjectStore | None = None) -> None:
         self.store = store
         self.settings = settings
         self.auditor = auditor
+        # Remote (S3): snapshots and artifacts are in the bucket, not in the home's trees,
+        # and a backup made in the home is also put there, under backups/<name>/.
+        self.objects = None if isinstance(objects, LocalObjectStore | None) else objects
         self._lock = threading.RLock()  # one backup at a time per process
 
     @property
@@ -115,7 +120,10 @@ class BackupService:
                      if _STAMP.fullmatch(p.name.removesuffix(".partial"))]
             n = max((k[1] for k in taken if k[0] == stamp), default=0) + 1
             dest = self.backups_dir / (stamp if n == 1 else f"{stamp}-{n}")
-            return self.create(dest, by=by, progress=progress, origin=origin)
+            made = self.create(dest, by=by, progress=progress, origin=origin)
+            if self.objects is not None:
+                publish_backup(self.objects, dest)
+            return made
 
     def create_scheduled(self, keep: int | None = None) -> ScheduledBackup:
         """The housekeeping job: a backup in the home, then keep only the newest ``keep``
@@ -200,6 +208,9 @@ class BackupService:
                 progress("copying", done, total)
         missing = [p for p in snap.parquet_paths if p not in copied]
         missing += [a for a in snap.artifact_shas if _artifact_rel(a) not in copied]
+        if self.objects is not None:  # in the bucket: write-once, so the backup needs no copy
+            missing = [m for m in missing if not self.objects.exists(
+                m if "/" in m else _artifact_rel(m))]
         if missing:
             log.warning("the store refers to %d file(s) the home does not have", len(missing))
         manifest: dict[str, Any] = {
@@ -231,3 +242,17 @@ def _origin(path: Path) -> str | None:
     except InvalidInput:
         return None
     return origin if isinstance(origin, str) else None
+
+
+def publish_backup(objects: ObjectStore, folder: Path) -> int:
+    """Put every file of a finished backup under ``backups/<folder name>/`` (write-once),
+    so it outlives the host that made it; the number of files put."""
+    put = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            objects.put_file(f"backups/{folder.name}/{path.relative_to(folder).as_posix()}", path)
+            put += 1
+    log.info("backup %s put in the object store %s (%d files)", folder.name, objects.location,
+             put)
+    return put
+

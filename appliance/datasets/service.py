@@ -22,6 +22,7 @@ from appliance.domain.names import check_dataset_name
 from appliance.domain.principal import Principal
 from appliance.domain.reports import ValidationReport
 from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
+from appliance.objects import LocalObjectStore, ObjectStore
 from appliance.store import datasets as dq
 from appliance.store import ingests as iq
 from appliance.store import users as uq
@@ -41,10 +42,12 @@ def revalidate_estimate_mb(rows: int, columns: int) -> float:
 
 class DatasetService:
     def __init__(self, store: Store, auditor: Auditor, *, home: Path,
-                 read_memory_mb: int | None = None) -> None:
+                 read_memory_mb: int | None = None, objects: ObjectStore | None = None) -> None:
         self.store = store
         self.auditor = auditor
         self.home = home
+        # Where the snapshots are (the home by default); read through the host's cache.
+        self.objects = objects if objects is not None else LocalObjectStore(home)
         self.read_memory_mb = read_memory_mb
 
     # -- reads ----------------------------------------------------------------
@@ -81,7 +84,7 @@ class DatasetService:
         """Where a version's immutable Parquet file lives (server-side use only)."""
         with self.store.read() as s:
             v = self._version(s, self._dataset(s, name), number)
-        return self.home / v.parquet_path
+        return self.objects.local_path(Path(v.parquet_path).as_posix())
 
     def rows(self, name: str, number: int, *, limit: int = 20, sample: bool = False,
              seed: int = 0) -> VersionRows:
@@ -94,9 +97,11 @@ class DatasetService:
                                detail={"field": "limit"})
         with self.store.read() as s:
             v = self._version(s, self._dataset(s, name), number)
-        path = self.home / v.parquet_path
-        if not path.is_file():
-            raise NotFound(f"the Parquet file of version {number} of {name!r} is missing")
+        try:
+            path = self.objects.local_path(Path(v.parquet_path).as_posix())
+        except NotFound:
+            raise NotFound(f"the Parquet file of version {number} of {name!r} is missing"
+                           ) from None
         got = (preview.sample(path, limit, seed) if sample else preview.head(path, limit))
         return VersionRows(dataset=name, number=number, how="sample" if sample else "head",
                            seed=seed if sample else None, total_rows=v.rows,
@@ -181,7 +186,7 @@ class DatasetService:
                 "server has that much memory to spare",
                 detail={"estimated_mb": round(estimate, 1), "limit_mb": self.read_memory_mb,
                         "rows": v.rows, "columns": len(v.columns or [])})
-        frame = pl.read_parquet(self.home / v.parquet_path)
+        frame = pl.read_parquet(self.objects.local_path(Path(v.parquet_path).as_posix()))
         report = validate_frame(frame, contract.yaml, contract_version=contract.version)
         status = VersionStatus.accepted if report.passed else VersionStatus.rejected
         with self.store.write() as s:

@@ -56,7 +56,9 @@ from appliance.ingest.files import UploadSink, check_unchanged, sha256_file
 from appliance.ingest.formats import detect_format
 from appliance.ingest.labels import LABELS_SUFFIX, read_labels
 from appliance.ingest.parse import ParseLimits, ParseResult
+from appliance.ingest.publish import publish_snapshot, readable
 from appliance.ingest.worker import ParserPool
+from appliance.objects import LocalObjectStore, ObjectStore
 from appliance.store import datasets as dq
 from appliance.store import ingests as iq
 from appliance.store import lineage as lq
@@ -84,8 +86,10 @@ class IngestService:
         *,
         events: EventBus,
         labels: LabelSink | None = None,
+        objects: ObjectStore | None = None,  # where snapshots go (default: the home)
     ) -> None:
         self.settings = settings
+        self.objects = objects if objects is not None else LocalObjectStore(settings.home)
         self.store = store
         self.auditor = auditor
         # VersionAccepted, FileQuarantined, IngestFinished (see appliance.domain.events)
@@ -210,8 +214,8 @@ class IngestService:
         results = self.finish_claims()
         with self.store.read() as s:
             pending = [(v.id, v.parquet_path) for v in dq.versions_without_summary(s)]
-        for version_id, rel in pending:
-            self.summarize_later(version_id, self.settings.home / rel)
+        for version_id, path in readable(self.objects, pending):
+            self.summarize_later(version_id, path)
         return results
 
     def finish_claims(self) -> list[Ingest]:
@@ -296,10 +300,7 @@ class IngestService:
         *,
         checked_against: int | None,
     ) -> Ingest:
-        rel = Path("datasets") / claim.dataset / f"{sha}.parquet"
-        final = self.settings.home / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, final)
+        rel, final = publish_snapshot(self.objects, claim.dataset, sha, staging)
         failpoint("ingest.before_commit")
         report = result.report or {"passed": False, "failures": []}
         passed = bool(report.get("passed"))
