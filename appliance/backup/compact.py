@@ -38,7 +38,8 @@ def compact(settings: Settings, *, keep_old: bool = False, actor: str = "system"
     ``.compact-<stamp>.duckdb`` beside it and check the copy; rename the old
     file aside (``--keep-old``) or let the rename replace it; audit
     ``store.compact`` in the new file. Any failure before the rename leaves
-    the store as it was and removes the copy.
+    the store as it was and removes the copy (a copy a crash left is removed by the
+    next run).
     """
     if settings.store_url:
         raise Conflict("`appliance compact` rewrites the embedded DuckDB store; with "
@@ -63,6 +64,9 @@ def compact(settings: Settings, *, keep_old: bool = False, actor: str = "system"
     side_lock = db.with_name(f".compact-{stamp}.lock")  # our Store handles: we hold the real one
     wal = Path(str(db) + ".wal")
     try:
+        for stray in db.parent.glob(".compact-*"):  # a copy an interrupted compact left
+            if stray != side_lock and stray.is_file():
+                stray.unlink()
         events = _verified_events(db, side_lock, settings.home / HEAD, "the store")
         if wal.exists():
             raise StoreUnavailable(f"the store's WAL {wal.name} was not folded into the file "

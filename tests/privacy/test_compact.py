@@ -104,11 +104,13 @@ def test_compact_after_erasure_leaves_no_byte_of_the_value_in_the_home(
     assert after == {**tables_before, "audit_events": tables_before["audit_events"] + 1}
 
 
-def test_compact_keeps_the_old_file_only_when_asked(template: Any, tmp_path: Path) -> None:
+def test_compact_keeps_the_old_file_when_asked_and_removes_a_crashed_copy(template: Any, tmp_path: Path) -> None:
     from appliance.backup.compact import compact
 
     home, (settings, _) = _erased_home(template, tmp_path)
+    (home / ".compact-20260101T000000Z.duckdb").write_bytes(b"a copy a crash left")
     out = compact(settings, keep_old=True)
+    assert list(home.glob(".compact-*")) == []
     assert out.kept_old is not None and Path(out.kept_old).parent == home
     assert Path(out.kept_old).name.startswith("appliance.duckdb.pre-compact-")
     assert _files_holding(home, SUBJECT.encode()) == [Path(out.kept_old).name]
