@@ -287,10 +287,11 @@ _add_explain_verb()
 
 
 def _add_ops_verbs() -> None:
-    from appliance.cli.ops import backup, restore
+    from appliance.cli.ops import backup, compact, restore
 
     app.command("backup")(backup)
     app.command("restore")(restore)
+    app.command("compact")(compact)
 
 
 _add_ops_verbs()

@@ -83,4 +83,6 @@ def _report_view(r: dict[str, Any]) -> list[Any]:
                         "before this erasure and still hold the rows: "
                         + ", ".join(r["backups_holding_data"])
                         + " (see docs/operations/privacy.md)", "yellow"))
+    for step in r.get("next_steps") or []:
+        out.append(text(f"next: {step}", "yellow"))
     return out

@@ -67,3 +67,22 @@ class Restored(BaseModel):
     missing_files: list[str]
     bad_artifacts: list[str]
     ok: bool
+
+
+class Compacted(BaseModel):
+    """What ``appliance compact`` did: the store copied into a fresh file, checked, swapped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(description="the store file, now compacted")
+    bytes_before: int = Field(description="the store file plus its WAL before")
+    bytes_after: int
+    tables: dict[str, int] = Field(description="rows per table: the same before and after")
+    audit_events: int = Field(description="events in the audit chain, verified on both files")
+    kept_old: str | None = Field(description="the old file, kept with --keep-old (it still "
+                                             "holds the freed pages' bytes); None: removed")
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        return sum(self.tables.values())

@@ -117,6 +117,10 @@ class ErasureReport(BaseModel):
         description="backups in the home taken before the erasure: they still hold the rows")
     seconds: float
     at: str
+    next_steps: list[str] = Field(
+        default_factory=list,
+        description="what the admin must still do, e.g. `appliance compact` to purge the "
+                    "store file's freed pages (empty in a dry run)")
 
     @property
     def rows_removed(self) -> int:

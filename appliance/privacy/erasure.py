@@ -96,7 +96,15 @@ class ErasureService:
                               started, at)
         self._clean(str(eid), pending)
         self.store.checkpoint()  # fold the deletions into the database file now
-        return report
+        return report.model_copy(update={"next_steps": [self._purge_hint()]})
+
+    def _purge_hint(self) -> str:
+        """What removes the deleted rows' bytes from the store's freed pages."""
+        if self.store.postgres:
+            return ("the deleted rows' bytes stay in PostgreSQL's dead tuples until "
+                    "`VACUUM FULL` rewrites the tables (docs/operations/privacy.md)")
+        return ("the deleted rows' bytes stay in the store file's freed pages: stop the server "
+                "and run `appliance compact` to purge them (docs/operations/privacy.md)")
 
     def erasures(self, *, limit: int = 100) -> list[ErasureEntry]:
         with self.store.read() as s:

@@ -63,8 +63,13 @@ def test_cli_erase_prints_a_table_then_json_and_fails_in_one_line(tmp_path: Path
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)
     assert [(v["version"], v["rows_removed"]) for v in report["versions"]] == [(1, 1), (2, 1)]
+    assert any("appliance compact" in step for step in report["next_steps"])
+    assert "appliance compact" not in dry.output
     listed = invoke(home, "erasures", "--json")
     assert [e["id"] for e in json.loads(listed.stdout)] == [report["id"]]
+    table = invoke(home, "erase", "--where", f"customer_id={KEY}")
+    assert table.exit_code == 0, table.output
+    assert "next:" in table.output and "appliance compact" in table.output
     bad = invoke(home, "erase", "--where", "email=a@b.c")
     assert bad.exit_code == 2 and "'email'" in bad.output
     assert invoke(home, "erase", "--where", "customer_id").exit_code == 2
