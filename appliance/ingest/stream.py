@@ -12,13 +12,20 @@ otherwise) takes this path instead, with the same outcome:
    (:func:`appliance.ingest._csv.typed_read`: a contract's types, or inferred
    types widened when a later value disagrees, and the missing-value tokens
    once the file is seen to use them);
-3. the cell rules that look at a whole column (short rows, numbers that start
-   late, ISO dates; :mod:`appliance.ingest.cells`) are aggregate queries over
-   that Parquet, and the columns they re-type are rewritten in one more
-   streamed pass;
-4. the contract is inferred or checked over the Parquet
-   (:class:`appliance.validate.ParquetTable`: every check is an aggregate on
-   the streaming engine).
+3. while each piece is in memory, on its way to the writer, what the cell
+   rules and the contract inference need is gathered from it
+   (:class:`appliance.validate._pieces.PieceStats`: null counts, ranges,
+   first values, order counts, capped distinct sets, key-row hashes), so the
+   written Parquet is not read back for them;
+4. the cell rules that look at a whole column (short rows, numbers that start
+   late, ISO dates; :mod:`appliance.ingest.cells`) are decided from those
+   facts (late numbers and dates confirmed by one aggregate query over the
+   Parquet), and the columns they re-type are rewritten in one more streamed
+   pass;
+5. the contract is inferred from the gathered statistics, or checked over the
+   Parquet (:class:`appliance.validate.ParquetTable`: every check is an
+   aggregate on the streaming engine; so is any statistic past a cap or of a
+   re-typed column).
 
 A Parquet file is sunk the same way (dictionary columns as strings). JSON
 lines cannot be streamed with the same inference (the whole file decides

@@ -15,6 +15,7 @@ from appliance.validate._frames import (
     is_streamed,
     row_hash,
 )
+from appliance.validate._pieces import key_columns_of
 from appliance.validate._values import json_safe
 
 SAMPLE_SIZE = 5
@@ -106,16 +107,8 @@ def duplicates_above(df: Frame, limit: float) -> int | None:
 
 
 def _key_columns(df: Frame) -> list[str]:
-    return key_columns_of(df.schema)
-
-
-def key_columns_of(schema: pl.Schema) -> list[str]:
     """A few columns likely to tell rows apart: floats, then integers, then the rest."""
-    def rank(dtype: pl.DataType) -> int:
-        return 0 if dtype.is_float() else 1 if dtype.is_integer() else 2 if dtype.is_temporal() else 3
-
-    ordered = sorted(schema.items(), key=lambda item: rank(item[1]))
-    return [name for name, _ in ordered[:_KEY_COLUMNS]]
+    return key_columns_of(df.schema, _KEY_COLUMNS)
 
 
 def rows_of(n: int, noun: str = "row") -> str:

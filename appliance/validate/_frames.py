@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import polars as pl
 
+from appliance.validate._pieces import hash_of
+
 if TYPE_CHECKING:
     from appliance.validate._pieces import PieceStats
 
@@ -98,8 +100,7 @@ def is_streamed(df: Frame) -> bool:
 
 def row_hash(df: Frame, columns: list[str] | None = None) -> pl.Expr:
     """One hash per row over ``columns`` (all by default), as an expression."""
-    names = columns if columns is not None else list(df.columns)
-    return pl.struct([pl.col(n) for n in names]).hash()
+    return hash_of(columns if columns is not None else list(df.columns))
 
 
 def distinct_count(df: Frame, expr: pl.Expr) -> int:

@@ -25,6 +25,20 @@ KEY_HASH_CAP = 8_000_000      # rows whose key-column hashes are kept (8 bytes e
 FIRST_VALUES = 1000           # non-null text values kept per column (inference's date sample)
 
 
+def hash_of(names: list[str]) -> pl.Expr:
+    """One hash per row over the columns ``names``, as an expression."""
+    return pl.struct([pl.col(n) for n in names]).hash()
+
+
+def key_columns_of(schema: pl.Schema, count: int = 3) -> list[str]:
+    """A few columns likely to tell rows apart: floats, then integers, then the rest."""
+    def rank(dtype: pl.DataType) -> int:
+        return 0 if dtype.is_float() else 1 if dtype.is_integer() else 2 if dtype.is_temporal() else 3
+
+    ordered = sorted(schema.items(), key=lambda item: rank(item[1]))
+    return [name for name, _ in ordered[:count]]
+
+
 def _is_stringlike(dtype: pl.DataType) -> bool:
     return dtype == pl.String or dtype == pl.Categorical or isinstance(dtype, pl.Enum)
 
@@ -52,8 +66,6 @@ class PieceStats:
         self.stale: set[str] = set()             # columns re-typed after they were gathered
 
     def _start(self, schema: pl.Schema) -> None:
-        from appliance.validate._counting import key_columns_of
-
         self.schema = schema
         self.key = key_columns_of(schema)
         for name, dtype in schema.items():
@@ -162,15 +174,13 @@ class PieceStats:
             self._distinct[name] = merged if merged.len() <= DISTINCT_CAP else None
 
     def _key_hashes(self, piece: pl.DataFrame) -> None:
-        from appliance.validate._frames import row_hash
-
         if self._hashes is None or not self.key or not piece.height:
             return
         self._hashed += piece.height
         if self._hashed > KEY_HASH_CAP:
             self._hashes = None
             return
-        self._hashes.append(piece.select(row_hash(piece, self.key).alias("h")).to_series())
+        self._hashes.append(piece.select(hash_of(self.key).alias("h")).to_series())
 
     def retyped(self, names: set[str]) -> None:
         """``names`` were re-typed after the table was written: what was gathered about
