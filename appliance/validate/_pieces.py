@@ -86,9 +86,8 @@ class PieceStats:
             col, key = pl.col(name), f"{i}:"
             exprs += [col.null_count().alias(key + "null_count"),
                       col.head(head).null_count().alias(key + "head_nulls")]
-            if dtype.is_float():      # min/max of the finite values: see _finite_range
-                exprs += [col.is_nan().sum().alias(key + "nan"),
-                          col.is_infinite().sum().alias(key + "infinite"),
+            if dtype.is_float():      # NaN, infinities and finite min/max: _finite_range
+                exprs += [col.is_finite().sum().alias(key + "finite"),
                           col.min().alias(key + "lo"), col.max().alias(key + "hi")]
             elif dtype.is_integer():
                 exprs += [col.min().alias(key + "lo"), col.max().alias(key + "hi")]
@@ -103,7 +102,7 @@ class PieceStats:
         found = dict(zip((e.meta.output_name() for e in exprs),
                          piece.select(exprs).row(0) if exprs else (), strict=True))
         names = list(self.schema)
-        found.update(self._finite_range(piece, names, found))
+        found.update(self._finite_range(piece, names, found))   # pops the finite counts
         for label, value in found.items():
             index, _, stat = label.partition(":")
             self._merge(names[int(index)], stat, value)
@@ -123,10 +122,17 @@ class PieceStats:
         exprs = []
         for i, name in enumerate(names):
             key = f"{i}:"
-            if found.get(key + "nan") or found.get(key + "infinite"):
+            if key + "finite" not in found:
+                continue
+            finite_count = int(found.pop(key + "finite") or 0)
+            if finite_count + int(found[key + "null_count"] or 0) < piece.height:
                 col = pl.col(name)
                 finite = col.filter(col.is_finite())
-                exprs += [finite.min().alias(key + "lo"), finite.max().alias(key + "hi")]
+                exprs += [finite.min().alias(key + "lo"), finite.max().alias(key + "hi"),
+                          col.is_nan().sum().alias(key + "nan"),
+                          col.is_infinite().sum().alias(key + "infinite")]
+            else:
+                found[key + "infinite"] = 0
         return piece.select(exprs).row(0, named=True) if exprs else {}
 
     def _merge(self, name: str, stat: str, value: Any) -> None:
