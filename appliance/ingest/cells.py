@@ -48,6 +48,10 @@ def has_null_tokens(df: Frame) -> bool:
     """True when a text column holds a token or a float column holds NaN (one select)."""
     import polars as pl
 
+    from appliance.validate import ParquetTable
+
+    if isinstance(df, ParquetTable) and df.pieces is not None:
+        return df.pieces.null_tokens     # gathered while the table was written
     exprs = []
     for name, dtype in df.schema.items():
         if dtype == pl.String:

@@ -12,13 +12,20 @@ otherwise) takes this path instead, with the same outcome:
    (:func:`appliance.ingest._csv.typed_read`: a contract's types, or inferred
    types widened when a later value disagrees, and the missing-value tokens
    once the file is seen to use them);
-3. the cell rules that look at a whole column (short rows, numbers that start
-   late, ISO dates; :mod:`appliance.ingest.cells`) are aggregate queries over
-   that Parquet, and the columns they re-type are rewritten in one more
-   streamed pass;
-4. the contract is inferred or checked over the Parquet
-   (:class:`appliance.validate.ParquetTable`: every check is an aggregate on
-   the streaming engine).
+3. while each piece is in memory, on its way to the writer, what the cell
+   rules and the contract inference need is gathered from it
+   (:class:`appliance.validate._pieces.PieceStats`: null counts, ranges,
+   first values, order counts, capped distinct sets, key-row hashes), so the
+   written Parquet is not read back for them;
+4. the cell rules that look at a whole column (short rows, numbers that start
+   late, ISO dates; :mod:`appliance.ingest.cells`) are decided from those
+   facts (late numbers and dates confirmed by one aggregate query over the
+   Parquet), and the columns they re-type are rewritten in one more streamed
+   pass;
+5. the contract is inferred from the gathered statistics, or checked over the
+   Parquet (:class:`appliance.validate.ParquetTable`: every check is an
+   aggregate on the streaming engine; so is any statistic past a cap or of a
+   re-typed column).
 
 A Parquet file is sunk the same way (dictionary columns as strings). JSON
 lines cannot be streamed with the same inference (the whole file decides
@@ -37,13 +44,14 @@ from typing import TYPE_CHECKING, Any, Final
 from appliance.domain.ingest import Reason
 from appliance.errors import IngestRejected
 from appliance.ingest._readers import mb, reject
-from appliance.ingest.cells import _ISO_DATE, _ISO_DATETIME, INFER_ROWS
+from appliance.ingest.cells import _ISO_DATE, _ISO_DATETIME, INFER_ROWS, NULL_TOKENS
 from appliance.ingest.dialect import Header, read_header
 
 if TYPE_CHECKING:  # polars loads in the parser child only, not in the server
     import polars as pl
 
     from appliance.validate import ParquetTable
+    from appliance.validate._pieces import PieceStats
 
 _COMPRESSION: Final = "snappy"
 CHUNK_BYTES = 32 << 20      # CSV text parsed at once: about 3x this in memory while parsed
@@ -69,12 +77,15 @@ def _stream(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] |
 
     from appliance.ingest._csv import structure_error, typed_read
     from appliance.validate import ParquetTable
+    from appliance.validate._pieces import PieceStats
 
     rename = {r: n for r, n in zip(header.raw, header.names, strict=True) if r != n}
 
     def load(options: dict[str, Any]) -> ParquetTable:
-        _sink_chunks(mm, skip, header, options, rename, stage)
-        return ParquetTable(stage)
+        # what the cell rules and the contract need, gathered while each piece is in memory
+        pieces = PieceStats(tokens=NULL_TOKENS, window=INFER_ROWS)
+        _sink_chunks(mm, skip, header, options, rename, stage, pieces)
+        return ParquetTable(stage, pieces=pieces)
 
     table, known, widened = typed_read(path, types, header, load)
     facts = _column_facts(table, known)
@@ -89,9 +100,10 @@ def _stream(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] |
 
 
 def _sink_chunks(mm: mmap.mmap, skip: int, header: Header, options: dict[str, Any],
-                 rename: dict[str, str], stage: Path) -> None:
+                 rename: dict[str, str], stage: Path, pieces: PieceStats) -> None:
     """Parse the CSV ``CHUNK_BYTES`` of text at a time with ``pl.read_csv`` and sink the
-    chunks to ``stage`` with polars' streaming Parquet writer.
+    chunks to ``stage`` with polars' streaming Parquet writer; ``pieces`` sees each
+    chunk on its way (the statistics the checks need, without reading ``stage`` back).
 
     The first chunk is read with ``options`` as given (so polars infers the untyped
     columns from the file's first rows, as it does reading the whole file), every
@@ -108,8 +120,8 @@ def _sink_chunks(mm: mmap.mmap, skip: int, header: Header, options: dict[str, An
     end = mm.find(b"\n", skip)
     head = bytes(mm[skip:end + 1]) if end >= 0 else bytes(mm[skip:]) + b"\n"
     options = {k: v for k, v in options.items() if k != "glob"}
-    pieces = _chunks(mm, len(head) + skip, header.dialect.quote.encode())
-    first_text = next(pieces, b"")
+    texts = _chunks(mm, len(head) + skip, header.dialect.quote.encode())
+    first_text = next(texts, b"")
     first = pl.read_csv(io.BytesIO(head + first_text), **options)
     del first_text
     if "schema" not in options:       # later chunks: the first chunk's types
@@ -119,10 +131,14 @@ def _sink_chunks(mm: mmap.mmap, skip: int, header: Header, options: dict[str, An
     def frames(*_: Any) -> Iterator[pl.DataFrame]:
         nonlocal first
         df, first = first, pl.DataFrame()
-        yield df.rename(rename) if rename else df
-        for text in pieces:
+        df = df.rename(rename) if rename else df
+        pieces.add(df)
+        yield df
+        for text in texts:
             df = pl.read_csv(io.BytesIO(head + text), **options)
-            yield df.rename(rename) if rename else df
+            df = df.rename(rename) if rename else df
+            pieces.add(df)
+            yield df
 
     schema = first.rename(rename).schema if rename else first.schema
     register_io_source(frames, schema=schema).sink_parquet(
@@ -201,8 +217,9 @@ def refuse_whole_file_format(fmt: str, size: int, threshold: int) -> IngestRejec
 
 
 def _column_facts(table: ParquetTable, typed: dict[str, Any]) -> dict[str, Any]:
-    """One streamed pass: the last column's nulls and, per untyped text column, the nulls
-    among its first ``INFER_ROWS`` values and its first value (for the cell rules)."""
+    """The last column's nulls and, per untyped text column, the nulls among its first
+    ``INFER_ROWS`` values, its nulls and its first value (for the cell rules): from what
+    was gathered while the table was written, else one streamed pass."""
     import polars as pl
 
     from appliance.validate._frames import first_values
@@ -210,6 +227,12 @@ def _column_facts(table: ParquetTable, typed: dict[str, Any]) -> dict[str, Any]:
     rows = table.height
     window = min(INFER_ROWS, rows)
     text = [n for n, t in table.schema.items() if t == pl.String and n not in typed]
+    pieces = table.pieces
+    if pieces is not None:
+        return {"last_nulls": pieces.null_counts[table.columns[-1]], "rows": rows,
+                "window": window,
+                "text": {name: (pieces.head_nulls[name], pieces.null_counts[name],
+                                next(iter(pieces.first_text(name)), None)) for name in text}}
     exprs = [pl.col(table.columns[-1]).null_count().alias("last")]
     exprs += [pl.col(name).null_count().alias(f"n{i}") for i, name in enumerate(text)]
     row = table.select(exprs).row(0, named=True)
@@ -293,6 +316,8 @@ def _settle(table: ParquetTable, casts: list[pl.Expr], *, stage: Path,
         table.lazy().with_columns(casts).sink_parquet(
             out, compression=_COMPRESSION, engine="streaming")
         stage.unlink()
+        if table.pieces is not None:     # what was gathered about these columns is stale
+            table.pieces.retyped({str(c.meta.output_name()) for c in casts})
     else:
         os.replace(stage, out)
-    return ParquetTable(out)
+    return ParquetTable(out, pieces=table.pieces)

@@ -9,11 +9,13 @@ import polars as pl
 
 from appliance.validate._frames import (
     Frame,
+    ParquetTable,
     distinct_count,
     failing_values,
     is_streamed,
     row_hash,
 )
+from appliance.validate._pieces import key_columns_of
 from appliance.validate._values import json_safe
 
 SAMPLE_SIZE = 5
@@ -75,8 +77,11 @@ def duplicate_rows(df: Frame) -> int:
         if len(key) < df.width and df.select(key).hash_rows().n_unique() == df.height:
             return 0
         return df.height - df.hash_rows().n_unique()
-    if len(key) < df.width and distinct_count(df, row_hash(df, key)) == df.height:
-        return 0
+    if len(key) < df.width:
+        pieces = df.pieces if isinstance(df, ParquetTable) else None
+        known = pieces.key_distinct(key) if pieces is not None else None
+        if (known if known is not None else distinct_count(df, row_hash(df, key))) == df.height:
+            return 0
     return df.height - distinct_count(df, row_hash(df))
 
 
@@ -103,11 +108,7 @@ def duplicates_above(df: Frame, limit: float) -> int | None:
 
 def _key_columns(df: Frame) -> list[str]:
     """A few columns likely to tell rows apart: floats, then integers, then the rest."""
-    def rank(dtype: pl.DataType) -> int:
-        return 0 if dtype.is_float() else 1 if dtype.is_integer() else 2 if dtype.is_temporal() else 3
-
-    ordered = sorted(df.schema.items(), key=lambda item: rank(item[1]))
-    return [name for name, _ in ordered[:_KEY_COLUMNS]]
+    return key_columns_of(df.schema, _KEY_COLUMNS)
 
 
 def rows_of(n: int, noun: str = "row") -> str:

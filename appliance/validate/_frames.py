@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import polars as pl
+
+from appliance.validate._pieces import hash_of
+
+if TYPE_CHECKING:
+    from appliance.validate._pieces import PieceStats
 
 DISTINCT_PARTITION_ROWS = 2_000_000   # at most about this many values in one distinct count
 
@@ -43,10 +48,16 @@ class Frame(Protocol):
 
 
 class ParquetTable:
-    """A Parquet file seen as a :class:`Frame`: every ``select`` is one streamed pass."""
+    """A Parquet file seen as a :class:`Frame`: every ``select`` is one streamed pass.
 
-    def __init__(self, path: Path | str) -> None:
+    ``pieces``, when given, holds the table's statistics gathered while it was
+    written (:class:`appliance.validate._pieces.PieceStats`): the readers that know
+    them take them from there instead of reading the file again.
+    """
+
+    def __init__(self, path: Path | str, pieces: PieceStats | None = None) -> None:
         self.path = Path(path)
+        self.pieces = pieces
         self._lazy = pl.scan_parquet(self.path, glob=False)
         self._schema = self._lazy.collect_schema()
         self._height: int | None = None
@@ -89,8 +100,7 @@ def is_streamed(df: Frame) -> bool:
 
 def row_hash(df: Frame, columns: list[str] | None = None) -> pl.Expr:
     """One hash per row over ``columns`` (all by default), as an expression."""
-    names = columns if columns is not None else list(df.columns)
-    return pl.struct([pl.col(n) for n in names]).hash()
+    return hash_of(columns if columns is not None else list(df.columns))
 
 
 def distinct_count(df: Frame, expr: pl.Expr) -> int:

@@ -17,12 +17,14 @@ import polars as pl
 from appliance.validate._counting import duplicate_rows
 from appliance.validate._frames import (
     Frame,
+    ParquetTable,
     distinct_count,
     distinct_values,
     first_values,
     is_streamed,
     order_counts,
 )
+from appliance.validate._pieces import FIRST_VALUES, PieceStats
 from appliance.validate._values import json_safe
 from appliance.validate.profile import (
     DUPLICATE_WARN_MARGIN,
@@ -41,7 +43,7 @@ TEXT_MIN_MEAN_LENGTH = 40     # longer values on average: free text
 CATEGORY_MAX_LENGTH = 200     # a category this long is free text (and never copied into a contract)
 RANGE_SPANS = 3              # the expected range reaches this many spans beyond the observed one
 DATE_LIKE_SHARE = 0.9         # this share of values looking like dates: a date column
-_DATE_SAMPLE = 1000
+_DATE_SAMPLE = FIRST_VALUES   # the first values a text column's date share is taken from
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[ap]m|z|[+-]\d{2}:?\d{2})?)?"
@@ -81,7 +83,9 @@ def observe(df: Frame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
         columns[name] = profile
     values: tuple[Any, ...] = ()
     if categorical and is_streamed(df):
-        values = tuple(distinct_values(df, _as_string(pl.col(n), df.schema[n]).drop_nulls())
+        pieces = df.pieces if isinstance(df, ParquetTable) else None
+        values = tuple(_known_domain(pieces, n)
+                       or distinct_values(df, _as_string(pl.col(n), df.schema[n]).drop_nulls())
                        for n in categorical)
     elif categorical:
         values = df.select(
@@ -97,10 +101,24 @@ def observe(df: Frame) -> tuple[FrameProfile, dict[str, ColumnProfile]]:
     return frame, columns
 
 
+def _known_domain(pieces: PieceStats | None, name: str) -> list[Any] | None:
+    return pieces.domain(name) if pieces is not None else None
+
+
 def _statistics(df: Frame) -> dict[str, dict[str, Any]]:
+    if isinstance(df, ParquetTable) and df.pieces is not None:
+        return _piece_statistics(df, df.pieces)
+    return _read_statistics(df)
+
+
+def _read_statistics(df: Frame, only: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The statistics of ``df``'s columns (or of those in ``only``), read from it."""
     streamed = is_streamed(df)   # the streaming engine runs neither diff nor head in a select
     exprs: list[pl.Expr] = []
+    wanted = [i for i, name in enumerate(df.columns) if only is None or name in only]
     for i, (name, dtype) in enumerate(df.schema.items()):
+        if i not in wanted:
+            continue
         col, key = pl.col(name), f"{i}:"
         nulls = col.null_count()
         if dtype.is_float():
@@ -127,18 +145,40 @@ def _statistics(df: Frame) -> dict[str, dict[str, Any]]:
                 ]
         exprs.append(nulls.alias(key + "nulls"))
     row = df.select(exprs).row(0, named=True) if exprs else {}
-    by_index: dict[int, dict[str, Any]] = {i: {} for i in range(df.width)}
+    by_index: dict[int, dict[str, Any]] = {i: {} for i in wanted}
     for key, value in row.items():
         index, _, stat = key.partition(":")
         by_index[int(index)][stat] = value
     if streamed:
         _streamed_statistics(df, by_index)
-    return {name: by_index[i] for i, name in enumerate(df.columns)}
+    return {name: by_index[i] for i, name in enumerate(df.columns) if i in by_index}
+
+
+def _piece_statistics(df: ParquetTable, pieces: PieceStats) -> dict[str, dict[str, Any]]:
+    """The statistics of a streamed table from what was gathered while it was written; a
+    distinct count past the gathered cap is counted over the file."""
+    out: dict[str, dict[str, Any]] = {}
+    stale = pieces.stale & set(df.columns)       # re-typed after they were gathered
+    read = _read_statistics(df, only=stale) if stale else {}
+    for name, dtype in df.schema.items():
+        if name in stale:
+            out[name] = read[name]
+            continue
+        stats = pieces.statistic(name, dtype)
+        if _is_stringlike(dtype):
+            if "distinct" not in stats:
+                stats["distinct"] = distinct_count(df, _as_string(pl.col(name), dtype).drop_nulls())
+            stats["date_like"] = pl.Series(pieces.first_text(name)[:_DATE_SAMPLE],
+                                           dtype=pl.String).str.contains(DATE_LIKE).mean()
+        out[name] = stats
+    return out
 
 
 def _streamed_statistics(df: Frame, by_index: dict[int, dict[str, Any]]) -> None:
     """The order- and set-based statistics of a streamed table, each in bounded memory."""
     for i, (name, dtype) in enumerate(df.schema.items()):
+        if i not in by_index:
+            continue
         stats = by_index[i]
         if dtype.is_integer():
             stats["decreases"], stats["increases"] = order_counts(df, name)

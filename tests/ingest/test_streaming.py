@@ -39,6 +39,10 @@ CASES = {
     "identifiers": "id,v\n" + "".join(f"u{i},{i % 5}\n" for i in range(300)),
     "quoted_newlines": 'id,note\n' + "".join(
         f'{i},"line one\nline ""two"", {i}"\n' for i in range(200)),
+    "infinities_and_a_late_null": "x,y,s\n" + "".join(
+        f"{i % 7},{i / 8},v{i % 4}\n" for i in range(200)) + "3,inf,\n4,-inf,v1\n5,,v2\n",
+    "falling_then_rising": "n,g\n" + "".join(f"{200 - i},g{i % 2}\n" for i in range(100))
+    + "".join(f"{i},g{i % 2}\n" for i in range(100)),
 }
 
 
@@ -79,6 +83,21 @@ def test_parse_streamed_csv_matches_the_in_memory_read(name: str, tmp_path: Path
     src.write_text(CASES[name], encoding="utf-8")
     result = _same(src, tmp_path)
     assert result.ok, result.message
+
+
+@pytest.mark.parametrize("name", ["plain", "identifiers", "duplicates", "iso_dates", "row_names"])
+def test_parse_streamed_csv_past_the_gathered_caps_matches_the_in_memory_read(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the caps on what is gathered while writing (distinct values, key-row
+    hashes), the streamed read counts over the written Parquet instead: same result."""
+    import appliance.validate._pieces as pieces
+
+    monkeypatch.setattr(pieces, "DISTINCT_CAP", 2)
+    monkeypatch.setattr(pieces, "KEY_HASH_CAP", 10)
+    src = tmp_path / f"{name}.csv"
+    src.write_text(CASES[name], encoding="utf-8")
+    assert _same(src, tmp_path).ok
 
 
 def test_parse_streamed_csv_checks_a_later_file_like_the_in_memory_read(tmp_path: Path) -> None:
