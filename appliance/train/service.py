@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -49,6 +48,7 @@ from appliance.registry.service import RegistryService
 from appliance.runs.service import RunService
 from appliance.store.tables import RunRow
 from appliance.train.child.explainer import ARTIFACTS as EXPLAIN_ARTIFACTS
+from appliance.train.files import git_commit, log_tail
 from appliance.train.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ class TrainingService:
             self._record(run_id, plan, result, out_dir, by)
             failpoint("train.after_record")
             environment = {**(result.get("environment") or {}),
-                           "git_commit": _git_commit(self.settings.resolved_jobs_dir)}
+                           "git_commit": git_commit(self.settings.resolved_jobs_dir)}
             self.runs.transition(run_id, RunStatus.succeeded, environment=environment,
                                  progress=None)
             status = RunStatus.succeeded
@@ -316,7 +316,7 @@ class TrainingService:
             child.stop(graceful=False)
             with self._lock:
                 self._children.discard(child)
-            self.runs.set_logs(run_id, _tail(log_path))
+            self.runs.set_logs(run_id, log_tail(log_path))
 
     def _beat(self, run_id: uuid.UUID, done: threading.Event) -> None:
         while not done.wait(self.heartbeat_seconds):
@@ -464,26 +464,6 @@ def _parse(job_text: str) -> JobSpec:
     if not isinstance(job_text, str) or len(job_text) > 1_000_000:
         raise InvalidInput("a job file is YAML text of at most 1 MB")
     return parse_job(job_text, check_params=False)
-
-
-def _tail(path: Path, limit: int = 20_000) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    return data[-limit:].decode("utf-8", errors="replace")
-
-
-def _git_commit(folder: Path) -> str | None:
-    """The commit of the jobs folder's repository, when it is one (DESIGN: 'git commit if any')."""
-    if not (folder / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _progress(p: dict[str, Any]) -> RunProgress:
