@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from onnx_models import servable_onnx
 from scheduler_clock import ADMIN
 
 MODEL = "cy_price"
@@ -24,27 +25,11 @@ promote:
 """
 
 
-def adder(offset: float) -> bytes:
-    """A servable single-file ONNX regressor: y = x + offset on one float column ``x``."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "offset"], ["y"])], "cy_add",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
-        initializer=[helper.make_tensor("offset", TensorProto.FLOAT, [1], [offset])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    out: bytes = model.SerializeToString()
-    return out
-
-
 def test_canary_verdict_over_the_api_and_the_rule_rolls_back_a_worse_canary(
         api: Any, appliance_app: Any) -> None:
     app = appliance_app
     for offset in (1.0, 3.0):
-        resp = api.post(f"/api/v1/models/{MODEL}/versions", content=adder(offset),
+        resp = api.post(f"/api/v1/models/{MODEL}/versions", content=servable_onnx(offset),
                         headers={"Content-Type": "application/octet-stream"})
         assert resp.status_code in (200, 201), resp.text
     assert api.put(f"/api/v1/models/{MODEL}/aliases/champion",
