@@ -108,6 +108,7 @@ def test_bundle_installs_with_no_network_and_runs_the_tour(tmp_path: Path) -> No
     assert report["extras"] == [] and report["python"] == PYTHON
     lock = (bundle / "requirements.lock").read_text()
     assert "xgboost-cpu==" in lock and "transformers" not in lock and "pytest" not in lock
+    assert "distributed==" in lock and "dask==" in lock   # training on Dask installs offline too
 
     venv = tmp_path / "venv"
     install = subprocess.run(
