@@ -74,6 +74,16 @@ class Settings(BaseSettings):
         default=False, description="Let webhooks reach loopback/private addresses; never link-local.")
     train_timeout_seconds: float = Field(default=3600.0, gt=0, description="Per training run.")
     train_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a trainer.")
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Scale-out: train on the Dask cluster whose scheduler is at "
+                    "tcp://host:8786 (docs/scale-out.md, Training on Dask). Unset: a child "
+                    "process on this host, as always.")
+    dask_lost_worker_seconds: float = Field(
+        default=60.0, gt=0,
+        description="Training on Dask: a run fails this long after a worker holding its "
+                    "search trials left the cluster, or once its task has sent nothing for "
+                    "this long (the worker holding the training itself: at once).")
     read_memory_mb: int = Field(
         default=4096, gt=0,
         description="Most memory the server may spend holding one dataset version (revalidation); "

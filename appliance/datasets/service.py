@@ -86,6 +86,12 @@ class DatasetService:
             v = self._version(s, self._dataset(s, name), number)
         return self.objects.local_path(Path(v.parquet_path).as_posix())
 
+    def parquet_key(self, name: str, number: int) -> str:
+        """The object-store key of a version's Parquet file (a Dask worker reads it there)."""
+        with self.store.read() as s:
+            v = self._version(s, self._dataset(s, name), number)
+        return Path(v.parquet_path).as_posix()
+
     def rows(self, name: str, number: int, *, limit: int = 20, sample: bool = False,
              seed: int = 0) -> VersionRows:
         """``limit`` rows of a version: its first rows, or a seeded sample over all of it;

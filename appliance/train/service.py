@@ -2,7 +2,8 @@
 
 The server validates the job against the dataset (so a bad file is a 4xx and
 no run is left behind), queues a run, and trains one job at a time in a child
-process (``python -m appliance.train.child.worker``) that reads the version's
+process (``python -m appliance.train.child.worker``; on a Dask worker when
+``APPLIANCE_DASK_SCHEDULER`` is set: ``appliance.train.dask_runner``) that reads the version's
 immutable Parquet file and writes ``model.onnx`` and ``holdout.parquet`` to a
 folder the server chose; only JSON lines come back. The server then records
 the metrics, trials, artifacts and the model version, and applies the
@@ -70,6 +71,7 @@ class TrainingService:
         self._lock = threading.Lock()
         self._closing = False
         self._local: set[uuid.UUID] = set()  # runs this process queued or trains
+        self._dask: Any = None  # appliance.train.dask_runner.DaskTrainer, once it trains
         self.heartbeat_seconds = 15.0  # a running child's run beats this often
 
     def close(self) -> None:
@@ -80,6 +82,8 @@ class TrainingService:
         with self._lock:
             for child in list(self._children):
                 child.kill()
+        if self._dask is not None:
+            self._dask.close()
 
     # -- submitting ----------------------------------------------------------------
 
@@ -266,13 +270,24 @@ class TrainingService:
         request = {
             "job": plan.spec.model_dump(mode="json"),  # the one serialisation, for the child
             "parquet_path": str(parquet),
+            "parquet_key": self.datasets.parquet_key(plan.spec.dataset, plan.dataset_version),
             "out_dir": str(out_dir),
             "champion_onnx": str(champion_onnx) if champion_onnx else None,
             "memory_mb": self.settings.train_memory_mb,
             "parent_pid": os.getpid(),
         }
         plan.champion_version = current
+        if self.settings.dask_scheduler:  # scale-out: a Dask worker trains
+            return self._run_dask(run_id, request)
         return self._run_child(run_id, request)
+
+    def _run_dask(self, run_id: uuid.UUID, request: dict[str, Any]) -> dict[str, Any]:
+        from appliance.train.dask_runner import DaskTrainer
+
+        with self._lock:
+            self._dask = self._dask or DaskTrainer(self.settings)
+        return self._dask.run(str(run_id), request, lambda p: self.runs.heartbeat(
+            run_id, _progress(p) if p else None), lambda t: self.runs.set_logs(run_id, t))
 
     def _run_child(self, run_id: uuid.UUID, request: dict[str, Any]) -> dict[str, Any]:
         """Start the trainer, send it the request, and read progress lines until its result

@@ -56,7 +56,10 @@ def empty_result() -> dict[str, Any]:
     return out
 
 
-def run_job(request: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
+def run_job(request: dict[str, Any], progress: Progress | None = None, *,
+            map_trials: Any = None) -> dict[str, Any]:
+    """``map_trials``: how a search scores its trials (``search.TrialMapper``); None: in a
+    loop here (the child process), a Dask task per trial on a Dask worker."""
     started = time.monotonic()
     report = progress or (lambda stage, fraction: None)
     result = empty_result()
@@ -64,7 +67,7 @@ def run_job(request: dict[str, Any], progress: Progress | None = None) -> dict[s
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            _run(request, report, result)
+            _run(request, report, result, map_trials)
             result["ok"] = True
         except ApplianceError as exc:
             detail = exc.detail if isinstance(exc.detail, dict) else {}
@@ -91,7 +94,8 @@ def _spec(request: dict[str, Any]) -> JobSpec:
                        detail={"field": "job"})
 
 
-def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> None:
+def _run(request: dict[str, Any], report: Progress, result: dict[str, Any],
+         map_trials: Any = None) -> None:
     import numpy as np
     import polars as pl
 
@@ -167,7 +171,7 @@ def _run(request: dict[str, Any], report: Progress, result: dict[str, Any]) -> N
         trials, best = run_search(
             search=spec.search, info=info, base_params=params, features=features, X=X_train,
             y=y_train, n_classes=n_classes, metric=metric, seed=seed,
-            progress=lambda f: report("search", 0.1 + 0.4 * f))
+            progress=lambda f: report("search", 0.1 + 0.4 * f), map_trials=map_trials)
         _record_search(result, trials, best, metric)
         if best is not None:
             params.update(best["params"])

@@ -8,6 +8,7 @@ split.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -35,29 +36,50 @@ def candidates(search: SearchSpec, seed: int) -> list[dict[str, Any]]:
     return [dict(p) for p in ParameterSampler(search.params, n_iter=n_iter, random_state=seed)]
 
 
+# ``map_trials(score, sets, data)``: ``[score(params, data) for params in sets]``, however
+# it likes (appliance.train.dask_runner: one Dask task per set); None: here, in a loop.
+TrialMapper = Callable[[Callable[..., dict[str, Any]], list[dict[str, Any]], Any],
+                       list[dict[str, Any]]]
+
+
 def run_search(*, search: SearchSpec, info: EstimatorInfo, base_params: dict[str, Any],
                features: list[Feature], X: Any, y: Any, n_classes: int, metric: str, seed: int,
-               progress: Callable[[float], None] | None = None
+               progress: Callable[[float], None] | None = None,
+               map_trials: TrialMapper | None = None,
                ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(trials [{"index", "params", "metrics"}], best trial or None)."""
     train, valid = split_rows(y, info.task, test_size=VALIDATION_SIZE, seed=seed)
-    X_fit, y_fit = X.iloc[train], y[train]
-    X_val, y_val = X.iloc[valid], y[valid]
+    data = (X.iloc[train], y[train], X.iloc[valid], y[valid])
+    sets = candidates(search, seed)
+    score = functools.partial(score_trial, info=info, base_params=base_params,
+                              features=features, n_classes=n_classes, seed=seed)
+    if map_trials is not None:
+        scores = map_trials(score, sets, data)
+    else:
+        scores = []
+        for i, params in enumerate(sets):
+            scores.append(score(params, data))
+            if progress is not None:
+                progress((i + 1) / len(sets))
     trials: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
-    sets = candidates(search, seed)
-    for i, params in enumerate(sets):
-        estimator = make_estimator(info, {**base_params, **params}, seed=seed)
-        pipeline = build_pipeline(info, estimator, features)
-        pipeline.fit(X_fit, y_fit)
-        pred, proba, scores = m.predict_all(pipeline, X_val)
-        if info.task == CLASSIFICATION:
-            pred = pred.astype("int64")
-        scored = m.task_metrics(info.task, y_val, pred, proba, n_classes, scores)
+    for i, (params, scored) in enumerate(zip(sets, scores, strict=True)):
         trial = {"index": i, "params": params, "metrics": scored}
         trials.append(trial)
         if best is None or m.better(metric, scored.get(metric), best["metrics"].get(metric)):
             best = trial
-        if progress is not None:
-            progress((i + 1) / len(sets))
     return trials, best
+
+
+def score_trial(params: dict[str, Any], data: tuple[Any, Any, Any, Any], *,
+                info: EstimatorInfo, base_params: dict[str, Any], features: list[Feature],
+                n_classes: int, seed: int) -> dict[str, Any]:
+    """One parameter set fitted on the search's fit rows, scored on its validation rows."""
+    X_fit, y_fit, X_val, y_val = data
+    estimator = make_estimator(info, {**base_params, **params}, seed=seed)
+    pipeline = build_pipeline(info, estimator, features)
+    pipeline.fit(X_fit, y_fit)
+    pred, proba, scores = m.predict_all(pipeline, X_val)
+    if info.task == CLASSIFICATION:
+        pred = pred.astype("int64")
+    return m.task_metrics(info.task, y_val, pred, proba, n_classes, scores)
