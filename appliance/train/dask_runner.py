@@ -194,6 +194,10 @@ class DaskTrainer:
             except Exception as exc:
                 raise TrainingFailed(f"training on Dask failed: {type(exc).__name__}: "
                                      f"{str(exc)[:500]}") from None
+        except OSError as exc:   # the scheduler went away (distributed's CommClosedError too)
+            future.cancel(reason="the scheduler went away", force=True)
+            raise TrainingFailed(f"lost the Dask scheduler at {self.address}: "
+                                 f"{type(exc).__name__}: {exc}") from None
         except BaseException:
             future.cancel(reason="the run failed or the server stopped", force=True)
             set_logs(f"training on the Dask cluster at {self.address}, task {key}; "
