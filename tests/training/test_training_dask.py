@@ -178,12 +178,19 @@ def test_a_dask_scheduler_that_is_not_an_address_is_refused(tmp_path: Path) -> N
 def test_an_unreachable_dask_scheduler_fails_the_run_with_its_address(tmp_path: Path) -> None:
     import socket
 
+    from appliance.errors import TrainingFailed
+    from appliance.train.dask_runner import DaskTrainer
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]   # nobody listens here once closed
-    csv = make_customers(300, seed=3).write_csv().encode()
-    with appliance(tmp_path / "home", csv, dask_scheduler=f"tcp://127.0.0.1:{port}",
-                   dask_lost_worker_seconds=2) as (_app, api):
-        run = train(api, job())
-    assert run["status"] == "failed"
-    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in run["error"]
+    trainer = DaskTrainer(make_settings(tmp_path / "home", dask_scheduler=f"tcp://127.0.0.1:{port}",
+                                        dask_lost_worker_seconds=2))
+    started = time.monotonic()
+    try:
+        with pytest.raises(TrainingFailed, match=f"cannot reach the Dask scheduler at "
+                                                 f"tcp://127.0.0.1:{port}"):
+            trainer.run("r1", {"out_dir": str(tmp_path / "out")}, lambda p: None, lambda t: None)
+    finally:
+        trainer.close()
+    assert time.monotonic() - started < 2 + 5   # within the lost-worker bound, not 30 s
