@@ -24,7 +24,8 @@ EXPORTS = [
     "build",
 ]
 HEAVY = ("sklearn", "xgboost", "onnx", "onnxruntime", "skl2onnx", "duckdb", "polars", "pandas",
-         "pandera", "alibi_detect", "streamlit", "fastapi", "sqlalchemy", "httpx", "pydantic")
+         "pandera", "alibi_detect", "streamlit", "fastapi", "sqlalchemy", "httpx", "pydantic",
+         "dask", "distributed")
 
 
 def _after_import(code: str) -> dict[str, list[str]]:

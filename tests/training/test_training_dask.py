@@ -166,6 +166,20 @@ def test_losing_the_training_worker_fails_the_run_and_the_ledger_requeues_it(
     client.wait_for_workers(2, timeout=60)   # the nanny restarted it, for the next tests
 
 
+def test_training_without_the_setting_never_imports_dask() -> None:
+    """The embedded default: the training service and the Dask runner's module load
+    neither dask nor distributed (they are imported inside the functions that use them)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nimport appliance.runtime, appliance.train.service, "
+             "appliance.train.dask_runner\n"
+             "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_a_dask_scheduler_that_is_not_an_address_is_refused(tmp_path: Path) -> None:
     from appliance.train.dask_runner import check_scheduler
 
