@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.errors import ApplianceError, InvalidInput
 from appliance.train.child import metrics as m
@@ -32,6 +32,9 @@ from appliance.train.child.pipeline import (
 )
 from appliance.train.estimators import CLASSIFICATION, make_estimator
 from appliance.train.spec import JobSpec, parse_job, validate_job
+
+if TYPE_CHECKING:
+    from appliance.train.child.search import TrialMapper
 
 Progress = Callable[[str, float], None]
 PACKAGES = ("scikit-learn", "xgboost", "onnx", "onnxruntime", "skl2onnx", "onnxmltools",
@@ -57,7 +60,7 @@ def empty_result() -> dict[str, Any]:
 
 
 def run_job(request: dict[str, Any], progress: Progress | None = None, *,
-            map_trials: Any = None) -> dict[str, Any]:
+            map_trials: TrialMapper | None = None) -> dict[str, Any]:
     """``map_trials``: how a search scores its trials (``search.TrialMapper``); None: in a
     loop here (the child process), a Dask task per trial on a Dask worker."""
     started = time.monotonic()
@@ -95,7 +98,7 @@ def _spec(request: dict[str, Any]) -> JobSpec:
 
 
 def _run(request: dict[str, Any], report: Progress, result: dict[str, Any],
-         map_trials: Any = None) -> None:
+         map_trials: TrialMapper | None = None) -> None:
     import numpy as np
     import polars as pl
 
