@@ -40,6 +40,7 @@ ResetHandler = Callable[[], object]
 RETENTION = dt.timedelta(hours=1)  # the leader prunes rows older than this
 _PRUNE_EVERY = 60.0  # seconds between prunes (the leader's sweep runs more often)
 _BATCH = 1000
+_SLICE = 0.5  # the longest the thread waits without looking at stop()
 
 
 class ChangeFeed(Protocol):
@@ -174,7 +175,7 @@ class PolledFeed:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._conn.wait(self.poll_seconds)  # a NOTIFY wakes it early
+                self._sleep()
             except Exception:
                 self._conn.reset()  # the poll below reconnects (and LISTENs again)
             if self._stop.is_set():
@@ -186,6 +187,14 @@ class PolledFeed:
                             "until it reads again", _first(exc))
                 self._conn.reset()
                 self._stop.wait(self.poll_seconds)
+
+    def _sleep(self) -> None:
+        """Until a NOTIFY arrives or the interval passes, in slices (``stop`` is prompt)."""
+        deadline = time.monotonic() + self.poll_seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._conn.wait(min(left, _SLICE)):
+                return
 
     def _dispatch(self, rows: list[Any]) -> None:
         seen: set[tuple[str, str]] = set()
