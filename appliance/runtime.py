@@ -233,7 +233,8 @@ def build(settings: Settings) -> Appliance:
                           leading=lambda: lease.leader)
         canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
-        _follow_feed(feed, sessions=sessions, serving=serving, auth=auth)
+        explain = ExplainService(store, sessions, runs, flush=serving.log.flush)
+        _follow_feed(feed, sessions=sessions, serving=serving, auth=auth, explain=explain)
         backup = BackupService(store, settings, auditor, objects=objects)
         retention = RetentionService(store, auditor,
                                      predictions_days=settings.retention_predictions_days,
@@ -252,7 +253,7 @@ def build(settings: Settings) -> Appliance:
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
         serving=serving, v2=V2Service(serving, alias=settings.compat_alias),
-        explain=ExplainService(store, sessions, runs, flush=serving.log.flush),
+        explain=explain,
         invocations=InvocationService(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
@@ -262,7 +263,7 @@ def build(settings: Settings) -> Appliance:
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
         erasure=ErasureService(store, auditor, artifacts, home=settings.home,
-                               flush=serving.log.flush),
+                               flush=serving.log.flush, erased=explain.forget),
         experiments=experiments,
         mlflow=build_mlflow(store, runs, experiments, registry,
                             log_delay_ms=settings.mlflow_log_delay_ms),
@@ -304,15 +305,17 @@ def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
 
 
 def _follow_feed(feed: ChangeFeed, *, sessions: SessionCache, serving: PredictionService,
-                 auth: AuthService) -> None:
+                 auth: AuthService, explain: ExplainService) -> None:
     """Scale-out: what this host drops or reloads when another host's change arrives on the
     change feed (the table in ``appliance.domain.changes``; nothing on the embedded store)."""
     feed.on(Topic.alias, sessions.invalidate)
     feed.on(Topic.routing, serving.reload_routing)
     feed.on(Topic.auth, auth.forget)
+    feed.on(Topic.erasure, explain.forget)
     feed.on_reset(sessions.invalidate_all)
     feed.on_reset(serving.forget_routing)
     feed.on_reset(auth.forget)
+    feed.on_reset(explain.forget)
 
 
 def _file_alert(alerts: AlertService, e: FileQuarantined) -> None:

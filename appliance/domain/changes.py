@@ -13,6 +13,8 @@ routing    model name             canary/shadow routing set (serving, the      r
 auth       user name, or          a token or session revoked, a user added,    drops every cached
            ``token:<id>``         changed or disabled, a bootstrap token       token check
                                   replaced (auth)
+erasure    erasure id             an erasure applied (privacy.erasure)         drops every explainer
+                                                                               (background samples)
 =========  =====================  ==========================================  =====================
 """
 
@@ -25,3 +27,4 @@ class Topic(StrEnum):
     alias = "alias"
     routing = "routing"
     auth = "auth"
+    erasure = "erasure"
