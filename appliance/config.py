@@ -11,6 +11,14 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Scale-out: how often each host reads the change feed by default, and the bound that
+# gives (docs/scale-out.md, "Serving on every host"): an alias move, a routing change or a
+# token revocation made through one host is acted on by every other host within
+# CHANGE_BOUND_SECONDS (in general, twice APPLIANCE_CHANGE_POLL_SECONDS:
+# ``Settings.change_bound_seconds``).
+CHANGE_POLL_SECONDS = 1.0
+CHANGE_BOUND_SECONDS = 2 * CHANGE_POLL_SECONDS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPLIANCE_", extra="ignore")
@@ -136,7 +144,18 @@ class Settings(BaseSettings):
         default=60.0, ge=5,
         description="Scale-out: a queued or running job or training run whose heartbeat is "
                     "older than this is another host's dead run, recovered by the leader.")
+    change_poll_seconds: float = Field(
+        default=CHANGE_POLL_SECONDS, gt=0, le=60,
+        description="Scale-out: how often each host reads the change feed (alias moves, "
+                    "routing, token revocations made through other hosts); they reach "
+                    "every host within twice this. A PostgreSQL NOTIFY wakes it earlier. "
+                    "No effect on the embedded store.")
     log_level: str = "info"
+
+    @property
+    def change_bound_seconds(self) -> float:
+        """Scale-out: a change made through one host is acted on by every host within this."""
+        return 2 * self.change_poll_seconds
 
     @property
     def db_path(self) -> Path:

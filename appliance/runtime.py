@@ -20,9 +20,11 @@ from appliance.audit import Auditor
 from appliance.auth.login import LoginLimits
 from appliance.auth.service import AuthService
 from appliance.backup import BackupService
+from appliance.changes import ChangeFeed, LocalFeed, feed_for
 from appliance.compat.mlflow.services import MlflowServices, build_mlflow
 from appliance.config import Settings
 from appliance.datasets.service import DatasetService
+from appliance.domain.changes import Topic
 from appliance.domain.events import (
     AliasMoved,
     DriftChecked,
@@ -99,6 +101,7 @@ class Appliance:
     erasure: ErasureService
     mlflow: MlflowServices
     lease: Lease = field(default_factory=SoleLease)
+    feed: ChangeFeed = field(default_factory=LocalFeed)
     bootstrap_token: str | None = None
     started: bool = field(default=False)
 
@@ -112,6 +115,7 @@ class Appliance:
             self.bootstrap_token = self.auth.mint_bootstrap_token()
             self.jobs.reload()
             self.serving.log.start()
+            self.feed.start()  # scale-out: other hosts' changes reach this one's caches
             self.lease.start(self._lead, self._follow)
         self.started = True
 
@@ -146,12 +150,14 @@ class Appliance:
         recover runs whose heartbeat expired (a dead host's)."""
         if self.lease.shared and self.lease.leader:
             self.jobs.adopt()
+            self.feed.prune()  # the change feed keeps an hour (at most once a minute)
             stale = self._stale_before()
             self.jobs.recover(stale_before=stale)
             self.training.recover(stale_before=stale)
 
     def close(self) -> None:
         self.jobs.close()
+        self.feed.stop()
         if self.started:
             self.lease.stop()
             self.scheduler.stop()
@@ -191,10 +197,13 @@ def build(settings: Settings) -> Appliance:
         sessions = SessionCache(registry)
         plog = PredictionLog(store, on_outliers=metrics.outliers_checked)
         serving = PredictionService(store, sessions, plog, metrics, auditor)
+        feed = feed_for(settings.store_url, poll_seconds=settings.change_poll_seconds,
+                        bound_seconds=settings.change_bound_seconds)
         auth = AuthService(store, auditor, session_ttl_hours=settings.session_ttl_hours,
                            limits=LoginLimits(per_user=settings.login_failures_per_user,
                                               per_address=settings.login_failures_per_address,
-                                              max_delay_seconds=settings.login_backoff_max_seconds))
+                                              max_delay_seconds=settings.login_backoff_max_seconds),
+                           fresh=feed.fresh if feed.shared else None)
         datasets = DatasetService(store, auditor, home=settings.home,
                                   read_memory_mb=settings.read_memory_mb, objects=objects)
         ingest = IngestService(settings, store, auditor, events=events, labels=serving,
@@ -224,6 +233,8 @@ def build(settings: Settings) -> Appliance:
                           leading=lambda: lease.leader)
         canary.rules = jobs.canary_rule  # the verdict's settings default to the job file's
         _subscribe(events, alerts=alerts, metrics=metrics, sessions=sessions, jobs=jobs)
+        explain = ExplainService(store, sessions, runs, flush=serving.log.flush)
+        _follow_feed(feed, sessions=sessions, serving=serving, auth=auth, explain=explain)
         backup = BackupService(store, settings, auditor, objects=objects)
         retention = RetentionService(store, auditor,
                                      predictions_days=settings.retention_predictions_days,
@@ -242,7 +253,7 @@ def build(settings: Settings) -> Appliance:
         ingest=ingest, metrics=metrics, artifacts=artifacts, runs=runs, registry=registry,
         training=training,
         serving=serving, v2=V2Service(serving, alias=settings.compat_alias),
-        explain=ExplainService(store, sessions, runs, flush=serving.log.flush),
+        explain=explain,
         invocations=InvocationService(serving, alias=settings.compat_alias), alerts=alerts,
         drift=drift,
         traffic=TrafficService(store, registry, flush=serving.log.flush),
@@ -252,11 +263,11 @@ def build(settings: Settings) -> Appliance:
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
         erasure=ErasureService(store, auditor, artifacts, home=settings.home,
-                               flush=serving.log.flush),
+                               flush=serving.log.flush, erased=explain.forget),
         experiments=experiments,
         mlflow=build_mlflow(store, runs, experiments, registry,
                             log_delay_ms=settings.mlflow_log_delay_ms),
-        lease=lease,
+        lease=lease, feed=feed,
     )
     if lease.shared:  # the leader's scheduler runs it; not ledgered, like jobs.reload
         scheduler.add("leader.sweep", app.sweep, TriggerSpec.every(settings.jobs_reload_seconds))
@@ -291,6 +302,20 @@ def _subscribe(events: EventBus, *, alerts: AlertService, metrics: Metrics,
         e.model, e.p_values, e.drift, e.distances, e.multivariate_auc))
     events.subscribe(LiveMetricChecked, lambda e: metrics.live_metric_checked(
         e.model, e.version, e.metric, e.value))
+
+
+def _follow_feed(feed: ChangeFeed, *, sessions: SessionCache, serving: PredictionService,
+                 auth: AuthService, explain: ExplainService) -> None:
+    """Scale-out: what this host drops or reloads when another host's change arrives on the
+    change feed (the table in ``appliance.domain.changes``; nothing on the embedded store)."""
+    feed.on(Topic.alias, sessions.invalidate)
+    feed.on(Topic.routing, serving.reload_routing)
+    feed.on(Topic.auth, auth.forget)
+    feed.on(Topic.erasure, explain.forget)
+    feed.on_reset(sessions.invalidate_all)
+    feed.on_reset(serving.forget_routing)
+    feed.on_reset(auth.forget)
+    feed.on_reset(explain.forget)
 
 
 def _file_alert(alerts: AlertService, e: FileQuarantined) -> None:

@@ -8,7 +8,11 @@ tokens are the same kind of row, with a different ``kind`` and lifetime.
 A user's role is read from the user row on each check (cached for at most
 30 s, and the cache is cleared on every change), so a role change applies
 to their API tokens at the next request; a change of password, role or a
-disable also ends their sessions. The last enabled admin cannot be demoted
+disable also ends their sessions. In scale-out every such change is also
+announced on the change feed (``appliance.changes``): every host clears its
+cache within the feed's bound, and a host whose feed is not fresh (``fresh``
+false: its poller is stuck) checks every token in the database, so a token
+revoked through one host is refused by all within the bound. The last enabled admin cannot be demoted
 or disabled: nobody could manage users any more.
 """
 
@@ -22,6 +26,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -29,10 +34,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from appliance.audit import Auditor
 from appliance.auth.login import LoginGuard, LoginLimits
 from appliance.domain.auth import AccessToken, NewToken, Token, User
+from appliance.domain.changes import Topic
 from appliance.domain.names import check_username
 from appliance.domain.principal import Principal
 from appliance.domain.roles import Role
 from appliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from appliance.store import changes
 from appliance.store import users as q
 from appliance.store.db import Store
 from appliance.store.tables import TokenRow, UserRow
@@ -65,7 +72,8 @@ _DUMMY_HASH = ("$argon2id$v=19$m=65536,t=3,p=4$svV6aJPtkXlahCkufVz90A$"
 
 class AuthService:
     def __init__(self, store: Store, auditor: Auditor, *, session_ttl_hours: float,
-                 limits: LoginLimits | None = None) -> None:
+                 limits: LoginLimits | None = None,
+                 fresh: Callable[[], bool] | None = None) -> None:
         self.store = store
         self.auditor = auditor
         self.session_ttl = dt.timedelta(hours=session_ttl_hours)
@@ -75,6 +83,10 @@ class AuthService:
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._degraded_sessions: dict[str, tuple[Principal, dt.datetime]] = {}
         self._cache_lock = threading.Lock()
+        self._generation = 0  # bumped by every clear: a check read before it is not cached
+        # scale-out: whether the change feed has read every other host's changes up to its
+        # bound ago; when not, the cache is not trusted (None: one host, always fresh)
+        self.fresh = fresh
         # a wrong username costs as much as a wrong password: verify against a hash of
         # the hasher's parameters whose password nobody knows (a constant, so start-up
         # does not spend half a second hashing one)
@@ -100,6 +112,7 @@ class AuthService:
         with self.store.write() as s:
             now = dt.datetime.now(dt.UTC)
             q.revoke_tokens_of_kind(s, "bootstrap", now)
+            changes.note(s, Topic.auth, "bootstrap")
             row = q.add_token(
                 s,
                 TokenRow(
@@ -132,6 +145,7 @@ class AuthService:
             self.auditor.record(s, by, "user.create", f"user:{username}",
                                 after=user.model_dump(mode="json"))
             q.revoke_tokens_of_kind(s, "bootstrap", dt.datetime.now(dt.UTC))
+            changes.note(s, Topic.auth, username)
         self._clear_cache()
         return user
 
@@ -179,9 +193,10 @@ class AuthService:
                 ended = q.revoke_sessions_of(s, row.id, dt.datetime.now(dt.UTC),
                                              keep=uuid.UUID(own) if own else None)
             after = user_of(row)
-            changes = {"password_changed": password is not None, "sessions_ended": ended}
+            changed = {"password_changed": password is not None, "sessions_ended": ended}
             self.auditor.record(s, by, "user.update", f"user:{username}", before=before,
-                                after={**after.model_dump(mode="json"), **changes})
+                                after={**after.model_dump(mode="json"), **changed})
+            changes.note(s, Topic.auth, username)
         self._clear_cache()
         return after
 
@@ -223,12 +238,12 @@ class AuthService:
         digest = hash_token(f"basic\x00{username}\x00{password}")
         with self._cache_lock:
             hit = self._cache.get(digest)
-        if hit and hit[1] > time.monotonic():
+            generation = self._generation
+        if hit and hit[1] > time.monotonic() and self._trusted():
             return hit[0]
         user = self._check_password_of(username, password, client)
         principal = Principal(user.username, Role(user.role), None, "password")
-        with self._cache_lock:
-            self._cache[digest] = (principal, time.monotonic() + _CACHE_SECONDS)
+        self._remember(digest, principal, _CACHE_SECONDS, generation)
         return principal
 
     def _check_password_of(self, username: str, password: str, client: str | None) -> UserRow:
@@ -308,6 +323,7 @@ class AuthService:
             self.auditor.record(s, by, "token.revoke", f"token:{row.id}",
                                 before=before.model_dump(mode="json"),
                                 after=after.model_dump(mode="json"))
+            changes.note(s, Topic.auth, f"token:{row.id}")  # every host drops its checks
         self._clear_cache()
         return after
 
@@ -322,7 +338,8 @@ class AuthService:
         with self._cache_lock:
             hit = self._cache.get(digest)
             in_memory = self._degraded_sessions.get(digest)
-        if hit and hit[1] > now_mono:
+            generation = self._generation
+        if hit and hit[1] > now_mono and self._trusted():
             return hit[0]
         if in_memory and in_memory[1] > now:
             return in_memory[0]
@@ -343,8 +360,7 @@ class AuthService:
         valid_for = _CACHE_SECONDS
         if row.expires_at is not None:
             valid_for = min(valid_for, (row.expires_at - now).total_seconds())
-        with self._cache_lock:
-            self._cache[digest] = (principal, now_mono + valid_for)
+        self._remember(digest, principal, valid_for, generation, now_mono)
         return principal
 
     def _touch(self, token_id: uuid.UUID, last: dt.datetime | None, now: dt.datetime) -> None:
@@ -361,9 +377,27 @@ class AuthService:
         except Exception as exc:  # bookkeeping: the request goes on whatever the store says
             log.debug("could not record the use of token %s: %s", token_id, exc)
 
+    def _trusted(self) -> bool:
+        return self.fresh is None or self.fresh()
+
+    def _remember(self, digest: str, principal: Principal, seconds: float, generation: int,
+                  now_mono: float | None = None) -> None:
+        """Cache a check, unless the cache was cleared since it read the store (a change
+        that landed meanwhile must not be papered over by what was read before it)."""
+        until = (time.monotonic() if now_mono is None else now_mono) + seconds
+        with self._cache_lock:
+            if self._generation == generation:
+                self._cache[digest] = (principal, until)
+
     def _clear_cache(self) -> None:
         with self._cache_lock:
             self._cache.clear()
+            self._generation += 1
+
+    def forget(self, _key: str = "") -> None:
+        """Drop every cached check: another host changed a user or a token (the change
+        feed). The next request of each token reads the store."""
+        self._clear_cache()
 
 
 def require(principal: Principal, role: Role) -> None:

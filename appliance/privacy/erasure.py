@@ -35,6 +35,7 @@ from typing import Any
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
 from appliance.auth.service import require
+from appliance.domain.changes import Topic
 from appliance.domain.lineage import dataset_node, erasure_node, version_node
 from appliance.domain.principal import Principal
 from appliance.domain.privacy import (
@@ -49,6 +50,7 @@ from appliance.domain.privacy import (
 from appliance.domain.roles import Role
 from appliance.privacy import files
 from appliance.privacy.plan import ArtifactHit, Plan, VersionHit, make_plan
+from appliance.store import changes
 from appliance.store import datasets as dq
 from appliance.store import erasures as eq
 from appliance.store import lineage as lq
@@ -60,12 +62,14 @@ log = logging.getLogger(__name__)
 
 class ErasureService:
     def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore, *, home: Path,
-                 flush: Callable[[], object] = lambda: None) -> None:
+                 flush: Callable[[], object] = lambda: None,
+                 erased: Callable[[], object] = lambda: None) -> None:
         self.store = store
         self.auditor = auditor
         self.artifacts = artifacts
         self.home = home
         self.flush = flush  # the prediction log's buffer, so no matching row lands after us
+        self.erased = erased  # after the commit: explainers built from rewritten artifacts go
         self._lock = threading.Lock()  # one erasure at a time: two would rewrite one version
 
     def erase(self, request: ErasureRequest, *, by: Principal) -> ErasureReport:
@@ -94,6 +98,7 @@ class ErasureService:
                          | {a.path for a in plan.artifacts})
         report = self._commit(plan, eid, request.dataset, new, replaced, pending, by,
                               started, at)
+        self.erased()
         self._clean(str(eid), pending)
         self.store.checkpoint()  # fold the deletions into the database file now
         return report.model_copy(update={"next_steps": [self._purge_hint()]})
@@ -213,6 +218,7 @@ class ErasureService:
             eq.add_erasure(s, erasure_id=eid, actor=by.actor, columns=plan.columns,
                            dataset=dataset, counts=counts, pending_files=pending, at=at)
             self.auditor.record(s, by, "erasure.apply", erasure_node(eid), after=counts)
+            changes.note(s, Topic.erasure, str(eid))  # the other hosts drop their explainers
         return out
 
     def _clean(self, erasure_id: str, pending: list[str]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
 from appliance.domain.cards import CardEdge, ModelCard
+from appliance.domain.changes import Topic
 from appliance.domain.events import AliasMoved
 from appliance.domain.lineage import alias_node, artifact_node, model_node, run_node, version_node
 from appliance.domain.names import check_dataset_name
@@ -37,6 +38,7 @@ from appliance.domain.registry import (
 from appliance.errors import Conflict, InvalidInput, NotFound, TooLarge
 from appliance.events import EventBus
 from appliance.registry.cards import build_card, render_markdown
+from appliance.store import changes
 from appliance.store import erasures as eq
 from appliance.store import lineage as lq
 from appliance.store import registry as q
@@ -318,6 +320,7 @@ class RegistryService:
         self.auditor.record(s, by, f"model.alias.{action}", f"model:{m.name}#{alias}",
                             before={"version": previous},
                             after={"version": version, "forced": forced, "reason": reason})
+        changes.note(s, Topic.alias, m.name)  # every other host reloads the model's aliases
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class ExplainService:
         self.flush = flush  # the prediction log's queue, so a fresh request id is found
         self._explainers: dict[tuple[str, int], Explainer] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by forget: an explainer built before it is not kept
 
     def explain_request(self, request_id: str, *, model: str | None = None,
                         method: Method | None = None) -> Explanation:
@@ -135,12 +136,22 @@ class ExplainService:
         hit = self._explainers.get(key)
         if hit is not None:
             return hit
+        generation = self._generation
         built = self._build(model, version)
         with self._lock:
+            if self._generation != generation:
+                return built  # an erasure landed while it was built: not kept
             if len(self._explainers) >= _CACHED:
                 self._explainers.pop(next(iter(self._explainers)))
             self._explainers[key] = built
         return built
+
+    def forget(self, _key: str = "") -> None:
+        """An erasure rewrote run artifacts (on this host or another: the change feed): drop
+        every explainer, whose background sample may hold erased rows; rebuilt on use."""
+        with self._lock:
+            self._explainers = {}
+            self._generation += 1
 
     def _build(self, model: str, version: int) -> Explainer:
         import io

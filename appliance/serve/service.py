@@ -15,10 +15,12 @@ import hashlib
 import logging
 import math
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.domain.changes import Topic
 from appliance.domain.principal import Principal
 from appliance.domain.registry import CHAMPION
 from appliance.domain.serving import (
@@ -37,12 +39,14 @@ from appliance.serve.log import PredictionLog
 from appliance.serve.outliercheck import PendingCheck
 from appliance.serve.outputs import Probabilities, decode
 from appliance.serve.sessions import LoadedModel, SessionCache
+from appliance.store import changes
 from appliance.store import predictions as q
 from appliance.store.db import Store
 
 log = logging.getLogger(__name__)
 MAX_LABELS = 10_000
 MAX_AUC_ROWS = 200_000  # newest labelled predictions per version scored for AUC
+_UNREAD = object()  # a model whose routing this host has not read yet
 __all__ = ["MAX_ROWS", "REQUEST_ID", "PredictionService", "Routing", "roc_auc"]
 
 
@@ -55,6 +59,7 @@ class PredictionService:
         self.metrics = metrics
         self.auditor = auditor
         self._routing: dict[str, Routing | None] = {}
+        self._routing_lock = threading.Lock()  # fills and reloads of _routing, one at a time
         self._random = random.Random()  # noqa: S311 - traffic splitting, not security
 
     def predict(self, model: str, records: Any, *, alias: str | None = None,
@@ -126,16 +131,50 @@ class PredictionService:
             if self.auditor is not None:
                 self.auditor.record(s, by, "model.routing.set", f"model:{model}",
                                     before=before, after=routing.to_dict())
-        self._routing[model] = routing if routing.active else None
+            changes.note(s, Topic.routing, model)  # the other hosts re-read it
+        with self._routing_lock:
+            self._routing[model] = routing if routing.active else None
         return self.routing(model)
 
     def _routing_for(self, model: str) -> Routing | None:
-        if model not in self._routing:
-            with self.store.read() as s:
-                config = q.current_routing(s, model)
-            routing = Routing.parse(config) if config else None
-            self._routing[model] = routing if routing is not None and routing.active else None
-        return self._routing[model]
+        hit = self._routing.get(model, _UNREAD)
+        if hit is not _UNREAD:
+            return hit  # type: ignore[return-value]
+        with self._routing_lock:
+            if model not in self._routing:
+                self._routing[model] = self._read_routing(model)
+            return self._routing[model]
+
+    def _read_routing(self, model: str) -> Routing | None:
+        with self.store.read() as s:
+            config = q.current_routing(s, model)
+        routing = Routing.parse(config) if config else None
+        return routing if routing is not None and routing.active else None
+
+    def reload_routing(self, model: str) -> None:
+        """Another host changed ``model``'s routing (the change feed): re-read it if this
+        host has it, loading a new canary's or shadow's session before it takes traffic."""
+        with self._routing_lock:
+            if model not in self._routing:
+                return  # never read here: the first request reads the current one
+            try:
+                routing = self._read_routing(model)
+            except Exception:
+                log.exception("re-reading the routing of %s failed; dropped", model)
+                self._routing.pop(model, None)
+                return
+            for number in (routing.canary, routing.shadow) if routing is not None else ():
+                if number is not None:
+                    try:
+                        self.sessions.resolve(model, version=number)
+                    except Exception:  # the request that needs it will say why
+                        log.exception("loading %s v%s for its routing failed", model, number)
+            self._routing[model] = routing
+
+    def forget_routing(self) -> None:
+        """Drop every model's routing (the change feed lost track): re-read on next use."""
+        with self._routing_lock:
+            self._routing = {}
 
     def feedback(self, model: str, labels: Any, *, source: str = "api") -> Feedback:
         """Store delayed ground truth ``[{request_id, label}]`` for a model's predictions."""

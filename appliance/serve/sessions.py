@@ -101,6 +101,9 @@ class SessionCache:
         self._sessions: dict[tuple[str, int], LoadedModel] = {}
         self._aliases: dict[str, dict[str, int]] = {}
         self._load_lock = threading.Lock()
+        # one refresh at a time: the map swapped last is read last (a request's first
+        # refresh racing the change feed's cannot put back a map read before the change)
+        self._refresh_lock = threading.RLock()
 
     def resolve(self, model: str, *, alias: str | None = None,
                 version: int | None = None) -> LoadedModel:
@@ -120,12 +123,33 @@ class SessionCache:
 
     def refresh(self, model: str) -> dict[str, int]:
         """Re-read a model's aliases, load their sessions, then swap the map in one step."""
-        aliases = self.registry.aliases(model)
-        for number in set(aliases.values()):
-            if (model, number) not in self._sessions:
-                self._load(model, number)
-        self._aliases[model] = dict(aliases)  # the atomic swap
-        return aliases
+        with self._refresh_lock:
+            aliases = self.registry.aliases(model)
+            for number in set(aliases.values()):
+                if (model, number) not in self._sessions:
+                    self._load(model, number)
+            self._aliases[model] = dict(aliases)  # the atomic swap
+            return aliases
+
+    def invalidate(self, model: str) -> None:
+        """Another host moved an alias of ``model`` (the change feed): reload the map if this
+        host serves the model (else the first request reads it); if that fails, drop it, so
+        the next request reads the store rather than serving the old version."""
+        with self._refresh_lock:
+            if model not in self._aliases:
+                return
+            try:
+                self.refresh(model)
+            except Exception:
+                log.exception("reloading the aliases of %s failed; dropped, the next request "
+                              "reads them", model)
+                self._aliases.pop(model, None)
+
+    def invalidate_all(self) -> None:
+        """Drop every alias map (the change feed lost track); sessions stay (versions never
+        change)."""
+        with self._refresh_lock:
+            self._aliases = {}
 
     def _load(self, model: str, version: int) -> LoadedModel:
         with self._load_lock:

@@ -302,3 +302,21 @@ def test_cli_explain_request_and_file_as_table_and_json(served: Served,
         assert [e["method"] for e in json.loads(many.output)] == ["sampling_shapley"] * 2
         missing = invoke(home, "explain", "nope")
         assert missing.exit_code == 2 and "no prediction was logged" in missing.output
+
+
+def test_an_erasure_drops_every_explainer_built_before_it(served: Served) -> None:
+    from appliance.domain.principal import Principal
+    from appliance.domain.privacy import Condition, ErasureRequest
+    from appliance.domain.roles import Role
+
+    app = served.app
+    version = app.registry.aliases("churn")["champion"]
+    built = app.explain.explainer("churn", version)
+    assert app.explain.explainer("churn", version) is built  # kept
+    # an erasure rewrites run artifacts (the background sample among them): on this host
+    # directly, on the others through the change feed (Topic.erasure)
+    app.erasure.erase(ErasureRequest(where=[Condition(column="customer_id", value=-424242)]),
+                      by=Principal("ops", Role.admin))
+    assert app.explain._explainers == {}
+    rebuilt = app.explain.explainer("churn", version)
+    assert rebuilt is not built and app.explain.explainer("churn", version) is rebuilt
