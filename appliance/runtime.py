@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
+from appliance.audit_anchor import SharedAnchor
 from appliance.auth.login import LoginLimits
 from appliance.auth.service import AuthService
 from appliance.backup import BackupService
@@ -161,6 +162,8 @@ class Appliance:
         self.ingest.close()
         self.alerts.close()
         self.mlflow.close()
+        if self.auditor.shared is not None:
+            self.auditor.shared.close()  # the last head reaches the bucket
         self.store.close()
         self.started = False
 
@@ -173,14 +176,15 @@ def build(settings: Settings) -> Appliance:
         events = EventBus()
         metrics = Metrics()
         metrics.ingest_outcomes(o.value for o in IngestOutcome)
-        auditor = Auditor(store, settings.home / "audit.head")
+        objects = open_object_store(settings)  # the home, or S3 in scale-out (docs/scale-out.md)
+        auditor = Auditor(store, settings.home / "audit.head",
+                          shared=SharedAnchor(objects) if settings.object_store else None)
         # Before anything writes: deleting the newest events while the server was down
         # must not be papered over by the next event (it would chain onto what is left).
         anchor = auditor.check_anchor(repair=not store.degraded)
         if not anchor.ok:
             store.degrade(anchor.describe())
         metrics.store_degraded.set(1 if store.degraded else 0)
-        objects = open_object_store(settings)  # the home, or S3 in scale-out (docs/scale-out.md)
         artifacts = ArtifactStore(settings.artifacts_dir, objects=objects)
         runs = RunService(store, auditor, artifacts)
         experiments = ExperimentService(store, auditor)
