@@ -256,7 +256,7 @@ def build(settings: Settings) -> Appliance:
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
         erasure=ErasureService(store, auditor, artifacts, home=settings.home,
-                               flush=serving.log.flush),
+                               flush=serving.log.flush, objects=objects),
         experiments=experiments,
         mlflow=build_mlflow(store, runs, experiments, registry,
                             log_delay_ms=settings.mlflow_log_delay_ms),
