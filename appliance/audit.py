@@ -184,7 +184,8 @@ class Auditor:
                 log.warning("this host has no audit anchor and the shared database holds %d "
                             "events: a new host, anchored at seq %d (copy audit.head from a "
                             "running host first to hold the chain against that host's anchor; "
-                            "with APPLIANCE_OBJECT_STORE the anchor is shared)", newest, newest)
+                            "with APPLIANCE_OBJECT_STORE the anchor is shared once a host has "
+                            "published it)", newest, newest)
             problems = self._anchor_problems(s, anchor, unreadable, newest)
             tail = _Counted(q.iter_events(s, from_seq=anchor.seq + 1)) if anchor else None
             if not problems and anchor is not None and tail is not None and newest > anchor.seq:
@@ -207,9 +208,10 @@ class Auditor:
         return result
 
     def _new_host(self) -> bool:
-        """PostgreSQL without a shared anchor: a home without ``audit.head`` is a new host
-        (the database is not in the home), not a deleted anchor."""
-        return self.store.postgres and self.shared is None
+        """PostgreSQL: no anchor at all (no ``audit.head``, none in the bucket yet: hosts
+        starting together on a fresh database publish after their first commits) is a new
+        host, the database not being in the home, not a deleted anchor."""
+        return self.store.postgres
 
     def _anchor_problems(self, s: Session, anchor: Anchor | None, unreadable: str | None,
                          newest: int) -> list[ChainProblem]:

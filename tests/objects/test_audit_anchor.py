@@ -6,9 +6,11 @@ database's head instead of degrading."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from appliance.audit_anchor import PREFIX, SharedAnchor, key_of
 from appliance.config import Settings
 from appliance.objects import ObjectStore, open_object_store
 from appliance.store.db import Store, migrate
+from tests.objects.conftest import BUCKET
 from tests.store.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
 
 
@@ -113,3 +116,60 @@ def test_an_embedded_home_without_its_anchor_is_still_a_finding(tmp_path: Path) 
         assert not check.ok and "missing" in check.problems[0].problem
     finally:
         store.close()
+
+
+def test_a_corrupt_shared_anchor_degrades_the_start_up_check(objects: ObjectStore,
+                                                              tmp_path: Path) -> None:
+    store = Store(tmp_path / "a.duckdb").open()
+    try:
+        auditor = Auditor(store, tmp_path / "audit.head", shared=SharedAnchor(objects))
+        assert auditor.check_anchor().ok
+        objects.put_bytes(key_of(10**6), b'{"seq": 1, "hash": "nope"}')
+        check = Auditor(store, tmp_path / "audit.head",
+                        shared=SharedAnchor(objects)).check_anchor()
+        assert not check.ok and "shared audit anchor" in check.problems[0].problem
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_serve_hosts_on_postgresql_and_s3_verify_the_chain_from_either(
+        pg_url: str, tmp_path: Path, s3_endpoint: str) -> None:  # noqa: F811
+    import threading
+
+    from appliance_test_support import start_server
+
+
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+    env = {"APPLIANCE_STORE_URL": pg_url, "APPLIANCE_OBJECT_STORE": f"s3://{BUCKET}/{prefix}",
+           "APPLIANCE_S3_ENDPOINT": s3_endpoint, "APPLIANCE_S3_ACCESS_KEY_ID": "test",
+           "APPLIANCE_S3_SECRET_ACCESS_KEY": "test", "APPLIANCE_S3_REGION": "us-east-1"}
+    servers: list[Any] = [None, None]
+    barrier = threading.Barrier(2)
+
+    def start(i: int) -> None:
+        barrier.wait()
+        servers[i] = start_server(tmp_path / f"h{i}" / "home", env=env)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert all(servers), "a host did not come up"
+        clients = [s.client() for s in servers]
+        clients[0].post("/users", json={"username": "ana", "password": "a-long-password-1",
+                                        "role": "viewer"})
+        time.sleep(1.0)  # the anchor is published in the background
+        verified = [c.audit_verify() for c in clients]
+        health = [c.health() for c in clients]
+    finally:
+        for s in servers:
+            if s is not None:
+                s.stop()
+    assert [v["ok"] for v in verified] == [True, True], verified
+    assert [h["status"] for h in health] == ["ok", "ok"], health
+    newest = verified[0]["events"]
+    assert [v["anchor"]["seq"] for v in verified] == [newest, newest]  # both: the bucket's
