@@ -111,6 +111,7 @@ class Appliance:
             log.error("STORE DEGRADED: %s", self.store.degraded_reason)
         else:
             self.bootstrap_token = self.auth.mint_bootstrap_token()
+            self.erasure.forget_cached()  # scale-out: erased objects' bytes leave this cache
             self.jobs.reload()
             self.serving.log.start()
             self.lease.start(self._lead, self._follow)

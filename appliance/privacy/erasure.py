@@ -23,8 +23,9 @@ In scale-out (``APPLIANCE_OBJECT_STORE=s3://...``) version snapshots and run art
 live in the bucket: the new file is put under its own content-addressed key and the old
 key is deleted from the bucket and from this host's cache after the commit. Every reader
 asks for the key its version row names, so no host is ever served the old bytes; other
-hosts' caches may keep them on disk (unreferenced) until evicted, which the report's next
-steps say. Archived source files live in the home of the host that ingested them.
+hosts' caches may keep them on disk (unreferenced) until evicted or that host's next
+start (``forget_cached``), which the report's next steps say. Archived source files live
+in the home of the host that ingested them.
 """
 
 from __future__ import annotations
@@ -113,8 +114,9 @@ class ErasureService:
             steps.append(
                 "the old snapshots and artifacts were deleted from the object store and from "
                 "this host's cache; no host reads them again (versions name the new keys), but "
-                "another host's cache may hold their bytes until evicted: delete "
-                "$APPLIANCE_HOME/cache/objects on the other hosts (always safe), and erase "
+                "another host's cache may hold their bytes until it restarts (a host drops "
+                "cached copies of erased snapshots at start) or deletes "
+                "$APPLIANCE_HOME/cache/objects (always safe), and erase "
                 "archived source files on the host that ingested them (docs/scale-out.md)")
         return report.model_copy(update={"next_steps": steps})
 
@@ -137,6 +139,27 @@ class ErasureService:
         for r in unfinished:
             self._clean(r.id, r.pending_files)
         return len(unfinished)
+
+    def forget_cached(self) -> int:
+        """Scale-out, every host at start: drop this host's cached copies of snapshots that
+        erasures deleted from the bucket (never served, but their bytes were on disk)."""
+        from appliance.objects.s3 import S3ObjectStore
+
+        if not isinstance(self.objects, S3ObjectStore):
+            return 0
+        cache = self.objects.cache
+        with self.store.read() as s:
+            keys = eq.erased_snapshot_keys(s)
+        dropped = 0
+        for key in keys:
+            path = cache.path_for(key)
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                dropped += 1
+        if dropped:
+            log.info("dropped %d cached cop%s of erased snapshots", dropped,
+                     "y" if dropped == 1 else "ies")
+        return dropped
 
     # -- steps --------------------------------------------------------------------------
 

@@ -114,3 +114,26 @@ def test_dry_run_in_s3_mode_counts_the_bucket_and_changes_nothing(
                                               dry_run=True), by=ADMIN)
     assert [(v.version, v.rows_removed) for v in report.versions] == [(1, 2)]
     assert _bucket_rows_holding(s3_endpoint, prefix, KEY) == (2, [key])
+
+
+def test_another_host_drops_its_cached_copy_of_an_erased_snapshot_at_start(
+        bucket_app: tuple[Any, str], tmp_path: Path,
+        s3_settings: Callable[..., Settings]) -> None:  # noqa: F811
+    from appliance.artifacts import ArtifactStore
+    from appliance.privacy.erasure import ErasureService
+
+    app, prefix = bucket_app
+    old_key = _add_version(app, csv_of(["c1", KEY, "c3"]))
+    other = open_object_store(s3_settings(tmp_path / "host2", prefix))
+    stale = other.local_path(old_key)  # host 2 read version 1 before the erasure
+    app.erasure.erase(ErasureRequest(where=[Condition(column="customer_id", value=KEY)]),
+                      by=ADMIN)
+    assert stale.is_file()  # still on host 2's disk (never served: nothing names the key)
+
+    # host 2 starts: its erasure service (same database, its own cache) forgets the copy
+    second = ErasureService(app.store, app.auditor, ArtifactStore(tmp_path / "a", objects=other),
+                            home=tmp_path / "host2", objects=other)
+    assert second.forget_cached() == 1
+    assert not stale.exists()
+    assert second.forget_cached() == 0
+    assert app.erasure.forget_cached() == 0  # the erasing host's copy went with the delete
