@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from appliance.audit_anchor import SharedAnchor
 from appliance.domain.audit import (
     GENESIS,
     Anchor,
@@ -73,9 +74,15 @@ class AnchorCheck:
 
 
 class Auditor:
-    def __init__(self, store: Store, head_path: Path) -> None:
+    """``shared``: the anchor every host shares (scale-out, in the object store; see
+    ``appliance.audit_anchor``), written beside the home's file and read with it: the
+    newer of the two is the anchor."""
+
+    def __init__(self, store: Store, head_path: Path, *,
+                 shared: SharedAnchor | None = None) -> None:
         self.store = store
         self.head_path = head_path
+        self.shared = shared
         self._head: tuple[int, str] | None = None  # (seq, hash) of the last committed event
 
     def record(
@@ -119,6 +126,8 @@ class Auditor:
         if self._head is None or seq > self._head[0]:
             self._head = (seq, digest)
         failpoint("audit.before_anchor")
+        if self.shared is not None:
+            self.shared.publish(seq, digest)
         tmp = self.head_path.with_suffix(".tmp")
         try:
             with tmp.open("wb") as fh:
@@ -133,7 +142,18 @@ class Auditor:
     # -- checking ------------------------------------------------------------------
 
     def read_anchor(self) -> tuple[Anchor | None, str | None]:
-        """(anchor, problem): ``(None, None)`` when there is no anchor file."""
+        """(anchor, problem): ``(None, None)`` when there is no anchor (file, or shared one);
+        with both, the newer."""
+        local, problem = self._read_file()
+        if self.shared is None or problem is not None:
+            return local, problem
+        shared, problem = self.shared.read()
+        if problem is not None:
+            return None, problem
+        found = [a for a in (local, shared) if a is not None]
+        return max(found, key=lambda a: a.seq) if found else None, None
+
+    def _read_file(self) -> tuple[Anchor | None, str | None]:
         try:
             raw = self.head_path.read_bytes()
         except FileNotFoundError:
@@ -160,6 +180,12 @@ class Auditor:
         with self.store.read() as s:
             last = q.last_event(s)
             newest = last.seq if last else 0
+            if anchor is None and unreadable is None and last is not None and self._new_host():
+                log.warning("this host has no audit anchor and the shared database holds %d "
+                            "events: a new host, anchored at seq %d (copy audit.head from a "
+                            "running host first to hold the chain against that host's anchor; "
+                            "with APPLIANCE_OBJECT_STORE the anchor is shared once a host has "
+                            "published it)", newest, newest)
             problems = self._anchor_problems(s, anchor, unreadable, newest)
             tail = _Counted(q.iter_events(s, from_seq=anchor.seq + 1)) if anchor else None
             if not problems and anchor is not None and tail is not None and newest > anchor.seq:
@@ -172,7 +198,8 @@ class Auditor:
             return result
         if last is not None:
             self._head = (last.seq, last.hash)
-        if repair and (anchor is None or (last is not None and last.seq > anchor.seq)):
+        if repair and (anchor is None or (last is not None and last.seq > anchor.seq)
+                       or self.shared is not None):  # the shared anchor catches up too
             if anchor is not None:
                 log.warning("the audit anchor was %d event(s) behind the log (a stop between "
                             "a commit and its anchor); the events after it check out, caught "
@@ -180,13 +207,19 @@ class Auditor:
             self._write_head(*(self._head or (0, GENESIS)))
         return result
 
+    def _new_host(self) -> bool:
+        """PostgreSQL: no anchor at all (no ``audit.head``, none in the bucket yet: hosts
+        starting together on a fresh database publish after their first commits) is a new
+        host, the database not being in the home, not a deleted anchor."""
+        return self.store.postgres
+
     def _anchor_problems(self, s: Session, anchor: Anchor | None, unreadable: str | None,
                          newest: int) -> list[ChainProblem]:
         """What the anchor says about the log's newest events (not the chain before them)."""
         if unreadable is not None:
             return [ChainProblem(newest, unreadable)]
         if anchor is None:
-            if newest == 0:
+            if newest == 0 or self._new_host():
                 return []
             return [ChainProblem(newest, f"the anchor audit.head is missing while {newest} "
                                          "events exist: it was deleted")]
@@ -219,7 +252,8 @@ class Auditor:
                                  problems=problems)
 
 
-def reanchor(store: Store, head_path: Path, *, by: Principal | str) -> Reanchored:
+def reanchor(store: Store, head_path: Path, *, by: Principal | str,
+             shared: SharedAnchor | None = None) -> Reanchored:
     """Accept the log as it is after a finding: record the finding, then re-anchor.
 
     For an operator who has looked at a mismatch and will not restore a
@@ -229,7 +263,7 @@ def reanchor(store: Store, head_path: Path, *, by: Principal | str) -> Reanchore
     into the chain instead of disappearing; edits found inside the chain
     stay reported by ``verify``.
     """
-    auditor = Auditor(store, head_path)
+    auditor = Auditor(store, head_path, shared=shared)
     found = auditor.check_anchor(repair=False)
     if found.ok:
         raise Conflict("the audit log matches its anchor: there is nothing to accept "
@@ -240,6 +274,8 @@ def reanchor(store: Store, head_path: Path, *, by: Principal | str) -> Reanchore
         event = auditor.record(s, by, "audit.reanchor", f"audit:{head_path.name}", before={
             "anchor": full["anchor"], "newest_seq": found.newest_seq,
         }, after={"problems": full["problems"][:100], "problem_count": len(full["problems"])})
+    if shared is not None:
+        shared.close()  # the new anchor is in the bucket before the command ends
     return Reanchored(seq=event.seq, hash=event.hash, previous_anchor=verified.anchor,
                       problems=verified.problems, anchor_ok_before=found.ok)
 

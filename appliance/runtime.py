@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from appliance.artifacts import ArtifactStore
 from appliance.audit import Auditor
+from appliance.audit_anchor import SharedAnchor
 from appliance.auth.login import LoginLimits
 from appliance.auth.service import AuthService
 from appliance.backup import BackupService
@@ -113,6 +114,7 @@ class Appliance:
             log.error("STORE DEGRADED: %s", self.store.degraded_reason)
         else:
             self.bootstrap_token = self.auth.mint_bootstrap_token()
+            self.erasure.forget_cached()  # scale-out: erased objects' bytes leave this cache
             self.jobs.reload()
             self.serving.log.start()
             self.feed.start()  # scale-out: other hosts' changes reach this one's caches
@@ -167,6 +169,8 @@ class Appliance:
         self.ingest.close()
         self.alerts.close()
         self.mlflow.close()
+        if self.auditor.shared is not None:
+            self.auditor.shared.close()  # the last head reaches the bucket
         self.store.close()
         self.started = False
 
@@ -179,14 +183,15 @@ def build(settings: Settings) -> Appliance:
         events = EventBus()
         metrics = Metrics()
         metrics.ingest_outcomes(o.value for o in IngestOutcome)
-        auditor = Auditor(store, settings.home / "audit.head")
+        objects = open_object_store(settings)  # the home, or S3 in scale-out (docs/scale-out.md)
+        auditor = Auditor(store, settings.home / "audit.head",
+                          shared=SharedAnchor(objects) if settings.object_store else None)
         # Before anything writes: deleting the newest events while the server was down
         # must not be papered over by the next event (it would chain onto what is left).
         anchor = auditor.check_anchor(repair=not store.degraded)
         if not anchor.ok:
             store.degrade(anchor.describe())
         metrics.store_degraded.set(1 if store.degraded else 0)
-        objects = open_object_store(settings)  # the home, or S3 in scale-out (docs/scale-out.md)
         artifacts = ArtifactStore(settings.artifacts_dir, objects=objects)
         runs = RunService(store, auditor, artifacts)
         experiments = ExperimentService(store, auditor)
@@ -263,7 +268,8 @@ def build(settings: Settings) -> Appliance:
         scheduler=scheduler, jobs=jobs, watcher=watcher,
         backup=backup,
         erasure=ErasureService(store, auditor, artifacts, home=settings.home,
-                               flush=serving.log.flush, erased=explain.forget),
+                               flush=serving.log.flush, erased=explain.forget,
+                               objects=objects),
         experiments=experiments,
         mlflow=build_mlflow(store, runs, experiments, registry,
                             log_delay_ms=settings.mlflow_log_delay_ms),

@@ -97,7 +97,11 @@ class AuthService:
     def ensure_admin(self, admin_password: str | None) -> None:
         """Create user ``admin`` from ``APPLIANCE_ADMIN_PASSWORD`` when there are no users."""
         if admin_password and not self._has_users():
-            self.add_user("admin", admin_password, Role.admin, by="system")
+            try:
+                self.add_user("admin", admin_password, Role.admin, by="system")
+            except Conflict:  # another host starting at the same moment made it first
+                if not self._has_users():
+                    raise
 
     def mint_bootstrap_token(self) -> str | None:
         """With no users at all, return a fresh one-time token to print; else None.

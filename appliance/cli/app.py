@@ -236,6 +236,8 @@ def audit_reanchor(
 ) -> None:
     """Accept the audit log as it is after an anchor finding (server stopped; recorded)."""
     from appliance.audit import reanchor
+    from appliance.audit_anchor import SharedAnchor
+    from appliance.objects import open_object_store
     from appliance.store.db import Store
 
     settings = cli_settings(home)
@@ -245,8 +247,9 @@ def audit_reanchor(
     try:
         with Store(settings.db_path, lock_path=settings.lock_path,
                    url=settings.store_url) as store:
-            out = reanchor(store, settings.home / "audit.head",
-                           by=f"local:{os_user()}").model_dump(mode="json")
+            shared = SharedAnchor(open_object_store(settings)) if settings.object_store else None
+            out = reanchor(store, settings.home / "audit.head", by=f"local:{os_user()}",
+                           shared=shared).model_dump(mode="json")
     except ApplianceError as exc:
         fail(exc)
     show(out, as_json, lambda r: [record(r, title="audit anchor")])

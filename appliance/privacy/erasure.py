@@ -18,6 +18,14 @@ the ``erasures`` record and ONE audit event carrying counts and column names, ne
 values. Files are replaced before the commit and deleted after it; the files still to
 delete are listed in the ``erasures`` row until done, so ``recover`` finishes a clean-up
 a crash interrupted. Backups in the home are not rewritten: the report names them.
+
+In scale-out (``APPLIANCE_OBJECT_STORE=s3://...``) version snapshots and run artifacts
+live in the bucket: the new file is put under its own content-addressed key and the old
+key is deleted from the bucket and from this host's cache after the commit. Every reader
+asks for the key its version row names, so no host is ever served the old bytes; other
+hosts' caches may keep them on disk (unreferenced) until evicted or that host's next
+start (``forget_cached``), which the report's next steps say. Archived source files live
+in the home of the host that ingested them.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from appliance.domain.privacy import (
     check_conditions,
 )
 from appliance.domain.roles import Role
+from appliance.objects import LocalObjectStore, ObjectStore
 from appliance.privacy import files
 from appliance.privacy.plan import ArtifactHit, Plan, VersionHit, make_plan
 from appliance.store import changes
@@ -63,8 +72,12 @@ log = logging.getLogger(__name__)
 class ErasureService:
     def __init__(self, store: Store, auditor: Auditor, artifacts: ArtifactStore, *, home: Path,
                  flush: Callable[[], object] = lambda: None,
-                 erased: Callable[[], object] = lambda: None) -> None:
+                 erased: Callable[[], object] = lambda: None,
+                 objects: ObjectStore | None = None) -> None:
         self.store = store
+        # where snapshots and artifacts live: the home (default) or the bucket (scale-out)
+        self.objects = objects if objects is not None else LocalObjectStore(home)
+        self.in_bucket = not isinstance(self.objects, LocalObjectStore)
         self.auditor = auditor
         self.artifacts = artifacts
         self.home = home
@@ -83,7 +96,7 @@ class ErasureService:
                by: Principal) -> ErasureReport:
         started = time.perf_counter()
         self.flush()
-        plan = make_plan(self.store, self.home, where, request.dataset)
+        plan = make_plan(self.store, self.home, where, request.dataset, self.objects)
         at = dt.datetime.now(dt.UTC)
         if request.dry_run:
             return _report(plan, None, request.dataset, started, at, new={})
@@ -101,7 +114,16 @@ class ErasureService:
         self.erased()
         self._clean(str(eid), pending)
         self.store.checkpoint()  # fold the deletions into the database file now
-        return report.model_copy(update={"next_steps": [self._purge_hint()]})
+        steps = [self._purge_hint()]
+        if self.in_bucket and (plan.versions or plan.artifacts):
+            steps.append(
+                "the old snapshots and artifacts were deleted from the object store and from "
+                "this host's cache; no host reads them again (versions name the new keys), but "
+                "another host's cache may hold their bytes until it restarts (a host drops "
+                "cached copies of erased snapshots at start) or deletes "
+                "$APPLIANCE_HOME/cache/objects (always safe), and erase "
+                "archived source files on the host that ingested them (docs/scale-out.md)")
+        return report.model_copy(update={"next_steps": steps})
 
     def _purge_hint(self) -> str:
         """What removes the deleted rows' bytes from the store's freed pages."""
@@ -123,6 +145,27 @@ class ErasureService:
             self._clean(r.id, r.pending_files)
         return len(unfinished)
 
+    def forget_cached(self) -> int:
+        """Scale-out, every host at start: drop this host's cached copies of snapshots that
+        erasures deleted from the bucket (never served, but their bytes were on disk)."""
+        from appliance.objects.s3 import S3ObjectStore
+
+        if not isinstance(self.objects, S3ObjectStore):
+            return 0
+        cache = self.objects.cache
+        with self.store.read() as s:
+            keys = eq.erased_snapshot_keys(s)
+        dropped = 0
+        for key in keys:
+            path = cache.path_for(key)
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                dropped += 1
+        if dropped:
+            log.info("dropped %d cached cop%s of erased snapshots", dropped,
+                     "y" if dropped == 1 else "ies")
+        return dropped
+
     # -- steps --------------------------------------------------------------------------
 
     def _write_version(self, h: VersionHit) -> dict[str, Any]:
@@ -133,17 +176,24 @@ class ErasureService:
         from appliance.validate.summary import summarize
 
         folder = self.home / "datasets" / h.dataset
+        if self.in_bucket:
+            folder = self.home / "staging"
+            folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".erasure-{uuid.uuid4().hex}.parquet"
         try:
-            kept = files.write_without(self.home / h.path, tmp, h.match)
+            kept = files.write_without(self._file(h.path), tmp, h.match)
             sha = files.sha256_of(tmp)
             rel = Path("datasets") / h.dataset / f"{sha}.parquet"
-            os.replace(tmp, self.home / rel)
+            if self.in_bucket:  # a new content-addressed object; the old key goes after commit
+                self.objects.put_file(rel.as_posix(), tmp, move=True)
+            else:
+                os.replace(tmp, self.home / rel)
         finally:
             tmp.unlink(missing_ok=True)
-        frame = pl.read_parquet(self.home / rel)
+        local = self._file(str(rel))
+        frame = pl.read_parquet(local)
         return {"sha256": sha, "path": str(rel), "rows": kept,
-                "size_bytes": (self.home / rel).stat().st_size,
+                "size_bytes": local.stat().st_size,
                 "report": self._revalidate(h, frame),
                 "summary": [c.to_dict() for c in summarize(frame)]}
 
@@ -152,12 +202,18 @@ class ErasureService:
         tmp = self.home / "staging" / f".erasure-{uuid.uuid4().hex}.parquet"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            files.write_without(self.home / a.path, tmp, a.match)
+            files.write_without(self._file(a.path), tmp, a.match)
             with tmp.open("rb") as fh:
                 art = self.artifacts.put_stream(fh)
         finally:
             tmp.unlink(missing_ok=True)
         return art.sha256, art.size
+
+    def _file(self, key: str) -> Path:
+        """A local file holding the snapshot or artifact ``key`` (home, or this host's cache)."""
+        if not self.in_bucket:
+            return self.home / key
+        return self.objects.local_path(Path(key).as_posix())
 
     def _revalidate(self, h: VersionHit, frame: Any) -> dict[str, Any]:
         """The new file checked against the contract version the old one was checked
@@ -224,6 +280,9 @@ class ErasureService:
     def _clean(self, erasure_id: str, pending: list[str]) -> None:
         root = self.home.resolve()
         for rel in pending:
+            if self.in_bucket and rel.startswith(("datasets/", "artifacts/")):
+                self.objects.delete(Path(rel).as_posix())  # the bucket's and this cache's
+                continue
             path = (self.home / rel).resolve()
             if root in path.parents:  # stored paths are ours, but containment is checked
                 path.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from typing import Any
 from appliance.domain.names import check_dataset_name
 from appliance.domain.privacy import Condition
 from appliance.errors import InvalidInput, NotFound
+from appliance.objects import LocalObjectStore, ObjectStore
 from appliance.privacy import files
 from appliance.store import datasets as dq
 from appliance.store import erasures as eq
@@ -74,8 +75,12 @@ class Plan:
     backups: list[str] = field(default_factory=list)
 
 
-def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | None) -> Plan:
+def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | None,
+              objects: ObjectStore | None = None) -> Plan:
+    """``objects``: where version snapshots and artifacts live (default: the home; in
+    scale-out the bucket, read through this host's cache)."""
     plan = Plan(columns=[c.column for c in where])
+    objects = objects if objects is not None else LocalObjectStore(home)
     if dataset is not None:
         check_dataset_name(dataset)
     with store.read() as s:
@@ -93,8 +98,8 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
     mistyped: InvalidInput | None = None  # raised only when no version takes the value
     with files.reader() as con:
         for d, v in candidates:
-            path = home / v.parquet_path
-            if not path.is_file():
+            path = object_file(objects, v.parquet_path)
+            if path is None:
                 continue
             sch = files.schema(path, con)
             for column in plan.columns:
@@ -140,7 +145,7 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
         shas = eq.parquet_artifacts(s)
     with files.reader() as con:
         plan.files = _sweep(home, where, set(plan.sources), con)
-        plan.artifacts = _artifacts(home, where, shas, con)
+        plan.artifacts = _artifacts(objects, where, shas, con)
     backups = home / "backups"
     plan.backups = sorted(p.name for p in backups.iterdir() if p.is_dir()) \
         if backups.is_dir() else []
@@ -163,14 +168,25 @@ def _source_files(home: Path, hits: list[VersionHit]) -> list[str]:
     return sorted(set(out))
 
 
-def _artifacts(home: Path, where: list[Condition], shas: list[str],
+def object_file(objects: ObjectStore, key: str) -> Path | None:
+    """A local file holding the object ``key`` (the home's file, or this host's cached copy
+    of the bucket's); None when there is no such object."""
+    try:
+        path = objects.local_path(Path(key).as_posix())
+    except NotFound:
+        return None
+    return path if path.is_file() else None
+
+
+def _artifacts(objects: ObjectStore, where: list[Condition], shas: list[str],
                con: Any) -> list[ArtifactHit]:
     """Run artifacts named ``*.parquet`` (content-addressed under ``artifacts/``) holding
     matching rows."""
     out: list[ArtifactHit] = []
     for sha in shas:
         rel = os.path.join("artifacts", sha[:2], sha[2:4], sha)
-        hit = _matches(home / rel, where, con)
+        path = object_file(objects, rel)
+        hit = _matches(path, where, con) if path is not None else None
         if hit is not None:
             out.append(ArtifactHit(sha256=sha, path=rel, matches=hit[0], match=hit[1]))
     return out

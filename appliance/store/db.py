@@ -7,7 +7,8 @@ transaction at a time keeps it simple and honest). On PostgreSQL several
 processes on several hosts write at once: what the one writer guaranteed is
 guaranteed by constraints and advisory locks instead (``store.dialect``), and
 the schema changes only through ``appliance migrate``: a server refuses to
-open an older schema.
+open an older schema (an empty database, a fresh install, it migrates under the
+same advisory lock as ``appliance migrate``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
 import re
 import threading
@@ -35,8 +37,11 @@ from appliance.store.migrations import (
     apply_migrations,
     check_known,
     known_migrations,
+    migrate_empty,
     recorded_migrations,
 )
+
+log = logging.getLogger(__name__)
 
 _PID_IN_LOCK_ERROR = re.compile(r"PID (\d+)")
 
@@ -123,7 +128,8 @@ class Store:
 
     def open(self, *, migrate: bool = True) -> Store:
         """Open the store; ``migrate``: bring the schema up to date (the embedded store), or
-        refuse an out-of-date schema (PostgreSQL: only `appliance migrate` changes it)."""
+        refuse an out-of-date schema (PostgreSQL: only `appliance migrate` changes it; an
+        empty database is migrated here, under the migrations lock)."""
         if self.postgres:
             return self._open_postgres(check_schema=migrate)
         self.lock.acquire()
@@ -151,7 +157,16 @@ class Store:
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-                if check_schema:
+                current = not check_schema or _schema_current(conn, self.where)
+            if not current:
+                # an empty database (a fresh install) is migrated here, under the migrations
+                # lock; a server starting beside this one waits on the lock, then finds the
+                # schema current. An old schema is refused: only `appliance migrate` moves it.
+                applied = migrate_empty(engine, self.where)
+                if applied:
+                    log.warning("the PostgreSQL store %s was empty: applied %d migrations "
+                                "(%04d-%04d)", self.where, len(applied), applied[0], applied[-1])
+                with engine.connect() as conn:
                     _refuse_old_schema(conn, self.where)
         except DBAPIError as exc:
             engine.dispose()
@@ -284,9 +299,17 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
+def _schema_current(conn: Any, where: str) -> bool:
+    """Whether the schema is this appliance's (a newer one is refused here)."""
+    recorded = recorded_migrations(conn)
+    check_known(recorded or [], where)
+    done = {m.number for m in recorded or []}
+    return all(m.number in done for m in known_migrations())
+
+
 def _refuse_old_schema(conn: Any, where: str) -> None:
     """PostgreSQL: refuse a schema from a newer appliance, or one `appliance migrate` has
-    not brought up to this appliance's (servers never migrate a shared database)."""
+    not brought up to this appliance's (a server migrates only an empty database)."""
     recorded = recorded_migrations(conn)
     check_known(recorded or [], where)
     known = known_migrations()

@@ -168,3 +168,15 @@ def delete_labels_before(s: Session, cutoff: dt.datetime) -> int:
     if n:
         s.execute(text("DELETE FROM labels WHERE received_at < :c"), {"c": cutoff})
     return n
+
+
+def erased_snapshot_keys(s: Session) -> list[str]:
+    """The object keys erasures deleted: each erased version's own snapshot key
+    (``datasets/<dataset>/<sha256>.parquet``, its sha256 being what named it), unless a
+    version still reads that key."""
+    rows = s.execute(text(
+        "SELECT d.name, v.sha256, v.parquet_path, v.status FROM dataset_versions v "
+        "JOIN datasets d ON d.id = v.dataset_id")).all()
+    live = {str(p) for _n, _s, p, status in rows}
+    return sorted({f"datasets/{n}/{sha}.parquet" for n, sha, _p, status in rows
+                   if status == "erased"} - live)

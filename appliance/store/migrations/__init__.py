@@ -16,6 +16,11 @@ Only the number and the name of a migration are recorded, no checksum: 0001-0007
 were edited in place from ``DOUBLE`` to ``DOUBLE PRECISION``, which DuckDB
 spells the same type, so stores migrated before read exactly as new ones.
 
+A server never migrates a shared database that has a schema: it refuses an old one
+(``appliance migrate`` is the way). The one exception is an empty database, a fresh
+install, which ``migrate_empty`` migrates under the same lock, as the embedded store
+migrates a fresh home.
+
 This package sits below ``appliance.store.db``: it knows the migration files and
 applies them on an engine; opening a store (and ``migrate``, which opens one
 for ``appliance migrate``) is ``db``'s business.
@@ -124,6 +129,28 @@ def apply_migrations(engine: Engine, path: object) -> list[int]:
     applied."""
     with _exclusive(engine):
         return _apply(engine, path)
+
+
+def migrate_empty(engine: Engine, path: object) -> list[int] | None:
+    """A server's start on PostgreSQL: under the migrations lock, give an empty database
+    (no table but, at most, an empty migration record: a fresh install) every migration;
+    None when it is not empty (the caller then checks its level, and refuses an old one).
+
+    A second server starting at the same moment waits on the lock, then finds the
+    database no longer empty and returns None: the schema is migrated exactly once.
+    """
+    with _exclusive(engine):
+        with engine.connect() as conn:
+            if not _is_empty(conn):
+                return None
+        return _apply(engine, path)
+
+
+def _is_empty(conn: Connection) -> bool:
+    others = conn.execute(text(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND table_name <> 'schema_migrations'")).scalar()
+    return not others and not recorded_migrations(conn)
 
 
 def _apply(engine: Engine, path: object) -> list[int]:
