@@ -247,7 +247,7 @@ def test_two_hosts_through_a_kill_of_the_leader_mid_training_lose_and_double_not
             takeover = wait_until(lambda: is_leader(hosts.url("b")), 30,
                                   "the other host taking the lease", poll=0.02)
             takeover_s = time.monotonic() - killed_at
-            assert takeover
+            assert takeover and takeover_s < 5.0  # about one lease retry (1 s) plus recovery
             time.sleep(2.0)  # the load balancer's health check notices; the host restarts
             hosts.start("a")
             back_at = time.monotonic()
