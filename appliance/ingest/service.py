@@ -204,8 +204,7 @@ class IngestService:
                 s.add(row)
 
     def recover(self) -> list[Ingest]:
-        """At start: drop stale staging files and cut-off uploads, finish every claim a
-        crash left behind, and queue the summaries still pending."""
+        """At start: ``recover_claims``, then queue the summaries still pending."""
         results = self.recover_claims()
         self.recover_summaries()
         return results
@@ -219,11 +218,9 @@ class IngestService:
             self.summarize_later(version_id, path)
 
     def recover_claims(self) -> list[Ingest]:
-        """What a crash left in this home: stale staging files and cut-off uploads are
-        dropped, every claimed file is ingested. Only before this process ingests anything
-        (at start): later, these are its own uploads in flight. In scale-out every host
-        does this at its start, leader or not: its ``claimed/`` is its own, and no other
-        host would ever take a file this one claimed before it was killed."""
+        """At start only (later, these are uploads in flight): drop stale staging files
+        and cut-off uploads, ingest every claimed file a crash left. In scale-out every
+        host does this at its start, leader or not: its home's files are its own."""
         if self.settings.staging_dir.exists():
             for leftover in self.settings.staging_dir.iterdir():
                 leftover.unlink(missing_ok=True)
