@@ -107,9 +107,10 @@ class Appliance:
     started: bool = field(default=False)
 
     def start(self) -> None:
-        """Mint a bootstrap token if nobody can log in; then, on the leader (always, on the
-        embedded store), recover unfinished work and start the watcher and the scheduler.
-        Only the serve process calls this."""
+        """Mint a bootstrap token if nobody can log in; in scale-out, finish the claims a
+        kill left in this home; then, on the leader (always, on the embedded store),
+        recover unfinished work and start the watcher and the scheduler. Only the serve
+        process calls this."""
         if self.store.degraded:
             log.error("STORE DEGRADED: %s", self.store.degraded_reason)
         else:
@@ -118,6 +119,11 @@ class Appliance:
             self.jobs.reload()
             self.serving.log.start()
             self.feed.start()  # scale-out: other hosts' changes reach this one's caches
+            if self.lease.shared:  # leader or not, the claims a kill left in this home
+                recovered = self.ingest.recover_claims()
+                if recovered:
+                    log.info("finished %d claim(s) left in this home by a previous run",
+                             len(recovered))
             self.lease.start(self._lead, self._follow)
         self.started = True
 
@@ -129,17 +135,36 @@ class Appliance:
             seconds=self.settings.job_heartbeat_expiry_seconds)
 
     def _lead(self) -> None:
-        """This host took the lease: recover, then run the watcher and the scheduler."""
-        stale = self._stale_before()
-        self.jobs.recover(stale_before=stale)  # before anything queues: a dead process's rows
-        recovered = self.ingest.recover()
-        self.erasure.recover()  # file deletions an erasure's crash left undone
-        self.training.recover(stale_before=stale)
-        if recovered:
-            log.info("finished %d claim(s) left by a previous run", len(recovered))
-        self.jobs.reconcile()  # data accepted but never trained (a crash in between)
+        """This host took the lease: recover, then run the watcher and the scheduler. In
+        scale-out they start even when a recovery step failed: a leader that runs nothing
+        would hold the lease with the inbox unwatched and no job scheduled (the sweep
+        retries the runs' recovery every few seconds)."""
+        try:
+            self._recover()
+        except Exception:
+            if not self.lease.shared:
+                raise  # embedded: the server does not start, as before
+            log.exception("recovering the leader's work failed; the inbox watcher and the "
+                          "scheduler start anyway")
         self.watcher.start()
         self.scheduler.start()
+
+    def _recover(self) -> None:
+        stale = self._stale_before()
+        self.jobs.recover(stale_before=stale)  # before anything queues: a dead process's rows
+        if self.lease.shared:
+            # this host's claims were finished at its start (``start``); a follower that
+            # takes the lease later is serving uploads whose files are in staging/ and
+            # claimed/ right now: never take those for a crash's leftovers
+            self.ingest.recover_summaries()
+        else:
+            recovered = self.ingest.recover()
+            if recovered:
+                log.info("finished %d claim(s) left by a previous run", len(recovered))
+        self.erasure.recover()  # file deletions an erasure's crash left undone
+        self.training.recover(stale_before=stale)
+        self.jobs.reconcile()  # data accepted but never trained (a crash in between)
+        self.jobs.sync_pauses()  # paused or resumed through another host meanwhile
 
     def _follow(self) -> None:
         """The lease is lost: stop the leader's work (runs under way finish; a tick of a
@@ -148,9 +173,11 @@ class Appliance:
         self.watcher.stop()
 
     def sweep(self) -> None:
-        """Scale-out, on the leader, every few seconds: run what followers queued, and
-        recover runs whose heartbeat expired (a dead host's)."""
+        """Scale-out, on the leader, every few seconds: follow pauses made through other
+        hosts, run what followers queued, and recover runs whose heartbeat expired (a dead
+        host's)."""
         if self.lease.shared and self.lease.leader:
+            self.jobs.sync_pauses()
             self.jobs.adopt()
             self.feed.prune()  # the change feed keeps an hour (at most once a minute)
             stale = self._stale_before()

@@ -1,4 +1,5 @@
-"""Shared fixtures: real DuckDB files in tmp_path, real serve processes on free ports."""
+"""Shared fixtures: real DuckDB files in tmp_path, real serve processes on free ports, and
+the engines of scale-out (one PostgreSQL and one moto S3 server per session)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from appliance_test_support import (
     make_settings,
     start_server,
 )
+from pg_testing import PgServer, migrated_template, session_server, why_no_postgres
+from s3_testing import moto_server
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +75,29 @@ def settings_for() -> Any:
 def drop() -> Any:
     """Drop a file into an inbox the way the protocol asks (write .part, rename)."""
     return drop_file
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL for the session (pgserver's, or Debian's binaries; skipped with the
+    reason when neither is present; as root, pgserver adds a system user)."""
+    reason = why_no_postgres()
+    if reason:
+        pytest.skip(reason)
+    with session_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database `appliance migrate` brought to the current schema, to copy per test."""
+    return migrated_template(pg_server, tmp_path_factory.mktemp("tpl"))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` of a moto S3 server with the test bucket in it."""
+    pytest.importorskip("moto.server",
+                        reason="moto[server] is not installed (it is in the `test` extra)")
+    with moto_server() as endpoint:
+        yield endpoint

@@ -204,19 +204,29 @@ class IngestService:
                 s.add(row)
 
     def recover(self) -> list[Ingest]:
-        """At start: drop stale staging files and cut-off uploads, finish every claim a
-        crash left behind, and queue the summaries still pending."""
+        """At start: ``recover_claims``, then queue the summaries still pending."""
+        results = self.recover_claims()
+        self.recover_summaries()
+        return results
+
+    def recover_summaries(self) -> None:
+        """Queue the column summary of every version still without one (its host died
+        between recording the version and summarising it)."""
+        with self.store.read() as s:
+            pending = [(v.id, v.parquet_path) for v in dq.versions_without_summary(s)]
+        for version_id, path in readable(self.objects, pending):
+            self.summarize_later(version_id, path)
+
+    def recover_claims(self) -> list[Ingest]:
+        """At start only (later, these are uploads in flight): drop stale staging files
+        and cut-off uploads, ingest every claimed file a crash left. In scale-out every
+        host does this at its start, leader or not: its home's files are its own."""
         if self.settings.staging_dir.exists():
             for leftover in self.settings.staging_dir.iterdir():
                 leftover.unlink(missing_ok=True)
         for partial in self.settings.claimed_dir.glob("*/.*.part"):
             partial.unlink(missing_ok=True)  # its uploader never got an answer: nothing lost
-        results = self.finish_claims()
-        with self.store.read() as s:
-            pending = [(v.id, v.parquet_path) for v in dq.versions_without_summary(s)]
-        for version_id, path in readable(self.objects, pending):
-            self.summarize_later(version_id, path)
-        return results
+        return self.finish_claims()
 
     def finish_claims(self) -> list[Ingest]:
         """Ingest every file still in ``claimed/`` (after a crash, or once disk is free)."""

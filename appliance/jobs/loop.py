@@ -50,7 +50,10 @@ class TrainingLoop:
         dataset = spec.dataset
         number = ctx.dataset_version
         if number is None:
-            number = self.datasets.current_version(dataset)
+            try:
+                number = self.datasets.current_version(dataset)
+            except NotFound:  # a scheduled tick before the dataset's first file
+                number = None
             if number is None:
                 ctx.log(f"{dataset} has no accepted version yet: nothing to train")
                 return LoopResult(trained=False, reason=f"{dataset} has no accepted version")

@@ -189,6 +189,11 @@ class JobService(JobReading):
             ids.append(canary.id)
         return ids
 
+    def sync_pauses(self) -> None:
+        """Scale-out, on the leader: follow the pauses and resumes made through any host
+        (the pause switch is in the store; this scheduler only knew its own)."""
+        self._apply_pauses()
+
     def _apply_pauses(self) -> None:
         paused = self.ledger.paused()
         for job_id in self._defs:
@@ -352,6 +357,9 @@ class JobService(JobReading):
         try:
             if not self.leading():
                 return  # deposed: the scheduler is being stopped
+            if job.id in self.ledger.paused():  # paused through another host (scale-out)
+                self.scheduler.pause(job.id)
+                return
             try:
                 row = self.ledger.start(job.id, trigger.value, slot=slot)
             except Conflict:

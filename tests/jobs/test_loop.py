@@ -163,3 +163,18 @@ def test_jobs_api_bad_requests_get_clear_errors(api: Any, path: str, status: int
     resp = api.get("/api/v1" + path)
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["message"]
+
+
+def test_a_scheduled_loop_before_its_datasets_first_file_has_nothing_to_train(
+        appliance_app: Any) -> None:
+    from appliance.domain.principal import Principal
+    from appliance.domain.roles import Role
+
+    jobs_dir = appliance_app.settings.resolved_jobs_dir
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    (jobs_dir / "churn.yaml").write_text(LOOP_JOB.replace('{"on": new_data}', "{every: 1h}"))
+    appliance_app.jobs.reload()
+    run = appliance_app.jobs.run_here("train.churn", by=Principal("ops", Role.admin))
+    assert run.status.value == "succeeded", run.error  # not failed, retried and alerted
+    assert run.result["trained"] is False
+    assert "customers has no accepted version" in run.result["reason"]

@@ -1,9 +1,10 @@
-"""A real S3-compatible server on loopback (moto's), and object stores on it and on disk."""
+"""Object stores on a real S3-compatible server on loopback (moto's: tests/conftest.py's
+``s3_endpoint``) and on disk."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +13,7 @@ import pytest
 from appliance.config import Settings
 from appliance.objects import LocalObjectStore, ObjectStore, open_object_store
 from tests.support.appliance_test_support import make_settings
-
-BUCKET = "appliance-test"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """``http://127.0.0.1:<port>`` of a moto S3 server with the test bucket in it."""
-    server_mod = pytest.importorskip(
-        "moto.server", reason="moto[server] is not installed (it is in the `test` extra)")
-    import pyarrow.fs as pafs
-
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    fs = pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1",
-                           endpoint_override=f"{host}:{port}", scheme="http",
-                           allow_bucket_creation=True)
-    fs.create_dir(BUCKET)
-    yield endpoint
-    server.stop()
+from tests.support.s3_testing import BUCKET
 
 
 @pytest.fixture

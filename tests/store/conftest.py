@@ -2,43 +2,21 @@
 
 ``engine`` is a fixture parameter; its PostgreSQL runs are marked ``postgres`` (a
 server from pgserver, or Debian's binaries; skipped with the reason when neither is
-present; see tests/support/pg_testing.py: as root, pgserver adds a system user).
+present; see tests/support/pg_testing.py: as root, pgserver adds a system user). The
+server and the migrated template are tests/conftest.py's session fixtures.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_testing import (
-    PgServer,
-    fresh_database,
-    migrated_template,
-    start,
-    store_at,
-    why_no_postgres,
-)
+from pg_testing import PgServer, fresh_database, store_at
 
 from appliance.store.db import Store
 
 ENGINES = ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    reason = why_no_postgres()
-    if reason:
-        pytest.skip(reason)
-    # not under pytest's basetemp: it is 0700 (the server runs as another user when we are
-    # root) and other pytest runs of this user prune old basetemps while we run
-    base = Path(tempfile.mkdtemp(prefix="appliance-pg-"))
-    server = start(base)
-    yield server
-    server.stop()
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -46,11 +24,6 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
     """An empty PostgreSQL database of this test's own."""
     with fresh_database(pg_server) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def pg_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return migrated_template(pg_server, tmp_path_factory.mktemp("tpl"))
 
 
 @pytest.fixture(params=ENGINES)

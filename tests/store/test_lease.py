@@ -292,3 +292,24 @@ def test_a_job_run_in_this_process_by_the_cli_runs_on_a_follower_too(
     done = jobs.run_here("housekeeping.daily", by=Principal("ops", Role.admin))
     assert done.status is JobRunStatus.succeeded and calls == ["cli"]
     jobs.close()
+
+
+def test_a_job_paused_through_a_follower_is_not_ticked_by_the_leader(
+        store: Store, tmp_path: Path) -> None:
+    from appliance.domain.principal import Principal
+    from appliance.domain.roles import Role
+
+    calls: list[str] = []
+    leader = _service(store, tmp_path, "leader", calls)
+    leader.reload()  # the leader read the pauses when it started: none then
+    follower = _service(store, tmp_path, "follower", calls)
+    follower.leading = lambda: False
+    follower.pause("housekeeping.daily", by=Principal("ops", Role.admin))
+    leader._tick("housekeeping.daily")  # the leader's scheduler fires as it was told to
+    assert calls == []
+    assert leader.ledger.page(job="housekeeping.daily").total == 0
+    follower.resume("housekeeping.daily", by=Principal("ops", Role.admin))
+    leader._tick("housekeeping.daily")
+    assert calls == ["leader"]
+    leader.close()
+    follower.close()

@@ -126,6 +126,23 @@ def fresh_database(server: PgServer, template: str | None = None) -> Iterator[st
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def session_server() -> Iterator[PgServer]:
+    """A server for a whole test session (the ``pg_server`` fixtures), removed afterwards.
+    Call ``why_no_postgres()`` first and skip with its reason when it says one."""
+    import tempfile
+
+    # not under pytest's basetemp: it is 0700 (the server runs as another user when we are
+    # root) and other pytest runs of this user prune old basetemps while we run
+    base = Path(tempfile.mkdtemp(prefix="appliance-pg-"))
+    server = start(base)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def store_at(path: Path, url: str | None) -> Any:
     """A store (to open, or use in ``with``) at the current schema: DuckDB migrates on
     open; PostgreSQL is migrated first by `appliance migrate`'s function, as an operator
