@@ -34,6 +34,7 @@ from s3_testing import host_env
 from scaleout_hosts import Hosts, is_leader, token, wait_until
 from served_model import churn_records
 
+from appliance.config import CHANGE_BOUND_SECONDS
 from appliance.demo import make_customers
 
 JOB = """\
@@ -50,11 +51,9 @@ schedule:
 FILES = 15          # after the first one, which makes the first champion
 EVERY_S = 2.5       # between two files
 HEARTBEAT_EXPIRY_S = 25  # a dead host's runs are recovered after this (default 60 s)
-# The bound within which an alias move reaches every host. Change propagation is being
-# built beside this test (APPLIANCE_CHANGE_POLL_SECONDS, about 1 s, documented bound about
-# 2 s in docs/scale-out.md); until it is merged the other host keeps serving the alias it
-# had cached, and the last assertion of this test fails.
-BOUND_S = 2.0
+# The bound within which an alias move reaches every host: twice the change feed's poll
+# interval (docs/scale-out.md, "Serving on every host").
+BOUND_S = CHANGE_BOUND_SECONDS
 TUNING = {
     "APPLIANCE_JOB_HEARTBEAT_EXPIRY_SECONDS": str(HEARTBEAT_EXPIRY_S),
     "APPLIANCE_JOBS_RELOAD_SECONDS": "2",      # the leader's sweep (adopt, recover)
