@@ -20,7 +20,7 @@ from appliance.config import Settings
 from appliance.objects import ObjectStore, open_object_store
 from appliance.store.db import Store, migrate
 from tests.objects.conftest import BUCKET
-from tests.store.conftest import pg_server, pg_url  # noqa: F401  (fixtures)
+from tests.store.conftest import pg_url  # noqa: F401  (fixture)
 
 
 def _bucket(s3_settings: Callable[..., Settings], home: Path, prefix: str) -> ObjectStore:

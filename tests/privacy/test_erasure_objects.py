@@ -23,7 +23,7 @@ from appliance.domain.roles import Role
 from appliance.objects import open_object_store
 from appliance.store import datasets as dq
 from appliance.store.tables import DatasetVersionRow
-from tests.objects.conftest import BUCKET, s3_endpoint, s3_settings  # noqa: F401  (fixtures)
+from tests.objects.conftest import BUCKET, s3_settings  # noqa: F401  (fixture)
 
 ADMIN = Principal(username="admin", role=Role.admin)
 
