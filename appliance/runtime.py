@@ -58,6 +58,8 @@ from appliance.runs.service import RunService
 from appliance.serve.explain import ExplainService
 from appliance.serve.invocations import InvocationService
 from appliance.serve.log import PredictionLog
+from appliance.store.parts import PartsLog
+from appliance.store.partsread import compact_parts
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
 from appliance.serve.v2 import V2Service
@@ -181,6 +183,8 @@ def build(settings: Settings) -> Appliance:
             store.degrade(anchor.describe())
         metrics.store_degraded.set(1 if store.degraded else 0)
         objects = open_object_store(settings)  # the home, or S3 in scale-out (docs/scale-out.md)
+        if store.postgres:  # scale-out: the prediction log and labels as Parquet parts
+            store.use_parts(PartsLog(objects, settings.home / "spool" / "parts"))
         artifacts = ArtifactStore(settings.artifacts_dir, objects=objects)
         runs = RunService(store, auditor, artifacts)
         experiments = ExperimentService(store, auditor)
@@ -330,6 +334,12 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
                      description=f"a backup into backups/, keeping the newest "
                                  f"{settings.backup_keep} scheduled ones", retries=1,
                      role=Role.admin)
+
+    if store.parts is not None:  # scale-out: merge each closed day's log parts
+        jobs.add_builtin("housekeeping.compact_parts", lambda: compact_parts(store),
+                         TriggerSpec.every(3600),
+                         description="merge the small prediction-log and label parts of "
+                                     "each closed day into one", retries=1)
 
     def reload() -> None:  # not ledgered: it runs every few seconds and is cheap
         # scale-out: followers leave new data to the leader, which catches up here

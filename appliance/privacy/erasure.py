@@ -205,7 +205,11 @@ class ErasureService:
                                       new=number, rows_removed=h.matches, at=at)
             for old_sha, (new_sha, size) in replaced.items():
                 eq.replace_artifact(s, old_sha, new_sha, size)
-            predictions, labels = eq.delete_matching_predictions(s, plan.inputs)
+            if self.store.parts is None:
+                predictions, labels = eq.delete_matching_predictions(s, plan.inputs)
+            else:  # scale-out: the log's parts are rewritten (before this commits)
+                predictions, labels = eq.erase_matching_in_parts(self.store, plan.inputs,
+                                                                 salt=str(eid))
             plan.predictions, plan.labels = predictions, labels
             out = _report(plan, eid, dataset, started, at, new=numbers,
                           shas={k: v["sha256"] for k, v in new.items()})

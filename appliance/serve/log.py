@@ -52,6 +52,11 @@ class PredictionLog:
         self.failed = 0
 
     def start(self) -> None:
+        if self.store.parts is not None:  # scale-out: roll what a killed process spooled
+            try:
+                self.store.parts.recover()
+            except Exception:
+                log.exception("rolling the spooled log parts failed (retried at the next start)")
         if self._thread is None:
             if self.switch_interval_s is not None and \
                     sys.getswitchinterval() > self.switch_interval_s:
@@ -65,6 +70,8 @@ class PredictionLog:
             self._thread.join(10)
             self._thread = None
         self.flush()  # drain everything queued: nothing logged is dropped at exit
+        if self.store.parts is not None:
+            self.store.parts.close()  # scale-out: the spool becomes parts in the object store
 
     def room_for(self, n: int) -> None:
         queued = self._queued
@@ -106,8 +113,7 @@ class PredictionLog:
             if entries:
                 try:
                     entries = resolve(entries, self.on_outliers)  # outlier checks, batched
-                    with self.store.write() as s:
-                        q.append_predictions(s, entries)
+                    q.log_predictions(self.store, entries)  # the table, or the parts
                 except Exception:
                     self.failed += len(entries)
                     raise
@@ -128,6 +134,8 @@ class PredictionLog:
             try:
                 while self._write_batch() >= self.batch and not self._stop.is_set():
                     pass
+                if self.store.parts is not None:
+                    self.store.parts.tick()  # roll a part every roll_seconds
             except Exception:  # the writer outlives a bad batch; the log says why
                 log.exception("prediction log write failed")
             self._stop.wait(self.interval_s)
