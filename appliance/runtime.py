@@ -58,12 +58,12 @@ from appliance.runs.service import RunService
 from appliance.serve.explain import ExplainService
 from appliance.serve.invocations import InvocationService
 from appliance.serve.log import PredictionLog
-from appliance.store.parts import PartsLog
-from appliance.store.partsread import compact_parts
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
 from appliance.serve.v2 import V2Service
 from appliance.store.db import Store
+from appliance.store.parts import PartsLog
+from appliance.store.partsread import compact_parts
 from appliance.train.service import TrainingService
 
 log = logging.getLogger(__name__)

@@ -182,3 +182,36 @@ def test_erasure_rewrites_the_parts_holding_the_matching_rows_and_their_labels(
     assert eq.delete_in_parts_before(store, "predictions", T0 + dt.timedelta(seconds=1),
                                      salt="ret") == 2  # r0 and s0
     assert _ids(store) == ["r2", "r3"]
+
+
+@pytest.mark.slow  # a whole appliance built on PostgreSQL and S3: about 11 s
+def test_a_host_in_scale_out_mode_serves_into_parts_and_joins_its_labels(
+        pg_server: PgServer, pg_template: str, tmp_path: Path,
+        s3_settings: Callable[..., Settings]) -> None:  # noqa: F811
+    from onnx_models import servable_onnx
+
+    from appliance.domain.principal import SYSTEM
+    from appliance.runtime import build
+
+    with fresh_database(pg_server, pg_template) as url:
+        settings = s3_settings(tmp_path / "host1", f"t-{uuid.uuid4().hex[:12]}", store_url=url)
+        app = build(settings)
+        try:
+            assert app.store.parts is not None
+            app.registry.register(model="m", onnx_bytes=servable_onnx(1.0), flavor="onnx",
+                                  by=SYSTEM)
+            ids = [app.serving.predict("m", {"x": float(i)}, version=1)["request_ids"][0]
+                   for i in range(4)]
+            fed = app.serving.feedback("m", [{"request_id": r, "label": float(i) + 1.5}
+                                             for i, r in enumerate(ids[:2])])
+            assert (fed.matched, fed.unknown_request_ids) == (2, [])  # found in the spool
+            [v] = app.serving.performance("m").versions
+            assert (v.predictions, v.labelled, v.rmse) == (4, 2, pytest.approx(0.5))
+        finally:
+            app.close()  # a clean stop rolls the spool
+        objects = open_object_store(settings)
+        keys = [o.key for o in objects.list("logs")]
+        assert {k.split("/")[1] for k in keys} == {"predictions", "labels"}
+        with Store(tmp_path / "unused.duckdb", url=url) as pg:  # no log rows in PostgreSQL
+            assert pg.execute("SELECT count(*) FROM predictions") == [(0,)]
+            assert pg.execute("SELECT count(*) FROM labels") == [(0,)]
