@@ -70,8 +70,11 @@ class PredictionLog:
             self._thread.join(10)
             self._thread = None
         self.flush()  # drain everything queued: nothing logged is dropped at exit
-        if self.store.parts is not None:
-            self.store.parts.close()  # scale-out: the spool becomes parts in the object store
+        if self.store.parts is not None:  # scale-out: the spool becomes parts
+            try:
+                self.store.parts.close()
+            except Exception:  # the spool stays on disk: the next start rolls it
+                log.exception("rolling the log's last parts failed; kept in the spool")
 
     def room_for(self, n: int) -> None:
         queued = self._queued

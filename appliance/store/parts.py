@@ -96,6 +96,9 @@ class PartsLog:
         self.roll_rows = roll_rows
         self.roll_seconds = roll_seconds
         self._spools: dict[str, _Spool] = {}
+        # rolled spools whose upload failed (the object store down): retried by tick()
+        self._stalled: dict[Path, tuple[str, pa.Table]] = {}
+        self._retry_at = 0.0
         self._lock = threading.RLock()
         self.parts_written = 0
 
@@ -113,7 +116,10 @@ class PartsLog:
             spool.batches.append(batch)
             spool.rows += batch.num_rows
             if spool.rows >= self.roll_rows:
-                self._roll(table)
+                try:
+                    self._roll(table)
+                except Exception:  # the rows are kept (stalled) and retried by tick()
+                    log.exception("rolling a %s part failed; retried in a few seconds", table)
 
     def _open(self, table: str) -> _Spool:
         import pyarrow as pa
@@ -128,16 +134,23 @@ class PartsLog:
         return spool
 
     def tick(self) -> int:
-        """Roll every spool older than ``roll_seconds`` (the log's writer calls this)."""
+        """Roll every spool older than ``roll_seconds``, and retry failed uploads every
+        few seconds (the log's writer calls this)."""
         now = time.monotonic()
         with self._lock:
+            n = 0
+            if self._stalled and now >= self._retry_at:
+                self._retry_at = now + 5.0
+                n += self._retry()
             due = [t for t, s in self._spools.items() if now - s.opened >= self.roll_seconds]
-            return sum(self._roll(t) for t in due)
+            return n + sum(self._roll(t) for t in due)
 
     def roll(self) -> int:
-        """Roll every spool now (a clean stop, a test, before a rewrite); parts written."""
+        """Roll every spool now (a clean stop, a test, before a rewrite); parts written.
+        Raises if the object store refuses a part (kept, retried: nothing is dropped)."""
         with self._lock:
-            return sum(self._roll(t) for t in list(self._spools))
+            n = self._retry()
+            return n + sum(self._roll(t) for t in list(self._spools))
 
     close = roll
 
@@ -145,13 +158,23 @@ class PartsLog:
         spool = self._spools.pop(table)
         spool.writer.close()
         spool.fh.flush()
+        rows = _concat(table, spool.batches)
         try:
-            n = self.upload(table, spool.path, _concat(table, spool.batches))
+            n = self.upload(table, spool.path, rows)
         except BaseException:
-            spool.fh.close()  # left for `recover` (the next start, or the next roll)
+            spool.fh.close()
+            self._stalled[spool.path] = (table, rows)  # still read as pending; retried
             raise
         spool.path.unlink(missing_ok=True)
         spool.fh.close()
+        return n
+
+    def _retry(self) -> int:
+        n = 0
+        for path, (table, rows) in list(self._stalled.items()):
+            n += self.upload(table, path, rows)
+            path.unlink(missing_ok=True)
+            del self._stalled[path]
         return n
 
     def upload(self, table: str, spool: Path, rows: pa.Table) -> int:
@@ -188,8 +211,9 @@ class PartsLog:
             folder = self.spool_dir / table
             for path in sorted(folder.glob("*.arrows")) if folder.is_dir() else []:
                 with self._lock, path.open("rb") as fh:
-                    if any(s.path == path for s in self._spools.values()):
-                        continue
+                    if path in self._stalled or any(
+                            s.path == path for s in self._spools.values()):
+                        continue  # this process's own
                     try:
                         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
@@ -204,11 +228,13 @@ class PartsLog:
         """This host's rows of ``table`` not rolled yet (readers on this host see them)."""
         with self._lock:
             spool = self._spools.get(table)
-            return _concat(table, list(spool.batches) if spool else [])
+            stalled = [rows for t, rows in self._stalled.values() if t == table]
+            return _concat(table, stalled + (list(spool.batches) if spool else []))
 
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"pending_rows": sum(s.rows for s in self._spools.values()),
+                    "stalled_rows": sum(r.num_rows for _, r in self._stalled.values()),
                     "parts_written": self.parts_written}
 
 

@@ -215,3 +215,43 @@ def test_a_host_in_scale_out_mode_serves_into_parts_and_joins_its_labels(
         with Store(tmp_path / "unused.duckdb", url=url) as pg:  # no log rows in PostgreSQL
             assert pg.execute("SELECT count(*) FROM predictions") == [(0,)]
             assert pg.execute("SELECT count(*) FROM labels") == [(0,)]
+
+
+def test_a_part_the_object_store_refuses_stays_readable_and_is_uploaded_on_retry(
+        tmp_path: Path) -> None:
+    from appliance.objects import LocalObjectStore
+
+    root = tmp_path / "objects"
+    root.mkdir()
+    (root / "logs").write_text("in the way")  # the store cannot make its folder: it fails
+    parts = PartsLog(LocalObjectStore(root), tmp_path / "spool", host="h", roll_rows=2)
+    parts.add("predictions", preds.prediction_batch(_entries(3, T0)))  # the roll fails
+    assert parts.stats()["stalled_rows"] == 3
+    assert parts.pending("predictions").num_rows == 3  # nothing dropped, still read
+    with pytest.raises(OSError):
+        parts.roll()  # an explicit roll says so
+    (root / "logs").unlink()
+    assert parts.roll() == 1
+    assert parts.pending("predictions").num_rows == 0
+    assert [o.key.split("/")[1] for o in parts.objects.list("logs")] == ["predictions"]
+
+
+def test_a_second_host_reads_the_first_hosts_rolled_parts_beside_its_own_spool(
+        tmp_path: Path, s3_settings: Callable[..., Settings]) -> None:  # noqa: F811
+    from appliance.store.partsread import PartsReader
+
+    settings = s3_settings(tmp_path / "a", f"t-{uuid.uuid4().hex[:12]}")
+    a = PartsLog(open_object_store(settings), tmp_path / "a" / "spool", host="a",
+                 roll_rows=1)
+    b_settings = s3_settings(tmp_path / "b", settings.object_store.split("/", 3)[3])
+    b = PartsLog(open_object_store(b_settings), tmp_path / "b" / "spool", host="b",
+                 roll_rows=1000, roll_seconds=3600)
+    a.add("predictions", preds.prediction_batch(_entries(3, T0, prefix="a")))
+    b.add("predictions", preds.prediction_batch(_entries(2, T0, prefix="b")))
+    from sqlalchemy import text
+
+    with PartsReader(b).session() as s:
+        got = sorted(r[0] for r in s.execute(text("SELECT request_id FROM predictions")))
+    assert got == ["a0", "a1", "a2", "b0", "b1"]
+    with PartsReader(a).session() as s:  # b's spool: not visible to a until b rolls
+        assert s.execute(text("SELECT count(*) FROM predictions")).scalar_one() == 3
