@@ -61,9 +61,9 @@ from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
 from appliance.serve.v2 import V2Service
+from appliance.store import predictions as pq
 from appliance.store.db import Store
 from appliance.store.parts import PartsLog
-from appliance.store.partsread import compact_parts
 from appliance.train.service import TrainingService
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
                      role=Role.admin)
 
     if store.parts is not None:  # scale-out: merge each closed day's log parts
-        jobs.add_builtin("housekeeping.compact_parts", lambda: compact_parts(store),
+        jobs.add_builtin("housekeeping.compact_parts", lambda: pq.compact_parts(store),
                          TriggerSpec.every(3600),
                          description="merge the small prediction-log and label parts of "
                                      "each closed day into one", retries=1)

@@ -96,7 +96,32 @@ class ErasureService:
                               started, at)
         self._clean(str(eid), pending)
         self.store.checkpoint()  # fold the deletions into the database file now
-        return report.model_copy(update={"next_steps": [self._purge_hint()]})
+        steps = [self._purge_hint()]
+        if self.store.parts is not None and plan.inputs:
+            steps.append(self._late_pass(plan.inputs, eid))
+        return report.model_copy(update={"next_steps": steps})
+
+    def _late_pass(self, inputs: eq.InputMatch, eid: uuid.UUID) -> str:
+        """Scale-out: rows other hosts logged but had not rolled into parts yet are erased
+        by a second pass once their roll interval has passed (held in memory until then)."""
+        assert self.store.parts is not None
+        delay = self.store.parts.roll_seconds + 15
+
+        def run() -> None:
+            try:
+                n, k = eq.erase_matching_in_parts(self.store, inputs, salt=f"{eid}-late")
+                log.warning("erasure %s, second pass: %d prediction and %d label rows other "
+                            "hosts had not rolled yet were erased", eid, n, k)
+            except Exception:
+                log.exception("erasure %s: the second pass over the log parts failed; run "
+                              "the erasure again", eid)
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        timer.start()
+        return (f"prediction-log rows other hosts had not rolled into parts yet are erased by "
+                f"a second pass in {delay:.0f} s (on this host; if it stops before then, run "
+                "the erasure again)")
 
     def _purge_hint(self) -> str:
         """What removes the deleted rows' bytes from the store's freed pages."""

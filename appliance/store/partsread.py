@@ -28,18 +28,14 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import QueuePool
 from sqlmodel import Session
 
 from appliance.errors import NotFound, StoreUnavailable
-from appliance.store.dialect import PARTS_LOCK
 from appliance.store.parts import PREFIX, TABLES, PartsLog, part_key, schema
-
-if TYPE_CHECKING:
-    from appliance.store.db import Store
 
 _JSON = {"inputs", "prediction", "probabilities", "label"}
 MERGED = "m-"
@@ -259,10 +255,3 @@ def _link(path: Path, links: Path) -> Path:
         return path
     return dst
 
-
-def compact_parts(store: Store) -> CompactionPass:
-    """The leader's scheduled compaction, never beside a rewrite (``PARTS_LOCK``)."""
-    if store.parts_reader is None:
-        return CompactionPass(merged_parts=0, written_parts=0, rows=0)
-    with store.exclusive(PARTS_LOCK):
-        return store.parts_reader.compact()

@@ -12,7 +12,8 @@ from sqlmodel import Session
 
 from appliance.store import dialect
 from appliance.store.db import Store
-from appliance.store.dialect import Duck
+from appliance.store.dialect import PARTS_LOCK, Duck
+from appliance.store.partsread import CompactionPass
 
 # request_id, model, version, inputs, prediction, probabilities, latency_ms, at, role, and
 # for a version with an outlier detector: outlier (bool), outlier_score (float)
@@ -42,6 +43,15 @@ def log_labels(store: Store, model: str, labels: list[tuple[str, Any]], source: 
         return
     with store.write() as s:
         append_labels(s, model, labels, source, at)
+
+
+def compact_parts(store: Store) -> CompactionPass:
+    """Scale-out, the leader's schedule: merge each closed day's log parts, never beside
+    a rewrite (``PARTS_LOCK``)."""
+    if store.parts_reader is None:
+        return CompactionPass(merged_parts=0, written_parts=0, rows=0)
+    with store.exclusive(PARTS_LOCK):
+        return store.parts_reader.compact()
 
 
 def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:

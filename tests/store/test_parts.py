@@ -22,7 +22,6 @@ from appliance.store import erasures as eq
 from appliance.store import predictions as preds
 from appliance.store.db import Store
 from appliance.store.parts import PartsLog
-from appliance.store.partsread import compact_parts
 from tests.objects.conftest import s3_endpoint, s3_settings  # noqa: F401  (fixtures)
 from tests.store.test_queries import (  # noqa: F401  (collected here: the same tests on parts)
     T0,
@@ -124,7 +123,7 @@ def test_compaction_merges_a_closed_days_parts_and_keeps_every_row_once(store: S
     keys = _parts(store)
     assert len(keys) == 3 and sum("day=2026-12-01/m-" in k for k in keys) == 1
     assert _ids(store) == before
-    assert compact_parts(store).written_parts == 1  # today now closed by the clock: merged
+    assert preds.compact_parts(store).written_parts == 1  # today now closed by the clock: merged
 
 
 def test_a_reader_counts_each_row_once_while_a_compaction_is_half_done(store: Store) -> None:
@@ -207,6 +206,8 @@ def test_a_host_in_scale_out_mode_serves_into_parts_and_joins_its_labels(
             assert (fed.matched, fed.unknown_request_ids) == (2, [])  # found in the spool
             [v] = app.serving.performance("m").versions
             assert (v.predictions, v.labelled, v.rmse) == (4, 2, pytest.approx(0.5))
+            run = app.jobs.run_here("housekeeping.compact_parts", by=SYSTEM)  # the leader's
+            assert run.status == "succeeded"
         finally:
             app.close()  # a clean stop rolls the spool
         objects = open_object_store(settings)
@@ -255,3 +256,42 @@ def test_a_second_host_reads_the_first_hosts_rolled_parts_beside_its_own_spool(
     assert got == ["a0", "a1", "a2", "b0", "b1"]
     with PartsReader(a).session() as s:  # b's spool: not visible to a until b rolls
         assert s.execute(text("SELECT count(*) FROM predictions")).scalar_one() == 3
+
+
+@pytest.mark.slow  # a whole appliance on PostgreSQL, three dataset versions: about 15 s
+def test_an_erasure_in_scale_out_mode_rewrites_the_log_parts_without_the_key(
+        pg_server: PgServer, pg_template: str, tmp_path: Path) -> None:
+    from erasure_data import KEY, populate
+
+    from appliance.domain.principal import Principal
+    from appliance.domain.privacy import ErasureRequest, parse_condition
+    from appliance.domain.roles import Role
+    from appliance.runtime import build
+    from tests.support.appliance_test_support import make_settings
+
+    with fresh_database(pg_server, pg_template) as url:
+        app = build(make_settings(tmp_path / "home", store_url=url))  # parts in the home
+        try:
+            assert app.store.parts is not None
+            populate(app)
+            app.store.parts.roll()
+            assert len(_parts(app.store)) == 1
+            report = app.erasure.erase(
+                ErasureRequest(where=[parse_condition(f"customer_id={KEY}")]),
+                by=Principal(username="admin", role=Role.admin))
+            assert (report.predictions_removed, report.labels_removed) == (2, 2)
+            assert any("second pass" in step for step in report.next_steps)
+            assert _ids(app.store) == ["r2"]
+            with app.store.analytics() as s:
+                from sqlalchemy import text
+                assert s.execute(text("SELECT request_id FROM labels")).fetchall() == [("r2",)]
+            import duckdb
+
+            con = duckdb.connect()
+            files = sorted((tmp_path / "home" / "logs").rglob("*.parquet"))
+            assert len(files) == 2  # the predictions and labels parts, rewritten
+            assert sum(con.execute("SELECT count(*) FROM read_parquet(?) AS t "
+                                   "WHERE CAST(t AS VARCHAR) LIKE ?",
+                                   [str(f), f"%{KEY}%"]).fetchone()[0] for f in files) == 0
+        finally:
+            app.close()
