@@ -3,7 +3,9 @@
 Requests only ``offer`` entries; the writer appends them to the store in
 batches, running the outlier detectors of the batch's rows first
 (``appliance.serve.outliercheck``). When the queue is full the API sheds load with 503 (``Overloaded``)
-instead of growing memory.
+instead of growing memory. In scale-out (metadata on PostgreSQL) the batches go to
+this host's Parquet parts instead of the table (``appliance.store.parts``): the
+writer also rolls them every ``roll_seconds``, and ``close`` rolls what is left.
 
 The writer shares the GIL with the event loop. Each flush has a fixed cost
 (~3 ms: a store session, an Arrow scan, a commit) plus ~20 us an entry, so it
