@@ -64,7 +64,9 @@ from appliance.serve.log import PredictionLog
 from appliance.serve.service import PredictionService
 from appliance.serve.sessions import SessionCache
 from appliance.serve.v2 import V2Service
+from appliance.store import predictions as pq
 from appliance.store.db import Store
+from appliance.store.parts import PartsLog
 from appliance.train.service import TrainingService
 
 log = logging.getLogger(__name__)
@@ -219,6 +221,8 @@ def build(settings: Settings) -> Appliance:
         if not anchor.ok:
             store.degrade(anchor.describe())
         metrics.store_degraded.set(1 if store.degraded else 0)
+        if store.postgres:  # scale-out: the prediction log and labels as Parquet parts
+            store.use_parts(PartsLog(objects, settings.home / "spool" / "parts"))
         artifacts = ArtifactStore(settings.artifacts_dir, objects=objects)
         runs = RunService(store, auditor, artifacts)
         experiments = ExperimentService(store, auditor)
@@ -388,6 +392,12 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
                      description=f"a backup into backups/, keeping the newest "
                                  f"{settings.backup_keep} scheduled ones", retries=1,
                      role=Role.admin)
+
+    if store.parts is not None:  # scale-out: merge each closed day's log parts
+        jobs.add_builtin("housekeeping.compact_parts", lambda: pq.compact_parts(store),
+                         TriggerSpec.every(3600),
+                         description="merge the small prediction-log and label parts of "
+                                     "each closed day into one", retries=1)
 
     def reload() -> None:  # not ledgered: it runs every few seconds and is cheap
         # scale-out: followers leave new data to the leader, which catches up here

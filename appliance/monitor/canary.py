@@ -117,9 +117,10 @@ class CanaryService:
         task = self.registry.version(model, route.version).task
         if self.flush is not None:
             self.flush()
-        with self.store.read() as s:
+        with self.store.read() as s:  # the routing history is metadata
             since = q.canary_since(s, model, route.version) or dt.datetime.fromtimestamp(
                 0, dt.UTC)
+        with self.store.analytics() as s:  # the log and labels: the parts in scale-out
             classification = task == "classification" if task in ("classification",
                                                                    "regression") \
                 else q.is_classifier(s, model, route.version)

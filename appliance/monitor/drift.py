@@ -206,7 +206,7 @@ class DriftService:
         if self.flush is not None:
             self.flush()
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
-        with self.store.read() as s:
+        with self.store.analytics() as s:
             table = q.logged_inputs(s, model, since, numeric, limit=self.max_rows)
         if table.num_rows == 0:
             raise InvalidInput(f"model {model!r} logged no predictions in the last {hours:g} "
@@ -234,7 +234,7 @@ class DriftService:
             cur_pred = _score(session, current)
         else:
             since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
-            with self.store.read() as s:
+            with self.store.analytics() as s:
                 logged = q.logged_predictions(s, model, champion, since, limit=self.max_rows)
             if not logged:
                 return {"test": None, "drift": False, "rows_current": 0,

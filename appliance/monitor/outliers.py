@@ -50,7 +50,7 @@ class OutlierService:
         since = self.clock() - dt.timedelta(hours=window_hours)
         if self.flush is not None:
             self.flush()
-        with self.store.read() as s:
+        with self.store.analytics() as s:
             totals = q.counts(s, model, since, None)
             buckets = q.counts(s, model, since, bucket_hours * 3600)
             rows = q.flagged(s, model, since, examples) if examples else []

@@ -66,7 +66,7 @@ class TrafficService:
         since = until - dt.timedelta(seconds=span)
         if self.flush is not None:
             self.flush()
-        with self.store.read() as s:
+        with self.store.analytics() as s:
             buckets = q.latency(s, model, since, until, bucket_seconds)
             window = q.latency(s, model, since, until, None)
             classes = q.class_counts(s, model, since, until, bucket_seconds,
@@ -114,7 +114,7 @@ class TrafficService:
         since = until - dt.timedelta(hours=hours)
         if self.flush is not None:
             self.flush()
-        with self.store.read() as s:
+        with self.store.analytics() as s:
             buckets = q.labelled(s, model, since, until, bucket_hours * 3600)
             window = q.labelled(s, model, since, until, None)
         classifiers = {row.version for row in window if row.classification}

@@ -123,7 +123,31 @@ class ErasureService:
                 "cached copies of erased snapshots at start) or deletes "
                 "$APPLIANCE_HOME/cache/objects (always safe), and erase "
                 "archived source files on the host that ingested them (docs/scale-out.md)")
+        if self.store.parts is not None and plan.inputs:
+            steps.append(self._late_pass(plan.inputs, eid))
         return report.model_copy(update={"next_steps": steps})
+
+    def _late_pass(self, inputs: eq.InputMatch, eid: uuid.UUID) -> str:
+        """Scale-out: rows other hosts logged but had not rolled into parts yet are erased
+        by a second pass once their roll interval has passed (held in memory until then)."""
+        assert self.store.parts is not None
+        delay = self.store.parts.roll_seconds + 15
+
+        def run() -> None:
+            try:
+                n, k = eq.erase_matching_in_parts(self.store, inputs, salt=f"{eid}-late")
+                log.warning("erasure %s, second pass: %d prediction and %d label rows other "
+                            "hosts had not rolled yet were erased", eid, n, k)
+            except Exception:
+                log.exception("erasure %s: the second pass over the log parts failed; run "
+                              "the erasure again", eid)
+
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        timer.start()
+        return (f"prediction-log rows other hosts had not rolled into parts yet are erased by "
+                f"a second pass in {delay:.0f} s (on this host; if it stops before then, run "
+                "the erasure again)")
 
     def _purge_hint(self) -> str:
         """What removes the deleted rows' bytes from the store's freed pages."""
@@ -266,7 +290,11 @@ class ErasureService:
                                       new=number, rows_removed=h.matches, at=at)
             for old_sha, (new_sha, size) in replaced.items():
                 eq.replace_artifact(s, old_sha, new_sha, size)
-            predictions, labels = eq.delete_matching_predictions(s, plan.inputs)
+            if self.store.parts is None:
+                predictions, labels = eq.delete_matching_predictions(s, plan.inputs)
+            else:  # scale-out: the log's parts are rewritten (before this commits)
+                predictions, labels = eq.erase_matching_in_parts(self.store, plan.inputs,
+                                                                 salt=str(eid))
             plan.predictions, plan.labels = predictions, labels
             out = _report(plan, eid, dataset, started, at, new=numbers,
                           shas={k: v["sha256"] for k, v in new.items()})

@@ -136,8 +136,9 @@ def make_plan(store: Store, home: Path, where: list[Condition], dataset: str | N
                 f"no dataset has the columns {names}"
         raise InvalidInput(message, detail={"field": "where", "missing": missing})
     plan.inputs = [files.input_match(column, value) for column, value in typed_once]
-    with store.read() as s:
+    with store.analytics() as s:  # the log's tables, or its parts (scale-out)
         plan.predictions, plan.labels = eq.count_matching_predictions(s, plan.inputs)
+    with store.read() as s:
         plan.models = sorted({f"{name}@{n}" for h in plan.versions
                               for name, n in eq.models_trained_on(s, h.dataset, h.number)})
     plan.sources = _source_files(home, plan.versions)

@@ -45,9 +45,17 @@ class RetentionService:
     def enforce(self) -> RetentionPass:
         now = self.clock()
         cut = [now - dt.timedelta(days=d) if d > 0 else None for d in self.windows]
+        predictions = labels = 0
+        if self.store.parts is not None:  # scale-out: rewrite the log's parts first
+            salt = f"retention-{now.isoformat()}"
+            if cut[0]:
+                predictions = eq.delete_in_parts_before(self.store, "predictions", cut[0], salt)
+            if cut[1]:
+                labels = eq.delete_in_parts_before(self.store, "labels", cut[1], salt)
         with self.store.write() as s:
-            predictions = eq.delete_predictions_before(s, cut[0]) if cut[0] else 0
-            labels = eq.delete_labels_before(s, cut[1]) if cut[1] else 0
+            if self.store.parts is None:
+                predictions = eq.delete_predictions_before(s, cut[0]) if cut[0] else 0
+                labels = eq.delete_labels_before(s, cut[1]) if cut[1] else 0
             job_runs = jq.delete_finished_before(s, cut[2]) if cut[2] else 0
             result = RetentionPass(
                 predictions_deleted=predictions, labels_deleted=labels, job_runs_deleted=job_runs,

@@ -87,7 +87,7 @@ class ExplainService:
         if not isinstance(request_id, str) or not 0 < len(request_id) <= 100:
             raise InvalidInput("a request id is 1-100 characters", detail={"field": "request_id"})
         self.flush()
-        with self.store.read() as s:
+        with self.store.analytics() as s:
             logged = q.logged_prediction(s, request_id, model)
         if logged is None:
             where = f" for model {model!r}" if model else ""
@@ -124,7 +124,7 @@ class ExplainService:
         """A model's newest answered requests (shadow scores left out), to pick one from."""
         self.sessions.registry.model(model)  # NotFound for an unknown model
         self.flush()
-        with self.store.read() as s:
+        with self.store.analytics() as s:
             rows = q.recent_predictions(s, model, limit)
         return [LoggedRequest(request_id=r, model=model, version=v, created_at=at, prediction=p)
                 for r, v, at, p in rows]

@@ -3,7 +3,9 @@
 Requests only ``offer`` entries; the writer appends them to the store in
 batches, running the outlier detectors of the batch's rows first
 (``appliance.serve.outliercheck``). When the queue is full the API sheds load with 503 (``Overloaded``)
-instead of growing memory.
+instead of growing memory. In scale-out (metadata on PostgreSQL) the batches go to
+this host's Parquet parts instead of the table (``appliance.store.parts``): the
+writer also rolls them every ``roll_seconds``, and ``close`` rolls what is left.
 
 The writer shares the GIL with the event loop. Each flush has a fixed cost
 (~3 ms: a store session, an Arrow scan, a commit) plus ~20 us an entry, so it
@@ -52,6 +54,11 @@ class PredictionLog:
         self.failed = 0
 
     def start(self) -> None:
+        if self.store.parts is not None:  # scale-out: roll what a killed process spooled
+            try:
+                self.store.parts.recover()
+            except Exception:
+                log.exception("rolling the spooled log parts failed (retried at the next start)")
         if self._thread is None:
             if self.switch_interval_s is not None and \
                     sys.getswitchinterval() > self.switch_interval_s:
@@ -65,6 +72,11 @@ class PredictionLog:
             self._thread.join(10)
             self._thread = None
         self.flush()  # drain everything queued: nothing logged is dropped at exit
+        if self.store.parts is not None:  # scale-out: the spool becomes parts
+            try:
+                self.store.parts.close()
+            except Exception:  # the spool stays on disk: the next start rolls it
+                log.exception("rolling the log's last parts failed; kept in the spool")
 
     def room_for(self, n: int) -> None:
         queued = self._queued
@@ -106,8 +118,7 @@ class PredictionLog:
             if entries:
                 try:
                     entries = resolve(entries, self.on_outliers)  # outlier checks, batched
-                    with self.store.write() as s:
-                        q.append_predictions(s, entries)
+                    q.log_predictions(self.store, entries)  # the table, or the parts
                 except Exception:
                     self.failed += len(entries)
                     raise
@@ -128,6 +139,8 @@ class PredictionLog:
             try:
                 while self._write_batch() >= self.batch and not self._stop.is_set():
                     pass
+                if self.store.parts is not None:
+                    self.store.parts.tick()  # roll a part every roll_seconds
             except Exception:  # the writer outlives a bad batch; the log says why
                 log.exception("prediction log write failed")
             self._stop.wait(self.interval_s)

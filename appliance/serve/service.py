@@ -114,6 +114,7 @@ class PredictionService:
         self.sessions.registry.model(model)  # NotFound for an unknown model
         with self.store.read() as s:
             config = q.current_routing(s, model)
+        with self.store.analytics() as s:
             counts = q.role_counts(s, model)
         return ModelRouting(model=model, routing=RoutingConfig.model_validate(config or {}),
                             served=counts)
@@ -197,9 +198,14 @@ class PredictionService:
                                          detail={"index": i, "field": "label"})
             pairs.append((rid, label))
         self.log.flush()  # labels for predictions still queued must find them
-        with self.store.write() as s:
-            known = q.known_request_ids(s, model, [r for r, _ in pairs])
-            q.append_labels(s, model, pairs, source, dt.datetime.now(dt.UTC))
+        if self.store.parts is None:
+            with self.store.write() as s:
+                known = q.known_request_ids(s, model, [r for r, _ in pairs])
+                q.append_labels(s, model, pairs, source, dt.datetime.now(dt.UTC))
+        else:  # scale-out: matched against the parts and this host's spool
+            with self.store.analytics() as s:
+                known = q.known_request_ids(s, model, [r for r, _ in pairs])
+            q.log_labels(self.store, model, pairs, source, dt.datetime.now(dt.UTC))
         return Feedback(received=len(pairs), matched=len(known),
                         unknown_request_ids=sorted({r for r, _ in pairs} - known)[:20])
 
@@ -207,7 +213,7 @@ class PredictionService:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
         self.log.flush()
         versions: list[VersionPerformance] = []
-        with self.store.read() as s:
+        with self.store.analytics() as s:
             classes = q.label_classes(s, model, since)
             for v in q.performance(s, model, since):
                 auc = None

@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import duckdb
 from sqlalchemy import text
@@ -42,6 +42,10 @@ from appliance.store.migrations import (
 )
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from appliance.store.parts import PartsLog
+    from appliance.store.partsread import PartsReader
 
 _PID_IN_LOCK_ERROR = re.compile(r"PID (\d+)")
 
@@ -123,6 +127,10 @@ class Store:
         self.engine: Engine | None = None
         self.degraded_reason: str | None = None
         self._write_lock = threading.RLock()
+        # scale-out: the prediction log and labels live in Parquet parts (use_parts)
+        self.parts: PartsLog | None = None
+        self.parts_reader: PartsReader | None = None
+        self._exclusive = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------
 
@@ -269,6 +277,39 @@ class Store:
                 raise
             for callback in session.info.pop("after_commit", []):
                 callback()
+
+    def use_parts(self, parts: PartsLog) -> None:
+        """Keep the prediction log and labels in ``parts`` instead of the tables (scale-out)."""
+        from appliance.store.partsread import PartsReader
+
+        self.parts, self.parts_reader = parts, PartsReader(parts)
+
+    @contextlib.contextmanager
+    def analytics(self) -> Iterator[Session]:
+        """A read session for the queries over ``predictions`` and ``labels``: the store's
+        own (embedded), or DuckDB over this host's view of the parts (scale-out)."""
+        if self.parts_reader is None:
+            with self.read() as s:
+                yield s
+        else:
+            with self.parts_reader.session() as s:
+                yield s
+
+    @contextlib.contextmanager
+    def exclusive(self, key: int) -> Iterator[None]:
+        """Hold ``key`` against every process on this store (PostgreSQL: a session advisory
+        lock on a connection of its own; embedded: one process, a lock in it)."""
+        if not self.postgres:
+            with self._exclusive:
+                yield
+            return
+        with self._engine().connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         """Raw SQL for maintenance (CHECKPOINT) and tests; never for request paths."""

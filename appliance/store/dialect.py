@@ -23,6 +23,7 @@ from sqlmodel import Session
 # the one that serialises migrators. Any 64-bit constants will do; fixed forever.
 WRITERS_LOCK = 0x617070_5F7772  # "app_wr"
 MIGRATIONS_LOCK = 0x617070_5F6D67  # "app_mg"
+PARTS_LOCK = 0x617070_5F7074  # "app_pt": compactions and rewrites of the log parts
 
 
 class Duck:

@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from appliance.store import dialect
-from appliance.store.dialect import Duck
+from appliance.store.db import Store
+from appliance.store.dialect import DUCK, PARTS_LOCK, Duck
 
 # (the field's name in predictions.inputs, the value as text, compare as numbers)
 InputMatch = list[tuple[str, str, bool]]
@@ -149,6 +150,35 @@ def replace_artifact(s: Session, old_sha: str, new_sha: str, size: int) -> int:
         s.execute(text("UPDATE run_artifacts SET sha256 = :n, size_bytes = :z WHERE sha256 = :o"),
                   {"n": new_sha, "z": size, "o": old_sha})
     return n
+
+
+# -- scale-out: the log parts are rewritten without the rows ------------------------------
+
+
+def erase_matching_in_parts(store: Store, match: InputMatch, salt: str) -> tuple[int, int]:
+    """Rewrite the prediction-log and label parts without the matching predictions and
+    the labels of their requests (labels first: they are found through the predictions).
+    Rows still in another host's spool (at most its roll interval old) are not reached."""
+    reader = store.parts_reader
+    assert reader is not None
+    params: dict[str, Any] = {}
+    where = _where_inputs(DUCK, match, params)
+    labelled = f"""EXISTS (SELECT 1 FROM predictions p WHERE p.request_id = t.request_id
+        AND p.model = t.model AND {where.replace('inputs', 'p.inputs')})"""
+    with store.exclusive(PARTS_LOCK):  # never beside a compaction of the same parts
+        k = reader.rewrite("labels", labelled, params, salt)
+        n = reader.rewrite("predictions", where, params, salt)
+    return n, k
+
+
+def delete_in_parts_before(store: Store, table: str, cutoff: dt.datetime, salt: str) -> int:
+    """Retention on the parts: rewrite (or drop) the parts holding rows older than
+    ``cutoff``; the rows removed."""
+    reader = store.parts_reader
+    assert reader is not None
+    column = {"predictions": "created_at", "labels": "received_at"}[table]
+    with store.exclusive(PARTS_LOCK):
+        return reader.rewrite(table, f"{column} < :c", {"c": cutoff}, salt)
 
 
 # -- retention ---------------------------------------------------------------------------

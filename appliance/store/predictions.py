@@ -11,7 +11,9 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from appliance.store import dialect
-from appliance.store.dialect import Duck
+from appliance.store.db import Store
+from appliance.store.dialect import PARTS_LOCK, Duck
+from appliance.store.partsread import CompactionPass
 
 # request_id, model, version, inputs, prediction, probabilities, latency_ms, at, role, and
 # for a version with an outlier detector: outlier (bool), outlier_score (float)
@@ -19,11 +21,48 @@ PredictionEntry = (tuple[str, str, int, Any, Any, Any, float, dt.datetime, str]
                    | tuple[str, str, int, Any, Any, Any, float, dt.datetime, str, Any, Any])
 
 
+def log_predictions(store: Store, entries: list[PredictionEntry]) -> None:
+    """Append log entries where this store keeps them: its ``predictions`` table, or
+    (scale-out) this host's Parquet parts (``appliance.store.parts``)."""
+    if not entries:
+        return
+    if store.parts is not None:
+        store.parts.add("predictions", prediction_batch(entries))
+        return
+    with store.write() as s:
+        append_predictions(s, entries)
+
+
+def log_labels(store: Store, model: str, labels: list[tuple[str, Any]], source: str,
+               at: dt.datetime) -> None:
+    """Append labels to the ``labels`` table, or (scale-out) this host's parts."""
+    if not labels:
+        return
+    if store.parts is not None:
+        store.parts.add("labels", label_batch(model, labels, source, at))
+        return
+    with store.write() as s:
+        append_labels(s, model, labels, source, at)
+
+
+def compact_parts(store: Store) -> CompactionPass:
+    """Scale-out, the leader's schedule: merge each closed day's log parts, never beside
+    a rewrite (``PARTS_LOCK``)."""
+    if store.parts_reader is None:
+        return CompactionPass(merged_parts=0, written_parts=0, rows=0)
+    with store.exclusive(PARTS_LOCK):
+        return store.parts_reader.compact()
+
+
 def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
     """Append log entries in one statement (an Arrow table scanned by DuckDB; COPY on
     PostgreSQL)."""
-    if not entries:
-        return
+    if entries:
+        dialect.of(s).append(s, "predictions", prediction_batch(entries))
+
+
+def prediction_batch(entries: list[PredictionEntry]) -> Any:
+    """Log entries as an Arrow table with the ``predictions`` columns."""
     import pyarrow as pa
 
     rid, model, version, inputs, pred, proba, latency, at, role = zip(
@@ -48,23 +87,26 @@ def append_predictions(s: Session, entries: list[PredictionEntry]) -> None:
         "outlier": pa.array(flags, pa.bool_()),
         "outlier_score": pa.array(scores, pa.float64()),
     })
-    dialect.of(s).append(s, "predictions", batch)
+    return batch
 
 
 def append_labels(s: Session, model: str, labels: list[tuple[str, Any]], source: str,
                   at: dt.datetime) -> None:
-    if not labels:
-        return
+    if labels:
+        dialect.of(s).append(s, "labels", label_batch(model, labels, source, at))
+
+
+def label_batch(model: str, labels: list[tuple[str, Any]], source: str, at: dt.datetime) -> Any:
+    """Labels as an Arrow table with the ``labels`` columns."""
     import pyarrow as pa
 
-    batch = pa.table({
+    return pa.table({
         "request_id": pa.array([r for r, _ in labels], pa.string()),
         "model": pa.array([model] * len(labels), pa.string()),
         "label": pa.array([json.dumps(v) for _, v in labels], pa.string()),
         "source": pa.array([source] * len(labels), pa.string()),
         "received_at": pa.array([at] * len(labels), pa.timestamp("us", tz="UTC")),
     })
-    dialect.of(s).append(s, "labels", batch)
 
 
 def current_routing(s: Session, model: str) -> dict[str, Any] | None:

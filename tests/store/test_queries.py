@@ -117,17 +117,17 @@ def _log(store: Store) -> None:
         ("r1", "m", 2, {"x": 1.5, "c": "u"}, "no", probs, 1.0, T0, "shadow"),
         ("q1", "reg", 1, {"x": 1.0}, 2.5, None, 1.0, T0, "primary"),
     ]
-    with store.write() as s:
-        preds.append_predictions(s, entries)
-        preds.append_labels(s, "m", [("r1", "no"), ("r2", "no")], "api", T0 + dt.timedelta(hours=1))
-        preds.append_labels(s, "m", [("r1", "yes")], "api", T0 + dt.timedelta(hours=2))
-        preds.append_labels(s, "reg", [("q1", 3.0)], "api", T0 + dt.timedelta(hours=1))
+    # the tables (embedded, and PostgreSQL with no parts), or the parts (tests/store/test_parts.py)
+    preds.log_predictions(store, entries)
+    preds.log_labels(store, "m", [("r1", "no"), ("r2", "no")], "api", T0 + dt.timedelta(hours=1))
+    preds.log_labels(store, "m", [("r1", "yes")], "api", T0 + dt.timedelta(hours=2))
+    preds.log_labels(store, "reg", [("q1", 3.0)], "api", T0 + dt.timedelta(hours=1))
 
 
 def test_the_prediction_log_joins_the_newest_label(store: Store) -> None:
     _log(store)
     since = T0 - dt.timedelta(hours=1)
-    with store.read() as s:
+    with store.analytics() as s:
         assert preds.known_request_ids(s, "m", ["r1", "r9", "r4"]) == {"r1", "r4"}
         assert preds.role_counts(s, "m") == {"primary": 3, "canary": 1, "shadow": 1}
         perf = preds.performance(s, "m", since)
@@ -144,7 +144,7 @@ def test_the_prediction_log_joins_the_newest_label(store: Store) -> None:
 def test_traffic_buckets_percentiles_classes_and_labelled_series(store: Store) -> None:
     _log(store)
     since, until = T0 - dt.timedelta(hours=1), T0 + dt.timedelta(hours=1)
-    with store.read() as s:
+    with store.analytics() as s:
         rows = tq.latency(s, "m", since, until, 60.0)
         assert [(r.bucket, r.version, r.shadow, r.requests, r.canary) for r in rows] == [
             (T0.timestamp(), 1, False, 2, 0), (T0.timestamp(), 2, True, 1, 0),
@@ -172,6 +172,7 @@ def test_drift_reads_the_logged_inputs_as_typed_columns(store: Store) -> None:
         drift.add_report(s, report)
     with store.read() as s:
         assert drift.reports(s, "m", limit=5) == [report]
+    with store.analytics() as s:
         assert drift.logged_rows(s, "m", since) == 4
         table = drift.logged_inputs(s, "m", since, {"x": True, "c": False}, limit=10)
         assert sorted(table.column("x").to_pylist(), key=lambda v: (v is None, v)) == [

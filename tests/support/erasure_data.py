@@ -59,10 +59,10 @@ def add_version(app: Any, name: str, body: bytes, dataset: str = "customers") ->
 
 
 def log_predictions(app: Any, rows: list[tuple[str, dict[str, Any]]], at: dt.datetime) -> None:
-    with app.store.write() as s:
-        pq.append_predictions(s, [(rid, "churn", 1, inputs, 1, None, 1.0, at, "primary")
-                                  for rid, inputs in rows])
-        pq.append_labels(s, "churn", [(rid, 1) for rid, _ in rows], "api", at)
+    # the store's tables, or its log parts in scale-out (tests/store/test_parts.py)
+    pq.log_predictions(app.store, [(rid, "churn", 1, inputs, 1, None, 1.0, at, "primary")
+                                   for rid, inputs in rows])
+    pq.log_labels(app.store, "churn", [(rid, 1) for rid, _ in rows], "api", at)
 
 
 def home_of(app: Any) -> Path:
