@@ -77,7 +77,7 @@ def _bucket_rows_holding(endpoint: str, prefix: str, value: str) -> tuple[int, l
 
 
 def test_erase_in_s3_mode_rewrites_the_snapshot_in_the_bucket_and_deletes_the_old_object(
-        bucket_app: tuple[Any, str], tmp_path: Path, s3_endpoint: str,  # noqa: F811
+        bucket_app: tuple[Any, str], tmp_path: Path, s3_endpoint: str,
         s3_settings: Callable[..., Settings]) -> None:  # noqa: F811
     app, prefix = bucket_app
     old_key = _add_version(app, csv_of(["c1", KEY, "c3", "c4"]))
@@ -107,7 +107,7 @@ def test_erase_in_s3_mode_rewrites_the_snapshot_in_the_bucket_and_deletes_the_ol
 
 
 def test_dry_run_in_s3_mode_counts_the_bucket_and_changes_nothing(
-        bucket_app: tuple[Any, str], s3_endpoint: str) -> None:  # noqa: F811
+        bucket_app: tuple[Any, str], s3_endpoint: str) -> None:
     app, prefix = bucket_app
     key = _add_version(app, csv_of(["c5", KEY, KEY, "c8"]))
     report = app.erasure.erase(ErasureRequest(where=[Condition(column="customer_id", value=KEY)],
