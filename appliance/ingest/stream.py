@@ -15,8 +15,9 @@ otherwise) takes this path instead, with the same outcome:
 3. while each piece is in memory, on its way to the writer, what the cell
    rules and the contract inference need is gathered from it
    (:class:`appliance.validate._pieces.PieceStats`: null counts, ranges,
-   first values, order counts, capped distinct sets, key-row hashes), so the
-   written Parquet is not read back for them;
+   first values, order counts, capped distinct sets, key-row hashes: past
+   ``KEY_HASH_CAP`` rows these are spilled beside the staging file and counted
+   in partitions), so the written Parquet is not read back for them;
 4. the cell rules that look at a whole column (short rows, numbers that start
    late, ISO dates; :mod:`appliance.ingest.cells`) are decided from those
    facts (late numbers and dates confirmed by one aggregate query over the
@@ -83,7 +84,7 @@ def _stream(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] |
 
     def load(options: dict[str, Any]) -> ParquetTable:
         # what the cell rules and the contract need, gathered while each piece is in memory
-        pieces = PieceStats(tokens=NULL_TOKENS, window=INFER_ROWS)
+        pieces = PieceStats(tokens=NULL_TOKENS, window=INFER_ROWS, spill=stage.parent)
         _sink_chunks(mm, skip, header, options, rename, stage, pieces)
         return ParquetTable(stage, pieces=pieces)
 

@@ -96,12 +96,19 @@ def duplicates_above(df: Frame, limit: float) -> int | None:
     if rows < 2 or df.width == 0:
         return None
     if rows > _EXACT_DUPLICATES_UP_TO:
-        if is_streamed(df):
-            estimate = cast(int, df.select(row_hash(df, _key_columns(df)).approx_n_unique()).item())
+        pieces = df.pieces if isinstance(df, ParquetTable) else None
+        known = pieces.key_distinct(_key_columns(df)) if pieces is not None else None
+        if known is not None:    # counted exactly while written: no margin, no pass
+            if (rows - known) / rows <= limit:
+                return None
         else:
-            estimate = cast(int, df.select(_key_columns(df)).hash_rows().approx_n_unique())
-        if 1 - estimate / rows <= limit - _SCREEN_MARGIN:
-            return None
+            if is_streamed(df):
+                key_hash = row_hash(df, _key_columns(df))
+                estimate = cast(int, df.select(key_hash.approx_n_unique()).item())
+            else:
+                estimate = cast(int, df.select(_key_columns(df)).hash_rows().approx_n_unique())
+            if 1 - estimate / rows <= limit - _SCREEN_MARGIN:
+                return None
     duplicates = duplicate_rows(df)
     return duplicates if duplicates / rows > limit else None
 

@@ -89,8 +89,9 @@ def test_parse_streamed_csv_matches_the_in_memory_read(name: str, tmp_path: Path
 def test_parse_streamed_csv_past_the_gathered_caps_matches_the_in_memory_read(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Past the caps on what is gathered while writing (distinct values, key-row
-    hashes), the streamed read counts over the written Parquet instead: same result."""
+    """Past the caps on what is gathered while writing (distinct values: counted over
+    the written Parquet; key-row hashes: spilled beside it and counted in partitions),
+    the result is the same, and no spilled hashes are left behind."""
     import appliance.validate._pieces as pieces
 
     monkeypatch.setattr(pieces, "DISTINCT_CAP", 2)
@@ -98,6 +99,7 @@ def test_parse_streamed_csv_past_the_gathered_caps_matches_the_in_memory_read(
     src = tmp_path / f"{name}.csv"
     src.write_text(CASES[name], encoding="utf-8")
     assert _same(src, tmp_path).ok
+    assert not list(tmp_path.glob(".key-hashes-*"))
 
 
 def test_parse_streamed_csv_checks_a_later_file_like_the_in_memory_read(tmp_path: Path) -> None:
