@@ -76,8 +76,9 @@ class Settings(BaseSettings):
     train_memory_mb: int = Field(default=8192, gt=0, description="Address-space cap of a trainer.")
     read_memory_mb: int = Field(
         default=4096, gt=0,
-        description="Most memory the server may spend holding one dataset version (revalidation); "
-                    "a bigger version is refused (docs/operations/memory.md).")
+        description="Most memory the server may spend holding one dataset version whole "
+                    "(revalidation); a bigger version is checked in a stream "
+                    "(docs/operations/memory.md).")
     session_ttl_hours: float = Field(default=12.0, gt=0)
     login_failures_per_user: int = Field(
         default=5, ge=1,

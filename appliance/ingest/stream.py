@@ -59,13 +59,17 @@ CHUNK_BYTES = 32 << 20      # CSV text parsed at once: about 3x this in memory w
 
 
 def stream_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] | None, *,
-               max_columns: int, stage: Path, out: Path) -> ParquetTable:
-    """Read a UTF-8 CSV (already checked) into ``out`` as Parquet, in bounded memory."""
+               max_columns: int, stage: Path, out: Path,
+               spill: Path | None = None) -> ParquetTable:
+    """Read a UTF-8 CSV (already checked) into ``out`` as Parquet, in bounded memory;
+    key-row hashes past ``KEY_HASH_CAP`` are spilled under ``spill`` (default: beside
+    ``stage``; the caller removes it)."""
     from appliance.ingest._csv import csv_refusal
 
     header = read_header(mm, skip, max_columns=max_columns)
     try:
-        return _stream(path, mm, skip, types, header, stage=stage, out=out)
+        return _stream(path, mm, skip, types, header, stage=stage, out=out,
+                       spill=stage.parent if spill is None else spill)
     except IngestRejected as exc:
         refusal = csv_refusal(exc, header)
         if refusal is exc:
@@ -74,7 +78,7 @@ def stream_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType
 
 
 def _stream(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] | None,
-            header: Header, *, stage: Path, out: Path) -> ParquetTable:
+            header: Header, *, stage: Path, out: Path, spill: Path) -> ParquetTable:
 
     from appliance.ingest._csv import structure_error, typed_read
     from appliance.validate import ParquetTable
@@ -84,7 +88,7 @@ def _stream(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] |
 
     def load(options: dict[str, Any]) -> ParquetTable:
         # what the cell rules and the contract need, gathered while each piece is in memory
-        pieces = PieceStats(tokens=NULL_TOKENS, window=INFER_ROWS, spill=stage.parent)
+        pieces = PieceStats(tokens=NULL_TOKENS, window=INFER_ROWS, spill=spill)
         _sink_chunks(mm, skip, header, options, rename, stage, pieces)
         return ParquetTable(stage, pieces=pieces)
 

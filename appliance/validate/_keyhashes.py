@@ -84,6 +84,7 @@ class KeyHashes:
 
     def _open(self) -> None:
         assert self.spill is not None
+        self.spill.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=".key-hashes-", dir=self.spill))
         self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True)
         self._folder = folder
