@@ -230,7 +230,8 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
         df: Frame
         if fmt == "csv.gz":
             gunzip_capped(fd, gunzipped, limits.max_uncompressed_bytes)
-            df = _read_text(str(gunzipped), "csv", types, limits, tmp, stage, spill_folder(dst))
+            df = _read_text(str(gunzipped), "csv", types, limits, tmp, stage, spill_folder(dst),
+                            contract_yaml)
         elif fmt == "parquet":
             path = _fd_path(fd)
             decoded = parquet_size(path, limits.max_uncompressed_bytes,
@@ -238,7 +239,8 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
             df = (stream_parquet(path, stage=stage, out=tmp) if limits.streams(decoded)
                   else read_parquet(path))
         else:
-            df = _read_text(_fd_path(fd), fmt, types, limits, tmp, stage, spill_folder(dst))
+            df = _read_text(_fd_path(fd), fmt, types, limits, tmp, stage, spill_folder(dst),
+                            contract_yaml)
     if df.height == 0:
         raise reject(Reason.empty, "the file has a header but no data rows")
     for name, dtype in df.schema.items():
@@ -250,7 +252,8 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
 
 
 def _read_text(path: str, fmt: str, types: dict[str, pl.DataType] | None,
-               limits: ParseLimits, tmp: Path, stage: Path, spill: Path) -> Frame:
+               limits: ParseLimits, tmp: Path, stage: Path, spill: Path,
+               contract_yaml: str | None) -> Frame:
     from appliance.ingest._csv import read_csv
 
     with open(path, "rb") as fh:
@@ -268,7 +271,8 @@ def _read_text(path: str, fmt: str, types: dict[str, pl.DataType] | None,
                                   max_columns=limits.max_columns)
             if streamed:
                 return stream_csv(path, mm, skip, types, max_columns=limits.max_columns,
-                                  stage=stage, out=tmp, spill=spill)
+                                  stage=stage, out=tmp, spill=spill,
+                                  contract_yaml=contract_yaml)
             return read_csv(path, mm, skip, types, max_columns=limits.max_columns)
 
 

@@ -39,6 +39,10 @@ def count_all(df: Frame, counted: list[Counted]) -> None:
     """Fill ``count`` for every item in one select, then ``samples`` for those that failed."""
     if not counted:
         return
+    pieces = df.pieces if isinstance(df, ParquetTable) else None
+    if pieces is not None and pieces.counts is not None and pieces.counts.fill(
+            counted, df.schema, pieces.stale):
+        return                    # counted piece by piece while the file was written
     sums = df.select(c.fails.sum().alias(str(i)) for i, c in enumerate(counted)).row(0)
     for c, n in zip(counted, sums, strict=True):
         c.count = int(n or 0)

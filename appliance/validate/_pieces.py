@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from appliance.validate._keyhashes import KeyHashes
+
+if TYPE_CHECKING:
+    from appliance.validate._piececounts import PieceCounts
 
 DISTINCT_CAP = 100_000        # distinct values kept per text column; past it: counted on disk
 KEY_HASH_CAP = 8_000_000      # key-column hashes held in memory (8 bytes each); then spilled
@@ -55,7 +58,7 @@ class PieceStats:
 
     def __init__(self, *, tokens: Sequence[str], window: int,
                  first_values: int = FIRST_VALUES, spill: Path | None = None,
-                 key_hash_cap: int | None = None) -> None:
+                 key_hash_cap: int | None = None, counts: PieceCounts | None = None) -> None:
         self.tokens = list(tokens)
         self.window = window                   # rows whose nulls are counted on their own
         self.first_wanted = first_values       # non-null text values kept per column
@@ -72,6 +75,7 @@ class PieceStats:
         # key-row hashes; past the cap spilled under ``spill`` (without one: dropped)
         self._hashes = KeyHashes(KEY_HASH_CAP if key_hash_cap is None else key_hash_cap, spill)
         self.stale: set[str] = set()             # columns re-typed after they were gathered
+        self.counts = counts                     # a contract's checks, counted per piece
 
     def _start(self, schema: pl.Schema) -> None:
         self.schema = schema
@@ -120,6 +124,8 @@ class PieceStats:
             elif _is_stringlike(dtype):
                 self._text(name, piece.get_column(name).cast(pl.String).drop_nulls())
         self._key_hashes(piece)
+        if self.counts is not None:
+            self.counts.add(piece)
         self.rows += piece.height
 
     @staticmethod
