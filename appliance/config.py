@@ -94,8 +94,9 @@ class Settings(BaseSettings):
                     "this long (the worker holding the training itself: at once).")
     read_memory_mb: int = Field(
         default=4096, gt=0,
-        description="Most memory the server may spend holding one dataset version (revalidation); "
-                    "a bigger version is refused (docs/operations/memory.md).")
+        description="Most memory the server may spend holding one dataset version whole "
+                    "(revalidation); a bigger version is checked in a stream "
+                    "(docs/operations/memory.md).")
     session_ttl_hours: float = Field(default=12.0, gt=0)
     login_failures_per_user: int = Field(
         default=5, ge=1,

@@ -85,12 +85,13 @@ def ours(pool: ParserPool, src: Path, dst: Path) -> tuple[str, float, float, flo
 
 
 def _count_rows(path: Path) -> int:
-    con = duckdb.connect(config={"memory_limit": "256MB"})
-    try:
-        row = con.execute("SELECT count(*) FROM read_csv($1)", [str(path)]).fetchone()
-    finally:
-        con.close()
-    return int(row[0]) if row else 0
+    """Data rows of a CSV of the generator's shape (no quoted line ends): its line ends
+    less the header's, counted in 16 MB reads (a DuckDB count parses the whole file)."""
+    lines = 0
+    with path.open("rb") as f:
+        while chunk := f.read(16 << 20):
+            lines += chunk.count(b"\n")
+    return lines - 1
 
 
 @app.command()

@@ -39,6 +39,12 @@ def head(path: Path, limit: int, columns: list[str] | None = None) -> list[dict[
 def sample(path: Path, limit: int, seed: int,
            columns: list[str] | None = None) -> list[dict[str, Any]]:
     """``limit`` rows chosen by a seeded hash of their position, in file order."""
+    table = sample_table(path, limit, seed, columns)
+    return [] if table is None else _rows(table.to_pylist())
+
+
+def sample_table(path: Path, limit: int, seed: int, columns: list[str] | None = None) -> Any:
+    """:func:`sample`'s rows as a ``pyarrow.Table`` (None when the version has no rows)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -47,7 +53,7 @@ def sample(path: Path, limit: int, seed: int,
     meta = reader.metadata
     chosen = _smallest(int(meta.num_rows), limit, seed)
     if chosen.size == 0:
-        return []
+        return None
     ends = np.cumsum([meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
     parts = []
     reader.close()
@@ -63,7 +69,7 @@ def sample(path: Path, limit: int, seed: int,
                 if inside.size:
                     parts.append(pa.Table.from_batches([batch]).take(pa.array(inside)))
                 start = stop
-    return _rows(pa.concat_tables(parts).to_pylist())
+    return pa.concat_tables(parts)
 
 
 def _smallest(rows: int, limit: int, seed: int) -> Any:

@@ -33,6 +33,7 @@ _MAX_CONTRACT_BYTES = 1_000_000
 # revalidation holds the version about this many times over as 8-byte values: the frame
 # read, the checks' masks and pandera's copies (docs/operations/memory.md)
 _REVALIDATE_COPIES = 3
+_NEEDS_WHOLE_TABLE = "needs_whole_table"   # appliance.validate._checking's refusal
 
 
 def revalidate_estimate_mb(rows: int, columns: int) -> float:
@@ -113,6 +114,21 @@ class DatasetService:
                            seed=seed if sample else None, total_rows=v.rows,
                            columns=[c["name"] for c in v.columns or []], rows=got)
 
+    def sample_frame(self, name: str, number: int, *, limit: int, seed: int,
+                     columns: list[str]) -> Any:
+        """``columns`` of a version as a ``pl.DataFrame``: whole when it has at most
+        ``limit`` rows, else :func:`appliance.datasets.preview.sample_table`'s seeded
+        ``limit`` rows, read a row group at a time (drift's reference)."""
+        import polars as pl
+
+        from appliance.datasets import preview
+
+        path = self.parquet_path(name, number)
+        if pl.scan_parquet(path, glob=False).select(pl.len()).collect().item() <= limit:
+            return pl.read_parquet(path, columns=columns)
+        table = preview.sample_table(path, limit, seed, columns)
+        return pl.from_arrow(table)
+
     def contract(self, name: str, version: int | None = None) -> Contract:
         with self.store.read() as s:
             ds = self._dataset(s, name)
@@ -166,11 +182,15 @@ class DatasetService:
     def revalidate(self, name: str, number: int, *, by: Principal) -> VersionDetail:
         """Check a stored version against the current contract; it may change status.
 
-        The contract's checks need the whole version at once (duplicate rows, null shares,
-        pandera's checks), so it is read into the server's memory: a version whose estimate
-        (:func:`revalidate_estimate_mb`) is over ``read_memory_mb`` is refused, not read."""
+        A version whose estimate (:func:`revalidate_estimate_mb`) fits ``read_memory_mb``
+        is read whole, as before. A bigger one is checked in a stream over its Parquet
+        file (:class:`appliance.validate.ParquetTable`: every check an aggregate on
+        polars' streaming engine, as the parser checks a streamed file), so its size is
+        no limit. Only a contract with checks that pandera alone runs, on the whole
+        table, cannot be streamed: such a version is refused (413), not re-judged."""
         import polars as pl
 
+        from appliance.validate import ParquetTable
         from appliance.validate.contracts import validate_frame
 
         with self.store.read() as s:
@@ -184,16 +204,22 @@ class DatasetService:
         if contract is None:
             raise NotFound(f"dataset {name!r} has no contract")
         estimate = revalidate_estimate_mb(v.rows or 0, len(v.columns or []))
-        if self.read_memory_mb is not None and estimate > self.read_memory_mb:
+        path = self.objects.local_path(Path(v.parquet_path).as_posix())
+        streamed = self.read_memory_mb is not None and estimate > self.read_memory_mb
+        frame = ParquetTable(path) if streamed else pl.read_parquet(path)
+        report = validate_frame(frame, contract.yaml, contract_version=contract.version)
+        if streamed and any(f.check == _NEEDS_WHOLE_TABLE for f in report.failures):
             raise TooLarge(
                 f"version {number} of {name!r} ({v.rows:,} rows x {len(v.columns or [])} "
-                f"columns) needs an estimated {estimate:,.0f} MB to revalidate, more than "
-                f"APPLIANCE_READ_MEMORY_MB ({self.read_memory_mb:,} MB): raise it where the "
-                "server has that much memory to spare",
+                f"columns) needs an estimated {estimate:,.0f} MB to revalidate in memory, "
+                f"more than APPLIANCE_READ_MEMORY_MB ({self.read_memory_mb:,} MB), and "
+                f"contract v{contract.version} has checks that only pandera runs, on the "
+                "whole table (frame-level, unique, regex, element-wise or custom checks), "
+                "so it cannot be checked in a stream: drop those checks or raise the limit "
+                "where the server has that much memory to spare",
                 detail={"estimated_mb": round(estimate, 1), "limit_mb": self.read_memory_mb,
-                        "rows": v.rows, "columns": len(v.columns or [])})
-        frame = pl.read_parquet(self.objects.local_path(Path(v.parquet_path).as_posix()))
-        report = validate_frame(frame, contract.yaml, contract_version=contract.version)
+                        "rows": v.rows, "columns": len(v.columns or []),
+                        "streamed": True})
         status = VersionStatus.accepted if report.passed else VersionStatus.rejected
         with self.store.write() as s:
             row = s.get(DatasetVersionRow, v.id)

@@ -174,6 +174,21 @@ def scratch_paths(dst: Path) -> tuple[Path, Path, Path]:
             dst.with_name(dst.name + ".stage.tmp"))
 
 
+def spill_folder(dst: Path) -> Path:
+    """Where a streamed read spills its key-row hashes (a folder; see validate._keyhashes)."""
+    return dst.with_name(dst.name + ".keys.tmp")
+
+
+def remove_scratch(dst: Path) -> None:
+    """Remove what :func:`scratch_paths` and :func:`spill_folder` name, if there."""
+    import shutil
+
+    for leftover in scratch_paths(dst):
+        with suppress(FileNotFoundError):
+            leftover.unlink()
+    shutil.rmtree(spill_folder(dst), ignore_errors=True)
+
+
 def parse_file(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str | None,
                contract_version: int | None, limits: ParseLimits) -> ParseResult:
     """Read ``src`` safely, check it against its contract and write ``dst`` as Parquet.
@@ -199,9 +214,7 @@ def parse_file(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: s
     except BaseException as exc:  # polars' PanicException derives from BaseException
         return ParseResult.failed(Reason.internal, f"{type(exc).__name__}: {exc}"[:2000])
     finally:
-        for leftover in scratch_paths(Path(dst)):
-            with suppress(FileNotFoundError):
-                leftover.unlink()
+        remove_scratch(Path(dst))
 
 
 def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str | None,
@@ -217,7 +230,8 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
         df: Frame
         if fmt == "csv.gz":
             gunzip_capped(fd, gunzipped, limits.max_uncompressed_bytes)
-            df = _read_text(str(gunzipped), "csv", types, limits, tmp, stage)
+            df = _read_text(str(gunzipped), "csv", types, limits, tmp, stage, spill_folder(dst),
+                            contract_yaml)
         elif fmt == "parquet":
             path = _fd_path(fd)
             decoded = parquet_size(path, limits.max_uncompressed_bytes,
@@ -225,7 +239,8 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
             df = (stream_parquet(path, stage=stage, out=tmp) if limits.streams(decoded)
                   else read_parquet(path))
         else:
-            df = _read_text(_fd_path(fd), fmt, types, limits, tmp, stage)
+            df = _read_text(_fd_path(fd), fmt, types, limits, tmp, stage, spill_folder(dst),
+                            contract_yaml)
     if df.height == 0:
         raise reject(Reason.empty, "the file has a header but no data rows")
     for name, dtype in df.schema.items():
@@ -237,7 +252,8 @@ def _parse(src: Path, dst: Path, *, fmt: str, dataset: str, contract_yaml: str |
 
 
 def _read_text(path: str, fmt: str, types: dict[str, pl.DataType] | None,
-               limits: ParseLimits, tmp: Path, stage: Path) -> Frame:
+               limits: ParseLimits, tmp: Path, stage: Path, spill: Path,
+               contract_yaml: str | None) -> Frame:
     from appliance.ingest._csv import read_csv
 
     with open(path, "rb") as fh:
@@ -255,7 +271,8 @@ def _read_text(path: str, fmt: str, types: dict[str, pl.DataType] | None,
                                   max_columns=limits.max_columns)
             if streamed:
                 return stream_csv(path, mm, skip, types, max_columns=limits.max_columns,
-                                  stage=stage, out=tmp)
+                                  stage=stage, out=tmp, spill=spill,
+                                  contract_yaml=contract_yaml)
             return read_csv(path, mm, skip, types, max_columns=limits.max_columns)
 
 

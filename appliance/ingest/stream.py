@@ -15,17 +15,22 @@ otherwise) takes this path instead, with the same outcome:
 3. while each piece is in memory, on its way to the writer, what the cell
    rules and the contract inference need is gathered from it
    (:class:`appliance.validate._pieces.PieceStats`: null counts, ranges,
-   first values, order counts, capped distinct sets, key-row hashes), so the
-   written Parquet is not read back for them;
+   first values, order counts, capped distinct sets, key-row hashes: past
+   ``KEY_HASH_CAP`` rows these are spilled beside the staging file and counted
+   in partitions), so the written Parquet is not read back for them;
 4. the cell rules that look at a whole column (short rows, numbers that start
    late, ISO dates; :mod:`appliance.ingest.cells`) are decided from those
    facts (late numbers and dates confirmed by one aggregate query over the
    Parquet), and the columns they re-type are rewritten in one more streamed
    pass;
-5. the contract is inferred from the gathered statistics, or checked over the
-   Parquet (:class:`appliance.validate.ParquetTable`: every check is an
-   aggregate on the streaming engine; so is any statistic past a cap or of a
-   re-typed column).
+5. the contract is inferred from the gathered statistics, or checked: a
+   contract's row counts (nullability, built-in checks, the profile's nulls,
+   ranges and domains, with their sample values) are taken on each piece on its
+   way to the writer as well (:class:`appliance.validate._piececounts.PieceCounts`),
+   the duplicate tolerance from the key-row hashes; what is left (a column of
+   the wrong dtype, a statistic past a cap or of a re-typed column) is an
+   aggregate over the Parquet on the streaming engine
+   (:class:`appliance.validate.ParquetTable`).
 
 A Parquet file is sunk the same way (dictionary columns as strings). JSON
 lines cannot be streamed with the same inference (the whole file decides
@@ -58,13 +63,19 @@ CHUNK_BYTES = 32 << 20      # CSV text parsed at once: about 3x this in memory w
 
 
 def stream_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] | None, *,
-               max_columns: int, stage: Path, out: Path) -> ParquetTable:
-    """Read a UTF-8 CSV (already checked) into ``out`` as Parquet, in bounded memory."""
+               max_columns: int, stage: Path, out: Path,
+               spill: Path | None = None, contract_yaml: str | None = None) -> ParquetTable:
+    """Read a UTF-8 CSV (already checked) into ``out`` as Parquet, in bounded memory;
+    key-row hashes past ``KEY_HASH_CAP`` are spilled under ``spill`` (default: beside
+    ``stage``; the caller removes it). With ``contract_yaml`` (the file's types are the
+    contract's), its checks are counted on each piece as it is written."""
     from appliance.ingest._csv import csv_refusal
 
     header = read_header(mm, skip, max_columns=max_columns)
     try:
-        return _stream(path, mm, skip, types, header, stage=stage, out=out)
+        return _stream(path, mm, skip, types, header, stage=stage, out=out,
+                       spill=stage.parent if spill is None else spill,
+                       contract_yaml=contract_yaml)
     except IngestRejected as exc:
         refusal = csv_refusal(exc, header)
         if refusal is exc:
@@ -73,17 +84,20 @@ def stream_csv(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType
 
 
 def _stream(path: str, mm: mmap.mmap, skip: int, types: dict[str, pl.DataType] | None,
-            header: Header, *, stage: Path, out: Path) -> ParquetTable:
+            header: Header, *, stage: Path, out: Path, spill: Path,
+            contract_yaml: str | None) -> ParquetTable:
 
     from appliance.ingest._csv import structure_error, typed_read
     from appliance.validate import ParquetTable
+    from appliance.validate._piececounts import contract_counts
     from appliance.validate._pieces import PieceStats
 
     rename = {r: n for r, n in zip(header.raw, header.names, strict=True) if r != n}
 
     def load(options: dict[str, Any]) -> ParquetTable:
         # what the cell rules and the contract need, gathered while each piece is in memory
-        pieces = PieceStats(tokens=NULL_TOKENS, window=INFER_ROWS)
+        counts = contract_counts(contract_yaml) if contract_yaml is not None else None
+        pieces = PieceStats(tokens=NULL_TOKENS, window=INFER_ROWS, spill=spill, counts=counts)
         _sink_chunks(mm, skip, header, options, rename, stage, pieces)
         return ParquetTable(stage, pieces=pieces)
 

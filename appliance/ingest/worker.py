@@ -31,7 +31,6 @@ or not). The pipes, the reply deadline, the size cap and the kill are
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -60,7 +59,7 @@ from appliance.ingest.parse import (
     ParseLimits,
     ParseResult,
     parse_file,
-    scratch_paths,
+    remove_scratch,
     summarize_parquet,
 )
 from appliance.ingest.watchdog import RssWatchdog
@@ -246,9 +245,7 @@ class ParserPool:
 
     @staticmethod
     def _clean(dst: Path) -> None:
-        for leftover in scratch_paths(dst):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        remove_scratch(dst)
 
 
 _RESTART_AFTER = frozenset({Reason.parser_crashed.value, Reason.out_of_memory.value})

@@ -12,7 +12,10 @@ predictions on the reference sample (scored here with onnxruntime) with the pred
 it made in the window (or on the current dataset): chi-square over classes, KS for a
 regression.
 
-Big frames are sampled deterministically (``max_rows`` a side, fixed seed).
+Big frames are sampled deterministically (``max_rows`` a side, fixed seed): a
+dataset version as it is read (the rows with the smallest seeded hash of their
+position, a row group at a time: ``DatasetService.sample_frame``), never whole;
+the prediction log's window by its query's limit.
 The work runs in the caller's thread: a check on 100k rows takes about a
 second of CPU, so the API runs it off the event loop.
 """
@@ -197,8 +200,9 @@ class DriftService:
         if missing:
             raise InvalidInput(f"{dataset}@{number} lacks the model's input column {missing[0]!r}",
                                detail={"field": missing[0]})
-        frame = pl.read_parquet(path, columns=columns)
-        return self._sample(frame)
+        # at most max_rows seeded rows, read a row group at a time: never the whole version
+        return self.datasets.sample_frame(dataset, number, limit=self.max_rows, seed=self.seed,
+                                          columns=columns)
 
     def _window_frame(self, model: str, hours: float, numeric: dict[str, bool]) -> Any:
         import polars as pl
@@ -216,11 +220,6 @@ class DriftService:
         return frame.with_columns(
             [pl.col(c).cast(pl.Float64) if n else pl.col(c).cast(pl.Utf8)
              for c, n in numeric.items()])
-
-    def _sample(self, frame: Any) -> Any:
-        if frame.height > self.max_rows:
-            return frame.sample(self.max_rows, seed=self.seed)
-        return frame
 
     # -- predictions -----------------------------------------------------------------
 

@@ -258,13 +258,7 @@ def _fast_failures(
         if not column.dtype.check(actual, PolarsData(lazy.select(name), name)):
             ordered.append(_dtype_failure(df, name, column.dtype, where))
             continue
-        col = pl.col(name)
-        if not column.nullable:
-            nulls = col.is_null() | col.is_nan() if actual.is_float() else col.is_null()
-            ordered.append(Counted(name, "not_nullable", nulls, ("not_nullable", name),
-                                   samples_wanted=False))
-        for index, check, fails in checks:
-            ordered.append(Counted(name, _check_label(check), fails, ("check", name, index)))
+        ordered += _column_counts(name, column, checks, actual)
         nullable[name] = bool(column.nullable)
         soft += column_items(name, actual, profile.columns.get(name), nullable=bool(column.nullable))
 
@@ -282,6 +276,40 @@ def _fast_failures(
             keys.add(_failure_key(item))
             failures.append(item)
     return failures, keys, _judged(df, soft, profile, where, nullable)
+
+
+def _column_counts(name: str, column: Any, checks: list[tuple[int, Any, pl.Expr]],
+                   actual: pl.DataType) -> list[Counted]:
+    col = pl.col(name)
+    out: list[Counted] = []
+    if not column.nullable:
+        nulls = col.is_null() | col.is_nan() if actual.is_float() else col.is_null()
+        out.append(Counted(name, "not_nullable", nulls, ("not_nullable", name),
+                           samples_wanted=False))
+    for index, check, fails in checks:
+        out.append(Counted(name, _check_label(check), fails, ("check", name, index)))
+    return out
+
+
+def counted_items(present: pl.Schema, schema: pa.DataFrameSchema,
+                  profile: ContractProfile) -> list[Counted] | None:
+    """The counts the fast path asks of a table of schema ``present`` (for its columns
+    that have the contract's dtype), or None when the contract needs pandera itself:
+    what a streamed read counts piece by piece (:mod:`appliance.validate._piececounts`)."""
+    from pandera.api.polars.types import PolarsData
+
+    plan = _plan(schema)
+    if plan is None:
+        return None
+    lazy = pl.LazyFrame(schema=present)
+    out: list[Counted] = []
+    for name, column, checks in plan:
+        if name in present and column.dtype.check(present[name],
+                                                  PolarsData(lazy.select(name), name)):
+            out += _column_counts(name, column, checks, present[name])
+            out += column_items(name, present[name], profile.columns.get(name),
+                                nullable=bool(column.nullable))
+    return out
 
 
 def _counted_failure(c: Counted, rows: int, where: str) -> CheckFailure:

@@ -39,6 +39,10 @@ def count_all(df: Frame, counted: list[Counted]) -> None:
     """Fill ``count`` for every item in one select, then ``samples`` for those that failed."""
     if not counted:
         return
+    pieces = df.pieces if isinstance(df, ParquetTable) else None
+    if pieces is not None and pieces.counts is not None and pieces.counts.fill(
+            counted, df.schema, pieces.stale):
+        return                    # counted piece by piece while the file was written
     sums = df.select(c.fails.sum().alias(str(i)) for i, c in enumerate(counted)).row(0)
     for c, n in zip(counted, sums, strict=True):
         c.count = int(n or 0)
@@ -96,12 +100,19 @@ def duplicates_above(df: Frame, limit: float) -> int | None:
     if rows < 2 or df.width == 0:
         return None
     if rows > _EXACT_DUPLICATES_UP_TO:
-        if is_streamed(df):
-            estimate = cast(int, df.select(row_hash(df, _key_columns(df)).approx_n_unique()).item())
+        pieces = df.pieces if isinstance(df, ParquetTable) else None
+        known = pieces.key_distinct(_key_columns(df)) if pieces is not None else None
+        if known is not None:    # counted exactly while written: no margin, no pass
+            if (rows - known) / rows <= limit:
+                return None
         else:
-            estimate = cast(int, df.select(_key_columns(df)).hash_rows().approx_n_unique())
-        if 1 - estimate / rows <= limit - _SCREEN_MARGIN:
-            return None
+            if is_streamed(df):
+                key_hash = row_hash(df, _key_columns(df))
+                estimate = cast(int, df.select(key_hash.approx_n_unique()).item())
+            else:
+                estimate = cast(int, df.select(_key_columns(df)).hash_rows().approx_n_unique())
+            if 1 - estimate / rows <= limit - _SCREEN_MARGIN:
+                return None
     duplicates = duplicate_rows(df)
     return duplicates if duplicates / rows > limit else None
 

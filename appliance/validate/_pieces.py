@@ -8,20 +8,30 @@ hashes, the cell rules' facts) cost more than the parse itself, so
 what the checks and the contract inference need: sums, minima and maxima,
 the first values in file order, order counts carried across pieces, and
 exact sets of distinct values up to a cap (past it, the set is dropped and
-the reader counts over the Parquet as before). The results equal what the
-same aggregates give over the whole table; tests/ingest/test_streaming.py
-pins that against the in-memory read.
+the reader counts over the Parquet as before). The key columns' row hashes
+are never dropped when a work folder is given (``spill``): past
+``KEY_HASH_CAP`` rows they are spilled there and counted in partitions
+(:mod:`appliance.validate._keyhashes`), so the duplicate screen reads no
+Parquet back at any size. The results equal what the same aggregates give
+over the whole table; tests/ingest/test_streaming.py pins that against the
+in-memory read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from appliance.validate._keyhashes import KeyHashes
+
+if TYPE_CHECKING:
+    from appliance.validate._piececounts import PieceCounts
+
 DISTINCT_CAP = 100_000        # distinct values kept per text column; past it: counted on disk
-KEY_HASH_CAP = 8_000_000      # rows whose key-column hashes are kept (8 bytes each)
+KEY_HASH_CAP = 8_000_000      # key-column hashes held in memory (8 bytes each); then spilled
 FIRST_VALUES = 1000           # non-null text values kept per column (inference's date sample)
 
 
@@ -47,7 +57,8 @@ class PieceStats:
     """Whole-table aggregates, merged one piece (a ``pl.DataFrame``) at a time, in order."""
 
     def __init__(self, *, tokens: Sequence[str], window: int,
-                 first_values: int = FIRST_VALUES) -> None:
+                 first_values: int = FIRST_VALUES, spill: Path | None = None,
+                 key_hash_cap: int | None = None, counts: PieceCounts | None = None) -> None:
         self.tokens = list(tokens)
         self.window = window                   # rows whose nulls are counted on their own
         self.first_wanted = first_values       # non-null text values kept per column
@@ -61,9 +72,10 @@ class PieceStats:
         self.firsts: dict[str, list[Any]] = {}
         self._distinct: dict[str, pl.Series | None] = {}
         self._last: dict[str, Any] = {}
-        self._hashes: list[pl.Series] | None = []    # per piece; made distinct when asked
-        self._hashed = 0
+        # key-row hashes; past the cap spilled under ``spill`` (without one: dropped)
+        self._hashes = KeyHashes(KEY_HASH_CAP if key_hash_cap is None else key_hash_cap, spill)
         self.stale: set[str] = set()             # columns re-typed after they were gathered
+        self.counts = counts                     # a contract's checks, counted per piece
 
     def _start(self, schema: pl.Schema) -> None:
         self.schema = schema
@@ -112,6 +124,8 @@ class PieceStats:
             elif _is_stringlike(dtype):
                 self._text(name, piece.get_column(name).cast(pl.String).drop_nulls())
         self._key_hashes(piece)
+        if self.counts is not None:
+            self.counts.add(piece)
         self.rows += piece.height
 
     @staticmethod
@@ -180,20 +194,16 @@ class PieceStats:
             self._distinct[name] = merged if merged.len() <= DISTINCT_CAP else None
 
     def _key_hashes(self, piece: pl.DataFrame) -> None:
-        if self._hashes is None or not self.key or not piece.height:
+        if self._hashes.lost or not self.key or not piece.height:
             return
-        self._hashed += piece.height
-        if self._hashed > KEY_HASH_CAP:
-            self._hashes = None
-            return
-        self._hashes.append(piece.select(hash_of(self.key).alias("h")).to_series())
+        self._hashes.add(piece.select(hash_of(self.key).alias("h")).to_series())
 
     def retyped(self, names: set[str]) -> None:
         """``names`` were re-typed after the table was written: what was gathered about
         them no longer holds (nor the key-row hashes, when one is a key column)."""
         self.stale |= names
         if names & set(self.key):
-            self._hashes = None
+            self._hashes.drop()
 
     # -- what the readers ask -------------------------------------------------------
 
@@ -222,8 +232,6 @@ class PieceStats:
 
     def key_distinct(self, key: list[str]) -> int | None:
         """Distinct row hashes over ``key`` (the key columns), or None when not kept."""
-        if self._hashes is None or key != self.key:
+        if key != self.key:
             return None
-        if not self._hashes:
-            return 0
-        return pl.concat(self._hashes).n_unique()
+        return self._hashes.distinct()

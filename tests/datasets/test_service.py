@@ -60,29 +60,51 @@ def test_counts_are_numbers_of_datasets_versions_and_users(appliance_app: Any) -
     assert counts.users == 1
 
 
-def test_revalidate_version_over_read_limit_refused_without_reading_it(
-        appliance_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_whole_read(monkeypatch: pytest.MonkeyPatch) -> None:
     import polars as pl
 
+    def no_read(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the version was read whole")
+
+    monkeypatch.setattr(pl, "read_parquet", no_read)
+
+
+def test_revalidate_version_over_read_limit_checked_in_a_stream_like_in_memory(
+        appliance_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = appliance_app
+    assert _ingest(app, "a.csv", GOOD) == "accepted"
+    assert _ingest(app, "b.csv", BAD) == "rejected"
+    in_memory = [app.datasets.revalidate("d", n, by=SYSTEM) for n in (1, 2)]
+    app.datasets.read_memory_mb = 0       # every version is over the limit: streamed
+    with monkeypatch.context() as m:
+        _no_whole_read(m)
+        streamed = [app.datasets.revalidate("d", n, by=SYSTEM) for n in (1, 2)]
+    assert [v.status for v in streamed] == ["accepted", "rejected"]
+    assert [v.report for v in streamed] == [v.report for v in in_memory]
+
+
+def test_revalidate_version_over_read_limit_with_whole_table_checks_refused(
+        appliance_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     app = appliance_app
     big = "id,x,kind\n" + "".join(f"{i},{i * 1.5},{'ab'[i % 2]}\n" for i in range(20_000))
     assert _ingest(app, "big.csv", big) == "accepted"
-    assert _ingest(app, "a.csv", GOOD) == "accepted"
+    yaml = app.datasets.contract("d").yaml
+    assert "  id:\n" in yaml
+    app.datasets.set_contract("d", yaml.replace("  id:\n", "  id:\n    unique: true\n", 1),
+                              by=SYSTEM)
     app.datasets.read_memory_mb = 1   # 20,000 x 3 x 8 bytes x 3 copies: 1.4 MB
-
-    def no_read(*_: Any, **__: Any) -> Any:
-        raise AssertionError("the version was read")
-
     with monkeypatch.context() as m:
-        m.setattr(pl, "read_parquet", no_read)
+        _no_whole_read(m)
         with pytest.raises(TooLarge) as caught:
             app.datasets.revalidate("d", 1, by=SYSTEM)
     assert "APPLIANCE_READ_MEMORY_MB" in caught.value.message
+    assert "only pandera runs" in caught.value.message
     assert caught.value.detail["limit_mb"] == 1 and caught.value.detail["rows"] == 20_000
     assert caught.value.detail["estimated_mb"] > 1
-    assert app.datasets.version("d", 1).status == "accepted"   # nothing changed
-    # a version under the limit is still checked, exactly as before
-    assert app.datasets.revalidate("d", 2, by=SYSTEM).status == "accepted"
+    detail = app.datasets.version("d", 1)
+    assert (detail.status, detail.contract_version) == ("accepted", 1)   # nothing changed
+    app.datasets.read_memory_mb = 4096    # in memory, pandera runs the unique check
+    assert app.datasets.revalidate("d", 1, by=SYSTEM).status == "accepted"
 
 
 def test_rows_of_a_version_first_or_seeded_sample_and_limit_checked(appliance_app: Any) -> None:
@@ -101,3 +123,19 @@ def test_rows_of_a_version_first_or_seeded_sample_and_limit_checked(appliance_ap
             app.datasets.rows("d", 1, limit=bad)
     with pytest.raises(NotFound):
         app.datasets.rows("d", 7)
+
+
+def test_sample_frame_of_a_version_over_the_limit_reads_a_seeded_sample(
+        appliance_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = appliance_app
+    assert _ingest(app, "a.csv", GOOD) == "accepted"
+    whole = app.datasets.sample_frame("d", 1, limit=40, seed=0, columns=["x", "kind"])
+    assert whole.columns == ["x", "kind"] and whole.height == 40
+    with monkeypatch.context() as m:
+        _no_whole_read(m)
+        first = app.datasets.sample_frame("d", 1, limit=7, seed=3, columns=["x"])
+        again = app.datasets.sample_frame("d", 1, limit=7, seed=3, columns=["x"])
+        other = app.datasets.sample_frame("d", 1, limit=7, seed=4, columns=["x"])
+    assert first.columns == ["x"] and first.height == 7
+    assert first.equals(again) and not first.equals(other)
+    assert set(first["x"].to_list()) <= set(whole["x"].to_list())

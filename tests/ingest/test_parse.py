@@ -350,3 +350,18 @@ def test_parse_result_round_trips_through_json(
 def test_parse_result_from_json_refuses_bad_shapes(text: str) -> None:
     with pytest.raises(ValueError):
         ParseResult.from_json(text)
+
+
+def test_remove_scratch_after_a_killed_child_removes_the_spilled_key_hashes(
+        tmp_path: Path) -> None:
+    from appliance.ingest.parse import remove_scratch, scratch_paths, spill_folder
+    from appliance.ingest.worker import ParserPool
+
+    dst = tmp_path / "out" / "version.parquet"
+    (spill_folder(dst) / ".key-hashes-x").mkdir(parents=True)
+    (spill_folder(dst) / ".key-hashes-x" / "ab.u64").write_bytes(b"\0" * 16)
+    for path in scratch_paths(dst):
+        path.write_bytes(b"partial")
+    ParserPool._clean(dst)          # what the pool does when its child dies mid-file
+    assert list((tmp_path / "out").iterdir()) == []
+    remove_scratch(dst)             # nothing there: no error

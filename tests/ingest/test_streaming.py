@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -89,8 +90,9 @@ def test_parse_streamed_csv_matches_the_in_memory_read(name: str, tmp_path: Path
 def test_parse_streamed_csv_past_the_gathered_caps_matches_the_in_memory_read(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Past the caps on what is gathered while writing (distinct values, key-row
-    hashes), the streamed read counts over the written Parquet instead: same result."""
+    """Past the caps on what is gathered while writing (distinct values: counted over
+    the written Parquet; key-row hashes: spilled beside it and counted in partitions),
+    the result is the same, and no spilled hashes are left behind."""
     import appliance.validate._pieces as pieces
 
     monkeypatch.setattr(pieces, "DISTINCT_CAP", 2)
@@ -98,6 +100,7 @@ def test_parse_streamed_csv_past_the_gathered_caps_matches_the_in_memory_read(
     src = tmp_path / f"{name}.csv"
     src.write_text(CASES[name], encoding="utf-8")
     assert _same(src, tmp_path).ok
+    assert not list(tmp_path.glob("*.keys.tmp")) and not list(tmp_path.glob(".key-hashes-*"))
 
 
 def test_parse_streamed_csv_checks_a_later_file_like_the_in_memory_read(tmp_path: Path) -> None:
@@ -111,6 +114,36 @@ def test_parse_streamed_csv_checks_a_later_file_like_the_in_memory_read(tmp_path
     assert result.ok and result.report is not None
     assert result.report["passed"] is False        # domain mass under 0.99: a hard failure
     assert result.report["warnings"]               # 9000 out of the expected range
+
+
+def test_parse_streamed_csv_counts_a_later_file_on_its_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file for a dataset with a contract: its checks are counted on the pieces as they
+    are written (the same counts and samples), not by reading the Parquet again."""
+    import appliance.ingest.stream as stream
+    from appliance.validate._piececounts import PieceCounts
+
+    first = tmp_path / "first.csv"
+    first.write_text(CASES["plain"])
+    contract = _parse(first, tmp_path / "first.parquet", "csv", streamed=False).contract_yaml
+    later = tmp_path / "later.csv"
+    later.write_text("x,y,c\n" + _NUMBERS + "9000,NA,zzz\n" + "".join(
+        f"{i},{'' if i % 7 else 1.0},{'qa'[i % 2]}\n" for i in range(3000)))
+    filled: list[bool] = []
+    fill = PieceCounts.fill
+
+    def spy(self: PieceCounts, *args: Any) -> bool:
+        filled.append(fill(self, *args))
+        return filled[-1]
+
+    monkeypatch.setattr(PieceCounts, "fill", spy)
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 4096)     # many pieces
+    result = _same(later, tmp_path, contract=contract)
+    assert filled and all(filled)
+    assert result.report is not None and result.report["passed"] is False
+    domain = [f for f in result.report["failures"] if f["column"] == "c"]
+    assert domain and domain[0]["sample_values"] == ["zzz", "q"]   # across pieces, in order
 
 
 @pytest.mark.parametrize("text", ["a,b\n1,2\n3,4,5\n6,7\n", "a,b\n1,2\n3\n6,7\n", "a,b\n"])
