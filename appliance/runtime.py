@@ -387,11 +387,12 @@ def _builtin_jobs(settings: Settings, store: Store, jobs: JobService, scheduler:
                      TriggerSpec.crontab("30 3 * * *"),
                      description=retention.describe() + " (audited)", retries=1,
                      role=Role.admin)
-    jobs.add_builtin("housekeeping.backup", backup.create_scheduled,
-                     TriggerSpec.crontab("0 2 * * *"),
-                     description=f"a backup into backups/, keeping the newest "
-                                 f"{settings.backup_keep} scheduled ones", retries=1,
-                     role=Role.admin)
+    if not store.postgres:  # on PostgreSQL a backup is pg_dump plus the bucket (scale-out.md)
+        jobs.add_builtin("housekeeping.backup", backup.create_scheduled,
+                         TriggerSpec.crontab("0 2 * * *"),
+                         description=f"a backup into backups/, keeping the newest "
+                                     f"{settings.backup_keep} scheduled ones", retries=1,
+                         role=Role.admin)
 
     if store.parts is not None:  # scale-out: merge each closed day's log parts
         jobs.add_builtin("housekeeping.compact_parts", lambda: pq.compact_parts(store),

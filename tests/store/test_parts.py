@@ -22,7 +22,7 @@ from appliance.store import erasures as eq
 from appliance.store import predictions as preds
 from appliance.store.db import Store
 from appliance.store.parts import PartsLog
-from tests.objects.conftest import s3_endpoint, s3_settings  # noqa: F401  (fixtures)
+from tests.objects.conftest import s3_settings  # noqa: F401  (fixture)
 from tests.store.test_queries import (  # noqa: F401  (collected here: the same tests on parts)
     T0,
     test_drift_reads_the_logged_inputs_as_typed_columns,
@@ -273,6 +273,10 @@ def test_an_erasure_in_scale_out_mode_rewrites_the_log_parts_without_the_key(
         app = build(make_settings(tmp_path / "home", store_url=url))  # parts in the home
         try:
             assert app.store.parts is not None
+            jobs = {j.id for j in app.jobs.list_jobs().items}
+            # the leader compacts parts; no nightly embedded backup (it can only refuse here)
+            assert "housekeeping.compact_parts" in jobs
+            assert "housekeeping.backup" not in jobs
             populate(app)
             app.store.parts.roll()
             assert len(_parts(app.store)) == 1
