@@ -23,7 +23,7 @@ from typing import Any
 
 from appliance.domain.drift import DriftOptions
 from appliance.domain.events import LiveMetricChecked
-from appliance.domain.jobs import DriftJobResult, LoopResult
+from appliance.domain.jobs import DriftJobResult, LoopResult, Trigger
 from appliance.domain.lineage import version_node
 from appliance.domain.registry import CHALLENGER, CHAMPION
 from appliance.domain.runs import RunStatus
@@ -52,7 +52,11 @@ class TrainingLoop:
         if number is None:
             try:
                 number = self.datasets.current_version(dataset)
-            except NotFound:  # a scheduled tick before the dataset's first file
+            except NotFound:
+                # a scheduled tick before the dataset's first file has nothing to train; a
+                # run asked for by hand still says the dataset does not exist (a typo)
+                if ctx.trigger not in (Trigger.cron.value, Trigger.interval.value):
+                    raise
                 number = None
             if number is None:
                 ctx.log(f"{dataset} has no accepted version yet: nothing to train")

@@ -21,14 +21,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import polars as pl
 
 from appliance.validate._keyhashes import KeyHashes
 
-if TYPE_CHECKING:
-    from appliance.validate._piececounts import PieceCounts
+
+class PieceCounter(Protocol):
+    """A contract's checks counted piece by piece (``_piececounts.PieceCounts``; a protocol
+    here, as that module reads the counting code that reads this one)."""
+
+    def add(self, piece: pl.DataFrame) -> None: ...
+
+    def fill(self, counted: list[Any], schema: pl.Schema, stale: set[str]) -> bool: ...
+
 
 DISTINCT_CAP = 100_000        # distinct values kept per text column; past it: counted on disk
 KEY_HASH_CAP = 8_000_000      # key-column hashes held in memory (8 bytes each); then spilled
@@ -58,7 +65,7 @@ class PieceStats:
 
     def __init__(self, *, tokens: Sequence[str], window: int,
                  first_values: int = FIRST_VALUES, spill: Path | None = None,
-                 key_hash_cap: int | None = None, counts: PieceCounts | None = None) -> None:
+                 key_hash_cap: int | None = None, counts: PieceCounter | None = None) -> None:
         self.tokens = list(tokens)
         self.window = window                   # rows whose nulls are counted on their own
         self.first_wanted = first_values       # non-null text values kept per column

@@ -174,7 +174,13 @@ def test_a_scheduled_loop_before_its_datasets_first_file_has_nothing_to_train(
     jobs_dir.mkdir(parents=True, exist_ok=True)
     (jobs_dir / "churn.yaml").write_text(LOOP_JOB.replace('{"on": new_data}', "{every: 1h}"))
     appliance_app.jobs.reload()
-    run = appliance_app.jobs.run_here("train.churn", by=Principal("ops", Role.admin))
+    appliance_app.jobs._tick("train.churn")  # what the scheduler calls every hour
+    [run] = appliance_app.jobs.ledger.page(job="train.churn").items
+    assert run.trigger.value == "interval"
     assert run.status.value == "succeeded", run.error  # not failed, retried and alerted
     assert run.result["trained"] is False
     assert "customers has no accepted version" in run.result["reason"]
+    # by hand, the same job still says the dataset does not exist (a typo is not hidden)
+    manual = appliance_app.jobs.run_here("train.churn", by=Principal("ops", Role.admin))
+    assert manual.status.value == "failed"
+    assert "customers" in (manual.error or "")
