@@ -5,10 +5,20 @@ every scalar statistic, the top values and the histograms; the second redoes
 float columns whose statistics NaN or inf spoiled, on their finite values.
 
 A version's Parquet file is summarised from a ``LazyFrame`` (``scan_parquet``)
-in bounded memory: one column at a time (projection pushdown reads only that
-column) on polars' streaming engine, so the parser child never holds the whole
-table; the expressions, and so the summary, are the same as for a frame in
-memory (tests/validate pins it).
+in bounded memory, whatever its size, with the same figures as for the frame in
+memory (tests/validate pins it, with batches and partitions forced tiny):
+
+* counts, nulls, min, max, mean, std and HyperLogLog estimates: streamed
+  aggregates, one column at a time (projection pushdown reads only that column);
+* histograms: one more pass over the numeric columns in slices of
+  ``HISTOGRAM_BATCH_ROWS`` rows, each binned with the column's min and max (see
+  ``_histograms``): polars' ``hist`` collects its whole column;
+* top values and the exact distinct count of text, categorical and boolean
+  columns: a streamed ``group_by`` (``value_counts`` collects its whole column),
+  one hash partition at a time past ``TOP_PARTITION_VALUES`` distinct values.
+
+Only the mean and std may differ from the in-memory figures, in their last bits
+(summed in another order).
 
 Conventions:
 
@@ -21,8 +31,8 @@ Conventions:
   Nested and object columns get None.
 * Numeric columns (integers, floats, decimals): ``min``, ``max``, ``mean``,
   ``std`` and a 20-bin histogram ``{"edges": [21 floats], "counts": [20
-  ints]}`` with equal-width bins ``[e_i, e_i+1)``, the last one closed, as
-  numpy's. For float columns these use finite values only: NaN and +/-inf are
+  ints]}`` with equal-width bins ``(e_i, e_i+1]``, the first one closed
+  (polars' ``hist``). For float columns these use finite values only: NaN and +/-inf are
   left out. A constant column gets the bins of ``[v - 0.5, v + 0.5]``.
 * Strings, categoricals, enums and booleans: the 10 most frequent non-null
   values as ``[{"value": v, "count": n}]``, ties broken by value.
@@ -169,9 +179,9 @@ def _column_exprs(prefix: str, col: pl.Expr, dtype: pl.DataType, kind: str, exac
     elif kind == "temporal":
         exprs += [col.min().alias(prefix + "min"), col.max().alias(prefix + "max")]
     elif kind == "categorical":
-        counts = col.drop_nulls().value_counts(name="count")
-        value, count = counts.struct.field(col.meta.output_name()), counts.struct.field("count")
-        top = counts.sort_by([count, value], descending=[True, False]).head(TOP_VALUES)
+        tally = col.drop_nulls().value_counts(name="count")
+        value, count = tally.struct.field(col.meta.output_name()), tally.struct.field("count")
+        top = tally.sort_by([count, value], descending=[True, False]).head(TOP_VALUES)
         exprs.append(top.implode().alias(prefix + "top"))
     return exprs
 
@@ -203,8 +213,7 @@ def _histograms(lf: pl.LazyFrame, columns: dict[int, str], stats: dict[int, dict
     """
     ranges = {i: (stats[i].get("min"), stats[i].get("max")) for i in columns}
     columns = {i: name for i, name in columns.items()
-               if ranges[i][0] is not None and ranges[i][1] is not None
-               and _finite(float(ranges[i][0]), float(ranges[i][1]))}
+               if None not in ranges[i] and _finite(*ranges[i])}
     if not columns:
         return
     schema = lf.collect_schema()
